@@ -1,0 +1,36 @@
+"""The one clock: every "now" in the service comes from here, so tests can move time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+_now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)  # noqa: E731
+
+
+def now() -> dt.datetime:
+    """Current time, timezone-aware UTC."""
+    return _now()
+
+
+def today() -> dt.date:
+    """Current date in Asia/Shanghai."""
+    return now().astimezone(SHANGHAI).date()
+
+
+def set_clock(func: Callable[[], dt.datetime] | None) -> None:
+    """Replace the clock (tests); `None` restores the real one."""
+    global _now
+    _now = func or (lambda: dt.datetime.now(dt.UTC))
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """ISO 8601 in Asia/Shanghai with the +08:00 offset (the API's time format)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(SHANGHAI).isoformat(timespec="seconds")

@@ -1,0 +1,81 @@
+"""Tortoise ORM configuration and lifecycle; schema changes are Tortoise migrations."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate as tortoise_migrate
+
+from app.settings import Settings
+
+log = logging.getLogger("app.db")
+
+MODEL_MODULES = [
+    "app.matters.models",
+    "app.jobs",
+]
+
+
+def tortoise_config(settings: Settings) -> dict[str, Any]:
+    """The Tortoise config dict for these settings (one app, one connection)."""
+    url = settings.database_url
+    if settings.db_backend == "sqlite":
+        path = url[len("sqlite://") :]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        connection: Any = {
+            "engine": "tortoise.backends.sqlite",
+            # WAL lets readers go on while a writer commits; a busy timeout queues writers.
+            "credentials": {"file_path": path, "journal_mode": "WAL", "journal_size_limit": 16384},
+        }
+    else:
+        connection = url
+    return {
+        "connections": {"default": connection},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "app.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def init_db(settings: Settings) -> None:
+    """Open the ORM (lazily connecting) for this process."""
+    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+
+
+async def migrate(settings: Settings, *, quiet: bool = True) -> None:
+    """Apply every pending migration (the same migration files on SQLite and PostgreSQL)."""
+
+    def progress(event: str, app_label: str, name: str) -> None:
+        if event == "apply_done":
+            (log.info if quiet else print)(f"applied migration {app_label}.{name}")
+
+    await tortoise_migrate(config=tortoise_config(settings), progress=progress)
+
+
+async def close_db() -> None:
+    """Close every connection of this process."""
+    await Tortoise.close_connections()
+
+
+async def ping() -> None:
+    """Run one trivial query; raises when the database is unreachable."""
+    from tortoise import connections
+
+    await connections.get("default").execute_query("SELECT 1")
+
+
+def __getattr__(name: str) -> Any:
+    """`app.db.TORTOISE_ORM` for Tortoise's own CLI (makemigrations), built from the environment."""
+    if name == "TORTOISE_ORM":
+        return tortoise_config(Settings.from_env())
+    raise AttributeError(name)

@@ -1,0 +1,102 @@
+"""Domain errors with stable codes, and the one JSON error envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """A business error: a stable code, a Chinese message, an HTTP status and details."""
+
+    code: str = "DOMAIN_ERROR"
+    message: str = "请求无法处理"
+    status: int = 400
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.message
+        self.details = details or {}
+        self.code = code or self.code
+        self.status = status or self.status
+        self.headers = headers or {}
+        super().__init__(f"{self.code}: {self.message}")
+
+    def envelope(self) -> dict[str, Any]:
+        """The JSON body every error response carries."""
+        return error_body(self.code, self.message, self.details)
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Shape `{"error": {"code", "message", "details"}}`."""
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+class NotFound(DomainError):
+    code, message, status = "NOT_FOUND", "请求的资源不存在", 404
+
+
+class InvalidInput(DomainError):
+    code, message, status = "INVALID_INPUT", "输入不合法", 422
+
+
+class Conflict(DomainError):
+    code, message, status = "CONFLICT", "与当前状态冲突", 409
+
+
+class Unauthorized(DomainError):
+    code, message, status = "UNAUTHORIZED", "请先登录", 401
+
+
+class Forbidden(DomainError):
+    code, message, status = "FORBIDDEN", "无权执行此操作", 403
+
+
+class ServiceUnavailable(DomainError):
+    code, message, status = "SERVICE_UNAVAILABLE", "服务暂时不可用，请稍后再试", 503
+
+
+class MatterNotFound(NotFound):
+    code, message = "MATTER_NOT_FOUND", "未找到该政务服务事项"
+
+
+class VersionNotFound(NotFound):
+    code, message = "VERSION_NOT_FOUND", "未找到该事项的此版本"
+
+
+class GuideInvalid(InvalidInput):
+    code, message = "GUIDE_INVALID", "办事指南内容不完整或不合法"
+
+
+class MatterCodeTaken(Conflict):
+    code, message = "MATTER_CODE_TAKEN", "事项编码已存在"
+
+
+class VersionNotDraft(Conflict):
+    code, message = "VERSION_NOT_DRAFT", "只有草稿版本可以修改或发布"
+
+
+class MatterRetired(Conflict):
+    code, message = "MATTER_RETIRED", "该事项已取消"
+
+
+class ImportInvalid(InvalidInput):
+    code, message = "IMPORT_INVALID", "导入文件中有不合法的条目，未导入任何内容"
+
+
+def pydantic_details(exc: Any) -> dict[str, Any]:
+    """Turn a pydantic ValidationError into per-field details (field path -> reasons)."""
+    fields: dict[str, list[str]] = {}
+    for item in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in item.get("loc", ())) or "__root__"
+        msg = item.get("msg", "invalid")
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        fields.setdefault(loc, []).append(msg)
+    return {"fields": fields}

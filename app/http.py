@@ -1,0 +1,142 @@
+"""HTTP helpers shared by every blueprint: input parsing, JSON and cached responses, API docs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sanic import HTTPResponse, Request
+from sanic_ext import openapi
+
+from app.errors import DomainError, InvalidInput, pydantic_details
+
+M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F", bound=Callable[..., Any])
+
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+def dumps(data: Any) -> bytes:
+    """Compact UTF-8 JSON (Chinese kept readable)."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
+    """A JSON response."""
+    return HTTPResponse(dumps(data), status=status, headers=headers, content_type=JSON_TYPE)
+
+
+def parse_query(request: Request, model: type[M]) -> M:
+    """Validate query parameters against a model; 422 with per-field details."""
+    data: dict[str, Any] = {}
+    for key, values in request.args.items():
+        data[key] = values[0] if len(values) == 1 else values
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput("查询参数不合法", details=pydantic_details(exc)) from None
+
+
+def parse_body(request: Request, model: type[M] | None = None) -> Any:
+    """The JSON body, validated against a model when given; 422 on malformed JSON or fields."""
+    try:
+        data = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("请求体不是合法的 JSON", code="MALFORMED_JSON") from None
+    if model is None:
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput("请求内容不合法", details=pydantic_details(exc)) from None
+
+
+def etag_for(body: bytes) -> str:
+    """A strong ETag derived from the content."""
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+def etag_matches(request: Request, etag: str) -> bool:
+    """True when If-None-Match names this ETag (weak comparison, lists and * allowed)."""
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == bare for tag in header.split(","))
+
+
+def cached_response(request: Request, body: bytes, etag: str, *, content_type: str, max_age: int) -> HTTPResponse:
+    """200 with ETag/Cache-Control, or 304 when the client already has this content."""
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}", "Vary": "Accept-Encoding"}
+    if etag_matches(request, etag):
+        return HTTPResponse(status=304, headers=headers)
+    return HTTPResponse(body, headers=headers, content_type=content_type)
+
+
+def doc(
+    *,
+    tag: str,
+    summary: str,
+    description: str | None = None,
+    errors: Iterable[type[DomainError]] = (),
+    query: type[BaseModel] | None = None,
+    body: type[BaseModel] | dict[str, Any] | None = None,
+    response: Any = None,
+    status: int = 200,
+    secured: str | None = None,
+) -> Callable[[F], F]:
+    """Document an endpoint in the OpenAPI spec, including every error code it can answer."""
+
+    def decorate(func: F) -> F:
+        func = openapi.tag(tag)(func)
+        func = openapi.summary(summary)(func)
+        if description:
+            func = openapi.description(description)(func)
+        if query is not None:
+            for name, info in query.model_fields.items():
+                func = openapi.parameter(
+                    name,
+                    _py_type(info.annotation),
+                    "query",
+                    required=info.is_required(),
+                    description=info.description or "",
+                )(func)
+        if body is not None:
+            func = openapi.body({"application/json": body})(func)
+        func = openapi.response(status, {"application/json": response or dict}, "成功")(func)
+        by_status: dict[int, list[str]] = {}
+        for err in errors:
+            by_status.setdefault(err.status, []).append(f"`{err.code}` {err.message}")
+        for code, lines in sorted(by_status.items()):
+            func = openapi.response(code, {"application/json": ErrorEnvelope}, "错误码: " + "; ".join(lines))(func)
+        if secured:
+            func = openapi.secured(secured)(func)
+        return func
+
+    return decorate
+
+
+def _py_type(annotation: Any) -> type:
+    for candidate in (int, float, bool, str):
+        if annotation is candidate or candidate in getattr(annotation, "__args__", ()):
+            return candidate
+    return str
+
+
+class ErrorDetail(BaseModel):
+    """The inside of an error envelope."""
+
+    code: str
+    message: str
+    details: dict[str, Any] = {}
+
+
+class ErrorEnvelope(BaseModel):
+    """`{"error": {"code", "message", "details"}}`."""
+
+    error: ErrorDetail

@@ -1,0 +1,105 @@
+"""The one background mechanism: periodic jobs per worker and cluster-wide jobs under a DB lease.
+
+Worker jobs (cache sync, buffer flushes) run in every worker. Cluster jobs (outbox delivery,
+no-show marking) run in exactly one worker at a time: a worker takes a job's lease with a
+conditional UPDATE, which the database serialises on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from tortoise import fields
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+from tortoise.models import Model
+
+from app import clock
+
+log = logging.getLogger("app.jobs")
+
+
+class JobLease(Model):
+    """Who runs a cluster-wide job, until when."""
+
+    name = fields.CharField(max_length=64, primary_key=True)
+    owner = fields.CharField(max_length=64, default="")
+    until = fields.DatetimeField()
+
+    class Meta:
+        table = "job_lease"
+
+
+async def take_lease(name: str, owner: str, seconds: float) -> bool:
+    """Take or renew a job's lease; True when this owner holds it now."""
+    now = clock.now()
+    until = now + dt.timedelta(seconds=seconds)
+    taken = await JobLease.filter(Q(name=name) & (Q(until__lt=now) | Q(owner=owner))).update(owner=owner, until=until)
+    if taken:
+        return True
+    try:
+        await JobLease.create(name=name, owner=owner, until=until)
+        return True
+    except IntegrityError:
+        return False
+
+
+@dataclass
+class Job:
+    """A periodic coroutine; `cluster=True` means one worker at a time runs it."""
+
+    name: str
+    every: float
+    func: Callable[[], Awaitable[None]]
+    cluster: bool = False
+
+
+class Scheduler:
+    """Runs registered jobs as tasks of this worker; stops them cleanly."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Job] = []
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    def add(self, name: str, every: float, func: Callable[[], Awaitable[None]], *, cluster: bool = False) -> None:
+        """Register a job before start."""
+        self.jobs.append(Job(name, every, func, cluster))
+
+    def start(self) -> None:
+        """Start one task per job."""
+        self._stopping.clear()
+        self._tasks = [asyncio.create_task(self._loop(job), name=f"job:{job.name}") for job in self.jobs]
+
+    async def stop(self) -> None:
+        """Stop the loops, letting a running tick finish."""
+        self._stopping.set()
+        for task in self._tasks:
+            try:
+                await asyncio.wait_for(task, timeout=5)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+        self._tasks = []
+
+    async def run_once(self, name: str) -> None:
+        """Run one job now (tests and CLI)."""
+        job = next(j for j in self.jobs if j.name == name)
+        await job.func()
+
+    async def _loop(self, job: Job) -> None:
+        while not self._stopping.is_set():
+            try:
+                if not job.cluster or await take_lease(job.name, self.owner, max(job.every * 3, 5)):
+                    await job.func()
+            except Exception:
+                log.exception("job %s failed", job.name)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=job.every)

@@ -1,0 +1,1 @@
+"""The matter catalogue: sections, departments, halls, matters and their versioned guides."""

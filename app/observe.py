@@ -1,0 +1,148 @@
+"""Request ids, the structured access log, Prometheus metrics and the error envelope handlers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import uuid
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sanic import HTTPResponse, Request, Sanic
+from sanic.exceptions import SanicException
+
+from app.errors import DomainError, error_body
+from app.http import dumps
+
+access_log = logging.getLogger("app.access")
+log = logging.getLogger("app")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+_HTML_PREFIXES = ("/m/", "/m", "/q/", "/p/", "/desk")
+
+REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+# Sanic's own exceptions get stable codes too.
+_SANIC_CODES = {
+    404: ("ROUTE_NOT_FOUND", "请求的地址不存在"),
+    405: ("METHOD_NOT_ALLOWED", "不支持该请求方法"),
+    413: ("PAYLOAD_TOO_LARGE", "请求内容过大"),
+    400: ("BAD_REQUEST", "请求格式不正确"),
+    408: ("REQUEST_TIMEOUT", "请求超时"),
+    503: ("SERVICE_UNAVAILABLE", "服务暂时不可用，请稍后再试"),
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render the record and any `extra` fields as JSON."""
+        data = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in ("request_id", "method", "path", "status", "duration_ms", "route"):
+            if hasattr(record, key):
+                data[key] = getattr(record, key)
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
+
+
+def configure_logging(level: str) -> None:
+    """Structured logs on stderr for our loggers."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    for name in ("app",):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+def _wants_html(request: Request) -> bool:
+    if not request.path.startswith(_HTML_PREFIXES):
+        return False
+    return "application/json" not in request.headers.get("accept", "")
+
+
+def install(app: Sanic) -> None:
+    """Wire request ids, logging, metrics and error handlers into the app."""
+    settings = app.ctx.settings
+
+    @app.on_request(priority=100)
+    async def _start(request: Request) -> None:
+        incoming = request.headers.get("x-request-id", "")
+        request.ctx.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.ctx.started = time.perf_counter()
+
+    @app.on_response(priority=100)
+    async def _finish(request: Request, response: HTTPResponse) -> None:
+        rid = getattr(request.ctx, "request_id", None)
+        if rid is None:
+            return
+        response.headers["X-Request-ID"] = rid
+        elapsed = time.perf_counter() - request.ctx.started
+        route = request.route.pattern if request.route else "unmatched"
+        REQUESTS.labels(request.method, route, str(response.status)).inc()
+        LATENCY.labels(route).observe(elapsed)
+        if settings.access_log:
+            access_log.info(
+                "request",
+                extra={
+                    "request_id": rid,
+                    "method": request.method,
+                    "path": request.path,
+                    "route": route,
+                    "status": response.status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
+
+    def render(request: Request, status: int, body: dict, headers: dict[str, str] | None = None) -> HTTPResponse:
+        if _wants_html(request) and "pages" in app.ctx.__dict__:
+            html = app.ctx.pages.error_page(status=status, code=body["error"]["code"], message=body["error"]["message"])
+            return HTTPResponse(html, status=status, headers=headers, content_type="text/html; charset=utf-8")
+        return HTTPResponse(dumps(body), status=status, headers=headers, content_type="application/json; charset=utf-8")
+
+    async def on_domain_error(request: Request, exc: DomainError) -> HTTPResponse:
+        return render(request, exc.status, exc.envelope(), exc.headers)
+
+    async def on_sanic_error(request: Request, exc: SanicException) -> HTTPResponse:
+        status = getattr(exc, "status_code", 500) or 500
+        code, message = _SANIC_CODES.get(status, ("HTTP_ERROR", "请求无法处理"))
+        headers = dict(getattr(exc, "headers", None) or {})
+        return render(request, status, error_body(code, message), headers)
+
+    async def on_unexpected(request: Request, exc: Exception) -> HTTPResponse:
+        rid = getattr(request.ctx, "request_id", "-")
+        log.exception("unhandled error", extra={"request_id": rid, "path": request.path})
+        return render(request, 500, error_body("INTERNAL_ERROR", "服务内部错误，请稍后再试", {"request_id": rid}))
+
+    app.error_handler.add(DomainError, on_domain_error)
+    app.error_handler.add(SanicException, on_sanic_error)
+    app.error_handler.add(Exception, on_unexpected)
+
+
+def metrics_payload() -> bytes:
+    """Prometheus exposition of this process, or of all workers in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()
+
+
+METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST

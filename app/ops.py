@@ -1,0 +1,54 @@
+"""Operations endpoints: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sanic import Blueprint, HTTPResponse, Request
+
+from app import db
+from app.http import doc, json_response
+from app.observe import METRICS_CONTENT_TYPE, metrics_payload
+
+bp = Blueprint("ops", url_prefix="")
+TAG = "ops 运维"
+
+
+@bp.get("/healthz")
+@doc(tag=TAG, summary="存活检查")
+async def healthz(request: Request) -> HTTPResponse:
+    """The process answers."""
+    return json_response({"status": "ok"})
+
+
+@bp.get("/readyz")
+@doc(tag=TAG, summary="就绪检查（数据库与 Redis）", description="任一依赖不可达时返回 503。")
+async def readyz(request: Request) -> HTTPResponse:
+    """Database and store reachable within a second each."""
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(db.ping(), timeout=1)
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means not ready; say which
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        await asyncio.wait_for(request.app.ctx.store.ping(), timeout=1)
+        checks["store"] = "ok"
+    except Exception as exc:
+        checks["store"] = f"error: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return json_response({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+@bp.get("/metrics")
+@doc(tag=TAG, summary="Prometheus 指标")
+async def metrics(request: Request) -> HTTPResponse:
+    """Prometheus text exposition."""
+    return HTTPResponse(metrics_payload(), content_type=METRICS_CONTENT_TYPE)
+
+
+@bp.get("/bench/baseline")
+@doc(tag=TAG, summary="基准路由（压测对照）")
+async def baseline(request: Request) -> HTTPResponse:
+    """A trivial route that benchmarks measure every other path against."""
+    return json_response({"ok": True})

@@ -1,0 +1,111 @@
+"""The application factory: the ONLY module that registers blueprints."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+
+from sanic import Sanic
+from sanic_ext import Extend
+
+from app import db
+from app.cache import LocalCache
+from app.jobs import Scheduler
+from app.observe import configure_logging, install
+from app.settings import Settings
+from app.store import make_store
+from app.web import Pages
+
+log = logging.getLogger("app")
+_names = itertools.count()
+_PREPARED_FLAG = "ZUIDUO_PREPARED"
+
+
+async def prepare(settings: Settings) -> None:
+    """Migrate and load the demo catalogue into an empty database (dev mode, once per start)."""
+    from app.matters import demo, service
+
+    if settings.auto_migrate:
+        await db.migrate(settings)
+    if settings.load_demo and await service.catalogue_is_empty():
+        report = await demo.load_demo()
+        log.info("demo catalogue loaded: %s matters", report.created)
+
+
+def create_app(settings: Settings | None = None) -> Sanic:
+    """Build the Sanic app for these settings (read from the environment when omitted)."""
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    name = settings.app_name if next(_names) == 0 else f"{settings.app_name}_{os.getpid()}_{next(_names)}"
+    app = Sanic(name)
+    app.config.update(
+        ACCESS_LOG=False,  # our structured access log replaces Sanic's
+        REQUEST_MAX_SIZE=16 * 1024 * 1024,
+        REQUEST_TIMEOUT=30,
+        RESPONSE_TIMEOUT=30,
+        KEEP_ALIVE_TIMEOUT=15,
+        FORWARDED_SECRET=os.environ.get("FORWARDED_SECRET") or None,
+        OAS_URL_PREFIX="/docs",
+        OAS_UI_DEFAULT="swagger",
+        OAS_UI_SWAGGER_HTML_TITLE="最多跑一次 政务服务 API",
+        CORS=False,
+        HEALTH=False,
+    )
+    Extend(app)
+    app.ext.openapi.describe(
+        "最多跑一次 · 事项二维码政务服务 API",
+        version="1.0.0",
+        description='张家界市政务服务事项二维码平台后端。错误统一为 {"error": {"code", "message", "details"}}。',
+    )
+    app.ctx.settings = settings
+    app.ctx.pages = Pages()
+    install(app)
+
+    from app.matters.views import bp as catalogue_admin
+    from app.ops import bp as ops
+    from app.web.views import bp as web
+    from miniprogram_api.catalogue import bp as catalogue
+
+    for blueprint in (ops, catalogue, catalogue_admin, web):
+        app.blueprint(blueprint)
+
+    @app.main_process_start
+    async def _main_start(app: Sanic) -> None:
+        if not settings.manage_db:
+            return
+        await db.init_db(settings)
+        try:
+            await prepare(settings)
+        finally:
+            await db.close_db()
+        os.environ[_PREPARED_FLAG] = "1"
+
+    @app.before_server_start
+    async def _worker_start(app: Sanic) -> None:
+        if settings.manage_db:
+            await db.init_db(settings)
+            if not os.environ.get(_PREPARED_FLAG):
+                await prepare(settings)
+        app.ctx.store = make_store(settings)
+        app.ctx.cache = LocalCache(app.ctx.store)
+        scheduler = Scheduler()
+        scheduler.add("cache-sync", settings.cache_poll_seconds, app.ctx.cache.sync)
+        app.ctx.scheduler = scheduler
+        scheduler.start()
+        log.info("worker ready", extra={"route": settings.db_backend})
+
+    @app.after_server_stop
+    async def _worker_stop(app: Sanic) -> None:
+        await app.ctx.scheduler.stop()
+        await app.ctx.store.aclose()
+        if settings.manage_db:
+            await db.close_db()
+
+    @app.main_process_stop
+    async def _main_stop(app: Sanic) -> None:
+        # A SQLite file with workers can hang the main process on an aiosqlite thread (STACK-NOTES).
+        if settings.manage_db:
+            await db.close_db()
+
+    return app

@@ -1,0 +1,80 @@
+"""H5 pages: home and search, the matter guide page, and placeholders for services still to come."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from sanic import Blueprint, HTTPResponse, Request, redirect
+
+from app.errors import MatterNotFound
+from app.http import cached_response, doc, etag_for, parse_query
+from app.matters import guides, service
+from app.matters.schemas import Section
+from app.web import ACTIONS
+
+bp = Blueprint("web", url_prefix="")
+TAG = "h5 页面"
+HTML = "text/html; charset=utf-8"
+
+
+class HomeQuery(BaseModel):
+    """Search parameters of the H5 home page."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    q: str | None = Field(default=None, max_length=50)
+    section: Section | None = None
+    page: int = Field(default=1, ge=1, le=1000)
+
+
+@bp.get("/")
+@doc(tag=TAG, summary="首页（跳转到 /m）")
+async def root(request: Request) -> HTTPResponse:
+    """Send browsers to the H5 home page."""
+    return redirect("/m")
+
+
+@bp.get("/m")
+@doc(tag=TAG, summary="H5 首页：业务板块与事项搜索", query=HomeQuery)
+async def home(request: Request) -> HTTPResponse:
+    """Sections and search results."""
+    query = parse_query(request, HomeQuery)
+    sections = await service.list_sections()
+    results = None
+    if query.q or query.section:
+        results = await service.search_matters(
+            q=query.q, section=query.section.value if query.section else None, page=query.page, page_size=20
+        )
+    html = request.app.ctx.pages.render(
+        "home.html",
+        sections=sections,
+        results=results,
+        q=query.q or "",
+        section=query.section.value if query.section else "",
+    )
+    return HTTPResponse(html, content_type=HTML)
+
+
+@bp.get("/m/<code:str>")
+@doc(tag=TAG, summary="H5 办事指南页", errors=[MatterNotFound])
+async def guide_page(request: Request, code: str) -> HTTPResponse:
+    """The mobile guide page of a matter's current version (rendered once per change, cached)."""
+    cache = request.app.ctx.cache
+    key = ("html", code.strip().upper())
+    hit = cache.get(guides.NAMESPACE, key)
+    if hit is None:
+        _, _, guide = await guides.guide_document(cache, code, base_url=request.app.ctx.settings.base_url)
+        body = request.app.ctx.pages.render("guide.html", g=guide, actions=ACTIONS).encode()
+        hit = (etag_for(body), body)
+        cache.put(guides.NAMESPACE, key, hit)
+    etag, body = hit
+    return cached_response(request, body, etag, content_type=HTML, max_age=request.app.ctx.settings.guide_cache_seconds)
+
+
+@bp.get("/m/<code:str>/<action:str>")
+@doc(tag=TAG, summary="办事入口（预约、申报、进度、咨询、评价）", errors=[MatterNotFound])
+async def action_page(request: Request, code: str, action: str) -> HTTPResponse:
+    """A service entry that is not open yet explains itself and points back to the guide."""
+    if action not in ACTIONS:
+        raise MatterNotFound(details={"action": action[:32]})
+    _, _, guide = await guides.guide_document(request.app.ctx.cache, code, base_url=request.app.ctx.settings.base_url)
+    html = request.app.ctx.pages.render("coming_soon.html", g=guide, action=action, action_name=ACTIONS[action])
+    return HTTPResponse(html, content_type=HTML)

@@ -1,0 +1,1 @@
+"""Unified identity: accounts, logins, tokens and guards."""

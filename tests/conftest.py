@@ -1,0 +1,165 @@
+"""Shared fixtures: settings per backend, one migrated database per session, a clean slate per test,
+the app and its ASGI client, the store, the clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from sanic import Sanic
+from tortoise import connections
+
+from app import clock, db
+from app.settings import Settings
+from app.store import reset_fake_store
+
+DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
+BACKEND = "postgres" if DATABASE_URL.startswith(("postgres://", "postgresql://")) else "sqlite"
+TABLES = ["matter_version", "matter", "hall", "department", "job_lease"]
+
+Sanic.test_mode = True
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which backend this run uses."""
+    return f"backend: {BACKEND} database, {'redis' if REDIS_URL else 'in-process'} store"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Row-lock tests only mean something on PostgreSQL."""
+    if BACKEND == "postgres":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL row locks (SQLite run)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+def _private_pg_url(url: str, name: str) -> str:
+    parts = urlsplit(url.replace("postgresql://", "postgres://", 1))
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private database for this session: a temp SQLite file or a fresh PostgreSQL database."""
+    if BACKEND == "sqlite":
+        yield f"sqlite://{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+        return
+    name = f"zuiduo_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = _private_pg_url(DATABASE_URL, "postgres")
+
+    import asyncio
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    yield _private_pg_url(DATABASE_URL, name)
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def base_settings(database_url: str) -> Settings:
+    """Settings for the test backend."""
+    return Settings(
+        env="test",
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        base_url="http://testserver",
+        admin_token="test-admin-token",
+        load_demo=False,
+        auto_migrate=False,
+        access_log=False,
+        log_level="WARNING",
+        manage_db=False,
+        cache_poll_seconds=0.05,
+    )
+
+
+@pytest.fixture(scope="session")
+async def migrated(base_settings: Settings) -> AsyncIterator[None]:
+    """The ORM opened and migrated once per session."""
+    await db.init_db(base_settings)
+    await db.migrate(base_settings)
+    yield
+    await db.close_db()
+
+
+@pytest.fixture(autouse=True)
+async def clean(migrated: None, base_settings: Settings) -> AsyncIterator[None]:
+    """Every test starts with empty tables, an empty store and the real clock."""
+    conn = connections.get("default")
+    if BACKEND == "postgres":
+        await conn.execute_script(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    else:
+        for table in TABLES:
+            await conn.execute_script(f"DELETE FROM {table}")
+    reset_fake_store()
+    if REDIS_URL:
+        import redis.asyncio as aioredis
+
+        r = aioredis.from_url(REDIS_URL)
+        await r.flushdb()
+        await r.aclose()
+    yield
+    clock.set_clock(None)
+
+
+@pytest.fixture
+def settings(base_settings: Settings) -> Settings:
+    """The settings a test's app is built with."""
+    return base_settings
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Sanic]:
+    """A started app (listeners run) per test."""
+    from app.server import create_app
+
+    application = create_app(settings)
+    yield application
+
+
+@pytest.fixture
+async def client(app: Sanic) -> AsyncIterator[object]:
+    """The app's ASGI client."""
+    yield app.asgi_client
+
+
+@pytest.fixture
+def admin_headers(settings: Settings) -> dict[str, str]:
+    """Headers of an administrator (temporary admin-token guard)."""
+    return {"Authorization": f"Bearer {settings.admin_token}"}
+
+
+class FakeClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.current = start
+
+    def __call__(self) -> dt.datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        """Move time forward."""
+        self.current += dt.timedelta(**delta)
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """Install a fake clock at 2026-09-30 10:00 Asia/Shanghai (the day before National Day)."""
+    fake = FakeClock(dt.datetime(2026, 9, 30, 2, 0, tzinfo=dt.UTC))
+    clock.set_clock(fake)
+    return fake
