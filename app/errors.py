@@ -90,13 +90,55 @@ class ImportInvalid(InvalidInput):
     code, message = "IMPORT_INVALID", "导入文件中有不合法的条目，未导入任何内容"
 
 
+_ZH_MESSAGES = {
+    "missing": "必填",
+    "extra_forbidden": "不允许的字段",
+    "greater_than_equal": "应大于或等于 {ge}",
+    "greater_than": "应大于 {gt}",
+    "less_than_equal": "应小于或等于 {le}",
+    "less_than": "应小于 {lt}",
+    "int_parsing": "应为整数",
+    "int_type": "应为整数",
+    "int_from_float": "应为整数",
+    "float_parsing": "应为数字",
+    "float_type": "应为数字",
+    "bool_parsing": "应为布尔值（true/false）",
+    "bool_type": "应为布尔值",
+    "string_type": "应为字符串",
+    "string_too_long": "长度不能超过 {max_length}",
+    "string_too_short": "长度不能少于 {min_length}",
+    "string_pattern_mismatch": "格式不正确",
+    "enum": "应为以下之一：{expected}",
+    "literal_error": "应为以下之一：{expected}",
+    "too_short": "至少需要 {min_length} 项",
+    "too_long": "最多 {max_length} 项",
+    "dict_type": "应为对象",
+    "model_type": "应为对象",
+    "model_attributes_type": "应为对象",
+    "list_type": "应为数组",
+    "tuple_type": "应为数组",
+    "json_invalid": "不是合法的 JSON",
+}
+
+
+def _zh(item: dict[str, Any]) -> str:
+    kind = item.get("type", "")
+    if kind == "value_error":
+        # Our own validators already speak Chinese.
+        return str(item.get("ctx", {}).get("error", item.get("msg", "")))
+    template = _ZH_MESSAGES.get(kind)
+    if template is None:
+        return "取值不合法"
+    try:
+        return template.format(**{k: str(v).replace("'", "").replace(" or ", ", ") for k, v in item.get("ctx", {}).items()})
+    except (KeyError, IndexError):
+        return template
+
+
 def pydantic_details(exc: Any) -> dict[str, Any]:
-    """Turn a pydantic ValidationError into per-field details (field path -> reasons)."""
+    """Turn a pydantic ValidationError into per-field details (field path -> Chinese reasons)."""
     fields: dict[str, list[str]] = {}
     for item in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in item.get("loc", ())) or "__root__"
-        msg = item.get("msg", "invalid")
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        fields.setdefault(loc, []).append(msg)
+        fields.setdefault(loc, []).append(_zh(item))
     return {"fields": fields}

@@ -95,7 +95,7 @@ def install(app: Sanic) -> None:
             return
         response.headers["X-Request-ID"] = rid
         elapsed = time.perf_counter() - request.ctx.started
-        route = request.route.pattern if request.route else "unmatched"
+        route = request.uri_template or "unmatched"
         REQUESTS.labels(request.method, route, str(response.status)).inc()
         LATENCY.labels(route).observe(elapsed)
         if settings.access_log:

@@ -35,7 +35,9 @@ async def prepare(settings: Settings) -> None:
 
 def create_app(settings: Settings | None = None) -> Sanic:
     """Build the Sanic app for these settings (read from the environment when omitted)."""
-    settings = settings or Settings.from_env()
+    if not isinstance(settings, Settings):
+        # Sanic's CLI (`sanic app.server:create_app --factory`) passes its own argument namespace.
+        settings = Settings.from_env()
     configure_logging(settings.log_level)
     name = settings.app_name if next(_names) == 0 else f"{settings.app_name}_{os.getpid()}_{next(_names)}"
     app = Sanic(name)
