@@ -130,7 +130,8 @@ def _zh(item: dict[str, Any]) -> str:
     if template is None:
         return "取值不合法"
     try:
-        return template.format(**{k: str(v).replace("'", "").replace(" or ", ", ") for k, v in item.get("ctx", {}).items()})
+        ctx = {k: str(v).replace("'", "").replace(" or ", ", ") for k, v in item.get("ctx", {}).items()}
+        return template.format(**ctx)
     except (KeyError, IndexError):
         return template
 

@@ -32,7 +32,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         full = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(self.port), "BASE_URL": self.url}
         self.log = log
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "app", "run"],
             cwd=ROOT,
             env=full,

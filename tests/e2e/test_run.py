@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -36,7 +36,11 @@ def test_production_mode_refuses_to_start_without_secrets(tmp_path):
     env["APP_ENV"] = "production"
     proc = subprocess.run(
         [sys.executable, "-m", "app", "run"],
-        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=30,
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 2
     assert "DATABASE_URL" in proc.stderr and "ADMIN_TOKEN" in proc.stderr
@@ -48,9 +52,17 @@ def test_guide_page_in_headless_chromium(start_server, tmp_path):
     item = httpx.get(server.url + "/api/v1/matters", params={"q": "营业执照"}).json()["items"][0]
     shot = tmp_path / "guide.png"
     args = [
-        "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=360,1400",
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=360,1400",
     ]
     dom = subprocess.run(
         [*args, "--dump-dom", f"{server.url}/m/{item['code']}"], capture_output=True, text=True, timeout=90
@@ -66,8 +78,9 @@ def test_guide_page_in_headless_chromium(start_server, tmp_path):
 
 @pytest.mark.skipif(BACKEND != "postgres" or not REDIS_URL, reason="two workers need PostgreSQL and Redis")
 def test_retarget_visible_across_two_workers(start_server, pg_scratch_db):
-    server = start_server(DATABASE_URL=pg_scratch_db, REDIS_URL=REDIS_URL.rsplit("/", 1)[0] + "/12", WORKERS="2",
-                          ADMIN_TOKEN="e2e-admin")
+    server = start_server(
+        DATABASE_URL=pg_scratch_db, REDIS_URL=REDIS_URL.rsplit("/", 1)[0] + "/12", WORKERS="2", ADMIN_TOKEN="e2e-admin"
+    )
     headers = {"Authorization": "Bearer e2e-admin"}
     code = httpx.get(server.url + "/api/v1/matters").json()["items"][0]["code"]
     # Warm both workers' caches: new connections are spread over the workers.
