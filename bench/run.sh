@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The one entry point of the benchmark: installs wrk and GNU time if missing, ensures the venv, runs bench.py.
+# Env overrides: BENCH_DURATION (s per measurement, 8), BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_ROUNDS (3),
+# BENCH_WARMUP (s per path, 2).
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH_DIR")
+export BENCH_DURATION=${BENCH_DURATION:-8} BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-64}
+export BENCH_THREADS=${BENCH_THREADS:-2} BENCH_ROUNDS=${BENCH_ROUNDS:-3} BENCH_WARMUP=${BENCH_WARMUP:-2}
+
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+[ -x /usr/bin/time ] || missing+=(time)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "bench: installing ${missing[*]} from Debian" >&2
+    sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    timeout 600 "${sudo[@]}" apt-get update -qq
+    timeout 600 "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ -f "$ROOT/Makefile" ] && make -C "$ROOT" -n venv >/dev/null 2>&1; then
+    timeout 900 make -C "$ROOT" venv
+elif [ ! -x "$ROOT/.venv/bin/python" ]; then
+    echo "bench: creating $ROOT/.venv" >&2
+    (cd "$ROOT" && python3 -m venv .venv && timeout 900 .venv/bin/pip install -q -r requirements-dev.txt)
+fi
+
+# bench.py bounds its own run and always stops the server; this outer bound is only a backstop.
+paths=10
+budget=$(( 600 + paths * (BENCH_ROUNDS * (BENCH_DURATION + 40) + BENCH_WARMUP + 40) ))
+cd "$ROOT"
+exec timeout --foreground --kill-after=30 "$budget" "$ROOT/.venv/bin/python" "$BENCH_DIR/bench.py"
