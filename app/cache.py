@@ -3,12 +3,18 @@
 A write bumps the namespace's generation counter in Redis; each worker compares the generations
 it last saw on a short period (the scheduler's `cache-sync` tick) and drops what changed. Polling
 a handful of counters is cheaper and more robust than pub/sub (no subscription to lose on a
-reconnect), and bounds staleness by the tick period.
+reconnect), and bounds staleness by the tick period. Entries also expire after `ttl` seconds, which
+bounds staleness when an invalidation cannot be delivered (the store was down, or a CLI process
+wrote with its own in-process store).
+
+A value read from the database is only cached if no invalidation of its namespace was seen while
+it was being read (`epoch()` before the read, `put(..., epoch=...)` after it).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -22,26 +28,39 @@ _GEN_PREFIX = "cachegen:"
 class LocalCache:
     """A bounded per-worker cache, one LRU map per namespace."""
 
-    def __init__(self, store: Store, *, max_entries: int = 20_000) -> None:
+    def __init__(self, store: Store, *, max_entries: int = 20_000, ttl: float = 300.0) -> None:
         self._store = store
         self._max = max_entries
-        self._maps: dict[str, OrderedDict[Any, Any]] = {}
+        self._ttl = ttl
+        self._maps: dict[str, OrderedDict[Any, tuple[float, Any]]] = {}
         self._seen: dict[str, bytes | None] = {}
+        self._epochs: dict[str, int] = {}
+
+    def epoch(self, namespace: str) -> int:
+        """A marker that changes whenever the namespace is dropped here (take it before a read)."""
+        self._seen.setdefault(namespace, None)
+        return self._epochs.get(namespace, 0)
 
     def get(self, namespace: str, key: Any) -> Any | None:
-        """The cached value, or None."""
+        """The cached value, or None when absent or older than the TTL."""
         bucket = self._maps.get(namespace)
         if bucket is None:
             return None
-        value = bucket.get(key)
-        if value is not None:
-            bucket.move_to_end(key)
-        return value
+        entry = bucket.get(key)
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            del bucket[key]
+            return None
+        bucket.move_to_end(key)
+        return entry[1]
 
-    def put(self, namespace: str, key: Any, value: Any) -> None:
-        """Cache a value; the oldest entry of the namespace goes when it is full."""
+    def put(self, namespace: str, key: Any, value: Any, *, epoch: int | None = None) -> None:
+        """Cache a value, unless the namespace was dropped since `epoch` (then the value may be stale)."""
+        if epoch is not None and epoch != self._epochs.get(namespace, 0):
+            return
         bucket = self._maps.setdefault(namespace, OrderedDict())
-        bucket[key] = value
+        bucket[key] = (time.monotonic() + self._ttl, value)
         bucket.move_to_end(key)
         if len(bucket) > self._max:
             bucket.popitem(last=False)
@@ -49,10 +68,13 @@ class LocalCache:
 
     def clear(self, namespace: str | None = None) -> None:
         """Drop one namespace locally, or everything."""
+        names = list(self._maps) if namespace is None else [namespace]
+        for name in names:
+            self._maps.pop(name, None)
+            self._epochs[name] = self._epochs.get(name, 0) + 1
         if namespace is None:
-            self._maps.clear()
-        else:
-            self._maps.pop(namespace, None)
+            for name in self._seen:
+                self._epochs[name] = self._epochs.get(name, 0) + 1
 
     async def invalidate(self, namespace: str) -> None:
         """Drop a namespace here and tell every other worker to drop it too."""
@@ -73,8 +95,23 @@ class LocalCache:
             # Without the store we cannot hear of others' writes: serve from the database.
             self.clear()
             return
-        for name, gen in zip(names, gens, strict=False):
+        for name, gen in zip(names, gens, strict=True):
             gen = None if gen is None else (gen if isinstance(gen, bytes) else str(gen).encode())
             if gen != self._seen.get(name):
                 self.clear(name)
                 self._seen[name] = gen
+
+
+_bus: LocalCache | None = None
+
+
+def bind(cache: LocalCache) -> None:
+    """Make this cache the process's invalidation bus (worker start, CLI start)."""
+    global _bus
+    _bus = cache
+
+
+async def changed(namespace: str) -> None:
+    """Services call this after a write that makes cached reads of a namespace stale."""
+    if _bus is not None:
+        await _bus.invalidate(namespace)

@@ -19,6 +19,12 @@ def _with_db(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
     from app import db
 
     async def runner() -> Any:
+        from app import cache as cache_bus
+        from app.cache import LocalCache
+        from app.store import make_store
+
+        # Writes from the CLI invalidate the running workers' caches through Redis.
+        cache_bus.bind(LocalCache(make_store(settings)))
         await db.init_db(settings)
         try:
             return await work()
@@ -58,7 +64,11 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from app import db
 
     async def work() -> None:
+        from auth.pii import PiiCipher
+        from auth.tokens import ensure_key
+
         await db.migrate(settings, quiet=False)
+        await ensure_key(PiiCipher.from_settings(settings))
 
     _with_db(settings, work)
     print("migrations up to date")
@@ -122,6 +132,134 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _auth_deps(settings: Settings) -> Any:
+    """Identity services outside the HTTP app (CLI): the same wiring the workers use."""
+    from app.cache import LocalCache
+    from app.store import make_store
+    from auth.pii import PiiCipher
+    from auth.realname import make_verifier
+    from auth.service import AuthDeps
+    from auth.sms import make_sender
+    from auth.tokens import TokenAuthority
+
+    store = make_store(settings)
+    cipher = PiiCipher.from_settings(settings)
+    return AuthDeps(
+        settings=settings,
+        store=store,
+        tokens=TokenAuthority(settings, cipher, LocalCache(store)),
+        cipher=cipher,
+        sms=make_sender(settings),
+        verifier=make_verifier(settings),
+    )
+
+
+def cmd_staff_create(settings: Settings, args: argparse.Namespace) -> int:
+    """Create a staff account; the password comes from --password-stdin or is generated and printed once."""
+    import secrets as _secrets
+
+    from app.errors import DomainError
+    from auth import service
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        generated = False
+    else:
+        password = _secrets.token_urlsafe(12)
+        generated = True
+    try:
+        staff = _with_db(
+            settings,
+            lambda: service.create_staff(
+                username=args.username,
+                password=password,
+                role=args.role,
+                hall=args.hall,
+                departments=args.department or [],
+                display_name=args.name or "",
+            ),
+        )
+    except DomainError as exc:
+        print(f"{exc.code}: {exc.message} {json.dumps(exc.details, ensure_ascii=False)}", file=sys.stderr)
+        return 1
+    print(f"created staff {staff.username} ({staff.role.value})")
+    if generated:
+        print(f"password: {password}")
+    return 0
+
+
+def cmd_staff_disable(settings: Settings, args: argparse.Namespace) -> int:
+    """Disable or enable a staff account (disabling revokes its sessions at once)."""
+    from app.errors import DomainError
+    from auth import service
+
+    deps = _auth_deps(settings)
+    try:
+        _with_db(settings, lambda: service.set_staff_disabled(deps, username=args.username, disabled=args.disable))
+    except DomainError as exc:
+        print(f"{exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"{args.username}: {'disabled' if args.disable else 'enabled'}")
+    return 0
+
+
+def cmd_dev_token(settings: Settings, args: argparse.Namespace) -> int:
+    """Development only: print access tokens for local testing of clients and load tests."""
+    from app.errors import DomainError
+    from auth import service
+
+    if settings.is_production:
+        print("dev token is not available in production mode", file=sys.stderr)
+        return 2
+    deps = _auth_deps(settings)
+
+    async def work() -> list[str]:
+        from auth.tokens import ensure_key
+
+        await ensure_key(deps.cipher)
+        if args.staff:
+            return [await service.dev_token_for_staff(deps, username=args.staff)]
+        if args.citizen:
+            return [await service.dev_token_for_phone(deps, phone=args.citizen, loa=args.loa)]
+        return await service.dev_tokens_for_new_citizens(deps, count=args.citizens, loa=args.loa)
+
+    if not (args.staff or args.citizen or args.citizens):
+        print("give --citizen PHONE, --citizens N or --staff USERNAME", file=sys.stderr)
+        return 2
+    try:
+        tokens = _with_db(settings, work)
+    except DomainError as exc:
+        print(f"{exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    print("\n".join(tokens))
+    return 0
+
+
+def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    """List, rotate or retire token signing keys."""
+    from auth.models import SigningKey
+    from auth.pii import PiiCipher
+    from auth.tokens import create_key, retire_key
+
+    async def work() -> str:
+        if args.action == "rotate":
+            kid = await create_key(PiiCipher.from_settings(settings), activate=True)
+            return f"new active key {kid}; older keys keep verifying until retired"
+        if args.action == "retire":
+            ok = await retire_key(args.kid)
+            return f"retired {args.kid}" if ok else f"{args.kid} is unknown, active or already retired"
+        rows = await SigningKey.all().order_by("created_at")
+        return (
+            "\n".join(
+                f"{r.kid}  {'active' if r.active else ('retired' if r.retired_at else 'verify-only')}" for r in rows
+            )
+            or "no keys"
+        )
+
+    print(_with_db(settings, work))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `python -m app`."""
     parser = argparse.ArgumentParser(prog="python -m app", description="最多跑一次 matter-QR service")
@@ -139,6 +277,38 @@ def build_parser() -> argparse.ArgumentParser:
     exp = csub.add_parser("export", help="write the catalogue as JSON")
     exp.add_argument("file", nargs="?")
     exp.set_defaults(func=cmd_export)
+
+    staff = sub.add_parser("staff", help="staff accounts")
+    ssub = staff.add_subparsers(dest="action", required=True)
+    create = ssub.add_parser("create", help="create a staff account")
+    create.add_argument("--role", required=True, choices=["clerk", "reviewer", "admin"])
+    create.add_argument("--username", required=True)
+    create.add_argument("--hall", help="hall code (clerks)")
+    create.add_argument("--department", action="append", help="department code (reviewers; repeatable)")
+    create.add_argument("--name", help="display name")
+    create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    create.set_defaults(func=cmd_staff_create)
+    for action, flag in (("disable", True), ("enable", False)):
+        p = ssub.add_parser(action, help=f"{action} a staff account")
+        p.add_argument("--username", required=True)
+        p.set_defaults(func=cmd_staff_disable, disable=flag)
+
+    dev = sub.add_parser("dev", help="development helpers (refused in production)")
+    dsub = dev.add_subparsers(dest="action", required=True)
+    token = dsub.add_parser("token", help="print access tokens")
+    token.add_argument("--citizen", metavar="PHONE")
+    token.add_argument("--citizens", type=int, metavar="N")
+    token.add_argument("--loa", type=int, default=2, choices=[2, 3])
+    token.add_argument("--staff", metavar="USERNAME")
+    token.set_defaults(func=cmd_dev_token)
+
+    keys = sub.add_parser("keys", help="token signing keys")
+    ksub = keys.add_subparsers(dest="action", required=True)
+    ksub.add_parser("list").set_defaults(func=cmd_keys)
+    ksub.add_parser("rotate").set_defaults(func=cmd_keys)
+    retire = ksub.add_parser("retire")
+    retire.add_argument("kid")
+    retire.set_defaults(func=cmd_keys)
     return parser
 
 

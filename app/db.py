@@ -16,6 +16,7 @@ log = logging.getLogger("app.db")
 MODEL_MODULES = [
     "app.matters.models",
     "app.jobs",
+    "auth.models",
 ]
 
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sanic import HTTPResponse, Request
 from sanic_ext import openapi
 
@@ -108,7 +108,7 @@ def doc(
                 )(func)
         if body is not None:
             func = openapi.body({"application/json": body})(func)
-        func = openapi.response(status, {"application/json": response or dict}, "成功")(func)
+        func = openapi.response(status, {"application/json": response or JsonObject}, "成功")(func)
         by_status: dict[int, list[str]] = {}
         for err in errors:
             by_status.setdefault(err.status, []).append(f"`{err.code}` {err.message}")
@@ -126,6 +126,12 @@ def _py_type(annotation: Any) -> type:
         if annotation is candidate or candidate in getattr(annotation, "__args__", ()):
             return candidate
     return str
+
+
+class JsonObject(BaseModel):
+    """A JSON object (the operation's description says what it holds)."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 class ErrorDetail(BaseModel):

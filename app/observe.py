@@ -21,7 +21,8 @@ access_log = logging.getLogger("app.access")
 log = logging.getLogger("app")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
-_HTML_PREFIXES = ("/m/", "/m", "/q/", "/p/", "/desk")
+_HTML_PREFIXES = ("/m/", "/q/", "/p/", "/desk/")
+_HTML_PATHS = frozenset({"/m", "/desk"})
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -56,7 +57,9 @@ class JsonFormatter(logging.Formatter):
         for key in ("request_id", "method", "path", "status", "duration_ms", "route"):
             if hasattr(record, key):
                 data[key] = getattr(record, key)
-        if record.exc_info:
+        if record.exc_text:  # already rendered (and redacted) by the filter
+            data["exc"] = record.exc_text
+        elif record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False)
 
@@ -65,15 +68,22 @@ def configure_logging(level: str) -> None:
     """Structured logs on stderr for our loggers."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
-    for name in ("app",):
+    from auth.redact import RedactingFilter
+
+    # No ID number, phone, token or key ever reaches a log line.
+    handler.addFilter(RedactingFilter())
+    for name in ("app", "auth"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.setLevel(level)
         logger.propagate = False
+    for name in ("sanic.root", "sanic.error", "sanic.server", "sanic.access", "tortoise"):
+        for existing in logging.getLogger(name).handlers:
+            existing.addFilter(RedactingFilter())
 
 
 def _wants_html(request: Request) -> bool:
-    if not request.path.startswith(_HTML_PREFIXES):
+    if request.path not in _HTML_PATHS and not request.path.startswith(_HTML_PREFIXES):
         return False
     return "application/json" not in request.headers.get("accept", "")
 

@@ -9,6 +9,7 @@ import os
 from sanic import Sanic
 from sanic_ext import Extend
 
+from app import cache as cache_bus
 from app import db
 from app.cache import LocalCache
 from app.jobs import Scheduler
@@ -16,6 +17,12 @@ from app.observe import configure_logging, install
 from app.settings import Settings
 from app.store import make_store
 from app.web import Pages
+from app.wechat.client import WeChatClient
+from auth.pii import PiiCipher
+from auth.realname import make_verifier
+from auth.service import AuthDeps
+from auth.sms import make_sender
+from auth.tokens import TokenAuthority
 
 log = logging.getLogger("app")
 _names = itertools.count()
@@ -23,11 +30,14 @@ _PREPARED_FLAG = "ZUIDUO_PREPARED"
 
 
 async def prepare(settings: Settings) -> None:
-    """Migrate and load the demo catalogue into an empty database (dev mode, once per start)."""
+    """Migrate, make sure a signing key exists, load the demo catalogue into an empty database (dev)."""
     from app.matters import demo, service
+    from auth.pii import PiiCipher
+    from auth.tokens import ensure_key
 
     if settings.auto_migrate:
         await db.migrate(settings)
+        await ensure_key(PiiCipher.from_settings(settings))
     if settings.load_demo and await service.catalogue_is_empty():
         report = await demo.load_demo()
         log.info("demo catalogue loaded: %s matters", report.created)
@@ -52,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
         OAS_UI_DEFAULT="swagger",
         OAS_UI_SWAGGER_HTML_TITLE="最多跑一次 政务服务 API",
         CORS=False,
+        HTTP_AUTO_OPTIONS=False,  # no CORS here, and each auto route costs a router rebuild at start
         HEALTH=False,
     )
     Extend(app)
@@ -67,9 +78,12 @@ def create_app(settings: Settings | None = None) -> Sanic:
     from app.matters.views import bp as catalogue_admin
     from app.ops import bp as ops
     from app.web.views import bp as web
+    from auth.admin_views import bp as staff_admin
+    from auth.views import bp as auth
     from miniprogram_api.catalogue import bp as catalogue
+    from miniprogram_api.me import bp as me
 
-    for blueprint in (ops, catalogue, catalogue_admin, web):
+    for blueprint in (ops, auth, me, catalogue, catalogue_admin, staff_admin, web):
         app.blueprint(blueprint)
 
     @app.main_process_start
@@ -90,7 +104,20 @@ def create_app(settings: Settings | None = None) -> Sanic:
             if not os.environ.get(_PREPARED_FLAG):
                 await prepare(settings)
         app.ctx.store = make_store(settings)
-        app.ctx.cache = LocalCache(app.ctx.store)
+        app.ctx.cache = LocalCache(app.ctx.store, ttl=settings.guide_cache_seconds or 1)
+        cache_bus.bind(app.ctx.cache)
+        cipher = PiiCipher.from_settings(settings)
+        app.ctx.tokens = TokenAuthority(settings, cipher, app.ctx.cache)
+        app.ctx.wechat = WeChatClient(settings, app.ctx.store)
+        app.ctx.auth = AuthDeps(
+            settings=settings,
+            store=app.ctx.store,
+            tokens=app.ctx.tokens,
+            cipher=cipher,
+            sms=make_sender(settings),
+            verifier=make_verifier(settings),
+            wechat=app.ctx.wechat,
+        )
         scheduler = Scheduler()
         scheduler.add("cache-sync", settings.cache_poll_seconds, app.ctx.cache.sync)
         app.ctx.scheduler = scheduler
@@ -100,6 +127,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     @app.after_server_stop
     async def _worker_stop(app: Sanic) -> None:
         await app.ctx.scheduler.stop()
+        await app.ctx.wechat.aclose()
         await app.ctx.store.aclose()
         if settings.manage_db:
             await db.close_db()

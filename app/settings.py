@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+
+DEV_SECRET = "dev-only-secret-not-for-production"  # noqa: S105 - development mode only
 
 
 class SettingsError(RuntimeError):
@@ -33,6 +38,32 @@ def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> i
     return value
 
 
+def _key32(name: str, raw: str) -> bytes:
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise SettingsError(f"{name} must be base64") from None
+    if len(key) != 32:
+        raise SettingsError(f"{name} must decode to 32 bytes, got {len(key)}")
+    return key
+
+
+def _derive(secret: str, purpose: str) -> bytes:
+    """A development key derived from the dev secret (never used in production)."""
+    return hashlib.sha256(f"{purpose}:{secret}".encode()).digest()
+
+
+def _pairs(name: str, raw: str) -> dict[str, str]:
+    """Parse `id:value,id:value`."""
+    out: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in raw.split(","))):
+        key, sep, value = item.partition(":")
+        if not sep or not key or not value:
+            raise SettingsError(f"{name} must look like id:value,id:value")
+        out[key.strip()] = value.strip()
+    return out
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting the service reads; built once by `Settings.from_env`."""
@@ -54,12 +85,45 @@ class Settings:
     max_page_size: int = 100
     app_name: str = "zuiduo"
     manage_db: bool = True  # False in tests: the fixtures own the ORM's lifecycle
+
+    # Identity and secrets
+    secret_key: str = DEV_SECRET
+    pii_keys: dict[str, bytes] = field(default_factory=lambda: {"dev1": _derive(DEV_SECRET, "pii")})
+    pii_active_kid: str = "dev1"
+    pii_index_key: bytes = field(default_factory=lambda: _derive(DEV_SECRET, "pii-index"))
+    jwt_issuer: str = "http://127.0.0.1:8000"
+    access_token_seconds: int = 900
+    refresh_token_days: int = 30
+    partner_clients: dict[str, str] = field(default_factory=dict)
+    token_cache_size: int = 10_000
+
+    # WeChat (official account = mp, mini program = mini)
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_oauth_base: str = "https://open.weixin.qq.com"
+    wechat_mp_appid: str = "wxdevofficialacct"
+    wechat_mp_secret: str = "dev-mp-secret"  # noqa: S105 - dev only
+    wechat_mini_appid: str = "wxdevminiprogram"
+    wechat_mini_secret: str = "dev-mini-secret"  # noqa: S105 - dev only
+    wechat_timeout: float = 5.0
+
+    # SMS and real-name verification
+    sms_sender: str = "console"
+    sms_gateway_url: str | None = None
+    sms_gateway_key: str | None = None
+    realname_verifier: str = "dev"
+    realname_verifier_url: str | None = None
+
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_production(self) -> bool:
         """True when running in production mode (secrets required, no auto-migrate)."""
         return self.env == "production"
+
+    @property
+    def is_dev(self) -> bool:
+        """True in development and test modes (dev-only commands allowed)."""
+        return self.env != "production"
 
     @property
     def db_backend(self) -> str:
@@ -74,7 +138,19 @@ class Settings:
         if mode not in {"development", "production", "test"}:
             raise SettingsError(f"APP_ENV must be development, test or production, got {mode!r}")
         production = mode == "production"
-        missing = [name for name in ("DATABASE_URL", "ADMIN_TOKEN", "BASE_URL") if production and not env.get(name)]
+        required = (
+            "DATABASE_URL",
+            "ADMIN_TOKEN",
+            "BASE_URL",
+            "SECRET_KEY",
+            "PII_KEYS",
+            "PII_INDEX_KEY",
+            "WECHAT_MP_APPID",
+            "WECHAT_MP_SECRET",
+            "WECHAT_MINI_APPID",
+            "WECHAT_MINI_SECRET",
+        )
+        missing = [name for name in required if production and not env.get(name)]
         if missing:
             raise SettingsError("production mode requires these environment variables: " + ", ".join(missing))
         database_url = env.get("DATABASE_URL") or cls.database_url
@@ -88,6 +164,35 @@ class Settings:
         parts = urlsplit(base_url)
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             raise SettingsError(f"BASE_URL must be an absolute http(s) URL, got {base_url!r}")
+        secret = env.get("SECRET_KEY") or DEV_SECRET
+        if production and len(secret) < 32:
+            raise SettingsError("SECRET_KEY must be at least 32 characters")
+        if env.get("PII_KEYS"):
+            pii_keys = {
+                kid: _key32(f"PII_KEYS[{kid}]", raw) for kid, raw in _pairs("PII_KEYS", env["PII_KEYS"]).items()
+            }
+        else:
+            pii_keys = {"dev1": _derive(secret, "pii")}
+        active = env.get("PII_ACTIVE_KID") or list(pii_keys)[-1]
+        if active not in pii_keys:
+            raise SettingsError(f"PII_ACTIVE_KID {active!r} is not one of PII_KEYS")
+        index_key = (
+            _key32("PII_INDEX_KEY", env["PII_INDEX_KEY"]) if env.get("PII_INDEX_KEY") else _derive(secret, "pii-index")
+        )
+        sms_sender = (env.get("SMS_SENDER") or ("http" if production else "console")).lower()
+        if sms_sender not in {"console", "http"}:
+            raise SettingsError("SMS_SENDER must be console or http")
+        if sms_sender == "console" and production:
+            raise SettingsError("SMS_SENDER=console is for development only")
+        if sms_sender == "http" and not env.get("SMS_GATEWAY_URL"):
+            raise SettingsError("SMS_SENDER=http requires SMS_GATEWAY_URL")
+        verifier = (env.get("REALNAME_VERIFIER") or ("http" if production else "dev")).lower()
+        if verifier not in {"dev", "http"}:
+            raise SettingsError("REALNAME_VERIFIER must be dev or http")
+        if verifier == "dev" and production:
+            raise SettingsError("REALNAME_VERIFIER=dev is for development only")
+        if verifier == "http" and not env.get("REALNAME_VERIFIER_URL"):
+            raise SettingsError("REALNAME_VERIFIER=http requires REALNAME_VERIFIER_URL")
         values: dict[str, object] = dict(
             env=mode,
             database_url=database_url,
@@ -103,6 +208,25 @@ class Settings:
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
             guide_cache_seconds=_int(env, "GUIDE_CACHE_SECONDS", 60, 0, 86400),
             max_page_size=_int(env, "MAX_PAGE_SIZE", 100, 10, 1000),
+            secret_key=secret,
+            pii_keys=pii_keys,
+            pii_active_kid=active,
+            pii_index_key=index_key,
+            jwt_issuer=(env.get("JWT_ISSUER") or base_url).rstrip("/"),
+            access_token_seconds=_int(env, "ACCESS_TOKEN_SECONDS", 900, 60, 3600),
+            refresh_token_days=_int(env, "REFRESH_TOKEN_DAYS", 30, 1, 365),
+            partner_clients=_pairs("PARTNER_CLIENTS", env.get("PARTNER_CLIENTS", "")),
+            wechat_api_base=(env.get("WECHAT_API_BASE") or cls.wechat_api_base).rstrip("/"),
+            wechat_oauth_base=(env.get("WECHAT_OAUTH_BASE") or cls.wechat_oauth_base).rstrip("/"),
+            wechat_mp_appid=env.get("WECHAT_MP_APPID") or cls.wechat_mp_appid,
+            wechat_mp_secret=env.get("WECHAT_MP_SECRET") or cls.wechat_mp_secret,
+            wechat_mini_appid=env.get("WECHAT_MINI_APPID") or cls.wechat_mini_appid,
+            wechat_mini_secret=env.get("WECHAT_MINI_SECRET") or cls.wechat_mini_secret,
+            sms_sender=sms_sender,
+            sms_gateway_url=env.get("SMS_GATEWAY_URL") or None,
+            sms_gateway_key=env.get("SMS_GATEWAY_KEY") or None,
+            realname_verifier=verifier,
+            realname_verifier_url=env.get("REALNAME_VERIFIER_URL") or None,
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

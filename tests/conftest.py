@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import httpx
 import pytest
 from sanic import Sanic
+from sanic_testing.testing import ASGI_HOST, ASGI_PORT, SanicASGITestClient, TestingResponse
 from tortoise import connections
 
 from app import clock, db
@@ -21,7 +23,10 @@ from app.store import reset_fake_store
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
 BACKEND = "postgres" if DATABASE_URL.startswith(("postgres://", "postgresql://")) else "sqlite"
-TABLES = ["matter_version", "matter", "hall", "department", "job_lease"]
+TABLES = [
+    "refresh_token", "auth_session", "channel_binding", "citizen", "staff", "signing_key",
+    "matter_version", "matter", "hall", "department", "job_lease",
+]
 
 Sanic.test_mode = True
 
@@ -131,16 +136,107 @@ async def app(settings: Settings) -> AsyncIterator[Sanic]:
     yield application
 
 
-@pytest.fixture
-async def client(app: Sanic) -> AsyncIterator[object]:
-    """The app's ASGI client."""
-    yield app.asgi_client
+class AppClient(SanicASGITestClient):
+    """sanic-testing's ASGI client, but the app starts once per test and stops at the end.
+
+    The stock client runs the whole startup and shutdown around every request (~120 ms each) and
+    so rebuilds per-worker state (caches, token cache, scheduler) between requests, which hides
+    exactly the behaviour a worker has in production.
+    """
+
+    async def start(self) -> None:
+        """Start the app like a worker does."""
+        self.sanic_app.router.reset()
+        self.sanic_app.signal_router.reset()
+        await self.sanic_app._startup()
+        await self.sanic_app._server_event("init", "before")
+        await self.sanic_app._server_event("init", "after")
+
+    async def stop(self) -> None:
+        """Stop the app (listeners run)."""
+        await self.sanic_app._server_event("shutdown", "before")
+        await self.sanic_app._server_event("shutdown", "after")
+
+    async def request(self, method, url, gather_request=True, *args, **kwargs):  # type: ignore[override]
+        """`(None, response)` like the stock client, without restarting the app."""
+        if not url.startswith(("http:", "https:")):
+            url = f"http://{ASGI_HOST}:{ASGI_PORT}{url if url.startswith('/') else '/' + url}"
+        response = await httpx.AsyncClient.request(self, method, url, *args, **kwargs)
+        response.__class__ = TestingResponse
+        return None, response
 
 
 @pytest.fixture
-def admin_headers(settings: Settings) -> dict[str, str]:
-    """Headers of an administrator (temporary admin-token guard)."""
-    return {"Authorization": f"Bearer {settings.admin_token}"}
+async def client(app: Sanic) -> AsyncIterator[AppClient]:
+    """An ASGI client of the started app."""
+    c = AppClient(app)
+    await c.start()
+    try:
+        yield c
+    finally:
+        await c.stop()
+
+
+@pytest.fixture
+def auth_deps(settings: Settings):
+    """Identity services wired like the workers' (own store client and token cache)."""
+    from app.cache import LocalCache
+    from app.store import make_store
+    from auth.pii import PiiCipher
+    from auth.realname import make_verifier
+    from auth.service import AuthDeps
+    from auth.sms import ConsoleSender
+    from auth.tokens import TokenAuthority
+
+    store = make_store(settings)
+    cipher = PiiCipher.from_settings(settings)
+    return AuthDeps(
+        settings=settings, store=store, tokens=TokenAuthority(settings, cipher, LocalCache(store)), cipher=cipher,
+        sms=ConsoleSender(), verifier=make_verifier(settings),
+    )
+
+
+@pytest.fixture
+def make_staff(auth_deps):
+    """Create a staff account and return (staff, bearer headers)."""
+    from auth import service
+
+    async def make(role: str = "admin", *, username: str | None = None, hall: str | None = None,
+                   departments: list[str] | None = None, password: str = "correct horse battery"):
+        if role == "clerk" and hall is None:
+            hall = "main"
+        if role == "reviewer" and not departments:
+            departments = ["scjgj"]
+        staff = await service.create_staff(
+            username=username or f"{role}_{uuid.uuid4().hex[:6]}", password=password, role=role,
+            hall=hall, departments=departments,
+        )
+        pair = await service.issue_for_staff(auth_deps, staff=staff)
+        return staff, {"Authorization": f"Bearer {pair.access_token}"}
+
+    return make
+
+
+@pytest.fixture
+def make_citizen(auth_deps):
+    """Create a citizen with a verified phone at a level of assurance; return (citizen id, headers, pair)."""
+    from auth import service
+    from auth.models import Citizen
+
+    async def make(*, phone: str | None = None, loa: int = 2, audience: str = "app"):
+        phone = phone or "139" + uuid.uuid4().int.__str__()[:8]
+        token = await service.dev_token_for_phone(auth_deps, phone=phone, loa=loa, audience=audience)
+        citizen = await Citizen.get(phone_bidx=auth_deps.cipher.blind_index(phone, kind="phone"))
+        return citizen, {"Authorization": f"Bearer {token}"}
+
+    return make
+
+
+@pytest.fixture
+async def admin_headers(make_staff) -> dict[str, str]:
+    """Bearer headers of an administrator (staff role admin)."""
+    _, headers = await make_staff("admin")
+    return headers
 
 
 class FakeClock:

@@ -17,10 +17,11 @@ async def guide_document(cache: LocalCache, code: str, *, base_url: str) -> tupl
     hit = cache.get(NAMESPACE, key)
     if hit is not None:
         return hit
+    epoch = cache.epoch(NAMESPACE)
     guide = await service.get_guide(code, base_url=base_url)
     body = dumps(guide)
     entry = (etag_for(body), body, guide)
-    cache.put(NAMESPACE, key, entry)
+    cache.put(NAMESPACE, key, entry, epoch=epoch)
     return entry
 
 

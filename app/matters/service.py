@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
+from app import cache as cache_bus
 from app import clock
 from app.errors import (
     GuideInvalid,
@@ -37,6 +38,8 @@ from app.matters.schemas import (
 )
 
 MAX_DRAFT_BYTES = 256 * 1024
+MAX_VERSION_NO = 1_000_000
+GUIDE_NAMESPACE = "guide"  # the per-worker cache of rendered guides (app.matters.guides)
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,8 @@ async def get_guide(code: str, *, base_url: str) -> dict[str, Any]:
 async def get_version(code: str, no: int, *, base_url: str) -> dict[str, Any]:
     """A published or superseded version of a matter's guide (drafts are not public)."""
     matter = await _get_matter(code)
+    if not 1 <= no <= MAX_VERSION_NO:
+        raise VersionNotFound(details={"matter_code": matter.code, "version": no})
     version = await MatterVersion.get_or_none(
         matter_id=matter.id, no=no, status__in=[VersionStatus.published, VersionStatus.superseded]
     )
@@ -357,14 +362,21 @@ async def publish(*, code: str, no: int) -> dict[str, Any]:
         matter = await _locked_matter(code)
         if matter.status is MatterStatus.retired:
             raise MatterRetired(details={"matter_code": matter.code})
-        version = await MatterVersion.get_or_none(matter_id=matter.id, no=no)
+        version = (
+            await MatterVersion.get_or_none(matter_id=matter.id, no=no) if 1 <= no <= MAX_VERSION_NO else None
+        )
         if version is None:
             raise VersionNotFound(details={"matter_code": matter.code, "version": no})
         if version.status is not VersionStatus.draft:
             raise VersionNotDraft(details={"version": no, "status": version.status.value})
         guide = validate_guide(version.content)
         await _check_references(guide)
+        # Store the normalised guide, so an export re-imported later is recognised as unchanged.
+        version.content = guide.model_dump(mode="json")
+        version.content_hash = content_hash(version.content)
+        await version.save(update_fields=["content", "content_hash", "updated_at"])
         await _publish_version(matter, version, guide)
+    await cache_bus.changed(GUIDE_NAMESPACE)
     return {"code": matter.code, "version": _version_dict(version)}
 
 
@@ -395,7 +407,12 @@ async def retire(*, code: str, successor: str | None = None) -> dict[str, Any]:
         if successor:
             successor_code = successor.strip().upper()
             succ = await Matter.get_or_none(code=successor_code)
-            if succ is None or succ.status is MatterStatus.retired or succ.id == matter.id:
+            if (
+                succ is None
+                or succ.status is MatterStatus.retired
+                or succ.published_no is None
+                or succ.id == matter.id
+            ):
                 raise InvalidInput(
                     "继任事项不存在、已取消或与本事项相同",
                     details={"fields": {"successor": [f"无效的继任事项 {successor_code}"]}},
@@ -403,6 +420,7 @@ async def retire(*, code: str, successor: str | None = None) -> dict[str, Any]:
         matter.status = MatterStatus.retired
         matter.successor_code = successor_code
         await matter.save(update_fields=["status", "successor_code", "updated_at"])
+    await cache_bus.changed(GUIDE_NAMESPACE)
     return {"code": matter.code, "status": matter.status.value, "successor": successor_code}
 
 
@@ -416,7 +434,7 @@ async def list_versions(*, code: str) -> list[dict[str, Any]]:
 async def get_draft_content(*, code: str, no: int) -> dict[str, Any]:
     """Any version's raw content (administration, including drafts)."""
     matter = await _get_matter(code)
-    version = await MatterVersion.get_or_none(matter_id=matter.id, no=no)
+    version = await MatterVersion.get_or_none(matter_id=matter.id, no=no) if 1 <= no <= MAX_VERSION_NO else None
     if version is None:
         raise VersionNotFound(details={"matter_code": matter.code, "version": no})
     return {"code": matter.code, "version": _version_dict(version), "content": version.content}
@@ -462,8 +480,7 @@ async def import_catalogue(
     known_departments = {d.code for _, d in departments} | set(await Department.all().values_list("code", flat=True))
     known_halls = {h.code for _, h in halls} | set(await Hall.all().values_list("code", flat=True))
     seen: dict[str, int] = {}
-    entry_codes = {m.code for _, m in matters} | set(await Matter.all().values_list("code", flat=True))
-    good_matters = []
+    checked: list[tuple[int, MatterEntry, list[str]]] = []
     for index, entry in matters:
         reasons = []
         if entry.department not in known_departments:
@@ -472,11 +489,26 @@ async def import_catalogue(
             reasons.append(f"大厅 {entry.hall} 不存在")
         if entry.code in seen:
             reasons.append(f"事项编码与第 {seen[entry.code]} 条重复")
-        if entry.successor and (entry.successor not in entry_codes or entry.successor == entry.code):
-            reasons.append(f"继任事项 {entry.successor} 不存在")
         if entry.successor and not entry.retired:
             reasons.append("只有已取消的事项可以指定继任事项")
         seen.setdefault(entry.code, index)
+        checked.append((index, entry, reasons))
+    # A successor must end up offered: a good, not retired entry of this file, or (when the file
+    # does not mention it) an active published matter already in the catalogue.
+    in_file = {entry.code: (entry, reasons) for _, entry, reasons in checked}
+    offered = set(
+        await Matter.filter(status=MatterStatus.active, published_no__not_isnull=True).values_list("code", flat=True)
+    )
+    good_matters = []
+    for index, entry, reasons in checked:
+        if entry.successor:
+            target = in_file.get(entry.successor)
+            if entry.successor == entry.code:
+                reasons.append("继任事项不能是本事项")
+            elif target is not None and (target[1] or target[0].retired):
+                reasons.append(f"继任事项 {entry.successor} 有错误或已取消")
+            elif target is None and entry.successor not in offered:
+                reasons.append(f"继任事项 {entry.successor} 不存在或未在办理")
         if reasons:
             errors.append({"kind": "matter", "index": index, "code": entry.code, "fields": {"__root__": reasons}})
         else:
@@ -498,6 +530,7 @@ async def import_catalogue(
                 progress(done, total)
         for _, entry in good_matters:
             await _apply_retirement(entry)
+    await cache_bus.changed(GUIDE_NAMESPACE)
     return report
 
 

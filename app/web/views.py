@@ -61,10 +61,11 @@ async def guide_page(request: Request, code: str) -> HTTPResponse:
     key = ("html", code.strip().upper())
     hit = cache.get(guides.NAMESPACE, key)
     if hit is None:
+        epoch = cache.epoch(guides.NAMESPACE)
         _, _, guide = await guides.guide_document(cache, code, base_url=request.app.ctx.settings.base_url)
         body = request.app.ctx.pages.render("guide.html", g=guide, actions=ACTIONS).encode()
         hit = (etag_for(body), body)
-        cache.put(guides.NAMESPACE, key, hit)
+        cache.put(guides.NAMESPACE, key, hit, epoch=epoch)
     etag, body = hit
     return cached_response(request, body, etag, content_type=HTML, max_age=request.app.ctx.settings.guide_cache_seconds)
 

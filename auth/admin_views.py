@@ -1,0 +1,75 @@
+"""Administration of staff accounts."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from sanic import Blueprint, HTTPResponse, Request
+
+from app.errors import InvalidInput
+from app.http import doc, json_response, parse_body
+from auth import service
+from auth.errors import StaffNotFound, TokenExpired, TokenInvalid, TokenMissing, TokenRevoked, WrongRole
+from auth.guards import admin_required
+
+bp = Blueprint("staff_admin", url_prefix="/api/v1/admin/staff")
+TAG = "admin 工作人员管理"
+AUTH = [TokenMissing, TokenInvalid, TokenExpired, TokenRevoked, WrongRole]
+
+
+class NewStaff(BaseModel):
+    """A new staff account."""
+
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=3, max_length=64)
+    password: str = Field(min_length=10, max_length=256)
+    role: str = Field(pattern=r"^(clerk|reviewer|admin)$")
+    hall: str | None = Field(default=None, max_length=32)
+    departments: list[str] = Field(default_factory=list, max_length=50)
+    display_name: str = Field(default="", max_length=100)
+
+
+def _staff_dict(staff: object) -> dict:
+    return {
+        "id": str(staff.id),
+        "username": staff.username,
+        "display_name": staff.display_name,  # type: ignore[attr-defined]
+        "role": staff.role.value,
+        "hall": staff.hall_code,
+        "departments": staff.departments,  # type: ignore[attr-defined]
+        "disabled": staff.disabled,  # type: ignore[attr-defined]
+    }
+
+
+@bp.post("")
+@doc(tag=TAG, summary="新建工作人员账号", body=NewStaff, status=201, errors=[*AUTH, InvalidInput], secured="bearer")
+@admin_required
+async def create(request: Request) -> HTTPResponse:
+    """Create a staff account."""
+    body = parse_body(request, NewStaff)
+    staff = await service.create_staff(
+        username=body.username,
+        password=body.password,
+        role=body.role,
+        hall=body.hall,
+        departments=body.departments,
+        display_name=body.display_name,
+    )
+    return json_response(_staff_dict(staff), status=201)
+
+
+@bp.post("/<username:str>/disable")
+@doc(tag=TAG, summary="停用账号（立即注销其全部登录）", errors=[*AUTH, StaffNotFound], secured="bearer")
+@admin_required
+async def disable(request: Request, username: str) -> HTTPResponse:
+    """Disable a staff account and revoke its sessions."""
+    await service.set_staff_disabled(request.app.ctx.auth, username=username, disabled=True)
+    return json_response({"username": username, "disabled": True})
+
+
+@bp.post("/<username:str>/enable")
+@doc(tag=TAG, summary="恢复账号", errors=[*AUTH, StaffNotFound], secured="bearer")
+@admin_required
+async def enable(request: Request, username: str) -> HTTPResponse:
+    """Re-enable a staff account."""
+    await service.set_staff_disabled(request.app.ctx.auth, username=username, disabled=False)
+    return json_response({"username": username, "disabled": False})

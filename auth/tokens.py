@@ -1,0 +1,272 @@
+"""Signing keys, access tokens (EdDSA JWTs) and their per-worker verified cache.
+
+Access tokens are JWTs signed with the active Ed25519 key; the algorithm is pinned by our settings,
+never taken from the token. Refresh tokens are opaque random strings (see sessions.py), so one can
+never pass as an access token.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from tortoise.transactions import in_transaction
+
+from app import clock
+from app.cache import LocalCache
+from app.settings import Settings
+from auth.errors import TokenExpired, TokenInvalid, TokenRevoked
+from auth.models import AuthSession, Citizen, SigningKey, Staff
+from auth.pii import PiiCipher
+
+log = logging.getLogger("auth.tokens")
+
+ALGORITHM = "EdDSA"
+ACCESS_TYP = "access"
+CITIZEN_AUDIENCES = frozenset({"miniprogram", "h5", "app"})
+STAFF_AUDIENCE = "staff"
+ALL_AUDIENCES = CITIZEN_AUDIENCES | {STAFF_AUDIENCE}
+CACHE_NAMESPACE = "tokens"
+KEYS_NAMESPACE = "signing-keys"
+_FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def public_jwk(kid: str, public: Ed25519PublicKey) -> dict[str, str]:
+    """The public JWK of an Ed25519 key (public fields only)."""
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return {"kty": "OKP", "crv": "Ed25519", "x": _b64(raw), "kid": kid, "use": "sig", "alg": ALGORITHM}
+
+
+async def create_key(cipher: PiiCipher, *, activate: bool) -> str:
+    """Generate a key; when `activate`, it becomes the only signer (older keys keep verifying)."""
+    private = Ed25519PrivateKey.generate()
+    kid = clock.now().strftime("%Y%m%d") + "-" + secrets.token_hex(4)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    async with in_transaction():
+        if activate:
+            await SigningKey.filter(active=True).update(active=False)
+        await SigningKey.create(
+            kid=kid,
+            private_enc=cipher.encrypt(pem, aad=f"signing-key:{kid}"),
+            public_jwk=public_jwk(kid, private.public_key()),
+            active=activate,
+        )
+    return kid
+
+
+async def ensure_key(cipher: PiiCipher) -> None:
+    """Create the first signing key when there is none."""
+    if not await SigningKey.filter(retired_at__isnull=True, active=True).exists():
+        await create_key(cipher, activate=True)
+
+
+async def retire_key(kid: str) -> bool:
+    """Stop verifying with a key (it can no longer be the active one)."""
+    return bool(await SigningKey.filter(kid=kid, active=False, retired_at__isnull=True).update(retired_at=clock.now()))
+
+
+@dataclass
+class Principal:
+    """Who is calling: a citizen or a staff member, as the verified token says."""
+
+    kind: str  # "citizen" | "staff"
+    id: str
+    audience: str
+    session_id: str
+    loa: int = 0
+    role: str | None = None
+    hall: str | None = None
+    departments: tuple[str, ...] = ()
+    expires_at: int = 0
+    claims: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str:
+        """The `sub` claim."""
+        return f"{self.kind}:{self.id}"
+
+
+class TokenAuthority:
+    """Issues and verifies access tokens with the key ring; caches verified tokens per worker."""
+
+    def __init__(self, settings: Settings, cipher: PiiCipher, cache: LocalCache) -> None:
+        self.settings = settings
+        self.cipher = cipher
+        self.cache = cache
+        self._signer: tuple[str, Ed25519PrivateKey] | None = None
+        self._public: dict[str, Ed25519PublicKey] = {}
+
+    async def _keys(self) -> None:
+        if self._signer is not None and self.cache.get(KEYS_NAMESPACE, "loaded"):
+            return
+        rows = await SigningKey.filter(retired_at__isnull=True)
+        self._public = {}
+        self._signer = None
+        for row in rows:
+            jwk = jwt.PyJWK(row.public_jwk)
+            self._public[row.kid] = jwk.key  # type: ignore[assignment]
+            if row.active:
+                pem = self.cipher.decrypt(row.private_enc, aad=f"signing-key:{row.kid}")
+                key = serialization.load_pem_private_key(pem.encode(), password=None)
+                assert isinstance(key, Ed25519PrivateKey)
+                self._signer = (row.kid, key)
+        if self._signer is None:
+            await ensure_key(self.cipher)
+            return await self._keys()
+        self.cache.put(KEYS_NAMESPACE, "loaded", True)
+
+    async def jwks(self) -> dict[str, Any]:
+        """The public key set (every key that still verifies)."""
+        await self._keys()
+        rows = await SigningKey.filter(retired_at__isnull=True).order_by("-created_at")
+        return {"keys": [dict(row.public_jwk) for row in rows]}
+
+    async def issue(self, *, subject: str, audience: str, session_id: str, extra: dict[str, Any]) -> tuple[str, int]:
+        """A signed access token and its lifetime in seconds."""
+        await self._keys()
+        assert self._signer is not None
+        kid, key = self._signer
+        now = int(clock.now().timestamp())
+        ttl = self.settings.access_token_seconds
+        claims = {
+            "iss": self.settings.jwt_issuer,
+            "sub": subject,
+            "aud": audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+            "sid": session_id,
+            "typ": ACCESS_TYP,
+            **extra,
+        }
+        token = jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": kid, "typ": "at+jwt"})
+        return token, ttl
+
+    async def verify(self, token: str, *, audiences: frozenset[str]) -> Principal:
+        """Verify signature, claims and revocation; cached per exact token until revoked or expired."""
+        hit = self.cache.get(CACHE_NAMESPACE, token)
+        now = clock.now().timestamp()
+        if hit is not None and hit.expires_at > now:
+            if hit.audience not in audiences:
+                raise TokenInvalid(details={"reason": "audience"})
+            return hit
+        principal = await self._verify_uncached(token, audiences=audiences)
+        self.cache.put(CACHE_NAMESPACE, token, principal)
+        return principal
+
+    async def _verify_uncached(self, token: str, *, audiences: frozenset[str]) -> Principal:
+        if len(token) > 4096:
+            raise TokenInvalid(details={"reason": "malformed"})
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise TokenInvalid(details={"reason": "malformed"}) from None
+        if header.get("alg") != ALGORITHM or _FORBIDDEN_HEADERS & set(header):
+            raise TokenInvalid(details={"reason": "header"})
+        await self._keys()
+        key = self._public.get(str(header.get("kid")))
+        if key is None:
+            # A key created by another worker since we loaded ours: reload once.
+            self.cache.clear(KEYS_NAMESPACE)
+            await self._keys()
+            key = self._public.get(str(header.get("kid")))
+            if key is None:
+                raise TokenInvalid(details={"reason": "kid"})
+        try:
+            claims = (
+                jwt.decode(
+                    token,
+                    key,
+                    algorithms=[ALGORITHM],
+                    audience=list(audiences),
+                    issuer=self.settings.jwt_issuer,
+                    options={"require": ["exp", "iat", "nbf", "sub", "aud", "iss", "jti", "sid"]},
+                    leeway=0,
+                    # PyJWT compares with time.time(); our clock may be moved in tests.
+                )
+                if abs(clock.now().timestamp() - time.time()) < 1
+                else self._decode_at(token, key, audiences)
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenExpired() from None
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid(details={"reason": type(exc).__name__}) from None
+        if claims.get("typ") != ACCESS_TYP:
+            raise TokenInvalid(details={"reason": "typ"})
+        kind, _, ident = str(claims["sub"]).partition(":")
+        if kind not in {"citizen", "staff"} or not ident:
+            raise TokenInvalid(details={"reason": "sub"})
+        await self._check_revocation(kind, ident, str(claims["sid"]))
+        return Principal(
+            kind=kind,
+            id=ident,
+            audience=str(claims["aud"]),
+            session_id=str(claims["sid"]),
+            loa=int(claims.get("loa", 0)),
+            role=claims.get("role"),
+            hall=claims.get("hall"),
+            departments=tuple(claims.get("departments") or ()),
+            expires_at=int(claims["exp"]),
+            claims=claims,
+        )
+
+    def _decode_at(self, token: str, key: Ed25519PublicKey, audiences: frozenset[str]) -> dict[str, Any]:
+        """Decode with time checks against our (possibly moved) clock."""
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=list(audiences),
+            issuer=self.settings.jwt_issuer,
+            options={
+                "require": ["exp", "iat", "nbf", "sub", "aud", "iss", "jti", "sid"],
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
+        )
+        now = clock.now().timestamp()
+        if now >= claims["exp"]:
+            raise jwt.ExpiredSignatureError("expired")
+        if now < claims["nbf"]:
+            raise jwt.ImmatureSignatureError("not yet valid")
+        return claims
+
+    async def _check_revocation(self, kind: str, ident: str, sid: str) -> None:
+        try:
+            session_uuid = uuid.UUID(sid)
+            subject_uuid = uuid.UUID(ident)
+        except ValueError:
+            raise TokenInvalid(details={"reason": "sid"}) from None
+        session = await AuthSession.get_or_none(id=session_uuid)
+        if session is None or session.revoked_at is not None or session.subject != f"{kind}:{ident}":
+            raise TokenRevoked()
+        model = Citizen if kind == "citizen" else Staff
+        account = await model.get_or_none(id=subject_uuid).only("id", "disabled")
+        if account is None or account.disabled:
+            raise TokenRevoked()
+
+    async def revoked(self) -> None:
+        """A session or account was revoked: every worker drops its verified tokens."""
+        await self.cache.invalidate(CACHE_NAMESPACE)
+
+
+def utc_from_ts(ts: int) -> dt.datetime:
+    """A UTC datetime from a unix timestamp."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC)

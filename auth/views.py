@@ -1,0 +1,291 @@
+"""Sign-in endpoints (/api/v1/auth), token introspection and the published key set (/.well-known)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import parse_qs
+
+from pydantic import BaseModel, ConfigDict, Field
+from sanic import Blueprint, HTTPResponse, Request, redirect
+
+from app.errors import InvalidInput, ServiceUnavailable
+from app.http import doc, json_response, parse_body, parse_query
+from app.ratelimit import TooManyRequests
+from app.wechat.errors import WeChatCodeInvalid, WeChatRateLimited, WeChatUnavailable
+from auth import service
+from auth.errors import (
+    AccountDisabled,
+    AccountLocked,
+    BadCredentials,
+    ClientUnauthorized,
+    IdentityConflict,
+    OtpInvalid,
+    RefreshReused,
+    StateInvalid,
+    TokenExpired,
+    TokenInvalid,
+    TokenMissing,
+    TokenRevoked,
+)
+from auth.guards import ACCESS_COOKIE, REFRESH_COOKIE, authenticate, optional_citizen
+from auth.pii import InvalidPhone
+from auth.tokens import ALL_AUDIENCES
+
+bp = Blueprint("auth", url_prefix="")
+TAG = "auth 统一身份认证"
+TOKENS = {"access_token": str, "token_type": str, "expires_in": int, "refresh_token": str, "audience": str}
+
+
+class CodeBody(BaseModel):
+    """A wx.login code."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=128)
+
+
+class PhoneBody(BaseModel):
+    """A mainland mobile number."""
+
+    model_config = ConfigDict(extra="forbid")
+    phone: str = Field(min_length=11, max_length=20)
+
+
+class OtpBody(BaseModel):
+    """A phone number and the 6-digit code sent to it."""
+
+    model_config = ConfigDict(extra="forbid")
+    phone: str = Field(min_length=11, max_length=20)
+    otp: str = Field(min_length=6, max_length=6, pattern=r"^\d{6}$")
+
+
+class StaffLoginBody(BaseModel):
+    """Staff credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class RefreshBody(BaseModel):
+    """A refresh token (H5 pages send it as the httpOnly cookie instead)."""
+
+    model_config = ConfigDict(extra="forbid")
+    refresh_token: str | None = Field(default=None, max_length=200)
+
+
+class AuthorizeQuery(BaseModel):
+    """Where to go after signing in (one of our own paths)."""
+
+    model_config = ConfigDict(extra="ignore")
+    next: str | None = Field(default=None, max_length=512)
+
+
+class CallbackQuery(BaseModel):
+    """What WeChat sends back."""
+
+    model_config = ConfigDict(extra="ignore")
+    code: str = Field(min_length=1, max_length=128)
+    state: str = Field(min_length=1, max_length=1024)
+
+
+def _ip(request: Request) -> str:
+    return request.remote_addr or request.ip or "unknown"
+
+
+def _deps(request: Request) -> service.AuthDeps:
+    return request.app.ctx.auth
+
+
+def _cookie_response(request: Request, response: HTTPResponse, pair: service.TokenPair) -> HTTPResponse:
+    secure = request.app.ctx.settings.base_url.startswith("https://")
+    response.add_cookie(
+        ACCESS_COOKIE,
+        pair.access_token,
+        httponly=True,
+        secure=secure,
+        samesite="Lax",
+        path="/",
+        max_age=pair.expires_in,
+    )
+    response.add_cookie(
+        REFRESH_COOKIE,
+        pair.refresh_token,
+        httponly=True,
+        secure=secure,
+        samesite="Strict",
+        path="/api/v1/auth",
+        max_age=request.app.ctx.settings.refresh_token_days * 86400,
+    )
+    return response
+
+
+@bp.post("/api/v1/auth/miniprogram")
+@doc(
+    tag=TAG,
+    summary="小程序登录（wx.login code → 令牌）",
+    body=CodeBody,
+    response=TOKENS,
+    errors=[InvalidInput, WeChatCodeInvalid, WeChatRateLimited, WeChatUnavailable, AccountDisabled],
+)
+async def miniprogram(request: Request) -> HTTPResponse:
+    """Sign in from the mini program."""
+    body = parse_body(request, CodeBody)
+    pair = await service.login_miniprogram(_deps(request), code=body.code)
+    return json_response(pair.as_dict())
+
+
+@bp.get("/api/v1/auth/wechat/authorize")
+@doc(
+    tag=TAG,
+    summary="公众号网页授权：跳转到微信",
+    query=AuthorizeQuery,
+    description="next 只能是本站路径（防开放重定向）；state 签名、10 分钟有效、一次性。",
+)
+async def authorize(request: Request) -> HTTPResponse:
+    """Redirect to WeChat's OAuth page."""
+    query = parse_query(request, AuthorizeQuery)
+    return redirect(service.oauth_start(_deps(request), next_path=query.next))
+
+
+@bp.get("/api/v1/auth/wechat/callback")
+@doc(
+    tag=TAG,
+    summary="公众号网页授权回调：登录并写入 httpOnly Cookie",
+    query=CallbackQuery,
+    errors=[InvalidInput, StateInvalid, WeChatCodeInvalid, WeChatUnavailable, AccountDisabled],
+)
+async def callback(request: Request) -> HTTPResponse:
+    """Finish the OAuth login and go to the requested page."""
+    query = parse_query(request, CallbackQuery)
+    pair, next_path = await service.oauth_finish(_deps(request), code=query.code, state=query.state)
+    return _cookie_response(request, redirect(next_path), pair)
+
+
+@bp.post("/api/v1/auth/sms/send")
+@doc(
+    tag=TAG,
+    summary="发送短信验证码（6 位，5 分钟有效）",
+    body=PhoneBody,
+    errors=[InvalidInput, InvalidPhone, TooManyRequests, ServiceUnavailable],
+)
+async def sms_send(request: Request) -> HTTPResponse:
+    """Send a one-time code."""
+    body = parse_body(request, PhoneBody)
+    return json_response(await service.sms_send(_deps(request), phone=body.phone, ip=_ip(request)))
+
+
+@bp.post("/api/v1/auth/sms/verify")
+@doc(
+    tag=TAG,
+    summary="验证码登录；已登录时绑定手机号（同一手机号的账号合并）",
+    body=OtpBody,
+    response=TOKENS,
+    errors=[InvalidInput, InvalidPhone, OtpInvalid, TooManyRequests, IdentityConflict, AccountDisabled],
+)
+async def sms_verify(request: Request) -> HTTPResponse:
+    """Verify a code: sign in (app) or link the phone to the signed-in citizen."""
+    body = parse_body(request, OtpBody)
+    current = await optional_citizen(request)
+    pair = await service.sms_verify(_deps(request), phone=body.phone, otp=body.otp, current=current)
+    return json_response(pair.as_dict())
+
+
+@bp.post("/api/v1/auth/staff/login")
+@doc(
+    tag=TAG,
+    summary="工作人员登录",
+    body=StaffLoginBody,
+    response=TOKENS,
+    errors=[InvalidInput, BadCredentials, AccountLocked, AccountDisabled, TooManyRequests],
+)
+async def staff_login(request: Request) -> HTTPResponse:
+    """Staff password sign-in."""
+    body = parse_body(request, StaffLoginBody)
+    pair = await service.staff_login(_deps(request), username=body.username, password=body.password, ip=_ip(request))
+    return json_response(pair.as_dict())
+
+
+@bp.post("/api/v1/auth/refresh")
+@doc(
+    tag=TAG,
+    summary="刷新令牌（每次使用都轮换；旧令牌重用将注销整个登录）",
+    body=RefreshBody,
+    response=TOKENS,
+    errors=[InvalidInput, TokenInvalid, TokenExpired, TokenRevoked, RefreshReused],
+)
+async def refresh(request: Request) -> HTTPResponse:
+    """Rotate a refresh token."""
+    body = parse_body(request, RefreshBody) if request.body else RefreshBody()
+    token = body.refresh_token or request.cookies.get(REFRESH_COOKIE) or ""
+    pair = await service.refresh(_deps(request), refresh_token=token)
+    response = json_response(pair.as_dict())
+    return _cookie_response(request, response, pair) if not body.refresh_token else response
+
+
+@bp.post("/api/v1/auth/logout")
+@doc(tag=TAG, summary="退出登录（立即失效）", errors=[TokenMissing, TokenInvalid, TokenExpired, TokenRevoked])
+async def logout(request: Request) -> HTTPResponse:
+    """Revoke the caller's session."""
+    principal = await authenticate(request, ALL_AUDIENCES)
+    await service.logout(_deps(request), principal=principal)
+    response = HTTPResponse(status=204)
+    response.delete_cookie(ACCESS_COOKIE, path="/")
+    response.delete_cookie(REFRESH_COOKIE, path="/api/v1/auth")
+    return response
+
+
+@bp.post("/api/v1/auth/introspect")
+@doc(
+    tag=TAG,
+    summary="令牌内省（RFC 7662，供合作系统使用，HTTP Basic 客户端凭证）",
+    errors=[ClientUnauthorized, InvalidInput],
+)
+async def introspect(request: Request) -> HTTPResponse:
+    """Tell a partner system whether a token is active."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    client_id = client_secret = ""
+    if scheme.lower() == "basic":
+        try:
+            client_id, _, client_secret = base64.b64decode(value).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise ClientUnauthorized() from None
+    if "json" in (request.content_type or ""):
+        data = parse_body(request)
+        token = data.get("token", "") if isinstance(data, dict) else ""
+    else:
+        token = (parse_qs((request.body or b"").decode(errors="replace")).get("token") or [""])[0]
+    result = await service.introspect(_deps(request), client_id=client_id, client_secret=client_secret, token=token)
+    return json_response(result)
+
+
+@bp.get("/.well-known/jwks.json")
+@doc(tag=TAG, summary="签名公钥集（JWKS）")
+async def jwks(request: Request) -> HTTPResponse:
+    """Public keys that verify our tokens."""
+    keys = await request.app.ctx.tokens.jwks()
+    return json_response(keys, headers={"Cache-Control": "public, max-age=300"})
+
+
+@bp.get("/.well-known/openid-configuration")
+@doc(tag=TAG, summary="发现文档")
+async def discovery(request: Request) -> HTTPResponse:
+    """Where our keys and endpoints are."""
+    settings = request.app.ctx.settings
+    base = settings.base_url
+    return json_response(
+        {
+            "issuer": settings.jwt_issuer,
+            "jwks_uri": f"{base}/.well-known/jwks.json",
+            "authorization_endpoint": f"{base}/api/v1/auth/wechat/authorize",
+            "token_endpoint": f"{base}/api/v1/auth/refresh",
+            "introspection_endpoint": f"{base}/api/v1/auth/introspect",
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
+            "id_token_signing_alg_values_supported": ["EdDSA"],
+            "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+            "subject_types_supported": ["public"],
+            "response_types_supported": ["code"],
+            "audiences": sorted(ALL_AUDIENCES),
+        },
+        headers={"Cache-Control": "public, max-age=300"},
+    )
