@@ -216,6 +216,8 @@ class Settings:
             access_token_seconds=_int(env, "ACCESS_TOKEN_SECONDS", 900, 60, 3600),
             refresh_token_days=_int(env, "REFRESH_TOKEN_DAYS", 30, 1, 365),
             partner_clients=_pairs("PARTNER_CLIENTS", env.get("PARTNER_CLIENTS", "")),
+            token_cache_size=_int(env, "TOKEN_CACHE_SIZE", 10_000, 0, 1_000_000),
+            wechat_timeout=_int(env, "WECHAT_TIMEOUT_MS", 5000, 100, 5000) / 1000,
             wechat_api_base=(env.get("WECHAT_API_BASE") or cls.wechat_api_base).rstrip("/"),
             wechat_oauth_base=(env.get("WECHAT_OAUTH_BASE") or cls.wechat_oauth_base).rstrip("/"),
             wechat_mp_appid=env.get("WECHAT_MP_APPID") or cls.wechat_mp_appid,

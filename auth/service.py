@@ -16,11 +16,9 @@ Linking and merging (one person, one identity):
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import hmac
-import json
 import logging
 import re
 import secrets
@@ -248,43 +246,31 @@ def safe_next(next_path: str | None) -> str:
     return next_path
 
 
-def _sign(settings: Settings, payload: dict[str, Any]) -> str:
-    body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).rstrip(b"=")
-    mac = hmac.new(settings.secret_key.encode(), b"oauth-state:" + body, hashlib.sha256).digest()[:18]
-    return body.decode() + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+def _state_mac(settings: Settings, stamp: str) -> str:
+    return hmac.new(settings.secret_key.encode(), f"oauth-state:{stamp}".encode(), hashlib.sha256).hexdigest()[:24]
 
 
-def _unsign(settings: Settings, state: str) -> dict[str, Any]:
-    body, _, mac = (state or "").partition(".")
-    if not body or not mac or len(state) > 1024:
-        raise StateInvalid()
-    expected = hmac.new(settings.secret_key.encode(), b"oauth-state:" + body.encode(), hashlib.sha256).digest()[:18]
-    try:
-        given = base64.urlsafe_b64decode(mac + "=" * (-len(mac) % 4))
-        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except (ValueError, TypeError):
-        raise StateInvalid() from None
-    if not hmac.compare_digest(given, expected) or not isinstance(payload, dict):
-        raise StateInvalid()
-    if payload.get("e", 0) < clock.now().timestamp():
-        raise StateInvalid()
-    return payload
+async def oauth_start(deps: AuthDeps, *, next_path: str | None) -> str:
+    """The WeChat authorize URL with a signed, expiring, single-use state.
 
-
-def oauth_start(deps: AuthDeps, *, next_path: str | None) -> str:
-    """The WeChat authorize URL with a signed, expiring, single-use state."""
-    state = _sign(
-        deps.settings,
-        {"n": safe_next(next_path), "e": int(clock.now().timestamp()) + STATE_TTL, "r": secrets.token_hex(8)},
-    )
+    WeChat passes `state` through only as [A-Za-z0-9]{,128}, so it carries expiry, nonce and MAC;
+    the page to return to is kept server-side under the nonce.
+    """
+    stamp = f"{int(clock.now().timestamp()) + STATE_TTL:010d}{secrets.token_hex(8)}"
+    await deps.store.set(f"oauth-state:{stamp[10:]}", safe_next(next_path), ex=STATE_TTL)
     redirect_uri = f"{deps.settings.base_url}/api/v1/auth/wechat/callback"
-    return deps.wechat.oauth_authorize_url(redirect_uri=redirect_uri, state=state)
+    return deps.wechat.oauth_authorize_url(redirect_uri=redirect_uri, state=stamp + _state_mac(deps.settings, stamp))
 
 
 async def oauth_finish(deps: AuthDeps, *, code: str, state: str) -> tuple[TokenPair, str]:
     """Official-account H5: exchange the code, sign the citizen in, and say where to go next."""
-    payload = _unsign(deps.settings, state)
-    if not await deps.store.set(f"oauth-state:{payload['r']}", b"1", nx=True, ex=STATE_TTL):
+    if not re.fullmatch(r"\d{10}[0-9a-f]{16}[0-9a-f]{24}", state or ""):
+        raise StateInvalid()
+    stamp, mac = state[:26], state[26:]
+    if not hmac.compare_digest(mac, _state_mac(deps.settings, stamp)) or int(stamp[:10]) < clock.now().timestamp():
+        raise StateInvalid()
+    next_path = await deps.store.getdel(f"oauth-state:{stamp[10:]}")  # single use
+    if next_path is None:
         raise StateInvalid()
     token = await deps.wechat.oauth_exchange(code=code)
     citizen = await resolve_wechat(
@@ -295,7 +281,7 @@ async def oauth_finish(deps: AuthDeps, *, code: str, state: str) -> tuple[TokenP
         unionid=token.unionid,
     )
     pair = await issue_for_citizen(deps, citizen=citizen, audience="h5")
-    return pair, safe_next(payload.get("n"))
+    return pair, safe_next(next_path.decode() if isinstance(next_path, bytes) else next_path)
 
 
 # ---------------------------------------------------------------- SMS one-time passwords

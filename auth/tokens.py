@@ -160,14 +160,17 @@ class TokenAuthority:
 
     async def verify(self, token: str, *, audiences: frozenset[str]) -> Principal:
         """Verify signature, claims and revocation; cached per exact token until revoked or expired."""
+        if self.settings.token_cache_size == 0:  # cache disabled (benchmarks of the uncached cost)
+            return await self._verify_uncached(token, audiences=audiences)
         hit = self.cache.get(CACHE_NAMESPACE, token)
         now = clock.now().timestamp()
         if hit is not None and hit.expires_at > now:
             if hit.audience not in audiences:
                 raise TokenInvalid(details={"reason": "audience"})
             return hit
+        epoch = self.cache.epoch(CACHE_NAMESPACE)
         principal = await self._verify_uncached(token, audiences=audiences)
-        self.cache.put(CACHE_NAMESPACE, token, principal)
+        self.cache.put(CACHE_NAMESPACE, token, principal, epoch=epoch)
         return principal
 
     async def _verify_uncached(self, token: str, *, audiences: frozenset[str]) -> Principal:

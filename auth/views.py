@@ -145,7 +145,7 @@ async def miniprogram(request: Request) -> HTTPResponse:
 async def authorize(request: Request) -> HTTPResponse:
     """Redirect to WeChat's OAuth page."""
     query = parse_query(request, AuthorizeQuery)
-    return redirect(service.oauth_start(_deps(request), next_path=query.next))
+    return redirect(await service.oauth_start(_deps(request), next_path=query.next))
 
 
 @bp.get("/api/v1/auth/wechat/callback")

@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL row locks (SQLite run)")
     for item in items:
-        if "postgres" in item.keywords:
+        if item.get_closest_marker("postgres") is not None:
             item.add_marker(skip)
 
 
@@ -259,3 +259,24 @@ def fake_clock() -> FakeClock:
     fake = FakeClock(dt.datetime(2026, 9, 30, 2, 0, tzinfo=dt.UTC))
     clock.set_clock(fake)
     return fake
+
+
+@pytest.fixture
+def fake_wechat(base_settings: Settings):
+    """A fake WeChat API on 127.0.0.1 knowing the settings' official account and mini program."""
+    from app.wechat.fake_server import FakeWeChat
+
+    apps = {
+        base_settings.wechat_mp_appid: base_settings.wechat_mp_secret,
+        base_settings.wechat_mini_appid: base_settings.wechat_mini_secret,
+    }
+    with FakeWeChat(apps=apps) as server:
+        yield server
+
+
+@pytest.fixture
+def wechat_settings(base_settings: Settings, fake_wechat) -> Settings:
+    """Test settings whose WeChat API and OAuth pages are the fake."""
+    import dataclasses
+
+    return dataclasses.replace(base_settings, wechat_api_base=fake_wechat.url, wechat_oauth_base=fake_wechat.url)

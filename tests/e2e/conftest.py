@@ -41,7 +41,7 @@ class Server:
             start_new_session=True,
         )
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 120) -> None:
         """Poll /readyz until it answers 200 (bounded)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
