@@ -260,6 +260,35 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_codes_zip(settings: Settings, args: argparse.Namespace) -> int:
+    """Issue or fetch the default codes of a section and write one ZIP of print files."""
+    from tqdm import tqdm
+
+    from app.errors import DomainError
+    from qr import service
+
+    bar = tqdm(unit="matter", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        content, count = _with_db(
+            settings, lambda: service.section_zip(section=args.section, base_url=settings.base_url, progress=progress)
+        )
+    except DomainError as exc:
+        bar.close()
+        print(f"{exc.code}: {exc.message} {json.dumps(exc.details, ensure_ascii=False)}", file=sys.stderr)
+        return 1
+    bar.close()
+    out = Path(args.out or f"qr-{args.section}.zip")
+    out.write_bytes(content)
+    print(f"wrote {count} matters' print files to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `python -m app`."""
     parser = argparse.ArgumentParser(prog="python -m app", description="最多跑一次 matter-QR service")
@@ -301,6 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--loa", type=int, default=2, choices=[2, 3])
     token.add_argument("--staff", metavar="USERNAME")
     token.set_defaults(func=cmd_dev_token)
+
+    codes = sub.add_parser("codes", help="matter QR codes")
+    qsub = codes.add_subparsers(dest="action", required=True)
+    zip_ = qsub.add_parser("zip", help="print files (posters and PNGs) of a whole section, as one ZIP")
+    zip_.add_argument("--section", required=True, help="investment, commercial, real_estate, ...")
+    zip_.add_argument("--out", help="output file (default qr-SECTION.zip)")
+    zip_.set_defaults(func=cmd_codes_zip)
 
     keys = sub.add_parser("keys", help="token signing keys")
     ksub = keys.add_subparsers(dest="action", required=True)

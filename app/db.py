@@ -17,6 +17,7 @@ MODEL_MODULES = [
     "app.matters.models",
     "app.jobs",
     "auth.models",
+    "qr.models",
 ]
 
 

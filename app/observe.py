@@ -123,7 +123,9 @@ def install(app: Sanic) -> None:
 
     def render(request: Request, status: int, body: dict, headers: dict[str, str] | None = None) -> HTTPResponse:
         if _wants_html(request) and "pages" in app.ctx.__dict__:
-            html = app.ctx.pages.error_page(status=status, code=body["error"]["code"], message=body["error"]["message"])
+            error = body["error"]
+            phone = error.get("details", {}).get("phone")
+            html = app.ctx.pages.error_page(status=status, code=error["code"], message=error["message"], phone=phone)
             return HTTPResponse(html, status=status, headers=headers, content_type="text/html; charset=utf-8")
         return HTTPResponse(dumps(body), status=status, headers=headers, content_type="application/json; charset=utf-8")
 

@@ -23,6 +23,7 @@ from auth.realname import make_verifier
 from auth.service import AuthDeps
 from auth.sms import make_sender
 from auth.tokens import TokenAuthority
+from qr.analytics import ScanRecorder
 
 log = logging.getLogger("app")
 _names = itertools.count()
@@ -82,8 +83,9 @@ def create_app(settings: Settings | None = None) -> Sanic:
     from auth.views import bp as auth
     from miniprogram_api.catalogue import bp as catalogue
     from miniprogram_api.me import bp as me
+    from qr.views import bp as qr
 
-    for blueprint in (ops, auth, me, catalogue, catalogue_admin, staff_admin, web):
+    for blueprint in (ops, auth, me, catalogue, catalogue_admin, staff_admin, qr, web):
         app.blueprint(blueprint)
 
     @app.main_process_start
@@ -118,8 +120,10 @@ def create_app(settings: Settings | None = None) -> Sanic:
             verifier=make_verifier(settings),
             wechat=app.ctx.wechat,
         )
+        app.ctx.scans = ScanRecorder(app.ctx.store)
         scheduler = Scheduler()
         scheduler.add("cache-sync", settings.cache_poll_seconds, app.ctx.cache.sync)
+        scheduler.add("scan-flush", 2.0, app.ctx.scans.flush)
         app.ctx.scheduler = scheduler
         scheduler.start()
         log.info("worker ready", extra={"route": settings.db_backend})
@@ -127,6 +131,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     @app.after_server_stop
     async def _worker_stop(app: Sanic) -> None:
         await app.ctx.scheduler.stop()
+        await app.ctx.scans.flush()  # nothing counted is lost on a clean shutdown
         await app.ctx.wechat.aclose()
         await app.ctx.store.aclose()
         if settings.manage_db:

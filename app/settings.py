@@ -105,6 +105,7 @@ class Settings:
     wechat_mini_appid: str = "wxdevminiprogram"
     wechat_mini_secret: str = "dev-mini-secret"  # noqa: S105 - dev only
     wechat_timeout: float = 5.0
+    wechat_mini_page: str | None = None  # mini-program page that opens a scanned code (scene = slug)
 
     # SMS and real-name verification
     sms_sender: str = "console"
@@ -224,6 +225,7 @@ class Settings:
             wechat_mp_secret=env.get("WECHAT_MP_SECRET") or cls.wechat_mp_secret,
             wechat_mini_appid=env.get("WECHAT_MINI_APPID") or cls.wechat_mini_appid,
             wechat_mini_secret=env.get("WECHAT_MINI_SECRET") or cls.wechat_mini_secret,
+            wechat_mini_page=env.get("WECHAT_MINI_PAGE") or None,
             sms_sender=sms_sender,
             sms_gateway_url=env.get("SMS_GATEWAY_URL") or None,
             sms_gateway_key=env.get("SMS_GATEWAY_KEY") or None,

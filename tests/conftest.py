@@ -24,6 +24,7 @@ DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
 BACKEND = "postgres" if DATABASE_URL.startswith(("postgres://", "postgresql://")) else "sqlite"
 TABLES = [
+    "qr_code", "qr_scan_daily", "qr_scan_visitors", "qr_invalid_scan", "qr_wechat_code",
     "refresh_token", "auth_session", "channel_binding", "citizen", "staff", "signing_key",
     "matter_version", "matter", "hall", "department", "job_lease",
 ]

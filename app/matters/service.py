@@ -75,6 +75,12 @@ class ImportReport:
         }
 
 
+async def _catalogue_changed() -> None:
+    """Cached guides and code snapshots (matter names, retirements, successors) are stale now."""
+    await cache_bus.changed(GUIDE_NAMESPACE)
+    await cache_bus.changed("codes")
+
+
 def content_hash(content: dict[str, Any]) -> str:
     """Stable hash of guide content: same content, same hash, whatever the key order."""
     canonical = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -234,6 +240,9 @@ async def _guide_view(matter: Matter, version: MatterVersion, *, base_url: str) 
             "rate": f"{base_url}/m/{matter.code}/rate",
         },
     )
+    from qr.service import default_code_links
+
+    body["links"]["qr"] = await default_code_links(matter.code, base_url=base_url)
     for material in body["materials"]:
         material["form_name"] = MATERIAL_FORM_NAMES[schemas.MaterialForm(material["form"])]
     return body
@@ -376,7 +385,7 @@ async def publish(*, code: str, no: int) -> dict[str, Any]:
         version.content_hash = content_hash(version.content)
         await version.save(update_fields=["content", "content_hash", "updated_at"])
         await _publish_version(matter, version, guide)
-    await cache_bus.changed(GUIDE_NAMESPACE)
+    await _catalogue_changed()
     return {"code": matter.code, "version": _version_dict(version)}
 
 
@@ -397,6 +406,10 @@ async def _publish_version(matter: Matter, version: MatterVersion, guide: Guide)
     matter.visits = guide.visits
     matter.online_depth = guide.online_depth
     await matter.save()
+    from qr.service import ensure_default_code
+
+    # Every published matter has its printed code from the first publish on.
+    await ensure_default_code(matter.code)
 
 
 async def retire(*, code: str, successor: str | None = None) -> dict[str, Any]:
@@ -420,7 +433,7 @@ async def retire(*, code: str, successor: str | None = None) -> dict[str, Any]:
         matter.status = MatterStatus.retired
         matter.successor_code = successor_code
         await matter.save(update_fields=["status", "successor_code", "updated_at"])
-    await cache_bus.changed(GUIDE_NAMESPACE)
+    await _catalogue_changed()
     return {"code": matter.code, "status": matter.status.value, "successor": successor_code}
 
 
@@ -530,7 +543,7 @@ async def import_catalogue(
                 progress(done, total)
         for _, entry in good_matters:
             await _apply_retirement(entry)
-    await cache_bus.changed(GUIDE_NAMESPACE)
+    await _catalogue_changed()
     return report
 
 

@@ -53,20 +53,33 @@ async def home(request: Request) -> HTTPResponse:
     return HTTPResponse(html, content_type=HTML)
 
 
+async def guide_html(
+    request: Request, code: str, *, notice: str | None = None, mini_program: dict | None = None
+) -> bytes:
+    """The rendered guide page of a matter (cached per worker when it carries no per-scan extras)."""
+    cache = request.app.ctx.cache
+    key = ("html", code.strip().upper())
+    plain = notice is None and mini_program is None
+    hit = cache.get(guides.NAMESPACE, key) if plain else None
+    if hit is not None:
+        return hit[1]
+    epoch = cache.epoch(guides.NAMESPACE)
+    _, _, guide = await guides.guide_document(cache, code, base_url=request.app.ctx.settings.base_url)
+    body = request.app.ctx.pages.render(
+        "guide.html", g=guide, actions=ACTIONS, notice=notice, mini_program=mini_program
+    ).encode()
+    if plain:
+        cache.put(guides.NAMESPACE, key, (etag_for(body), body), epoch=epoch)
+    return body
+
+
 @bp.get("/m/<code:str>")
 @doc(tag=TAG, summary="H5 办事指南页", errors=[MatterNotFound])
 async def guide_page(request: Request, code: str) -> HTTPResponse:
     """The mobile guide page of a matter's current version (rendered once per change, cached)."""
-    cache = request.app.ctx.cache
-    key = ("html", code.strip().upper())
-    hit = cache.get(guides.NAMESPACE, key)
-    if hit is None:
-        epoch = cache.epoch(guides.NAMESPACE)
-        _, _, guide = await guides.guide_document(cache, code, base_url=request.app.ctx.settings.base_url)
-        body = request.app.ctx.pages.render("guide.html", g=guide, actions=ACTIONS).encode()
-        hit = (etag_for(body), body)
-        cache.put(guides.NAMESPACE, key, hit, epoch=epoch)
-    etag, body = hit
+    body = await guide_html(request, code)
+    hit = request.app.ctx.cache.get(guides.NAMESPACE, ("html", code.strip().upper()))
+    etag = hit[0] if hit else etag_for(body)
     return cached_response(request, body, etag, content_type=HTML, max_age=request.app.ctx.settings.guide_cache_seconds)
 
 

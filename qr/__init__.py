@@ -1,0 +1,1 @@
+"""Dynamic matter QR codes: issue, resolve, render, analytics."""

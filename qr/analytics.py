@@ -1,0 +1,192 @@
+"""Scan analytics, recorded off the hot path.
+
+A scan only increments in-memory counters of the worker; the scheduler's flush job (and the
+worker's shutdown) moves them to the database with additive upserts and the visitor ids to Redis
+HyperLogLogs, so nothing is lost on a clean shutdown and a failed flush is retried with the next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+from collections import Counter, defaultdict
+from typing import Any
+
+from tortoise import connections
+
+from app import clock
+from app.errors import InvalidInput
+from app.store import Store
+from qr.models import Code, InvalidScan, ScanChannel, ScanDaily, ScanVisitors
+
+log = logging.getLogger("app.qr.analytics")
+
+_BOTS = re.compile(
+    r"bot\b|bot/|spider|crawler|crawling|slurp|facebookexternalhit|bytespider|headlesschrome|"
+    r"python-requests|python-urllib|go-http-client|curl/|wget/|okhttp|scrapy|httpclient|java/",
+    re.IGNORECASE,
+)
+MAX_VISITORS_PER_KEY = 50_000  # beyond this a worker's buffer keeps counting but stops keeping ids
+HLL_TTL = 400 * 86400
+
+
+def channel_of(user_agent: str, client_header: str | None) -> ScanChannel:
+    """Which channel a scan came from (mini program and app identify themselves)."""
+    client = (client_header or "").lower()
+    ua = user_agent or ""
+    if client == "miniprogram" or "miniProgram" in ua:
+        return ScanChannel.miniprogram
+    if client == "app" or "ZuiduoApp" in ua:
+        return ScanChannel.app
+    if "MicroMessenger" in ua:
+        return ScanChannel.wechat
+    return ScanChannel.browser
+
+
+def is_bot(user_agent: str) -> bool:
+    """Known crawlers, link previewers and scripted clients are not counted as scans."""
+    return bool(_BOTS.search(user_agent or ""))
+
+
+def visitor_id(cookie: str | None, ip: str, user_agent: str) -> str:
+    """A visitor key: our first-party cookie when present, else a hash of address and agent."""
+    if cookie and re.fullmatch(r"[A-Za-z0-9_-]{8,64}", cookie):
+        return "c:" + cookie
+    return "h:" + hashlib.blake2b(f"{ip}|{user_agent}".encode(), digest_size=10).hexdigest()
+
+
+class ScanRecorder:
+    """Per-worker buffer of scan counts; `flush()` persists it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.scans: Counter[tuple[str, dt.date, str]] = Counter()
+        self.invalid: Counter[tuple[dt.date, str]] = Counter()
+        self.visitors: defaultdict[tuple[str, dt.date], set[str]] = defaultdict(set)
+
+    def record(self, slug: str, channel: ScanChannel, visitor: str) -> None:
+        """Count one resolved scan (a dict increment: the hot path does no I/O)."""
+        day = clock.today()
+        self.scans[(slug, day, channel.value)] += 1
+        seen = self.visitors[(slug, day)]
+        if len(seen) < MAX_VISITORS_PER_KEY:
+            seen.add(visitor)
+
+    def record_invalid(self, reason: str) -> None:
+        """Count one scan that did not resolve, by reason."""
+        self.invalid[(clock.today(), reason)] += 1
+
+    async def flush(self) -> None:
+        """Persist the buffer; on failure the counts go back into it for the next flush."""
+        scans, self.scans = self.scans, Counter()
+        invalid, self.invalid = self.invalid, Counter()
+        visitors, self.visitors = self.visitors, defaultdict(set)
+        if not (scans or invalid or visitors):
+            return
+        try:
+            await _upsert_scans(scans)
+            await _upsert_invalid(invalid)
+        except Exception:
+            log.exception("scan flush failed; keeping %d counters for the next flush", len(scans) + len(invalid))
+            self.scans.update(scans)
+            self.invalid.update(invalid)
+            for key, ids in visitors.items():
+                self.visitors[key] |= ids
+            return
+        if invalid:
+            log.info("invalid scans: %s", {f"{d}:{r}": n for (d, r), n in invalid.items()})
+        try:
+            await self._visitors(visitors)
+        except Exception:  # unique-visitor estimates are best effort when Redis is away
+            log.warning("visitor estimates not updated: store unavailable")
+
+    async def _visitors(self, visitors: dict[tuple[str, dt.date], set[str]]) -> None:
+        for (slug, day), ids in visitors.items():
+            key = f"qr:hll:{slug}:{day.isoformat()}"
+            await self.store.pfadd(key, *ids)
+            await self.store.expire(key, HLL_TTL)
+            estimate = int(await self.store.pfcount(key))
+            updated = await ScanVisitors.filter(slug=slug, day=day).update(visitors=estimate)
+            if not updated:
+                await _insert_ignore("qr_scan_visitors", ("slug", "day", "visitors"), (slug, day, estimate))
+                await ScanVisitors.filter(slug=slug, day=day).update(visitors=estimate)
+
+
+def _placeholders(n: int) -> list[str]:
+    conn = connections.get("default")
+    if conn.capabilities.dialect == "postgres":
+        return [f"${i}" for i in range(1, n + 1)]
+    return ["?"] * n
+
+
+async def _upsert(table: str, keys: tuple[str, ...], values: tuple[Any, ...], count: int) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE scans = scans + n (same SQL on SQLite >= 3.24 and PostgreSQL)."""
+    cols = (*keys, "scans")
+    marks = _placeholders(len(cols))
+    # Table and column names are our constants, never input; values are bound parameters.
+    insert = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(marks)}) "  # noqa: S608
+    sql = insert + f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET scans = {table}.scans + excluded.scans"
+    await connections.get("default").execute_query(sql, [*values, count])
+
+
+async def _insert_ignore(table: str, cols: tuple[str, ...], values: tuple[Any, ...]) -> None:
+    marks = _placeholders(len(cols))
+    sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(marks)}) ON CONFLICT DO NOTHING"  # noqa: S608
+    await connections.get("default").execute_query(sql, list(values))
+
+
+async def _upsert_scans(scans: Counter[tuple[str, dt.date, str]]) -> None:
+    for (slug, day, channel), n in scans.items():
+        await _upsert("qr_scan_daily", ("slug", "day", "channel"), (slug, day, channel), n)
+
+
+async def _upsert_invalid(invalid: Counter[tuple[dt.date, str]]) -> None:
+    for (day, reason), n in invalid.items():
+        await _upsert("qr_invalid_scan", ("day", "reason"), (day, reason), n)
+
+
+async def code_stats(*, slug: str, date_from: dt.date | None, date_to: dt.date | None) -> dict[str, Any]:
+    """Per-day scans by channel and unique visitors of one code."""
+    from qr.errors import CodeNotFound
+    from qr.service import SLUG_RE
+
+    if not SLUG_RE.match(slug or "") or not await Code.exists(slug=slug):
+        raise CodeNotFound()
+    date_to = date_to or clock.today()
+    date_from = date_from or date_to - dt.timedelta(days=29)
+    if date_from > date_to or (date_to - date_from).days > 366:
+        raise InvalidInput(
+            "日期范围不合法（最长 366 天）", details={"fields": {"from": ["应不晚于 to，且跨度不超过 366 天"]}}
+        )
+    days: dict[str, dict[str, Any]] = {}
+    for row in await ScanDaily.filter(slug=slug, day__gte=date_from, day__lte=date_to).order_by("day"):
+        entry = days.setdefault(
+            row.day.isoformat(), {"date": row.day.isoformat(), "scans": 0, "by_channel": {}, "visitors": 0}
+        )
+        entry["by_channel"][row.channel.value] = row.scans
+        entry["scans"] += row.scans
+    for row in await ScanVisitors.filter(slug=slug, day__gte=date_from, day__lte=date_to):
+        entry = days.setdefault(
+            row.day.isoformat(), {"date": row.day.isoformat(), "scans": 0, "by_channel": {}, "visitors": 0}
+        )
+        entry["visitors"] = row.visitors
+    items = [days[k] for k in sorted(days)]
+    totals: Counter[str] = Counter()
+    for item in items:
+        totals.update(item["by_channel"])
+    return {
+        "slug": slug,
+        "from": date_from.isoformat(),
+        "to": date_to.isoformat(),
+        "days": items,
+        "total_scans": sum(i["scans"] for i in items),
+        "by_channel": dict(totals),
+    }
+
+
+async def invalid_stats(*, date_from: dt.date, date_to: dt.date) -> list[dict[str, Any]]:
+    """Invalid scans per day and reason."""
+    rows = await InvalidScan.filter(day__gte=date_from, day__lte=date_to).order_by("day", "reason")
+    return [{"date": r.day.isoformat(), "reason": r.reason, "scans": r.scans} for r in rows]

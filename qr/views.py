@@ -1,0 +1,309 @@
+"""Scanning (/q), code JSON for apps, images and posters, administration of codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sanic import Blueprint, HTTPResponse, Request
+
+from app.errors import InvalidInput, pydantic_details
+from app.http import JSON_TYPE, cached_response, doc, etag_for, json_response, parse_body, parse_query
+from app.matters.schemas import Section
+from app.wechat.errors import WeChatError, WeChatRateLimited, WeChatUnavailable
+from auth.errors import TokenExpired, TokenInvalid, TokenMissing, TokenRevoked, WrongRole
+from auth.guards import admin_required
+from qr import analytics, render, service
+from qr.errors import CodeDisabled, CodeExhausted, CodeExpired, CodeGone, CodeNotFound, CodeNotYetValid, TargetInvalid
+from qr.models import CodeAction, CodeStatus
+
+bp = Blueprint("qr", url_prefix="")
+TAG = "qr 事项二维码"
+ADMIN_TAG = "admin 二维码管理"
+AUTH = [TokenMissing, TokenInvalid, TokenExpired, TokenRevoked, WrongRole]
+GONE = [CodeNotFound, CodeDisabled, CodeExpired, CodeNotYetValid, CodeExhausted]
+VISITOR_COOKIE = "zd_vid"
+IMAGE_MAX_AGE = 86400 * 30  # the content of /q/{slug} never changes, so its image never does
+_REASONS = {
+    "CODE_NOT_FOUND": "unknown",
+    "CODE_DISABLED": "disabled",
+    "CODE_EXPIRED": "expired",
+    "CODE_NOT_YET_VALID": "not_yet_valid",
+    "CODE_EXHAUSTED": "exhausted",
+}
+
+
+def _counted(request: Request) -> bool:
+    return request.method != "HEAD" and not analytics.is_bot(request.headers.get("user-agent", ""))
+
+
+async def _resolve(request: Request, slug: str, *, count: bool) -> service.Snapshot:
+    """Resolve and record the scan (counted, or invalid with its reason); first visits get a visitor id."""
+    ctx = request.app.ctx
+    try:
+        snap = await service.resolve(slug, cache=ctx.cache, base_url=ctx.settings.base_url, count=count)
+    except (CodeNotFound, CodeGone) as exc:
+        if count:
+            ctx.scans.record_invalid(_REASONS.get(exc.code, "other"))
+        raise
+    if count:
+        ua = request.headers.get("user-agent", "")
+        cookie = request.cookies.get(VISITOR_COOKIE)
+        if not cookie:
+            cookie = request.ctx.new_visitor = secrets.token_urlsafe(12)
+        visitor = analytics.visitor_id(cookie, request.remote_addr or request.ip, ua)
+        ctx.scans.record(slug, analytics.channel_of(ua, request.headers.get("x-client")), visitor)
+    return snap
+
+
+def _with_visitor(request: Request, response: HTTPResponse) -> HTTPResponse:
+    """Set the first-party visitor cookie minted for this scan (unique-visitor counts)."""
+    new = getattr(request.ctx, "new_visitor", None)
+    if new:
+        response.add_cookie(
+            VISITOR_COOKIE, new, max_age=365 * 86400, httponly=True, samesite="Lax",
+            secure=request.app.ctx.settings.base_url.startswith("https://"),
+        )  # fmt: skip
+    return response
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+@bp.route("/q/<name:str>", methods=["GET", "HEAD"])
+@doc(
+    tag=TAG,
+    summary="扫码入口：浏览器打开当前办事指南；Accept: application/json 返回解析结果；.png/.svg 为二维码图片",
+    description="图片参数 size（1-40）、margin（0-16）、ec（L/M/Q/H）。"
+    "停用、过期、次数用完返回 410 说明页；未知二维码 404。",
+    errors=[*GONE, InvalidInput],
+)
+async def scan(request: Request, name: str) -> HTTPResponse:
+    """A scan of a printed code, or one of its images."""
+    if name.endswith((".png", ".svg")):
+        return _image(request, name[:-4], name[-3:])
+    snap = await _resolve(request, name, count=_counted(request))
+    if _wants_json(request):
+        return _with_visitor(
+            request, HTTPResponse(snap.json_body, content_type=JSON_TYPE, headers={"Cache-Control": "no-store"})
+        )
+    from app.web.views import guide_html
+
+    in_wechat = "MicroMessenger" in request.headers.get("user-agent", "")
+    mini_page = request.app.ctx.settings.wechat_mini_page if in_wechat else None
+    body = await guide_html(
+        request,
+        snap.matter_code,
+        notice=_notice(snap),
+        mini_program={"appid": request.app.ctx.settings.wechat_mini_appid, "page": mini_page, "slug": snap.slug}
+        if mini_page
+        else None,
+    )
+    return _with_visitor(
+        request, HTTPResponse(body, content_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
+    )
+
+
+def _notice(snap: service.Snapshot) -> str | None:
+    if snap.retired_from and snap.matter_code != snap.printed_matter:
+        return f"您扫描的事项「{snap.retired_from['name']}」已取消，以下为继任事项的办事指南。"
+    return None
+
+
+def _options(request: Request) -> render.ImageOptions:
+    data = {k: v[0] for k, v in request.args.items()}
+    try:
+        return render.ImageOptions.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput("图片参数不合法", details=pydantic_details(exc)) from None
+
+
+def _image(request: Request, slug: str, kind: str) -> HTTPResponse:
+    if not service.SLUG_RE.match(slug):
+        raise CodeNotFound()
+    opts = _options(request)
+    content = render.cached_render(kind, f"{request.app.ctx.settings.base_url}/q/{slug}", opts)
+    content_type = "image/png" if kind == "png" else "image/svg+xml"
+    return cached_response(request, content, etag_for(content), content_type=content_type, max_age=IMAGE_MAX_AGE)
+
+
+@bp.get("/q/<slug:str>/poster.svg")
+@doc(tag=TAG, summary="可打印的事项二维码海报（SVG，A5）", errors=[CodeNotFound])
+async def poster(request: Request, slug: str) -> HTTPResponse:
+    """A printable poster: matter name, matter code, slug, hall."""
+    snap = await service.snapshot(slug, cache=request.app.ctx.cache, base_url=request.app.ctx.settings.base_url)
+    content = await service.poster_svg(snap.slug, base_url=request.app.ctx.settings.base_url)
+    return cached_response(request, content, etag_for(content), content_type="image/svg+xml", max_age=3600)
+
+
+@bp.get("/api/v1/codes/<slug:str>")
+@doc(tag=TAG, summary="解析二维码（小程序、App 使用）", errors=GONE)
+async def code_json(request: Request, slug: str) -> HTTPResponse:
+    """What a code opens now: status, matter summary and action URLs (counted as a scan)."""
+    snap = await _resolve(request, slug, count=_counted(request))
+    return _with_visitor(
+        request, HTTPResponse(snap.json_body, content_type=JSON_TYPE, headers={"Cache-Control": "no-store"})
+    )
+
+
+@bp.get("/api/v1/matters/<code:str>/wechat-codes/<kind:str>")
+@doc(tag=TAG, summary="事项的微信码：mp.png 公众号带参二维码，wxa.png 小程序码（首次请求时生成并保存）",
+     errors=[CodeNotFound, TargetInvalid, WeChatRateLimited, WeChatUnavailable, WeChatError])  # fmt: skip
+async def wechat_code(request: Request, code: str, kind: str) -> HTTPResponse:
+    """Official-account scene QR or mini-program code of a matter (scene = its default code's slug)."""
+    if not kind.endswith(".png"):
+        raise CodeNotFound()
+    settings = request.app.ctx.settings
+    content = await service.wechat_code_png(
+        matter_code=code, kind=kind[:-4], wechat=request.app.ctx.wechat, mini_page=settings.wechat_mini_page,
+        base_url=settings.base_url,
+    )  # fmt: skip
+    return cached_response(request, content, etag_for(content), content_type="image/png", max_age=86400)
+
+
+# ---------------------------------------------------------------- administration
+
+
+class NewCode(BaseModel):
+    """A code to issue."""
+
+    model_config = ConfigDict(extra="forbid")
+    matter_code: str = Field(min_length=6, max_length=40)
+    action: CodeAction = CodeAction.guide
+    label: str = Field(default="", max_length=200)
+    hall: str | None = Field(default=None, max_length=32)
+    valid_since: dt.datetime | None = None
+    valid_until: dt.datetime | None = None
+    max_scans: int | None = Field(default=None, ge=1, le=100_000_000)
+
+
+class CodeChange(BaseModel):
+    """Fields to change on a code (absent = unchanged, null = cleared for the validity fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+    matter_code: str | None = Field(default=None, min_length=6, max_length=40)
+    action: CodeAction | None = None
+    status: CodeStatus | None = None
+    label: str | None = Field(default=None, max_length=200)
+    valid_since: dt.datetime | None = None
+    valid_until: dt.datetime | None = None
+    max_scans: int | None = Field(default=None, ge=1, le=100_000_000)
+
+
+class CodeListQuery(BaseModel):
+    """Filters of the code list."""
+
+    model_config = ConfigDict(extra="ignore")
+    matter_code: str | None = Field(default=None, max_length=40)
+    section: Section | None = None
+    page: int = Field(default=1, ge=1, le=10_000)
+    page_size: int = Field(default=50, ge=1, le=200)
+
+
+class StatsQuery(BaseModel):
+    """Date range of statistics (Asia/Shanghai dates)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    date_from: dt.date | None = Field(default=None, alias="from")
+    date_to: dt.date | None = Field(default=None, alias="to")
+
+
+class SectionQuery(BaseModel):
+    """A section."""
+
+    model_config = ConfigDict(extra="ignore")
+    section: Section
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise InvalidInput(
+            "时间必须带时区，例如 2026-12-01T08:00:00+08:00", details={"fields": {"valid": ["缺少时区"]}}
+        )
+    return value
+
+
+@bp.post("/api/v1/admin/codes")
+@doc(tag=ADMIN_TAG, summary="签发二维码（如按大厅、张贴位置）", body=NewCode, status=201,
+     errors=[*AUTH, InvalidInput, TargetInvalid], secured="bearer")  # fmt: skip
+@admin_required
+async def issue(request: Request) -> HTTPResponse:
+    """Issue a code for a matter."""
+    body = parse_body(request, NewCode)
+    result = await service.issue_code(
+        matter_code=body.matter_code, action=body.action.value, label=body.label, hall=body.hall,
+        valid_since=_aware(body.valid_since), valid_until=_aware(body.valid_until), max_scans=body.max_scans,
+        created_by=request.ctx.principal.subject, base_url=request.app.ctx.settings.base_url,
+    )  # fmt: skip
+    return json_response(result, status=201)
+
+
+@bp.get("/api/v1/admin/codes")
+@doc(tag=ADMIN_TAG, summary="二维码列表", query=CodeListQuery, errors=[*AUTH, InvalidInput], secured="bearer")
+@admin_required
+async def list_(request: Request) -> HTTPResponse:
+    """Codes by matter or section."""
+    q = parse_query(request, CodeListQuery)
+    result = await service.list_codes(
+        base_url=request.app.ctx.settings.base_url,
+        matter_code=q.matter_code,
+        section=q.section.value if q.section else None,
+        page=q.page,
+        page_size=q.page_size,
+    )
+    return json_response(result)
+
+
+@bp.get("/api/v1/admin/codes/<slug:str>")
+@doc(tag=ADMIN_TAG, summary="查看二维码", errors=[*AUTH, CodeNotFound], secured="bearer")
+@admin_required
+async def get_one(request: Request, slug: str) -> HTTPResponse:
+    """One code."""
+    return json_response(await service.get_code(slug=slug, base_url=request.app.ctx.settings.base_url))
+
+
+@bp.patch("/api/v1/admin/codes/<slug:str>")
+@doc(tag=ADMIN_TAG, summary="改指向、停用/启用、改有效期（2 秒内在所有进程生效）", body=CodeChange,
+     errors=[*AUTH, CodeNotFound, InvalidInput, TargetInvalid], secured="bearer")  # fmt: skip
+@admin_required
+async def change(request: Request, slug: str) -> HTTPResponse:
+    """Retarget, disable or re-validate a code."""
+    body = parse_body(request, CodeChange)
+    given: dict[str, Any] = {k: getattr(body, k) for k in body.model_fields_set}
+    for key in ("valid_since", "valid_until"):
+        if key in given:
+            given[key] = _aware(given[key])
+    for key in ("action", "status"):
+        if given.get(key) is not None:
+            given[key] = given[key].value
+    result = await service.update_code(slug=slug, base_url=request.app.ctx.settings.base_url, **given)
+    return json_response(result)
+
+
+@bp.get("/api/v1/admin/codes/<slug:str>/stats")
+@doc(tag=ADMIN_TAG, summary="扫码统计（按日、按渠道、独立访客）", query=StatsQuery,
+     errors=[*AUTH, CodeNotFound, InvalidInput], secured="bearer")  # fmt: skip
+@admin_required
+async def stats(request: Request, slug: str) -> HTTPResponse:
+    """Scans per day and channel, unique visitors."""
+    q = parse_query(request, StatsQuery)
+    await request.app.ctx.scans.flush()  # include this worker's buffered scans
+    return json_response(await analytics.code_stats(slug=slug, date_from=q.date_from, date_to=q.date_to))
+
+
+@bp.get("/api/v1/admin/codes/batch.zip")
+@doc(tag=ADMIN_TAG, summary="按业务板块批量下载打印文件（ZIP：海报 SVG + PNG）", query=SectionQuery,
+     errors=[*AUTH, InvalidInput], secured="bearer")  # fmt: skip
+@admin_required
+async def batch_zip(request: Request) -> HTTPResponse:
+    """Issue any missing default codes of a section and download its print files."""
+    q = parse_query(request, SectionQuery)
+    content, count = await service.section_zip(section=q.section.value, base_url=request.app.ctx.settings.base_url)
+    name = f"qr-{q.section.value}-{count}.zip"
+    return HTTPResponse(
+        content, content_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
