@@ -19,6 +19,7 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
+from tortoise.transactions import in_transaction
 
 from app import cache as cache_bus
 from app import clock
@@ -303,8 +304,14 @@ async def update_code(
     code = await Code.get_or_none(slug=slug)
     if code is None:
         raise CodeNotFound()
+    moved_from = None
     if matter_code is not None:
-        code.matter_code = await _check_target(matter_code)
+        target = await _check_target(matter_code)
+        if target != code.matter_code and code.is_default:
+            # The printed default code now serves another matter: it stops being its old matter's
+            # default (that matter gets a fresh one) and never clashes with the new matter's default.
+            moved_from, code.is_default = code.matter_code, False
+        code.matter_code = target
     if action is not None:
         code.action = CodeAction(action)
     if status is not None:
@@ -318,8 +325,12 @@ async def update_code(
     if max_scans is not _UNSET:
         code.max_scans = max_scans
     _check_window(code.valid_since, code.valid_until)
-    await code.save()
+    async with in_transaction():
+        await code.save()
+        if moved_from is not None:
+            await ensure_default_code(moved_from)
     await cache_bus.changed(NAMESPACE)
+    await cache_bus.changed("guide")  # guides show their default code
     return _code_dict(code, base_url)
 
 

@@ -76,12 +76,23 @@ def test_guide_page_in_headless_chromium(start_server, tmp_path):
         shutil.copy(shot, Path(keep) / "guide.png")
 
 
+def _admin_headers(server, database_url: str) -> dict[str, str]:
+    """Create an admin with the CLI and sign in over HTTP."""
+    subprocess.run(
+        [sys.executable, "-m", "app", "staff", "create", "--role", "admin", "--username", "e2e", "--password-stdin"],
+        input="e2e password 123\n", text=True, check=True, timeout=60, capture_output=True,
+        cwd=Path(__file__).resolve().parents[2], env={**os.environ, "DATABASE_URL": database_url},
+    )  # fmt: skip
+    credentials = {"username": "e2e", "password": "e2e password 123"}
+    login = httpx.post(server.url + "/api/v1/auth/staff/login", json=credentials)
+    assert login.status_code == 200, login.text
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
 @pytest.mark.skipif(BACKEND != "postgres" or not REDIS_URL, reason="two workers need PostgreSQL and Redis")
-def test_retarget_visible_across_two_workers(start_server, pg_scratch_db):
-    server = start_server(
-        DATABASE_URL=pg_scratch_db, REDIS_URL=REDIS_URL.rsplit("/", 1)[0] + "/12", WORKERS="2", ADMIN_TOKEN="e2e-admin"
-    )
-    headers = {"Authorization": "Bearer e2e-admin"}
+def test_publish_visible_across_two_workers(start_server, pg_scratch_db):
+    server = start_server(DATABASE_URL=pg_scratch_db, REDIS_URL=REDIS_URL.rsplit("/", 1)[0] + "/12", WORKERS="2")
+    headers = _admin_headers(server, pg_scratch_db)
     code = httpx.get(server.url + "/api/v1/matters").json()["items"][0]["code"]
     # Warm both workers' caches: new connections are spread over the workers.
     for _ in range(30):
@@ -96,3 +107,24 @@ def test_retarget_visible_across_two_workers(start_server, pg_scratch_db):
     time.sleep(2)
     seen = {httpx.get(server.url + f"/api/v1/matters/{code}").json()["version"] for _ in range(30)}
     assert seen == {no}
+
+
+@pytest.mark.skipif(BACKEND != "postgres" or not REDIS_URL, reason="two workers need PostgreSQL and Redis")
+def test_code_retarget_and_disable_visible_on_every_worker_within_two_seconds(start_server, pg_scratch_db):
+    server = start_server(DATABASE_URL=pg_scratch_db, REDIS_URL=REDIS_URL.rsplit("/", 1)[0] + "/11", WORKERS="2")
+    headers = _admin_headers(server, pg_scratch_db)
+    items = httpx.get(server.url + "/api/v1/matters", params={"page_size": 2}).json()["items"]
+    first, second = items[0]["code"], items[1]["code"]
+    slug = httpx.get(server.url + f"/api/v1/matters/{first}").json()["links"]["qr"]["slug"]
+    json_accept = {"Accept": "application/json"}
+    for _ in range(30):  # warm the snapshot caches of both workers (new connections spread over them)
+        assert httpx.get(server.url + f"/q/{slug}", headers=json_accept).json()["matter"]["code"] == first
+    moved = httpx.patch(server.url + f"/api/v1/admin/codes/{slug}", json={"matter_code": second}, headers=headers)
+    assert moved.status_code == 200, moved.text
+    time.sleep(2)
+    seen = {httpx.get(server.url + f"/q/{slug}", headers=json_accept).json()["matter"]["code"] for _ in range(30)}
+    assert seen == {second}
+    off = httpx.patch(server.url + f"/api/v1/admin/codes/{slug}", json={"status": "disabled"}, headers=headers)
+    assert off.status_code == 200
+    time.sleep(2)
+    assert {httpx.get(server.url + f"/q/{slug}").status_code for _ in range(30)} == {410}
