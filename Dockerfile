@@ -13,6 +13,7 @@ RUN pip install --disable-pip-version-check -r requirements.txt
 COPY app ./app
 COPY auth ./auth
 COPY miniprogram_api ./miniprogram_api
+COPY qr ./qr
 
 USER app
 EXPOSE 8000
