@@ -30,6 +30,8 @@ REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 13
 WORKERS = 2
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
+TOKEN_TIMEOUT = 60.0  # seconds `python -m app dev token` may take
+BENCH_CITIZEN = "13800138000"  # the phone of the citizen whose dev token the authenticated paths send
 WRK_SLACK = 30.0  # seconds a wrk run may take beyond its duration before it counts as hung
 TIME_BIN = Path("/usr/bin/time")
 
@@ -38,16 +40,27 @@ EXIT_OK, EXIT_SERVER, EXIT_WRK = 0, 2, 3
 
 @dataclass(frozen=True)
 class Context:
-    """What a path's callables may use: the server's base URL and data picked at run time."""
+    """What a path's callables may use: the server's base URL, its environment and data picked at run time."""
 
     base_url: str
     matter_code: str
+    server_env: Mapping[str, str]  # the environment the server of this phase runs with
+    deadline: Deadline
+    _tokens: dict[tuple[str, ...], str] = field(default_factory=dict, repr=False, compare=False)
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None
     ) -> tuple[int, bytes]:
         """One request to the server under test (for setup such as logging in); returns status and body."""
         return http_request(self.base_url, method, path, body=body, headers=headers)
+
+    def citizen_token(self, phone: str = BENCH_CITIZEN, loa: int = 2) -> str:
+        """An access token of the citizen with this phone (created if needed), minted once per phase."""
+        args = ("--citizen", phone, "--loa", str(loa))
+        if args not in self._tokens:
+            self._tokens[args] = dev_token(self.server_env, args, self.deadline)
+            print(f"minted a dev access token for citizen {phone} (LoA {loa})", flush=True)
+        return self._tokens[args]
 
 
 Headers = Mapping[str, str]
@@ -60,18 +73,46 @@ class BenchPath:
     name: str
     method: str
     path: str | Callable[[Context], str]
-    target: float | None  # minimum ratio to the baseline's req/s; None for the baseline itself
+    target: float | None  # minimum ratio to the baseline's req/s; None for the baseline and report-only paths
     script: str | None = None  # a Lua file under bench/ for what wrk's flags cannot express
     headers: Headers | Callable[[Context], Headers] = field(default_factory=dict)
     body: str | None = None
+    report_only: bool = False  # measured and reported with its ratio, but judged against no target
+    expect_status: int | None = None  # the preflight request must answer exactly this, or the run stops
 
 
-# The measured paths, in the order each round runs them. The first one is the baseline.
+@dataclass(frozen=True)
+class Phase:
+    """One server start: extra environment for the server and the paths measured against it."""
+
+    name: str
+    title: str
+    paths: list[BenchPath]
+    env: Mapping[str, str] = field(default_factory=dict)  # added to the server's environment in this phase
+
+
+def _bearer(c: Context) -> Headers:
+    """The Authorization header of the benchmark citizen (LoA 2)."""
+    return {"Authorization": f"Bearer {c.citizen_token()}"}
+
+
+BASELINE = BenchPath("baseline", "GET", "/bench/baseline", None)
+ME_UNCACHED = BenchPath("me_uncached", "GET", "/api/v1/me", None, headers=_bearer, report_only=True, expect_status=200)
+
+# The measured paths of the main phase, in the order each round runs them. The first one is the baseline.
 # Adding a path is one line; callables receive the Context (e.g. the matter code picked at run time).
 PATHS: list[BenchPath] = [
-    BenchPath("baseline", "GET", "/bench/baseline", None),
+    BASELINE,
     BenchPath("guide_json", "GET", lambda c: f"/api/v1/matters/{c.matter_code}", 0.6),
     BenchPath("h5_guide", "GET", lambda c: f"/m/{c.matter_code}", 0.5),
+    BenchPath("me_cached", "GET", "/api/v1/me", 0.5, headers=_bearer, expect_status=200),
+]
+
+# Each phase starts the server afresh with its extra env (same database: it is reset once, before the first phase)
+# and measures its paths in their own interleaved rounds, against its own baseline. Adding a phase is one line.
+PHASES: list[Phase] = [
+    Phase("main", "phase: main", PATHS),
+    Phase("token_cache_off", "phase: token cache off", [BASELINE, ME_UNCACHED], env={"TOKEN_CACHE_SIZE": "0"}),
 ]
 
 
@@ -149,6 +190,12 @@ class Deadline:
             raise BenchError("the benchmark ran past its total time bound", EXIT_WRK)
         return min(seconds, left)
 
+    def timed_out(self, message: str, exit_code: int) -> BenchError:
+        """The error for a clipped timeout: the run's time bound when that is what ran out, else message."""
+        if self.end - time.monotonic() <= 0.5:
+            return BenchError(f"the benchmark ran past its total time bound ({message})", EXIT_WRK)
+        return BenchError(message, exit_code)
+
 
 # ---------------------------------------------------------------- HTTP and setup
 
@@ -178,7 +225,7 @@ def reset_database(deadline: Deadline) -> None:
     except FileNotFoundError:
         raise BenchError("psql not found (apt-get install postgresql-client)", EXIT_SERVER) from None
     except subprocess.TimeoutExpired:
-        raise BenchError("psql timed out resetting the database", EXIT_SERVER) from None
+        raise deadline.timed_out("psql timed out resetting the database", EXIT_SERVER) from None
     if done.returncode != 0:
         raise BenchError(f"cannot reset database {PG_DB}: {done.stderr.strip()}", EXIT_SERVER)
 
@@ -209,6 +256,29 @@ def flush_redis() -> None:
         raise BenchError(f"Redis refused to flush db {REDIS_DB}: {reply!r}", EXIT_SERVER)
 
 
+_JWT_RE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+def dev_token(env: Mapping[str, str], args: Iterable[str], deadline: Deadline) -> str:
+    """One access token from `python -m app dev token ARGS`, run with the server's environment (same issuer)."""
+    cmd = [sys.executable, "-m", "app", "dev", "token", *args]
+    shown = "python " + " ".join(cmd[1:])
+    try:
+        done = subprocess.run(
+            cmd, cwd=ROOT, env=dict(env), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=deadline.clip(TOKEN_TIMEOUT), check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise deadline.timed_out(f"`{shown}` did not finish within {TOKEN_TIMEOUT:.0f} s", EXIT_SERVER) from None
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
+        raise BenchError(f"`{shown}` exited {done.returncode}: {tail}", EXIT_SERVER)
+    tokens = [line.strip() for line in done.stdout.splitlines() if _JWT_RE.fullmatch(line.strip())]
+    if len(tokens) != 1:
+        raise BenchError(f"`{shown}` printed {len(tokens)} tokens, expected one: {done.stdout[:300]!r}", EXIT_SERVER)
+    return tokens[0]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -222,17 +292,27 @@ def free_port() -> int:
 class Server:
     """The service as a subprocess in its own process group, optionally wrapped in /usr/bin/time -v."""
 
-    def __init__(self, port: int, log_path: Path, time_path: Path | None) -> None:
-        """Remember where to listen and where to write the logs."""
+    def __init__(
+        self,
+        port: int,
+        log_path: Path,
+        time_path: Path | None,
+        extra_env: Mapping[str, str] | None = None,
+        drop_env: Iterable[str] = (),
+    ) -> None:
+        """Remember where to listen, the phase's environment and where to write the logs."""
         self.port = port
         self.base_url = f"http://{HOST}:{port}"
         self.log_path = log_path
         self.time_path = time_path
+        self.extra_env = dict(extra_env or {})
+        self.drop_env = frozenset(drop_env)
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        """Launch the service with two workers on PostgreSQL and Redis."""
-        env = {k: v for k, v in os.environ.items() if k not in {"APP_ENV", "BASE_URL", "LOAD_DEMO", "AUTO_MIGRATE"}}
+    def env(self) -> dict[str, str]:
+        """The server's environment (also used by CLI commands that must see the same stores and issuer)."""
+        dropped = {"APP_ENV", "BASE_URL", "LOAD_DEMO", "AUTO_MIGRATE"} | self.drop_env
+        env = {k: v for k, v in os.environ.items() if k not in dropped}
         env.update(
             DATABASE_URL=f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{PG_DB}",
             REDIS_URL=f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
@@ -242,12 +322,18 @@ class Server:
             ACCESS_LOG="false",
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> None:
+        """Launch the service with two workers on PostgreSQL and Redis."""
         cmd = [sys.executable, "-m", "app", "run"]
         if self.time_path is not None:
+            self.time_path.unlink(missing_ok=True)
             cmd = [str(TIME_BIN), "-v", "-o", str(self.time_path), *cmd]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cmd, cwd=ROOT, env=self.env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
 
@@ -268,7 +354,9 @@ class Server:
                     return
                 last = f"HTTP {status}: {body[:200].decode(errors='replace')}"
             time.sleep(0.25)
-        raise BenchError(f"the server was not ready within {READY_TIMEOUT:.0f} s (last /readyz: {last})", EXIT_SERVER)
+        raise deadline.timed_out(
+            f"the server was not ready within {READY_TIMEOUT:.0f} s (last /readyz: {last})", EXIT_SERVER
+        )
 
     def processes(self) -> list[dict[str, Any]]:
         """Peak and current RSS of every live server process (the time wrapper excluded), from /proc."""
@@ -450,7 +538,9 @@ def run_wrk(url: str, target: Resolved, cfg: Config, duration: int, deadline: De
                 cmd, capture_output=True, text=True, timeout=deadline.clip(duration + WRK_SLACK), check=False
             )
         except subprocess.TimeoutExpired:
-            raise BenchError(f"wrk did not finish within {duration + WRK_SLACK:.0f} s on {url}", EXIT_WRK) from None
+            raise deadline.timed_out(
+                f"wrk did not finish within {duration + WRK_SLACK:.0f} s on {url}", EXIT_WRK
+            ) from None
     if done.returncode != 0:
         raise BenchError(f"wrk exited {done.returncode} on {url}: {(done.stderr or done.stdout).strip()}", EXIT_WRK)
     try:
@@ -491,6 +581,14 @@ def preflight(base_url: str, target: Resolved) -> str:
     """One request per path before load, so a broken route is named instead of merely being fast."""
     body = target.spec.body.encode() if target.spec.body is not None else None
     status, payload = http_request(base_url, target.spec.method, target.path, body=body, headers=target.headers)
+    expected = target.spec.expect_status
+    if expected is not None and status != expected:
+        text = payload[:300].decode(errors="replace")
+        raise BenchError(
+            f"preflight {target.spec.method} {target.path} ({target.spec.name}) answered {status}, "
+            f"expected {expected}: {text}",
+            EXIT_SERVER,
+        )
     if status >= 400:
         text = payload[:200].decode(errors="replace")
         print(f"  warning: {target.spec.method} {target.path} answered {status}: {text}", flush=True)
@@ -515,6 +613,7 @@ def summarize(target: Resolved, runs: list[WrkResult], baseline_rps: float) -> d
         "method": target.spec.method,
         "path": target.path,
         "target_ratio": goal,
+        "report_only": target.spec.report_only,
         "median_rps": round(rps, 2),
         "median_p99_ms": round(p99, 3),
         "ratio": round(ratio, 4),
@@ -530,15 +629,24 @@ def summarize(target: Resolved, runs: list[WrkResult], baseline_rps: float) -> d
     }  # fmt: skip
 
 
-def print_report(rows: list[dict[str, Any]], memory: dict[str, Any]) -> None:
-    """The results table, one summary line per path and the memory figures."""
+def _target_text(row: dict[str, Any]) -> str:
+    """The target column: the ratio to reach, "report" for report-only paths, "-" for the baseline."""
+    if row["target_ratio"] is not None:
+        return f"{row['target_ratio']:.2f}x"
+    return "report" if row.get("report_only") else "-"
+
+
+def print_report(phase: dict[str, Any]) -> None:
+    """One phase's section: the results table, one summary line per path and the memory figures."""
+    rows, memory = phase["paths"], phase["memory"]
+    env = " ".join(f"{k}={v}" for k, v in phase["env"].items())
     print()
+    print(f"== {phase['title']}" + (f" ({env})" if env else "") + " ==")
     print(f"{'path':<14}{'req/s (median)':>16}{'p99 ms':>10}{'ratio':>9}{'target':>9}  result")
     for row in rows:
-        target = f"{row['target_ratio']:.2f}x" if row["target_ratio"] is not None else "-"
         print(
             f"{row['name']:<14}{row['median_rps']:>16.1f}{row['median_p99_ms']:>10.2f}"
-            f"{row['ratio']:>8.2f}x{target:>9}  {row['result']}"
+            f"{row['ratio']:>8.2f}x{_target_text(row):>9}  {row['result']}"
         )
     print()
     for row in rows:
@@ -546,7 +654,13 @@ def print_report(rows: list[dict[str, Any]], memory: dict[str, Any]) -> None:
         sock = {k: v for k, v in row["socket_errors"].items() if v}
         if sock:
             notes += f" [socket errors: {', '.join(f'{k} {v}' for k, v in sock.items())}]"
-        if row["target_ratio"] is None:
+        if row.get("report_only"):
+            fail = " FAIL" if row["result"] == "FAIL" else ""
+            print(
+                f"{row['name']}: {row['ratio']:.2f}x baseline (report only), {row['median_rps']:.1f} req/s, "
+                f"p99 {row['median_p99_ms']:.2f} ms{fail}{notes}"
+            )
+        elif row["target_ratio"] is None:
             print(f"{row['name']}: {row['median_rps']:.1f} req/s, p99 {row['median_p99_ms']:.2f} ms{notes}")
         else:
             print(
@@ -588,11 +702,13 @@ def write_results(payload: dict[str, Any]) -> Path:
     return out
 
 
-def measure(server: Server, cfg: Config, deadline: Deadline) -> tuple[str, list[dict[str, Any]]]:
+def measure(
+    server: Server, paths: list[BenchPath], cfg: Config, deadline: Deadline
+) -> tuple[str, list[dict[str, Any]]]:
     """Warm every path, then run them in interleaved rounds; returns the matter code and one row per path."""
     code = pick_matter(server.base_url)
-    ctx = Context(base_url=server.base_url, matter_code=code)
-    targets = [resolve(spec, ctx) for spec in PATHS]
+    ctx = Context(base_url=server.base_url, matter_code=code, server_env=server.env(), deadline=deadline)
+    targets = [resolve(spec, ctx) for spec in paths]
     print(f"matter code: {code}", flush=True)
     for target in targets:
         answer = preflight(server.base_url, target)
@@ -613,27 +729,97 @@ def measure(server: Server, cfg: Config, deadline: Deadline) -> tuple[str, list[
     return code, [summarize(t, runs[t.spec.name], baseline_rps) for t in targets]
 
 
+def check_phases(phases: list[Phase]) -> str | None:
+    """What is wrong with the phase list, or None: each phase starts with the baseline, every other path is judged
+    against a target or marked report-only, and names are unique."""
+    if not phases:
+        return "PHASES is empty"
+    if len({ph.name for ph in phases}) != len(phases):
+        return "phase names must be unique"
+    for ph in phases:
+        if not re.fullmatch(r"[a-z0-9_]+", ph.name):
+            return f"phase name {ph.name!r} must be lower-case letters, digits and underscores (it names files)"
+        first = ph.paths[0] if ph.paths else None
+        if first is None or first.name != "baseline" or first.target is not None or first.report_only:
+            return f"phase {ph.name}: the paths must start with the baseline entry (target None)"
+        if len({p.name for p in ph.paths}) != len(ph.paths):
+            return f"phase {ph.name}: path names must be unique"
+        for path in ph.paths[1:]:
+            if path.report_only and path.target is not None:
+                return f"phase {ph.name}, path {path.name}: a report-only path has no target"
+            if not path.report_only and (path.target is None or path.target <= 0):
+                return f"phase {ph.name}, path {path.name}: give a target > 0 or report_only=True"
+    return None
+
+
+def time_bound(phases: list[Phase], cfg: Config) -> float:
+    """Seconds the whole run may take: the reset, then per phase start-up, setup, every wrk run and slack."""
+    total = 60.0  # database reset and Redis flush
+    for ph in phases:
+        n = len(ph.paths)
+        wrk_s = n * (cfg.rounds * cfg.duration + cfg.warmup)
+        total += READY_TIMEOUT + 2 * STOP_TIMEOUT + TOKEN_TIMEOUT + 60 + wrk_s + n * (cfg.rounds + 1) * 15
+    return total
+
+
+def phase_files(index: int, phase: Phase) -> tuple[Path, Path | None]:
+    """The server log and /usr/bin/time report of a phase (the first phase keeps the plain names)."""
+    suffix = "" if index == 0 else f".{phase.name}"
+    time_path = RESULTS_DIR / f"server-time{suffix}.txt" if TIME_BIN.exists() else None
+    return RESULTS_DIR / f"server{suffix}.log", time_path
+
+
+def run_phase(index: int, phase: Phase, cfg: Config, deadline: Deadline, result: dict[str, Any]) -> None:
+    """Start the server with the phase's env, measure its paths, always stop it; fills result in place."""
+    log_path, time_path = phase_files(index, phase)
+    drop = {k for ph in PHASES for k in ph.env}  # a phase's variables never leak from the caller into another
+    server = Server(free_port(), log_path, time_path, extra_env=phase.env, drop_env=drop)
+    result["server_log"] = str(log_path.relative_to(ROOT))
+    memory: dict[str, Any] = result["memory"]
+    env = " ".join(f"{k}={v}" for k, v in phase.env.items())
+    print(f"\n-- {phase.title}" + (f" ({env})" if env else "") + f": server on {server.base_url}", flush=True)
+    try:
+        server.start()
+        started = time.monotonic()
+        server.wait_ready(deadline)
+        print(f"server ready after {time.monotonic() - started:.1f} s", flush=True)
+        code, rows = measure(server, phase.paths, cfg, deadline)
+        result["matter_code"] = code
+        result["paths"] = rows
+        procs = server.processes()
+        memory["processes"] = procs
+        memory["sum_vm_hwm_kb"] = sum(p["vm_hwm_kb"] for p in procs)
+    except BenchError:
+        tail = server.log_tail()
+        if tail:
+            result["server_log_tail"] = tail
+        raise
+    finally:
+        server.stop()
+        if time_path is not None:
+            memory.update(parse_time_report(time_path))
+
+
 def main() -> int:
-    """Reset the stores, start the server, measure, report, and always stop the server."""
+    """Reset the stores, run every phase (start the server, measure, stop it), report."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup below on SIGTERM too
-    if not PATHS or PATHS[0].name != "baseline" or PATHS[0].target is not None:
-        print("bench: PATHS must start with the baseline entry (target None)", file=sys.stderr)
+    if problem := check_phases(PHASES):
+        print(f"bench: {problem}", file=sys.stderr)
         return EXIT_SERVER
     try:
         cfg = Config.from_env()
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return exc.exit_code
+    bound = time_bound(PHASES, cfg)
+    if "--time-bound" in sys.argv[1:]:  # run.sh sets its outer backstop from this
+        print(round(bound))
+        return EXIT_OK
     if shutil.which("wrk") is None:
         print("bench: wrk not found (apt-get install wrk, or use bench/run.sh)", file=sys.stderr)
         return EXIT_WRK
-    runs = len(PATHS) * (cfg.rounds * cfg.duration + cfg.warmup)
-    deadline = Deadline(READY_TIMEOUT + 120 + runs + len(PATHS) * (cfg.rounds + 1) * 15)
+    deadline = Deadline(bound)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    time_path = RESULTS_DIR / "server-time.txt" if TIME_BIN.exists() else None
-    if time_path is not None:
-        time_path.unlink(missing_ok=True)
-    server = Server(free_port(), RESULTS_DIR / "server.log", time_path)
     payload: dict[str, Any] = {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
@@ -641,53 +827,49 @@ def main() -> int:
             "duration_s": cfg.duration, "connections": cfg.connections, "threads": cfg.threads,
             "rounds": cfg.rounds, "warmup_s": cfg.warmup, "workers": WORKERS,
             "database": f"postgres://{PG_HOST}:{PG_PORT}/{PG_DB}", "redis": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
+            "time_bound_s": round(bound),
         },
+        "phases": [],
     }  # fmt: skip
+    n_paths = sum(len(ph.paths) for ph in PHASES)
     print(
-        f"bench: {len(PATHS)} paths x {cfg.rounds} rounds x {cfg.duration} s, wrk -t{cfg.threads} -c{cfg.connections}, "
-        f"server {WORKERS} workers on {server.base_url}",
+        f"bench: {len(PHASES)} phases, {n_paths} paths x {cfg.rounds} rounds x {cfg.duration} s, "
+        f"wrk -t{cfg.threads} -c{cfg.connections}, server {WORKERS} workers, time bound {bound:.0f} s",
         flush=True,
     )
     exit_code = EXIT_OK
-    rows: list[dict[str, Any]] = []
-    memory: dict[str, Any] = {}
+    phases: list[dict[str, Any]] = payload["phases"]
+    current: dict[str, Any] | None = None
     try:
         reset_database(deadline)
         flush_redis()
-        server.start()
-        started = time.monotonic()
-        server.wait_ready(deadline)
-        print(f"server ready after {time.monotonic() - started:.1f} s", flush=True)
-        code, rows = measure(server, cfg, deadline)
-        payload["matter_code"] = code
-        procs = server.processes()
-        memory["processes"] = procs
-        memory["sum_vm_hwm_kb"] = sum(p["vm_hwm_kb"] for p in procs)
+        for index, phase in enumerate(PHASES):
+            current = {"name": phase.name, "title": phase.title, "env": dict(phase.env), "paths": [], "memory": {}}
+            phases.append(current)
+            run_phase(index, phase, cfg, deadline, current)
     except BenchError as exc:
         exit_code = exc.exit_code
         payload["error"] = str(exc)
+        if current is not None:
+            current["error"] = str(exc)
         print(f"\nbench: FAILED: {exc}", file=sys.stderr)
-        tail = server.log_tail()
-        if tail and exit_code == EXIT_SERVER:
-            print(f"--- last lines of {server.log_path} ---\n{tail}", file=sys.stderr)
+        tail = current.get("server_log_tail", "") if current else ""
+        if tail and exit_code == EXIT_SERVER and current:
+            print(f"--- last lines of {current.get('server_log')} ---\n{tail}", file=sys.stderr)
         if "demo_catalogue.json" in tail:
             print("bench: the demo catalogue app/matters/demo_catalogue.json is missing or invalid", file=sys.stderr)
     except KeyboardInterrupt:
         exit_code = 130
         payload["error"] = "interrupted"
         print("\nbench: interrupted", file=sys.stderr)
-    finally:
-        server.stop()
-    if time_path is not None:
-        memory.update(parse_time_report(time_path))
-    payload["memory"] = memory
-    payload["paths"] = rows
-    if rows:
-        print_report(rows, memory)
+    measured = [ph for ph in phases if ph["paths"]]
+    for ph in measured:
+        print_report(ph)
     out = write_results(payload)
-    print(f"\nresults: {out.relative_to(ROOT)}  (server log: {server.log_path.relative_to(ROOT)})")
-    if rows:
-        missed = [r["name"] for r in rows if r["result"] == "FAIL"]
+    logs = ", ".join(ph["server_log"] for ph in phases if "server_log" in ph)
+    print(f"\nresults: {out.relative_to(ROOT)}  (server logs: {logs or 'none'})")
+    if measured:
+        missed = [f"{ph['name']}/{r['name']}" for ph in measured for r in ph["paths"] if r["result"] == "FAIL"]
         print("bench: all targets met" if not missed else f"bench: targets missed: {', '.join(missed)}")
     return exit_code
 

@@ -29,8 +29,10 @@ elif [ ! -x "$ROOT/.venv/bin/python" ]; then
     (cd "$ROOT" && python3 -m venv .venv && timeout 900 .venv/bin/pip install -q -r requirements-dev.txt)
 fi
 
-# bench.py bounds its own run and always stops the server; this outer bound is only a backstop.
-paths=10
-budget=$(( 600 + paths * (BENCH_ROUNDS * (BENCH_DURATION + 40) + BENCH_WARMUP + 40) ))
+# bench.py bounds its own run (over all phases) and always stops the server; this outer bound is only a backstop,
+# set from bench.py's own bound so that adding paths or phases never lets the backstop fire first.
 cd "$ROOT"
+bound=$("$ROOT/.venv/bin/python" "$BENCH_DIR/bench.py" --time-bound 2>/dev/null) || bound=""
+[[ "$bound" =~ ^[0-9]+$ ]] || bound=3600
+budget=$(( bound + 120 ))
 exec timeout --foreground --kill-after=30 "$budget" "$ROOT/.venv/bin/python" "$BENCH_DIR/bench.py"
