@@ -9,6 +9,11 @@ wrote with its own in-process store).
 
 A value read from the database is only cached if no invalidation of its namespace was seen while
 it was being read (`epoch()` before the read, `put(..., epoch=...)` after it).
+
+Namespaces with many independent entries (one per citizen) can also be invalidated key by key:
+the key is appended to a sorted set scored by a sequence number, and each tick reads only what was
+appended since the worker's last look; a worker that fell behind the retained window drops the
+whole namespace.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from app.store import Store
 log = logging.getLogger("app.cache")
 
 _GEN_PREFIX = "cachegen:"
+_KEYS_PREFIX = "cachekeys:"
+_SEQ_PREFIX = "cacheseq:"
+KEY_WINDOW = 10_000  # key invalidations kept in the store per namespace
 
 
 class LocalCache:
@@ -35,6 +43,7 @@ class LocalCache:
         self._maps: dict[str, OrderedDict[Any, tuple[float, Any]]] = {}
         self._seen: dict[str, bytes | None] = {}
         self._epochs: dict[str, int] = {}
+        self._key_seen: dict[str, int] = {}  # per keyed namespace: the last sequence number applied
 
     def epoch(self, namespace: str) -> int:
         """A marker that changes whenever the namespace is dropped here (take it before a read)."""
@@ -79,13 +88,66 @@ class LocalCache:
     async def invalidate(self, namespace: str) -> None:
         """Drop a namespace here and tell every other worker to drop it too."""
         self.clear(namespace)
+        previous = self._seen.get(namespace)
         try:
-            self._seen[namespace] = str(await self._store.incr(_GEN_PREFIX + namespace)).encode()
+            generation = int(await self._store.incr(_GEN_PREFIX + namespace))
         except Exception:  # the store being down must not fail the write that called us
             log.warning("cache invalidation of %s not published: store unavailable", namespace)
+            return
+        if previous is None or generation != int(previous) + 1:
+            # Another worker invalidated too since we last looked: what we cached meanwhile may
+            # predate their write, so drop it as well.
+            self.clear(namespace)
+        self._seen[namespace] = str(generation).encode()
+
+    def track_keys(self, namespace: str) -> None:
+        """Follow key-level invalidations of a namespace (call once at start)."""
+        self._key_seen.setdefault(namespace, -1)
+
+    async def invalidate_key(self, namespace: str, key: str) -> None:
+        """Drop one key here and on every other worker."""
+        bucket = self._maps.get(namespace)
+        if bucket is not None:
+            bucket.pop(key, None)
+        self._epochs[namespace] = self._epochs.get(namespace, 0) + 1
+        try:
+            seq = await self._store.incr(_SEQ_PREFIX + namespace)
+            async with self._store.pipeline(transaction=False) as pipe:
+                pipe.zadd(_KEYS_PREFIX + namespace, {key: seq})
+                pipe.zremrangebyrank(_KEYS_PREFIX + namespace, 0, -KEY_WINDOW - 1)
+                await pipe.execute()
+        except Exception:
+            log.warning("key invalidation in %s not published: store unavailable", namespace)
+
+    async def _sync_keys(self) -> None:
+        for namespace, last in list(self._key_seen.items()):
+            zkey = _KEYS_PREFIX + namespace
+            if last < 0:
+                # First look: start from the current head, nothing cached yet can be stale.
+                head = await self._store.get(_SEQ_PREFIX + namespace)
+                self._key_seen[namespace] = int(head or 0)
+                continue
+            changed = await self._store.zrangebyscore(zkey, f"({last}", "+inf", withscores=True)
+            if not changed:
+                continue
+            oldest = await self._store.zrange(zkey, 0, 0, withscores=True)
+            bucket = self._maps.get(namespace, {})
+            if oldest and oldest[0][1] > last + 1:
+                self.clear(namespace)  # fell behind the retained window: drop everything
+            else:
+                for member, _ in changed:
+                    bucket.pop(member.decode() if isinstance(member, bytes) else member, None)
+                self._epochs[namespace] = self._epochs.get(namespace, 0) + 1
+            self._key_seen[namespace] = int(max(score for _, score in changed))
 
     async def sync(self) -> None:
-        """Drop namespaces whose generation moved since the last look (run every tick)."""
+        """Drop namespaces whose generation moved, and keys invalidated elsewhere (run every tick)."""
+        if self._key_seen:
+            try:
+                await self._sync_keys()
+            except Exception:
+                for namespace in self._key_seen:
+                    self.clear(namespace)
         names = list(self._seen)
         if not names:
             return
@@ -102,16 +164,34 @@ class LocalCache:
                 self._seen[name] = gen
 
 
-_bus: LocalCache | None = None
+_bus: list[LocalCache] = []  # the caches of this process (one per worker; tests may run several apps)
 
 
 def bind(cache: LocalCache) -> None:
-    """Make this cache the process's invalidation bus (worker start, CLI start)."""
-    global _bus
-    _bus = cache
+    """Make this cache part of the process's invalidation bus (worker start, CLI start)."""
+    if cache not in _bus:
+        _bus.append(cache)
+
+
+def unbind(cache: LocalCache) -> None:
+    """Leave the bus (worker stop)."""
+    if cache in _bus:
+        _bus.remove(cache)
 
 
 async def changed(namespace: str) -> None:
     """Services call this after a write that makes cached reads of a namespace stale."""
-    if _bus is not None:
-        await _bus.invalidate(namespace)
+    for cache in _bus[1:]:
+        cache.clear(namespace)
+    if _bus:
+        await _bus[0].invalidate(namespace)
+
+
+async def changed_key(namespace: str, key: str) -> None:
+    """Services call this after a write that makes one cached entry stale."""
+    for cache in _bus[1:]:
+        bucket = cache._maps.get(namespace)
+        if bucket is not None:
+            bucket.pop(key, None)
+    if _bus:
+        await _bus[0].invalidate_key(namespace, key)

@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
                 await prepare(settings)
         app.ctx.store = make_store(settings)
         app.ctx.cache = LocalCache(app.ctx.store, ttl=settings.guide_cache_seconds or 1)
+        app.ctx.cache.track_keys("profiles")
         cache_bus.bind(app.ctx.cache)
         cipher = PiiCipher.from_settings(settings)
         app.ctx.tokens = TokenAuthority(settings, cipher, app.ctx.cache)
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     @app.after_server_stop
     async def _worker_stop(app: Sanic) -> None:
         await app.ctx.scheduler.stop()
+        cache_bus.unbind(app.ctx.cache)
         await app.ctx.scans.flush()  # nothing counted is lost on a clean shutdown
         await app.ctx.wechat.aclose()
         await app.ctx.store.aclose()

@@ -39,9 +39,9 @@ def bearer(request: Request) -> tuple[str | None, bool]:
 
 
 def _same_origin(request: Request) -> bool:
-    ours = urlsplit(request.app.ctx.settings.base_url).netloc
-    origin = request.headers.get("origin") or request.headers.get("referer") or ""
-    return bool(origin) and urlsplit(origin).netloc == ours
+    ours = urlsplit(request.app.ctx.settings.base_url)
+    origin = urlsplit(request.headers.get("origin") or request.headers.get("referer") or "")
+    return (origin.scheme, origin.netloc) == (ours.scheme, ours.netloc)
 
 
 async def authenticate(request: Request, audiences: frozenset[str]) -> Principal:

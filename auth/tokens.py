@@ -66,7 +66,16 @@ async def create_key(cipher: PiiCipher, *, activate: bool) -> str:
             public_jwk=public_jwk(kid, private.public_key()),
             active=activate,
         )
+    await _keys_changed()
     return kid
+
+
+async def _keys_changed() -> None:
+    """Every worker reloads its key ring and re-verifies cached tokens."""
+    from app import cache as cache_bus
+
+    await cache_bus.changed(KEYS_NAMESPACE)
+    await cache_bus.changed(CACHE_NAMESPACE)
 
 
 async def ensure_key(cipher: PiiCipher) -> None:
@@ -77,7 +86,12 @@ async def ensure_key(cipher: PiiCipher) -> None:
 
 async def retire_key(kid: str) -> bool:
     """Stop verifying with a key (it can no longer be the active one)."""
-    return bool(await SigningKey.filter(kid=kid, active=False, retired_at__isnull=True).update(retired_at=clock.now()))
+    retired = bool(
+        await SigningKey.filter(kid=kid, active=False, retired_at__isnull=True).update(retired_at=clock.now())
+    )
+    if retired:
+        await _keys_changed()
+    return retired
 
 
 @dataclass
@@ -110,6 +124,7 @@ class TokenAuthority:
         self.cache = cache
         self._signer: tuple[str, Ed25519PrivateKey] | None = None
         self._public: dict[str, Ed25519PublicKey] = {}
+        self._last_reload = 0.0
 
     async def _keys(self) -> None:
         if self._signer is not None and self.cache.get(KEYS_NAMESPACE, "loaded"):
@@ -160,6 +175,8 @@ class TokenAuthority:
 
     async def verify(self, token: str, *, audiences: frozenset[str]) -> Principal:
         """Verify signature, claims and revocation; cached per exact token until revoked or expired."""
+        if not isinstance(token, str) or not token:
+            raise TokenInvalid(details={"reason": "malformed"})
         if self.settings.token_cache_size == 0:  # cache disabled (benchmarks of the uncached cost)
             return await self._verify_uncached(token, audiences=audiences)
         hit = self.cache.get(CACHE_NAMESPACE, token)
@@ -185,10 +202,14 @@ class TokenAuthority:
         await self._keys()
         key = self._public.get(str(header.get("kid")))
         if key is None:
-            # A key created by another worker since we loaded ours: reload once.
-            self.cache.clear(KEYS_NAMESPACE)
-            await self._keys()
-            key = self._public.get(str(header.get("kid")))
+            # A key created by another worker since we loaded ours: reload, at most every few
+            # seconds, so tokens with made-up kids cannot make us reload on every request.
+            now = time.monotonic()
+            if now - self._last_reload > 5:
+                self._last_reload = now
+                self.cache.clear(KEYS_NAMESPACE)
+                await self._keys()
+                key = self._public.get(str(header.get("kid")))
             if key is None:
                 raise TokenInvalid(details={"reason": "kid"})
         try:
@@ -215,7 +236,7 @@ class TokenAuthority:
         kind, _, ident = str(claims["sub"]).partition(":")
         if kind not in {"citizen", "staff"} or not ident:
             raise TokenInvalid(details={"reason": "sub"})
-        await self._check_revocation(kind, ident, str(claims["sid"]))
+        await self._check_revocation(kind, ident, str(claims["sid"]), str(claims["aud"]))
         return Principal(
             kind=kind,
             id=ident,
@@ -251,7 +272,7 @@ class TokenAuthority:
             raise jwt.ImmatureSignatureError("not yet valid")
         return claims
 
-    async def _check_revocation(self, kind: str, ident: str, sid: str) -> None:
+    async def _check_revocation(self, kind: str, ident: str, sid: str, audience: str) -> None:
         try:
             session_uuid = uuid.UUID(sid)
             subject_uuid = uuid.UUID(ident)
@@ -260,6 +281,8 @@ class TokenAuthority:
         session = await AuthSession.get_or_none(id=session_uuid)
         if session is None or session.revoked_at is not None or session.subject != f"{kind}:{ident}":
             raise TokenRevoked()
+        if session.audience != audience:  # a token is only good for the client its session was opened on
+            raise TokenInvalid(details={"reason": "audience"})
         model = Citizen if kind == "citizen" else Staff
         account = await model.get_or_none(id=subject_uuid).only("id", "disabled")
         if account is None or account.disabled:

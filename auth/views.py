@@ -248,11 +248,12 @@ async def introspect(request: Request) -> HTTPResponse:
     if scheme.lower() == "basic":
         try:
             client_id, _, client_secret = base64.b64decode(value).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # bad base64, non-ASCII input, bad UTF-8
             raise ClientUnauthorized() from None
     if "json" in (request.content_type or ""):
         data = parse_body(request)
         token = data.get("token", "") if isinstance(data, dict) else ""
+        token = token if isinstance(token, str) else ""
     else:
         token = (parse_qs((request.body or b"").decode(errors="replace")).get("token") or [""])[0]
     result = await service.introspect(_deps(request), client_id=client_id, client_secret=client_secret, token=token)

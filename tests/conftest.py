@@ -93,6 +93,20 @@ def base_settings(database_url: str) -> Settings:
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """argon2id with minimal cost in tests: the same algorithm, without 300 ms per hash."""
+    from argon2 import PasswordHasher
+
+    import auth.service
+
+    saved = auth.service._hasher, auth.service._DUMMY_HASH
+    auth.service._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    auth.service._DUMMY_HASH = auth.service._hasher.hash("dummy")
+    yield
+    auth.service._hasher, auth.service._DUMMY_HASH = saved
+
+
 @pytest.fixture(scope="session")
 async def migrated(base_settings: Settings) -> AsyncIterator[None]:
     """The ORM opened and migrated once per session."""

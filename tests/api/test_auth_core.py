@@ -10,7 +10,7 @@ from auth.models import Citizen
 
 
 def _sms_code(app) -> str:
-    phone, text = app.ctx.auth.sms.outbox[-1]
+    _phone, text = app.ctx.auth.sms.outbox[-1]
     return re.search(r"(\d{6})", text).group(1)
 
 
@@ -105,7 +105,9 @@ async def test_staff_login_and_lockout(client, make_staff):
     for _ in range(5):
         _, bad = await client.post("/api/v1/auth/staff/login", json={"username": "clerk1", "password": "nope"})
         assert bad.status == 401 and bad.json["error"]["code"] == "BAD_CREDENTIALS"
-    _, locked = await client.post("/api/v1/auth/staff/login", json={"username": "clerk1", "password": "right password 1"})
+    _, locked = await client.post(
+        "/api/v1/auth/staff/login", json={"username": "clerk1", "password": "right password 1"}
+    )
     assert locked.status == 429 and locked.json["error"]["code"] == "ACCOUNT_LOCKED"
     assert int(locked.headers["retry-after"]) > 0
 
@@ -123,7 +125,7 @@ async def test_clerk_cannot_reach_admin(client, make_staff):
 
 
 async def test_disabling_staff_revokes_sessions(client, make_staff, admin_headers):
-    staff, headers = await make_staff("admin", username="second_admin")
+    _staff, headers = await make_staff("admin", username="second_admin")
     _, ok = await client.get("/api/v1/admin/catalogue/export", headers=headers)
     assert ok.status == 200
     _, resp = await client.post("/api/v1/admin/staff/second_admin/disable", headers=admin_headers)
@@ -159,3 +161,26 @@ async def test_jwks_and_discovery(client):
     assert keys and all(set(k) == {"kty", "crv", "x", "kid", "use", "alg"} for k in keys)
     _, disc = await client.get("/.well-known/openid-configuration")
     assert disc.json["jwks_uri"].endswith("/.well-known/jwks.json")
+
+
+async def test_profile_cache_follows_changes_made_on_another_worker(app, client, make_citizen, settings):
+    """/me is served from a per-worker cache; a real-name done through another worker shows after a tick."""
+    from app.server import create_app
+    from auth.idcard import make_id_number
+    from tests.conftest import AppClient
+
+    _, headers = await make_citizen()
+    _, before = await client.get("/api/v1/me", headers=headers)
+    assert before.json["loa"] == 2
+    other = AppClient(create_app(settings))
+    await other.start()
+    try:
+        _, done = await other.post(
+            "/api/v1/me/real-name", json={"name": "李四", "id_number": make_id_number(seq="456")}, headers=headers
+        )
+        assert done.status == 200, done.text
+    finally:
+        await other.stop()
+    await app.ctx.cache.sync()  # this worker's tick
+    _, after = await client.get("/api/v1/me", headers=headers)
+    assert after.json["loa"] == 3 and after.json["real_name"]["name"] == "李*"

@@ -1,0 +1,441 @@
+"""TokenAuthority and the key ring, without HTTP: issuing, verifying, the per-worker verified cache
+across workers (shared store), key rotation, and the scope guards on a Principal."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from app.cache import LocalCache
+from app.settings import Settings
+from app.store import make_store
+from auth import sessions
+from auth.errors import OutOfScope, TokenExpired, TokenInvalid, TokenRevoked
+from auth.guards import _same_origin, bearer, ensure_department, ensure_hall
+from auth.models import AuthSession, Citizen, Role, SigningKey, Staff
+from auth.pii import PiiCipher, PiiDecryptError
+from auth.tokens import (
+    _FORBIDDEN_HEADERS,
+    ALL_AUDIENCES,
+    CITIZEN_AUDIENCES,
+    STAFF_AUDIENCE,
+    Principal,
+    TokenAuthority,
+    create_key,
+    ensure_key,
+    public_jwk,
+    retire_key,
+    utc_from_ts,
+)
+
+DOWN_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+APP = frozenset({"app"})
+
+
+@pytest.fixture
+async def worker(settings: Settings) -> AsyncIterator[Callable[..., TokenAuthority]]:
+    """Make TokenAuthority instances like workers' (own LocalCache, one shared store); closed at the end."""
+    stores = []
+
+    def make(*, ttl: float = 300.0, store_settings: Settings | None = None, **changes) -> TokenAuthority:
+        s = dataclasses.replace(settings, **changes) if changes else settings
+        store = make_store(store_settings or s)
+        stores.append(store)
+        return TokenAuthority(s, PiiCipher.from_settings(s), LocalCache(store, ttl=ttl))
+
+    yield make
+    for store in stores:
+        await store.aclose()
+
+
+async def _citizen(authority: TokenAuthority, *, loa: int = 2, audience: str = "app") -> tuple[Citizen, str]:
+    citizen = await Citizen.create(id=uuid.uuid4(), loa=loa)
+    rotation = await sessions.open_session(subject=f"citizen:{citizen.id}", audience=audience, refresh_days=30)
+    token, _ = await authority.issue(
+        subject=f"citizen:{citizen.id}", audience=audience, session_id=str(rotation.session.id), extra={"loa": loa}
+    )
+    return citizen, token
+
+
+async def _staff(authority: TokenAuthority, *, role: str = "clerk") -> tuple[Staff, str]:
+    staff = await Staff.create(
+        id=uuid.uuid4(),
+        username=f"s_{uuid.uuid4().hex[:8]}",
+        password_hash="x",
+        role=Role(role),
+        hall_code="main",
+        departments=["scjgj"],
+    )
+    rotation = await sessions.open_session(subject=f"staff:{staff.id}", audience=STAFF_AUDIENCE, refresh_days=30)
+    token, _ = await authority.issue(
+        subject=f"staff:{staff.id}",
+        audience=STAFF_AUDIENCE,
+        session_id=str(rotation.session.id),
+        extra={"role": role, "hall": "main", "departments": ["scjgj"]},
+    )
+    return staff, token
+
+
+def _kid(token: str) -> str:
+    return jwt.get_unverified_header(token)["kid"]
+
+
+def _sid(token: str) -> str:
+    return jwt.decode(token, options={"verify_signature": False})["sid"]
+
+
+# ---------------------------------------------------------------- keys
+
+
+def test_public_jwk_has_only_public_fields():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    jwk = public_jwk("k1", private.public_key())
+    assert set(jwk) == {"kty", "crv", "x", "kid", "use", "alg"}
+    assert (jwk["kty"], jwk["crv"], jwk["alg"], jwk["use"], jwk["kid"]) == ("OKP", "Ed25519", "EdDSA", "sig", "k1")
+    raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4)) == raw
+    assert "d" not in jwk and "=" not in jwk["x"]
+    assert isinstance(jwt.PyJWK(jwk).key, type(private.public_key()))
+
+
+async def test_create_key_keeps_exactly_one_active_and_encrypts_the_private_key(settings, fake_clock):
+    cipher = PiiCipher.from_settings(settings)
+    first = await create_key(cipher, activate=True)
+    spare = await create_key(cipher, activate=False)
+    assert re.fullmatch(r"20260930-[0-9a-f]{8}", first)
+    assert [k.kid for k in await SigningKey.filter(active=True)] == [first]
+    second = await create_key(cipher, activate=True)
+    assert [k.kid for k in await SigningKey.filter(active=True)] == [second]
+    assert {first, spare, second} == {k.kid for k in await SigningKey.all()}
+    row = await SigningKey.get(kid=second)
+    assert "PRIVATE KEY" not in row.private_enc and row.private_enc.startswith("v1.")
+    # The private key is bound to its kid: it cannot be moved to another row.
+    with pytest.raises(PiiDecryptError):
+        cipher.decrypt(row.private_enc, aad=f"signing-key:{first}")
+    assert "BEGIN PRIVATE KEY" in cipher.decrypt(row.private_enc, aad=f"signing-key:{second}")
+
+
+async def test_ensure_key_is_idempotent_and_replaces_a_missing_active_key(settings):
+    cipher = PiiCipher.from_settings(settings)
+    await ensure_key(cipher)
+    await ensure_key(cipher)
+    assert await SigningKey.all().count() == 1
+    await SigningKey.all().update(active=False)
+    await ensure_key(cipher)
+    assert await SigningKey.filter(active=True).count() == 1 and await SigningKey.all().count() == 2
+
+
+async def test_retire_key_rules(settings):
+    cipher = PiiCipher.from_settings(settings)
+    old = await create_key(cipher, activate=True)
+    new = await create_key(cipher, activate=True)
+    assert await retire_key(new) is False  # the signer cannot be retired
+    assert await retire_key("missing") is False
+    assert await retire_key(old) is True
+    assert await retire_key(old) is False
+    assert (await SigningKey.get(kid=old)).retired_at is not None
+
+
+def test_forbidden_headers_cover_key_injection():
+    assert {"jku", "jwk", "x5u", "x5c", "crit"} <= _FORBIDDEN_HEADERS
+
+
+# ---------------------------------------------------------------- issue and verify
+
+
+async def test_issue_shape_and_independent_verification_with_jwks(worker, settings, fake_clock):
+    authority = worker()
+    citizen, token = await _citizen(authority, loa=2, audience="miniprogram")
+    header = jwt.get_unverified_header(token)
+    assert header == {"alg": "EdDSA", "kid": header["kid"], "typ": "at+jwt"}
+    jwks = await authority.jwks()
+    key = jwt.PyJWK(next(k for k in jwks["keys"] if k["kid"] == header["kid"]))
+    now = int(fake_clock().timestamp())
+    claims = jwt.decode(
+        token,
+        key,
+        algorithms=["EdDSA"],
+        audience="miniprogram",
+        issuer=settings.jwt_issuer,
+        options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+    )
+    assert claims["sub"] == f"citizen:{citizen.id}" and claims["typ"] == "access" and claims["loa"] == 2
+    assert claims["iat"] == claims["nbf"] == now and claims["exp"] == now + settings.access_token_seconds
+    assert re.fullmatch(r"[0-9a-f]{32}", claims["jti"]) and uuid.UUID(claims["sid"])
+    _, second = await _citizen(authority)
+    assert jwt.decode(second, options={"verify_signature": False})["jti"] != claims["jti"]
+
+
+async def test_verify_gives_the_principal(worker):
+    authority = worker()
+    citizen, token = await _citizen(authority, loa=3, audience="h5")
+    p = await authority.verify(token, audiences=CITIZEN_AUDIENCES)
+    assert (p.kind, p.id, p.audience, p.loa, p.role) == ("citizen", str(citizen.id), "h5", 3, None)
+    assert p.subject == f"citizen:{citizen.id}" and p.session_id == _sid(token)
+    staff, stoken = await _staff(authority, role="reviewer")
+    s = await authority.verify(stoken, audiences=frozenset({STAFF_AUDIENCE}))
+    assert (s.kind, s.id, s.role, s.hall, s.departments, s.loa) == (
+        "staff",
+        str(staff.id),
+        "reviewer",
+        "main",
+        ("scjgj",),
+        0,
+    )
+    assert utc_from_ts(s.expires_at).timestamp() == s.expires_at
+
+
+async def test_verified_tokens_are_cached_per_worker(worker, monkeypatch):
+    authority = worker()
+    _, token = await _citizen(authority)
+    calls = []
+    original = AuthSession.get_or_none
+
+    async def counting(*args, **kwargs):
+        calls.append(1)
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(AuthSession, "get_or_none", counting)
+    first = await authority.verify(token, audiences=APP)
+    second = await authority.verify(token, audiences=APP)
+    assert second is first and len(calls) == 1
+    other = worker()  # another worker has its own cache
+    await other.verify(token, audiences=APP)
+    assert len(calls) == 2
+
+
+async def test_cache_can_be_turned_off(worker):
+    authority = worker(token_cache_size=0)
+    _, token = await _citizen(authority)
+    await authority.verify(token, audiences=APP)
+    await sessions.revoke_session(_sid(token), reason="logout")  # no invalidation published at all
+    with pytest.raises(TokenRevoked):
+        await authority.verify(token, audiences=APP)
+
+
+async def test_cached_token_still_checks_audience_and_expiry(worker, fake_clock, settings):
+    authority = worker()
+    _, token = await _citizen(authority)
+    await authority.verify(token, audiences=APP)
+    with pytest.raises(TokenInvalid) as wrong:
+        await authority.verify(token, audiences=frozenset({STAFF_AUDIENCE}))
+    assert wrong.value.details == {"reason": "audience"}
+    fake_clock.advance(seconds=settings.access_token_seconds)
+    with pytest.raises(TokenExpired):
+        await authority.verify(token, audiences=APP)
+
+
+async def test_failures_are_not_cached(worker):
+    authority = worker()
+    _, token = await _citizen(authority)
+    for bad in ("x" * 5000, token + "x", "a.b.c"):
+        with pytest.raises(TokenInvalid):
+            await authority.verify(bad, audiences=APP)
+        assert authority.cache.get("tokens", bad) is None
+
+
+async def test_session_must_belong_to_the_subject(worker, settings):
+    authority = worker()
+    a, _ = await _citizen(authority)
+    _b, b_token = await _citizen(authority)
+    # a token naming citizen a with b's session id (as a key thief would mint it)
+    forged, _ = await authority.issue(
+        subject=f"citizen:{a.id}", audience="app", session_id=_sid(b_token), extra={"loa": 2}
+    )
+    with pytest.raises(TokenRevoked):
+        await authority.verify(forged, audiences=APP)
+
+
+async def test_disabled_or_missing_account_is_revoked(worker):
+    authority = worker()
+    citizen, token = await _citizen(authority)
+    await Citizen.filter(id=citizen.id).update(disabled=True)  # without revoking sessions
+    with pytest.raises(TokenRevoked):
+        await authority.verify(token, audiences=APP)
+    ghost_sid = str(
+        (await sessions.open_session(subject=f"citizen:{uuid.uuid4()}", audience="app", refresh_days=1)).session.id
+    )
+    ghost = (await AuthSession.get(id=ghost_sid)).subject
+    forged, _ = await authority.issue(subject=ghost, audience="app", session_id=ghost_sid, extra={"loa": 3})
+    with pytest.raises(TokenRevoked):
+        await authority.verify(forged, audiences=APP)
+
+
+@pytest.mark.parametrize(
+    "extra", [{"typ": "refresh"}, {"typ": None}, {"sub": "citizen:"}, {"sub": "robot:1"}, {"sid": "not-a-uuid"}]
+)
+async def test_reserved_claims_are_checked_even_when_signed_by_us(worker, extra):
+    authority = worker()
+    citizen, token = await _citizen(authority)
+    forged, _ = await authority.issue(
+        subject=f"citizen:{citizen.id}", audience="app", session_id=_sid(token), extra={"loa": 2, **extra}
+    )
+    with pytest.raises(TokenInvalid):
+        await authority.verify(forged, audiences=APP)
+
+
+# ---------------------------------------------------------------- several workers, one store
+
+
+async def test_revocation_reaches_another_worker_after_its_sync(worker):
+    a, b = worker(), worker()
+    _, token = await _citizen(a)
+    await a.verify(token, audiences=APP)
+    await a.cache.sync()  # steady state: a has seen the namespace's generation
+    await sessions.revoke_session(_sid(token), reason="logout")
+    await b.revoked()  # worker b handled the logout
+    await a.cache.sync()  # a's tick
+    with pytest.raises(TokenRevoked):
+        await a.verify(token, audiences=APP)
+
+
+async def test_worker_whose_store_is_down_stops_trusting_its_cache(worker, settings):
+    down = dataclasses.replace(settings, redis_url=DOWN_REDIS)
+    a = worker(store_settings=down)
+    _, token = await _citizen(a)
+    await a.verify(token, audiences=APP)
+    await sessions.revoke_session(_sid(token), reason="logout")  # the invalidation cannot reach a
+    await a.cache.sync()  # the store cannot be read: a drops everything and asks the database
+    with pytest.raises(TokenRevoked):
+        await a.verify(token, audiences=APP)
+
+
+async def test_rotation_seen_by_fresh_workers_and_by_unknown_kid_reload(worker, settings):
+    a = worker()
+    _, old_token = await _citizen(a)
+    old_kid = _kid(old_token)
+    new_kid = await create_key(PiiCipher.from_settings(settings), activate=True)
+    b = worker()  # started after the rotation
+    _, new_token = await _citizen(b)
+    assert _kid(new_token) == new_kid
+    await b.verify(old_token, audiences=APP)  # old keys keep verifying
+    # a meets the new kid: it reloads its key ring once, verifies, and signs with the new key from then on
+    await a.verify(new_token, audiences=APP)
+    _, later = await _citizen(a)
+    assert _kid(later) == new_kid and old_kid != new_kid
+
+
+async def test_stale_key_ring_is_bounded_by_the_cache_ttl(worker, settings):
+    """Without an invalidation, a worker picks up a rotation and a retirement when its cache entries expire."""
+    a = worker(ttl=0.2)
+    _, old_token = await _citizen(a)
+    await a.verify(old_token, audiences=APP)
+    new_kid = await create_key(PiiCipher.from_settings(settings), activate=True)
+    assert await retire_key(_kid(old_token))
+    await asyncio.sleep(0.3)
+    with pytest.raises(TokenInvalid) as exc:
+        await a.verify(old_token, audiences=APP)
+    assert exc.value.details == {"reason": "kid"}
+    _, fresh = await _citizen(a)
+    assert _kid(fresh) == new_kid
+
+
+async def test_retired_key_is_not_reloaded_for_an_unknown_kid(worker, settings):
+    a = worker()
+    _, old_token = await _citizen(a)
+    await create_key(PiiCipher.from_settings(settings), activate=True)
+    assert await retire_key(_kid(old_token))
+    b = worker()
+    with pytest.raises(TokenInvalid):
+        await b.verify(old_token, audiences=ALL_AUDIENCES)
+    assert _kid(old_token) not in {k["kid"] for k in (await b.jwks())["keys"]}
+
+
+# ---------------------------------------------------------------- guards on a principal
+
+
+def _p(role: str | None, *, hall: str | None = None, departments: tuple[str, ...] = (), kind: str = "staff"):
+    return Principal(
+        kind=kind,
+        id=str(uuid.uuid4()),
+        audience="staff",
+        session_id=str(uuid.uuid4()),
+        role=role,
+        hall=hall,
+        departments=departments,
+    )
+
+
+def test_ensure_hall():
+    clerk = _p("clerk", hall="main")
+    ensure_hall(clerk, "main")
+    for other in ("wulingyuan", "", "MAIN", "main "):
+        with pytest.raises(OutOfScope) as exc:
+            ensure_hall(clerk, other)
+        assert exc.value.details == {"hall": other} and exc.value.status == 403
+    ensure_hall(_p("admin"), "wulingyuan")
+    with pytest.raises(OutOfScope):
+        ensure_hall(_p("reviewer", departments=("scjgj",)), "main")
+    with pytest.raises(OutOfScope):
+        ensure_hall(_p(None, kind="citizen"), "main")
+    with pytest.raises(OutOfScope):
+        ensure_hall(_p("clerk", hall=None), "main")
+
+
+def test_ensure_department():
+    reviewer = _p("reviewer", departments=("scjgj", "gaj"))
+    ensure_department(reviewer, "scjgj")
+    ensure_department(reviewer, "gaj")
+    for other in ("swj", "", "SCJGJ", "scj"):
+        with pytest.raises(OutOfScope) as exc:
+            ensure_department(reviewer, other)
+        assert exc.value.details == {"department": other}
+    ensure_department(_p("admin"), "swj")
+    with pytest.raises(OutOfScope):
+        ensure_department(_p("clerk", hall="main"), "scjgj")
+    with pytest.raises(OutOfScope):
+        ensure_department(_p("reviewer"), "scjgj")
+
+
+def _request(headers: dict[str, str], cookies: dict[str, str] | None = None, base_url: str = "https://zw.example.cn"):
+    app = SimpleNamespace(ctx=SimpleNamespace(settings=SimpleNamespace(base_url=base_url)))
+    return SimpleNamespace(headers={k.lower(): v for k, v in headers.items()}, cookies=cookies or {}, app=app)
+
+
+@pytest.mark.parametrize(
+    ("headers", "cookies", "expected"),
+    [
+        ({"Authorization": "Bearer abc"}, {}, ("abc", False)),
+        ({"Authorization": "bearer   abc  "}, {}, ("abc", False)),
+        ({"Authorization": "Bearer abc"}, {"zd_at": "cookie"}, ("abc", False)),
+        ({"Authorization": "Basic abc"}, {"zd_at": "cookie"}, ("cookie", True)),
+        ({"Authorization": "Bearer "}, {"zd_at": "cookie"}, ("cookie", True)),
+        ({}, {"zd_at": "cookie"}, ("cookie", True)),
+        ({}, {"zd_rt": "refresh"}, (None, False)),
+        ({}, {}, (None, False)),
+    ],
+)
+def test_bearer_extraction(headers, cookies, expected):
+    assert bearer(_request(headers, cookies)) == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "ok"),
+    [
+        ({"Origin": "https://zw.example.cn"}, True),
+        ({"Referer": "https://zw.example.cn/m/x?y=1"}, True),
+        ({}, False),
+        ({"Origin": "null"}, False),
+        ({"Origin": "https://zw.example.cn.evil.cn"}, False),
+        ({"Origin": "https://zw.example.cn:8443"}, False),
+        ({"Origin": "https://evil.cn", "Referer": "https://zw.example.cn/"}, False),
+        ({"Referer": "https://evil.cn/?next=https://zw.example.cn/"}, False),
+    ],
+)
+def test_same_origin(headers, ok):
+    assert _same_origin(_request(headers)) is ok
+
+
+def test_same_origin_requires_the_same_scheme():
+    assert _same_origin(_request({"Origin": "http://zw.example.cn"})) is False
