@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
 
 from app.errors import InvalidInput
-from app.http import doc, json_response, parse_body
+from app.http import JSON_TYPE, doc, json_response, parse_body
 from auth import service
 from auth.errors import AssuranceTooLow, IdNumberBound, RealNameMismatch, TokenInvalid, TokenMissing
 from auth.guards import citizen_required
@@ -30,7 +30,8 @@ class RealNameBody(BaseModel):
 @citizen_required(loa=1)
 async def me(request: Request) -> HTTPResponse:
     """The caller's profile."""
-    return json_response(await service.profile(request.app.ctx.auth, principal=request.ctx.principal))
+    body = await service.profile_json(request.app.ctx.auth, principal=request.ctx.principal)
+    return HTTPResponse(body, content_type=JSON_TYPE, headers={"Cache-Control": "private, no-store"})
 
 
 @bp.post("/real-name")

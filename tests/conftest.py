@@ -22,6 +22,11 @@ from app.store import reset_fake_store
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if REDIS_URL and _WORKER.startswith("gw"):
+    # Parallel workers flush their store between tests: each gets its own Redis database.
+    _base, _, _db = REDIS_URL.rpartition("/")
+    REDIS_URL = f"{_base}/{int(_db or 0) - int(_WORKER[2:])}"
 BACKEND = "postgres" if DATABASE_URL.startswith(("postgres://", "postgresql://")) else "sqlite"
 TABLES = [
     "qr_code", "qr_scan_daily", "qr_scan_visitors", "qr_invalid_scan", "qr_wechat_code",
