@@ -26,7 +26,7 @@ class HomeQuery(BaseModel):
 
 
 @bp.get("/")
-@doc(tag=TAG, summary="首页（跳转到 /m）")
+@doc(tag=TAG, summary="首页（302 跳转到 /m）", status=302)
 async def root(request: Request) -> HTTPResponse:
     """Send browsers to the H5 home page."""
     return redirect("/m")
