@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from tortoise import connections
+from tortoise.transactions import in_transaction
 
 from app import clock
 from app.errors import InvalidInput
@@ -24,8 +25,9 @@ from qr.models import Code, InvalidScan, ScanChannel, ScanDaily, ScanVisitors
 log = logging.getLogger("app.qr.analytics")
 
 _BOTS = re.compile(
-    r"bot\b|bot/|spider|crawler|crawling|slurp|facebookexternalhit|bytespider|headlesschrome|"
-    r"python-requests|python-urllib|go-http-client|curl/|wget/|okhttp|scrapy|httpclient|java/",
+    # "bot" only as a word or a product token (Googlebot/2.1), so phone models such as CUBOT count.
+    r"\bbot\b|[a-z]bot/|spider|crawler|crawling|slurp|facebookexternalhit|bytespider|headlesschrome|"
+    r"python-requests|python-urllib|go-http-client|curl/|wget/|scrapy|httpclient|java/",
     re.IGNORECASE,
 )
 MAX_VISITORS_PER_KEY = 50_000  # beyond this a worker's buffer keeps counting but stops keeping ids
@@ -86,8 +88,10 @@ class ScanRecorder:
         if not (scans or invalid or visitors):
             return
         try:
-            await _upsert_scans(scans)
-            await _upsert_invalid(invalid)
+            # One transaction: a failure leaves nothing half-written, so putting every count back is exact.
+            async with in_transaction():
+                await _upsert_scans(scans)
+                await _upsert_invalid(invalid)
         except Exception:
             log.exception("scan flush failed; keeping %d counters for the next flush", len(scans) + len(invalid))
             self.scans.update(scans)

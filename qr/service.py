@@ -170,9 +170,12 @@ async def resolve(slug: str, *, cache: LocalCache, base_url: str, count: bool = 
     """Resolve a scan: the snapshot if the code resolves now, else the explained 4xx/410 error."""
     snap = await snapshot(slug, cache=cache, base_url=base_url)
     snap.check(clock.now().timestamp())
-    if snap.max_scans is not None and count:
-        # Exact under concurrency: the database admits at most max_scans counted scans.
-        admitted = await Code.filter(slug=slug, scans__lt=snap.max_scans).update(scans=F("scans") + 1)
+    if snap.max_scans is not None:
+        if count:
+            # Exact under concurrency: the database admits at most max_scans counted scans.
+            admitted = await Code.filter(slug=slug, scans__lt=snap.max_scans).update(scans=F("scans") + 1)
+        else:  # HEAD requests and bots use up nothing, but see an exhausted code as exhausted
+            admitted = await Code.filter(slug=slug, scans__lt=snap.max_scans).exists()
         if not admitted:
             raise CodeExhausted(details={"slug": slug, "phone": snap.hall_phone})
     if not snap.summary:

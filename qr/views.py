@@ -7,7 +7,7 @@ import secrets
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sanic import Blueprint, HTTPResponse, Request
+from sanic import Blueprint, HTTPResponse, Request, redirect
 
 from app.errors import InvalidInput, pydantic_details
 from app.http import JSON_TYPE, cached_response, doc, etag_for, json_response, parse_body, parse_query
@@ -85,12 +85,17 @@ def _wants_json(request: Request) -> bool:
 async def scan(request: Request, name: str) -> HTTPResponse:
     """A scan of a printed code, or one of its images."""
     if name.endswith((".png", ".svg")):
+        # Only issued codes have images (a printed image of a non-code would be a dead end).
+        await service.snapshot(name[:-4], cache=request.app.ctx.cache, base_url=request.app.ctx.settings.base_url)
         return _image(request, name[:-4], name[-3:])
     snap = await _resolve(request, name, count=_counted(request))
     if _wants_json(request):
         return _with_visitor(
             request, HTTPResponse(snap.json_body, content_type=JSON_TYPE, headers={"Cache-Control": "no-store"})
         )
+    if snap.action != "guide":
+        # A code printed for an action (e.g. 预约 at a counter) opens that action: always our own route.
+        return _with_visitor(request, redirect(service.target_path(snap.matter_code, snap.action)))
     from app.web.views import guide_html
 
     in_wechat = "MicroMessenger" in request.headers.get("user-agent", "")
