@@ -107,8 +107,8 @@ def doc(
                     description=info.description or "",
                 )(func)
         if body is not None:
-            func = openapi.body({"application/json": body})(func)
-        func = openapi.response(status, {"application/json": response or JsonObject}, "成功")(func)
+            func = openapi.body({"application/json": schema_of(body)})(func)
+        func = openapi.response(status, {"application/json": schema_of(response or JsonObject)}, "成功")(func)
         by_status: dict[int, list[str]] = {}
         for err in errors:
             by_status.setdefault(err.status, []).append(f"`{err.code}` {err.message}")
@@ -119,6 +119,26 @@ def doc(
         return func
 
     return decorate
+
+
+def schema_of(model: Any) -> Any:
+    """An OpenAPI schema for a pydantic model (pydantic's own JSON schema, with nested models inlined)."""
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return model
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.rsplit("/", 1)[1]])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(schema)
 
 
 def _py_type(annotation: Any) -> type:

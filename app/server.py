@@ -72,6 +72,10 @@ def create_app(settings: Settings | None = None) -> Sanic:
         version="1.0.0",
         description='张家界市政务服务事项二维码平台后端。错误统一为 {"error": {"code", "message", "details"}}。',
     )
+    app.ext.openapi.add_security_scheme(
+        "bearer", "http", scheme="bearer", bearer_format="JWT",
+        description="EdDSA access token (Authorization: Bearer ...); H5 pages use the httpOnly cookie zd_at",
+    )  # fmt: skip
     app.ctx.settings = settings
     app.ctx.pages = Pages()
     install(app)

@@ -60,6 +60,8 @@ def _pairs(name: str, raw: str) -> dict[str, str]:
         key, sep, value = item.partition(":")
         if not sep or not key or not value:
             raise SettingsError(f"{name} must look like id:value,id:value")
+        if key.strip() in out:
+            raise SettingsError(f"{name} names {key.strip()!r} twice")
         out[key.strip()] = value.strip()
     return out
 

@@ -34,7 +34,16 @@ from auth.tokens import ALL_AUDIENCES
 
 bp = Blueprint("auth", url_prefix="")
 TAG = "auth 统一身份认证"
-TOKENS = {"access_token": str, "token_type": str, "expires_in": int, "refresh_token": str, "audience": str}
+
+
+class TOKENS(BaseModel):
+    """What a successful sign-in answers."""
+
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_in: int
+    refresh_token: str
+    audience: str
 
 
 class CodeBody(BaseModel):

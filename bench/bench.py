@@ -1,4 +1,5 @@
-"""Throughput of the service's routes relative to its trivial baseline route, measured with wrk on 127.0.0.1."""
+"""Throughput (and, in latency phases, p99 latency) of the service's routes relative to its trivial baseline route,
+measured with wrk on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ class Context:
     server_env: Mapping[str, str]  # the environment the server of this phase runs with
     deadline: Deadline
     _tokens: dict[tuple[str, ...], str] = field(default_factory=dict, repr=False, compare=False)
+    _slugs: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None
@@ -61,6 +63,23 @@ class Context:
             self._tokens[args] = dev_token(self.server_env, args, self.deadline)
             print(f"minted a dev access token for citizen {phone} (LoA {loa})", flush=True)
         return self._tokens[args]
+
+    def qr_slug(self, matter_code: str | None = None) -> str:
+        """The slug of a matter's default QR code (`links.qr.slug` of `GET /api/v1/matters/{code}`; the picked
+        matter when none is given), read once per phase."""
+        code = matter_code or self.matter_code
+        if code not in self._slugs:
+            path = f"/api/v1/matters/{code}"
+            status, body = self.request("GET", path)
+            if status != 200:
+                raise BenchError(f"GET {path} answered {status}: {body[:300]!r}", EXIT_SERVER)
+            qr = (json.loads(body).get("links") or {}).get("qr") or {}
+            slug = qr.get("slug") if isinstance(qr, dict) else None
+            if not isinstance(slug, str) or not slug:
+                raise BenchError(f"GET {path} names no default QR code (links.qr.slug): {body[:300]!r}", EXIT_SERVER)
+            self._slugs[code] = slug
+            print(f"default QR code of matter {code}: {slug}", flush=True)
+        return self._slugs[code]
 
 
 Headers = Mapping[str, str]
@@ -79,6 +98,7 @@ class BenchPath:
     body: str | None = None
     report_only: bool = False  # measured and reported with its ratio, but judged against no target
     expect_status: int | None = None  # the preflight request must answer exactly this, or the run stops
+    p99_max_ms: float | None = None  # the median p99 latency must not exceed this (put it in a latency phase)
 
 
 @dataclass(frozen=True)
@@ -89,6 +109,7 @@ class Phase:
     title: str
     paths: list[BenchPath]
     env: Mapping[str, str] = field(default_factory=dict)  # added to the server's environment in this phase
+    latency: bool = False  # run wrk at BENCH_LATENCY_THREADS/BENCH_LATENCY_CONNECTIONS instead of the normal load
 
 
 def _bearer(c: Context) -> Headers:
@@ -96,8 +117,26 @@ def _bearer(c: Context) -> Headers:
     return {"Authorization": f"Bearer {c.citizen_token()}"}
 
 
+def _qr(c: Context) -> str:
+    """The scan URL of the picked matter's default QR code."""
+    return f"/q/{c.qr_slug()}"
+
+
+QR_JSON_HEADERS = {"Accept": "application/json"}  # what the mini program and apps send to resolve a scan
+MOBILE_BROWSER = {  # a phone's browser opening a scanned code
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+    "Accept-Language": "zh-CN,zh;q=0.9",
+    "User-Agent": (
+        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/124.0.0.0 Mobile Safari/537.36"
+    ),
+}
+
 BASELINE = BenchPath("baseline", "GET", "/bench/baseline", None)
 ME_UNCACHED = BenchPath("me_uncached", "GET", "/api/v1/me", None, headers=_bearer, report_only=True, expect_status=200)
+# qr_json is judged twice: its throughput ratio in the main phase, its p99 latency in the latency phase.
+QR_JSON = BenchPath("qr_json", "GET", _qr, 0.8, headers=QR_JSON_HEADERS, expect_status=200)
+QR_JSON_P99 = BenchPath("qr_json", "GET", _qr, None, headers=QR_JSON_HEADERS, expect_status=200, p99_max_ms=10.0)
 
 # The measured paths of the main phase, in the order each round runs them. The first one is the baseline.
 # Adding a path is one line; callables receive the Context (e.g. the matter code picked at run time).
@@ -106,12 +145,16 @@ PATHS: list[BenchPath] = [
     BenchPath("guide_json", "GET", lambda c: f"/api/v1/matters/{c.matter_code}", 0.6),
     BenchPath("h5_guide", "GET", lambda c: f"/m/{c.matter_code}", 0.5),
     BenchPath("me_cached", "GET", "/api/v1/me", 0.5, headers=_bearer, expect_status=200),
+    QR_JSON,
+    BenchPath("qr_h5", "GET", _qr, 0.6, headers=MOBILE_BROWSER, expect_status=200),
 ]
 
 # Each phase starts the server afresh with its extra env (same database: it is reset once, before the first phase)
 # and measures its paths in their own interleaved rounds, against its own baseline. Adding a phase is one line.
 PHASES: list[Phase] = [
     Phase("main", "phase: main", PATHS),
+    # Absolute latency targets need a load that does not queue: wrk -t1 -c8 by default (see README).
+    Phase("latency", "phase: latency", [BASELINE, QR_JSON_P99], latency=True),
     Phase("token_cache_off", "phase: token cache off", [BASELINE, ME_UNCACHED], env={"TOKEN_CACHE_SIZE": "0"}),
 ]
 
@@ -133,17 +176,35 @@ class Config:
     threads: int
     rounds: int
     warmup: int
+    latency_connections: int = 8
+    latency_threads: int = 1
 
     @classmethod
     def from_env(cls) -> Config:
-        """Read BENCH_DURATION, BENCH_CONNECTIONS, BENCH_THREADS, BENCH_ROUNDS and BENCH_WARMUP."""
-        return cls(
+        """Read BENCH_DURATION, BENCH_CONNECTIONS, BENCH_THREADS, BENCH_ROUNDS, BENCH_WARMUP,
+        BENCH_LATENCY_CONNECTIONS and BENCH_LATENCY_THREADS."""
+        cfg = cls(
             duration=_env_int("BENCH_DURATION", 8),
             connections=_env_int("BENCH_CONNECTIONS", 64),
             threads=_env_int("BENCH_THREADS", 2),
             rounds=_env_int("BENCH_ROUNDS", 3),
             warmup=_env_int("BENCH_WARMUP", 2),
+            latency_connections=_env_int("BENCH_LATENCY_CONNECTIONS", 8),
+            latency_threads=_env_int("BENCH_LATENCY_THREADS", 1),
         )
+        for conns, threads, prefix in (
+            (cfg.connections, cfg.threads, "BENCH_"),
+            (cfg.latency_connections, cfg.latency_threads, "BENCH_LATENCY_"),
+        ):
+            if conns < threads:  # wrk refuses to start otherwise
+                raise BenchError(f"{prefix}CONNECTIONS ({conns}) must be >= {prefix}THREADS ({threads})", EXIT_SERVER)
+        return cfg
+
+    def for_phase(self, phase: Phase) -> Config:
+        """The settings a phase runs wrk with: the latency load in latency phases, else the normal one."""
+        if not phase.latency:
+            return self
+        return replace(self, connections=self.latency_connections, threads=self.latency_threads)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -595,27 +656,31 @@ def preflight(base_url: str, target: Resolved) -> str:
     return f"HTTP {status}, {len(payload)} B body"
 
 
-def summarize(target: Resolved, runs: list[WrkResult], baseline_rps: float) -> dict[str, Any]:
-    """Medians over rounds, the ratio to the baseline and the verdict of one path."""
+def summarize(target: Resolved, runs: list[WrkResult], baseline: list[WrkResult]) -> dict[str, Any]:
+    """Medians over rounds, the ratio to the baseline, the p99 check and the verdict of one path."""
     rps = statistics.median(r.rps for r in runs)
     p99 = statistics.median(r.p99_ms for r in runs)
+    baseline_rps = statistics.median(r.rps for r in baseline)
+    baseline_p99 = statistics.median(r.p99_ms for r in baseline)
     non2xx = sum(r.non_2xx_3xx for r in runs)
     sockets = {k: sum(r.socket_errors[k] for r in runs) for k in runs[0].socket_errors}
     ratio = rps / baseline_rps if baseline_rps else 0.0
-    goal = target.spec.target
+    goal, p99_max = target.spec.target, target.spec.p99_max_ms
     problems = []
     if non2xx:
         problems.append(f"{non2xx} non-2xx/3xx responses")
-    met = not problems and (goal is None or ratio >= goal)
-    verdict = ("-" if goal is None else "PASS") if met else "FAIL"
+    met = not problems and (goal is None or ratio >= goal) and (p99_max is None or p99 <= p99_max)
+    verdict = ("-" if goal is None and p99_max is None else "PASS") if met else "FAIL"
     return {
         "name": target.spec.name,
         "method": target.spec.method,
         "path": target.path,
         "target_ratio": goal,
+        "p99_max_ms": p99_max,
         "report_only": target.spec.report_only,
         "median_rps": round(rps, 2),
         "median_p99_ms": round(p99, 3),
+        "baseline_p99_ms": round(baseline_p99, 3),
         "ratio": round(ratio, 4),
         "result": verdict,
         "non_2xx_3xx": non2xx,
@@ -630,23 +695,53 @@ def summarize(target: Resolved, runs: list[WrkResult], baseline_rps: float) -> d
 
 
 def _target_text(row: dict[str, Any]) -> str:
-    """The target column: the ratio to reach, "report" for report-only paths, "-" for the baseline."""
+    """The target column: the ratio to reach and/or the p99 limit, "report" for report-only paths, "-" for the
+    baseline."""
+    parts = []
     if row["target_ratio"] is not None:
-        return f"{row['target_ratio']:.2f}x"
+        parts.append(f"{row['target_ratio']:.2f}x")
+    if row.get("p99_max_ms") is not None:
+        parts.append(f"p99<={row['p99_max_ms']:g}ms")
+    if parts:
+        return " ".join(parts)
     return "report" if row.get("report_only") else "-"
+
+
+def _verdict_text(row: dict[str, Any]) -> str:
+    """A judged path's summary: the ratio against its target and/or the p99 against its limit (with the
+    baseline's p99 of the same phase for comparison), then PASS or FAIL."""
+    parts = []
+    if row["target_ratio"] is not None:
+        parts.append(f"{row['ratio']:.2f}x baseline (target {row['target_ratio']:g}x)")
+    if row.get("p99_max_ms") is not None:
+        base = row["baseline_p99_ms"]
+        parts.append(
+            f"p99 {row['median_p99_ms']:.2f} ms (limit {row['p99_max_ms']:g} ms; baseline p99 {base:.2f} ms, "
+            f"{row['median_p99_ms'] - base:+.2f} ms)"
+        )
+        if row["target_ratio"] is None:
+            parts.append(f"{row['ratio']:.2f}x baseline req/s (not judged here)")
+    return ", ".join(parts) + f" {row['result']}"
+
+
+def _load_text(phase: dict[str, Any]) -> str:
+    """The wrk load a phase ran with, e.g. "wrk -t2 -c64"."""
+    load = phase.get("load") or {}
+    return f"wrk -t{load['threads']} -c{load['connections']}" if load else ""
 
 
 def print_report(phase: dict[str, Any]) -> None:
     """One phase's section: the results table, one summary line per path and the memory figures."""
     rows, memory = phase["paths"], phase["memory"]
     env = " ".join(f"{k}={v}" for k, v in phase["env"].items())
+    load = _load_text(phase)
     print()
-    print(f"== {phase['title']}" + (f" ({env})" if env else "") + " ==")
-    print(f"{'path':<14}{'req/s (median)':>16}{'p99 ms':>10}{'ratio':>9}{'target':>9}  result")
+    print(f"== {phase['title']}" + (f" ({env})" if env else "") + (f" [{load}]" if load else "") + " ==")
+    print(f"{'path':<14}{'req/s (median)':>16}{'p99 ms':>10}{'ratio':>9}{'target':>16}  result")
     for row in rows:
         print(
             f"{row['name']:<14}{row['median_rps']:>16.1f}{row['median_p99_ms']:>10.2f}"
-            f"{row['ratio']:>8.2f}x{_target_text(row):>9}  {row['result']}"
+            f"{row['ratio']:>8.2f}x{_target_text(row):>16}  {row['result']}"
         )
     print()
     for row in rows:
@@ -660,12 +755,10 @@ def print_report(phase: dict[str, Any]) -> None:
                 f"{row['name']}: {row['ratio']:.2f}x baseline (report only), {row['median_rps']:.1f} req/s, "
                 f"p99 {row['median_p99_ms']:.2f} ms{fail}{notes}"
             )
-        elif row["target_ratio"] is None:
+        elif row["target_ratio"] is None and row.get("p99_max_ms") is None:
             print(f"{row['name']}: {row['median_rps']:.1f} req/s, p99 {row['median_p99_ms']:.2f} ms{notes}")
         else:
-            print(
-                f"{row['name']}: {row['ratio']:.2f}x baseline (target {row['target_ratio']:g}x) {row['result']}{notes}"
-            )
+            print(f"{row['name']}: {_verdict_text(row)}{notes}")
     print()
     if "max_rss_kb" in memory:
         kb = memory["max_rss_kb"]
@@ -725,13 +818,13 @@ def measure(
                 f"p99 {result.p99_ms:8.2f} ms{extra}",
                 flush=True,
             )
-    baseline_rps = statistics.median(r.rps for r in runs[targets[0].spec.name])
-    return code, [summarize(t, runs[t.spec.name], baseline_rps) for t in targets]
+    baseline = runs[targets[0].spec.name]
+    return code, [summarize(t, runs[t.spec.name], baseline) for t in targets]
 
 
 def check_phases(phases: list[Phase]) -> str | None:
     """What is wrong with the phase list, or None: each phase starts with the baseline, every other path is judged
-    against a target or marked report-only, and names are unique."""
+    against a target ratio and/or a p99 limit or marked report-only, and names are unique."""
     if not phases:
         return "PHASES is empty"
     if len({ph.name for ph in phases}) != len(phases):
@@ -740,15 +833,26 @@ def check_phases(phases: list[Phase]) -> str | None:
         if not re.fullmatch(r"[a-z0-9_]+", ph.name):
             return f"phase name {ph.name!r} must be lower-case letters, digits and underscores (it names files)"
         first = ph.paths[0] if ph.paths else None
-        if first is None or first.name != "baseline" or first.target is not None or first.report_only:
-            return f"phase {ph.name}: the paths must start with the baseline entry (target None)"
+        if (
+            first is None
+            or first.name != "baseline"
+            or first.target is not None
+            or first.p99_max_ms is not None
+            or first.report_only
+        ):
+            return f"phase {ph.name}: the paths must start with the baseline entry (target None, no p99_max_ms)"
         if len({p.name for p in ph.paths}) != len(ph.paths):
             return f"phase {ph.name}: path names must be unique"
         for path in ph.paths[1:]:
-            if path.report_only and path.target is not None:
-                return f"phase {ph.name}, path {path.name}: a report-only path has no target"
-            if not path.report_only and (path.target is None or path.target <= 0):
-                return f"phase {ph.name}, path {path.name}: give a target > 0 or report_only=True"
+            where = f"phase {ph.name}, path {path.name}"
+            if path.report_only and (path.target is not None or path.p99_max_ms is not None):
+                return f"{where}: a report-only path has no target and no p99_max_ms"
+            if path.target is not None and path.target <= 0:
+                return f"{where}: a target ratio must be > 0"
+            if path.p99_max_ms is not None and path.p99_max_ms <= 0:
+                return f"{where}: p99_max_ms must be > 0"
+            if not path.report_only and path.target is None and path.p99_max_ms is None:
+                return f"{where}: give a target > 0, a p99_max_ms > 0 or report_only=True"
     return None
 
 
@@ -771,13 +875,19 @@ def phase_files(index: int, phase: Phase) -> tuple[Path, Path | None]:
 
 def run_phase(index: int, phase: Phase, cfg: Config, deadline: Deadline, result: dict[str, Any]) -> None:
     """Start the server with the phase's env, measure its paths, always stop it; fills result in place."""
+    cfg = cfg.for_phase(phase)
+    result["load"] = {"threads": cfg.threads, "connections": cfg.connections}
     log_path, time_path = phase_files(index, phase)
     drop = {k for ph in PHASES for k in ph.env}  # a phase's variables never leak from the caller into another
     server = Server(free_port(), log_path, time_path, extra_env=phase.env, drop_env=drop)
     result["server_log"] = str(log_path.relative_to(ROOT))
     memory: dict[str, Any] = result["memory"]
     env = " ".join(f"{k}={v}" for k, v in phase.env.items())
-    print(f"\n-- {phase.title}" + (f" ({env})" if env else "") + f": server on {server.base_url}", flush=True)
+    print(
+        f"\n-- {phase.title}" + (f" ({env})" if env else "") + f" [wrk -t{cfg.threads} -c{cfg.connections}]"
+        f": server on {server.base_url}",
+        flush=True,
+    )
     try:
         server.start()
         started = time.monotonic()
@@ -826,6 +936,7 @@ def main() -> int:
         "config": {
             "duration_s": cfg.duration, "connections": cfg.connections, "threads": cfg.threads,
             "rounds": cfg.rounds, "warmup_s": cfg.warmup, "workers": WORKERS,
+            "latency_connections": cfg.latency_connections, "latency_threads": cfg.latency_threads,
             "database": f"postgres://{PG_HOST}:{PG_PORT}/{PG_DB}", "redis": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
             "time_bound_s": round(bound),
         },
@@ -834,7 +945,8 @@ def main() -> int:
     n_paths = sum(len(ph.paths) for ph in PHASES)
     print(
         f"bench: {len(PHASES)} phases, {n_paths} paths x {cfg.rounds} rounds x {cfg.duration} s, "
-        f"wrk -t{cfg.threads} -c{cfg.connections}, server {WORKERS} workers, time bound {bound:.0f} s",
+        f"wrk -t{cfg.threads} -c{cfg.connections} (latency phases -t{cfg.latency_threads} "
+        f"-c{cfg.latency_connections}), server {WORKERS} workers, time bound {bound:.0f} s",
         flush=True,
     )
     exit_code = EXIT_OK

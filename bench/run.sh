@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The one entry point of the benchmark: installs wrk and GNU time if missing, ensures the venv, runs bench.py.
 # Env overrides: BENCH_DURATION (s per measurement, 8), BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_ROUNDS (3),
-# BENCH_WARMUP (s per path, 2).
+# BENCH_WARMUP (s per path, 2), BENCH_LATENCY_CONNECTIONS (8) and BENCH_LATENCY_THREADS (1) for latency phases.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
 export BENCH_DURATION=${BENCH_DURATION:-8} BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-64}
 export BENCH_THREADS=${BENCH_THREADS:-2} BENCH_ROUNDS=${BENCH_ROUNDS:-3} BENCH_WARMUP=${BENCH_WARMUP:-2}
+export BENCH_LATENCY_CONNECTIONS=${BENCH_LATENCY_CONNECTIONS:-8} BENCH_LATENCY_THREADS=${BENCH_LATENCY_THREADS:-1}
 
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)

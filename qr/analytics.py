@@ -8,6 +8,7 @@ HyperLogLogs, so nothing is lost on a clean shutdown and a failed flush is retri
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import re
@@ -47,14 +48,18 @@ def channel_of(user_agent: str, client_header: str | None) -> ScanChannel:
     return ScanChannel.browser
 
 
+@functools.lru_cache(maxsize=4096)
 def is_bot(user_agent: str) -> bool:
-    """Known crawlers, link previewers and scripted clients are not counted as scans."""
+    """Known crawlers, link previewers and scripted clients are not counted as scans (cached per agent)."""
     return bool(_BOTS.search(user_agent or ""))
+
+
+_COOKIE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
 def visitor_id(cookie: str | None, ip: str, user_agent: str) -> str:
     """A visitor key: our first-party cookie when present, else a hash of address and agent."""
-    if cookie and re.fullmatch(r"[A-Za-z0-9_-]{8,64}", cookie):
+    if cookie and 8 <= len(cookie) <= 64 and _COOKIE_CHARS.issuperset(cookie):
         return "c:" + cookie
     return "h:" + hashlib.blake2b(f"{ip}|{user_agent}".encode(), digest_size=10).hexdigest()
 
@@ -67,10 +72,18 @@ class ScanRecorder:
         self.scans: Counter[tuple[str, dt.date, str]] = Counter()
         self.invalid: Counter[tuple[dt.date, str]] = Counter()
         self.visitors: defaultdict[tuple[str, dt.date], set[str]] = defaultdict(set)
+        self._day: tuple[int, dt.date] = (-1, dt.date.min)
+
+    def _today(self) -> dt.date:
+        # The local date changes once a day: work it out at most once a second.
+        second = int(clock.now().timestamp())
+        if self._day[0] != second:
+            self._day = (second, clock.today())
+        return self._day[1]
 
     def record(self, slug: str, channel: ScanChannel, visitor: str) -> None:
         """Count one resolved scan (a dict increment: the hot path does no I/O)."""
-        day = clock.today()
+        day = self._today()
         self.scans[(slug, day, channel.value)] += 1
         seen = self.visitors[(slug, day)]
         if len(seen) < MAX_VISITORS_PER_KEY:
@@ -78,7 +91,7 @@ class ScanRecorder:
 
     def record_invalid(self, reason: str) -> None:
         """Count one scan that did not resolve, by reason."""
-        self.invalid[(clock.today(), reason)] += 1
+        self.invalid[(self._today(), reason)] += 1
 
     async def flush(self) -> None:
         """Persist the buffer; on failure the counts go back into it for the next flush."""

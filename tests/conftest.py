@@ -29,9 +29,22 @@ if REDIS_URL and _WORKER.startswith("gw"):
     REDIS_URL = f"{_base}/{int(_db or 0) - int(_WORKER[2:])}"
 BACKEND = "postgres" if DATABASE_URL.startswith(("postgres://", "postgresql://")) else "sqlite"
 TABLES = [
-    "qr_code", "qr_scan_daily", "qr_scan_visitors", "qr_invalid_scan", "qr_wechat_code",
-    "refresh_token", "auth_session", "channel_binding", "citizen", "staff", "signing_key",
-    "matter_version", "matter", "hall", "department", "job_lease",
+    "qr_code",
+    "qr_scan_daily",
+    "qr_scan_visitors",
+    "qr_invalid_scan",
+    "qr_wechat_code",
+    "refresh_token",
+    "auth_session",
+    "channel_binding",
+    "citizen",
+    "staff",
+    "signing_key",
+    "matter_version",
+    "matter",
+    "hall",
+    "department",
+    "job_lease",
 ]
 
 Sanic.test_mode = True
@@ -211,8 +224,12 @@ def auth_deps(settings: Settings):
     store = make_store(settings)
     cipher = PiiCipher.from_settings(settings)
     return AuthDeps(
-        settings=settings, store=store, tokens=TokenAuthority(settings, cipher, LocalCache(store)), cipher=cipher,
-        sms=ConsoleSender(), verifier=make_verifier(settings),
+        settings=settings,
+        store=store,
+        tokens=TokenAuthority(settings, cipher, LocalCache(store)),
+        cipher=cipher,
+        sms=ConsoleSender(),
+        verifier=make_verifier(settings),
     )
 
 
@@ -221,15 +238,24 @@ def make_staff(auth_deps):
     """Create a staff account and return (staff, bearer headers)."""
     from auth import service
 
-    async def make(role: str = "admin", *, username: str | None = None, hall: str | None = None,
-                   departments: list[str] | None = None, password: str = "correct horse battery"):
+    async def make(
+        role: str = "admin",
+        *,
+        username: str | None = None,
+        hall: str | None = None,
+        departments: list[str] | None = None,
+        password: str = "correct horse battery",
+    ):
         if role == "clerk" and hall is None:
             hall = "main"
         if role == "reviewer" and not departments:
             departments = ["scjgj"]
         staff = await service.create_staff(
-            username=username or f"{role}_{uuid.uuid4().hex[:6]}", password=password, role=role,
-            hall=hall, departments=departments,
+            username=username or f"{role}_{uuid.uuid4().hex[:6]}",
+            password=password,
+            role=role,
+            hall=hall,
+            departments=departments,
         )
         pair = await service.issue_for_staff(auth_deps, staff=staff)
         return staff, {"Authorization": f"Bearer {pair.access_token}"}

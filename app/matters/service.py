@@ -371,9 +371,7 @@ async def publish(*, code: str, no: int) -> dict[str, Any]:
         matter = await _locked_matter(code)
         if matter.status is MatterStatus.retired:
             raise MatterRetired(details={"matter_code": matter.code})
-        version = (
-            await MatterVersion.get_or_none(matter_id=matter.id, no=no) if 1 <= no <= MAX_VERSION_NO else None
-        )
+        version = await MatterVersion.get_or_none(matter_id=matter.id, no=no) if 1 <= no <= MAX_VERSION_NO else None
         if version is None:
             raise VersionNotFound(details={"matter_code": matter.code, "version": no})
         if version.status is not VersionStatus.draft:
@@ -420,12 +418,7 @@ async def retire(*, code: str, successor: str | None = None) -> dict[str, Any]:
         if successor:
             successor_code = successor.strip().upper()
             succ = await Matter.get_or_none(code=successor_code)
-            if (
-                succ is None
-                or succ.status is MatterStatus.retired
-                or succ.published_no is None
-                or succ.id == matter.id
-            ):
+            if succ is None or succ.status is MatterStatus.retired or succ.published_no is None or succ.id == matter.id:
                 raise InvalidInput(
                     "继任事项不存在、已取消或与本事项相同",
                     details={"fields": {"successor": [f"无效的继任事项 {successor_code}"]}},

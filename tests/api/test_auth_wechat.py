@@ -74,8 +74,15 @@ async def test_oauth_signs_in_with_httponly_cookie_and_returns_to_next(client, f
 
 
 @pytest.mark.parametrize(
-    "evil", ["//evil.example.com/x", "https://evil.example.com", "/\\evil.example.com", "javascript:alert(1)",
-             "/m/%0d%0aSet-Cookie:x=1", "http:/evil.example.com"],
+    "evil",
+    [
+        "//evil.example.com/x",
+        "https://evil.example.com",
+        "/\\evil.example.com",
+        "javascript:alert(1)",
+        "/m/%0d%0aSet-Cookie:x=1",
+        "http:/evil.example.com",
+    ],
 )
 async def test_oauth_next_is_never_an_open_redirect(client, fake_wechat, settings, evil):
     back, _ = await _oauth(client, fake_wechat, settings, openid="o-mp-2", next_path=evil)
@@ -144,9 +151,7 @@ async def test_verifying_a_phone_while_signed_in_merges_with_its_owner(client, a
     await app.ctx.store.delete("rl:otp-send-phone-1m:" + app.ctx.auth.cipher.blind_index("13900001111", kind="phone"))
     await client.post("/api/v1/auth/sms/send", json={"phone": "13900001111"})
     otp = re.search(r"(\d{6})", app.ctx.auth.sms.outbox[-1][1]).group(1)
-    _, linked = await client.post(
-        "/api/v1/auth/sms/verify", json={"phone": "13900001111", "otp": otp}, headers=headers
-    )
+    _, linked = await client.post("/api/v1/auth/sms/verify", json={"phone": "13900001111", "otp": otp}, headers=headers)
     assert linked.status == 200, linked.text
     alive = await Citizen.filter(disabled=False)
     assert [c.id for c in alive] == [owner_id]
