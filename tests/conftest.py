@@ -3,6 +3,7 @@ the app and its ASGI client, the store, the clock."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import uuid
@@ -70,27 +71,39 @@ def _private_pg_url(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+def pg_admin(sql: str) -> None:
+    """Run one statement on the PostgreSQL server's maintenance database (CREATE/DROP DATABASE)."""
+    import asyncio
+
+    async def run() -> None:
+        conn = await asyncpg.connect(_private_pg_url(DATABASE_URL, "postgres"))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@contextlib.contextmanager
+def scratch_pg_database(prefix: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database next to TEST_DATABASE_URL, dropped afterwards."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield _private_pg_url(DATABASE_URL, name)
+    finally:
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private database for this session: a temp SQLite file or a fresh PostgreSQL database."""
     if BACKEND == "sqlite":
         yield f"sqlite://{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
         return
-    name = f"zuiduo_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = _private_pg_url(DATABASE_URL, "postgres")
-
-    import asyncio
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    yield _private_pg_url(DATABASE_URL, name)
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_pg_database("zuiduo_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -87,23 +87,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 @pytest.fixture
 def pg_scratch_db() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for a server process; dropped afterwards."""
-    import asyncio
-    import uuid
+    from tests.conftest import scratch_pg_database
 
-    import asyncpg
-
-    from tests.conftest import DATABASE_URL, _private_pg_url
-
-    name = f"zuiduo_e2e_{uuid.uuid4().hex[:8]}"
-    admin = _private_pg_url(DATABASE_URL, "postgres")
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    yield _private_pg_url(DATABASE_URL, name)
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_pg_database("zuiduo_e2e") as url:
+        yield url
