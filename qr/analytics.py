@@ -7,10 +7,13 @@ HyperLogLogs, so nothing is lost on a clean shutdown and a failed flush is retri
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
 import hashlib
 import logging
+import os
+import random
 import re
 from collections import Counter, defaultdict
 from typing import Any
@@ -57,9 +60,24 @@ def is_bot(user_agent: str) -> bool:
 _COOKIE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
+# Visitor ids count people; they guard nothing. A PRNG seeded once per process from the OS avoids a
+# getrandom() system call per scan on the hot path.
+_rng = random.Random(os.urandom(32))
+
+
+def new_visitor_cookie() -> str:
+    """A fresh visitor id (16 URL-safe characters)."""
+    return base64.urlsafe_b64encode(_rng.getrandbits(96).to_bytes(12, "big")).decode()
+
+
+def valid_cookie(cookie: str) -> bool:
+    """True for a visitor cookie we could have minted."""
+    return 8 <= len(cookie) <= 64 and _COOKIE_CHARS.issuperset(cookie)
+
+
 def visitor_id(cookie: str | None, ip: str, user_agent: str) -> str:
     """A visitor key: our first-party cookie when present, else a hash of address and agent."""
-    if cookie and 8 <= len(cookie) <= 64 and _COOKIE_CHARS.issuperset(cookie):
+    if cookie and valid_cookie(cookie):
         return "c:" + cookie
     return "h:" + hashlib.blake2b(f"{ip}|{user_agent}".encode(), digest_size=10).hexdigest()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -49,12 +48,17 @@ async def _resolve(request: Request, slug: str, *, count: bool) -> service.Snaps
             ctx.scans.record_invalid(_REASONS.get(exc.code, "other"))
         raise
     if count:
-        ua = request.headers.get("user-agent", "")
-        cookie = request.cookies.get(VISITOR_COOKIE)
-        if not cookie:
-            cookie = request.ctx.new_visitor = secrets.token_urlsafe(12)
-        visitor = analytics.visitor_id(cookie, request.remote_addr or request.ip, ua)
-        ctx.scans.record(slug, analytics.channel_of(ua, request.headers.get("x-client")), visitor)
+        headers = request.headers
+        ua = headers.get("user-agent", "")
+        cookie = request.cookies.get(VISITOR_COOKIE) if "cookie" in headers else None
+        if cookie and analytics.valid_cookie(cookie):
+            visitor = "c:" + cookie
+        elif cookie:  # not one of ours: fall back to address and agent
+            visitor = analytics.visitor_id(None, request.remote_addr or request.ip, ua)
+        else:
+            request.ctx.new_visitor = analytics.new_visitor_cookie()
+            visitor = "c:" + request.ctx.new_visitor
+        ctx.scans.record(slug, analytics.channel_of(ua, headers.get("x-client")), visitor)
     return snap
 
 
