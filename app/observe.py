@@ -46,12 +46,12 @@ _SANIC_CODES = {
 
 # Request ids need to be unique, not secret: a random per-process prefix and a counter avoid a
 # getrandom() system call on every request (measurable on the hot paths).
-_ID_PREFIX = uuid.uuid4().hex[:12]
+_ID_PREFIX = uuid.uuid4().hex[:16]
 _id_counter = itertools.count(1)
 
 
 def _new_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_id_counter):012x}"
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"  # 32 hex characters, like a UUID
 
 
 class JsonFormatter(logging.Formatter):
