@@ -77,7 +77,6 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    admin_token: str = "dev-admin-token"  # noqa: S105 - dev only; production requires ADMIN_TOKEN
     load_demo: bool = True
     auto_migrate: bool = True
     access_log: bool = True
@@ -143,7 +142,6 @@ class Settings:
         production = mode == "production"
         required = (
             "DATABASE_URL",
-            "ADMIN_TOKEN",
             "BASE_URL",
             "SECRET_KEY",
             "PII_KEYS",
@@ -204,7 +202,6 @@ class Settings:
             host=host,
             port=port,
             workers=_int(env, "WORKERS", 1, 1, 64),
-            admin_token=env.get("ADMIN_TOKEN") or cls.admin_token,
             load_demo=_bool(env.get("LOAD_DEMO"), not production),
             auto_migrate=_bool(env.get("AUTO_MIGRATE"), not production),
             access_log=_bool(env.get("ACCESS_LOG"), True),

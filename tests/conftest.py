@@ -114,7 +114,6 @@ def base_settings(database_url: str) -> Settings:
         database_url=database_url,
         redis_url=REDIS_URL,
         base_url="http://testserver",
-        admin_token="test-admin-token",
         load_demo=False,
         auto_migrate=False,
         access_log=False,

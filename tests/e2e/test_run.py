@@ -32,7 +32,7 @@ def test_fresh_start_serves_demo_catalogue(start_server):
 
 
 def test_production_mode_refuses_to_start_without_secrets(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "ADMIN_TOKEN", "BASE_URL"}}
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY", "BASE_URL"}}
     env["APP_ENV"] = "production"
     proc = subprocess.run(
         [sys.executable, "-m", "app", "run"],
@@ -43,7 +43,7 @@ def test_production_mode_refuses_to_start_without_secrets(tmp_path):
         timeout=30,
     )
     assert proc.returncode == 2
-    assert "DATABASE_URL" in proc.stderr and "ADMIN_TOKEN" in proc.stderr
+    assert "DATABASE_URL" in proc.stderr and "SECRET_KEY" in proc.stderr
 
 
 @pytest.mark.skipif(not shutil.which("chromium"), reason="chromium not installed")
