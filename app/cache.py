@@ -104,12 +104,16 @@ class LocalCache:
         """Follow key-level invalidations of a namespace (call once at start)."""
         self._key_seen.setdefault(namespace, -1)
 
-    async def invalidate_key(self, namespace: str, key: str) -> None:
-        """Drop one key here and on every other worker."""
+    def drop_key(self, namespace: str, key: Any) -> None:
+        """Drop one key here (reads in flight for the namespace will not be cached)."""
         bucket = self._maps.get(namespace)
         if bucket is not None:
             bucket.pop(key, None)
         self._epochs[namespace] = self._epochs.get(namespace, 0) + 1
+
+    async def invalidate_key(self, namespace: str, key: str) -> None:
+        """Drop one key here and on every other worker."""
+        self.drop_key(namespace, key)
         try:
             seq = await self._store.incr(_SEQ_PREFIX + namespace)
             async with self._store.pipeline(transaction=False) as pipe:
@@ -190,8 +194,6 @@ async def changed(namespace: str) -> None:
 async def changed_key(namespace: str, key: str) -> None:
     """Services call this after a write that makes one cached entry stale."""
     for cache in _bus[1:]:
-        bucket = cache._maps.get(namespace)
-        if bucket is not None:
-            bucket.pop(key, None)
+        cache.drop_key(namespace, key)
     if _bus:
         await _bus[0].invalidate_key(namespace, key)

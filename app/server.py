@@ -20,7 +20,7 @@ from app.web import Pages
 from app.wechat.client import WeChatClient
 from auth.pii import PiiCipher
 from auth.realname import make_verifier
-from auth.service import AuthDeps
+from auth.service import PROFILES, AuthDeps
 from auth.sms import make_sender
 from auth.tokens import TokenAuthority
 from qr.analytics import ScanRecorder
@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
                 await prepare(settings)
         app.ctx.store = make_store(settings)
         app.ctx.cache = LocalCache(app.ctx.store, ttl=settings.guide_cache_seconds or 1)
-        app.ctx.cache.track_keys("profiles")
+        app.ctx.cache.track_keys(PROFILES)
         cache_bus.bind(app.ctx.cache)
         cipher = PiiCipher.from_settings(settings)
         app.ctx.tokens = TokenAuthority(settings, cipher, app.ctx.cache)

@@ -16,6 +16,7 @@ Linking and merging (one person, one identity):
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -497,7 +498,7 @@ async def create_staff(
         return await Staff.create(
             id=uuid.uuid4(),
             username=username,
-            password_hash=_hasher.hash(password),
+            password_hash=await asyncio.to_thread(_hasher.hash, password),
             role=role_enum,
             hall_code=hall,
             departments=list(departments or []),
@@ -516,7 +517,8 @@ async def staff_login(deps: AuthDeps, *, username: str, password: str, ip: str) 
         retry = int((staff.locked_until - now).total_seconds()) + 1
         raise AccountLocked(headers={"Retry-After": str(retry)}, details={"retry_after": retry})
     try:
-        _hasher.verify(staff.password_hash if staff else _DUMMY_HASH, password or "")
+        # argon2 is memory-hard on purpose (~0.3 s): keep it off the event loop.
+        await asyncio.to_thread(_hasher.verify, staff.password_hash if staff else _DUMMY_HASH, password or "")
         ok = staff is not None
     except (VerificationError, InvalidHashError):
         ok = False

@@ -28,6 +28,7 @@ from app.errors import InvalidInput
 from app.http import dumps
 from app.matters.models import Hall, Matter, MatterStatus
 from app.matters.schemas import SECTION_NAMES, Section
+from app.matters.service import GUIDE_NAMESPACE
 from qr.errors import (
     CodeDisabled,
     CodeExhausted,
@@ -333,7 +334,7 @@ async def update_code(
         if moved_from is not None:
             await ensure_default_code(moved_from)
     await cache_bus.changed(NAMESPACE)
-    await cache_bus.changed("guide")  # guides show their default code
+    await cache_bus.changed(GUIDE_NAMESPACE)  # guides show their default code
     return _code_dict(code, base_url)
 
 

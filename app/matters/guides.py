@@ -8,7 +8,7 @@ from app.cache import LocalCache
 from app.http import dumps, etag_for
 from app.matters import service
 
-NAMESPACE = "guide"
+NAMESPACE = service.GUIDE_NAMESPACE
 
 
 async def guide_document(cache: LocalCache, code: str, *, base_url: str) -> tuple[str, bytes, dict[str, Any]]:

@@ -77,8 +77,17 @@ class ImportReport:
 
 async def _catalogue_changed() -> None:
     """Cached guides and code snapshots (matter names, retirements, successors) are stale now."""
+    from qr.service import NAMESPACE as CODES_NAMESPACE
+
     await cache_bus.changed(GUIDE_NAMESPACE)
-    await cache_bus.changed("codes")
+    await cache_bus.changed(CODES_NAMESPACE)
+
+
+async def _version_or_none(matter: Matter, no: int, **filters: Any) -> MatterVersion | None:
+    """One version of a matter; numbers outside the valid range never reach the database."""
+    if not 1 <= no <= MAX_VERSION_NO:
+        return None
+    return await MatterVersion.get_or_none(matter_id=matter.id, no=no, **filters)
 
 
 def content_hash(content: dict[str, Any]) -> str:
@@ -193,11 +202,7 @@ async def get_guide(code: str, *, base_url: str) -> dict[str, Any]:
 async def get_version(code: str, no: int, *, base_url: str) -> dict[str, Any]:
     """A published or superseded version of a matter's guide (drafts are not public)."""
     matter = await _get_matter(code)
-    if not 1 <= no <= MAX_VERSION_NO:
-        raise VersionNotFound(details={"matter_code": matter.code, "version": no})
-    version = await MatterVersion.get_or_none(
-        matter_id=matter.id, no=no, status__in=[VersionStatus.published, VersionStatus.superseded]
-    )
+    version = await _version_or_none(matter, no, status__in=[VersionStatus.published, VersionStatus.superseded])
     if version is None:
         raise VersionNotFound(details={"matter_code": matter.code, "version": no})
     return await _guide_view(matter, version, base_url=base_url)
@@ -371,7 +376,7 @@ async def publish(*, code: str, no: int) -> dict[str, Any]:
         matter = await _locked_matter(code)
         if matter.status is MatterStatus.retired:
             raise MatterRetired(details={"matter_code": matter.code})
-        version = await MatterVersion.get_or_none(matter_id=matter.id, no=no) if 1 <= no <= MAX_VERSION_NO else None
+        version = await _version_or_none(matter, no)
         if version is None:
             raise VersionNotFound(details={"matter_code": matter.code, "version": no})
         if version.status is not VersionStatus.draft:
@@ -440,7 +445,7 @@ async def list_versions(*, code: str) -> list[dict[str, Any]]:
 async def get_draft_content(*, code: str, no: int) -> dict[str, Any]:
     """Any version's raw content (administration, including drafts)."""
     matter = await _get_matter(code)
-    version = await MatterVersion.get_or_none(matter_id=matter.id, no=no) if 1 <= no <= MAX_VERSION_NO else None
+    version = await _version_or_none(matter, no)
     if version is None:
         raise VersionNotFound(details={"matter_code": matter.code, "version": no})
     return {"code": matter.code, "version": _version_dict(version), "content": version.content}
