@@ -252,6 +252,10 @@ class TokenAuthority:
                 "verify_iat": False,
             },
         )
+        for name in ("exp", "nbf", "iat"):
+            value = claims[name]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise jwt.InvalidTokenError(f"{name} must be a number")
         now = clock.now().timestamp()
         if now >= claims["exp"]:
             raise jwt.ExpiredSignatureError("expired")
