@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -12,16 +13,13 @@ from sanic import HTTPResponse, Request
 from sanic_ext import openapi
 
 from app.errors import DomainError, InvalidInput, pydantic_details
+from app.jsontext import dumps
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 JSON_TYPE = "application/json; charset=utf-8"
-
-
-def dumps(data: Any) -> bytes:
-    """Compact UTF-8 JSON (Chinese kept readable)."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
@@ -31,6 +29,8 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 def parse_query(request: Request, model: type[M]) -> M:
     """Validate query parameters against a model; 422 with per-field details."""
+    if "\x00" in request.query_string or "%00" in request.query_string:
+        raise InvalidInput("查询参数不能包含空字符（U+0000）", code="NUL_CHARACTER")
     data: dict[str, Any] = {}
     for key, values in request.args.items():
         data[key] = values[0] if len(values) == 1 else values
@@ -46,12 +46,60 @@ def parse_body(request: Request, model: type[M] | None = None) -> Any:
         data = json.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("请求体不是合法的 JSON", code="MALFORMED_JSON") from None
+    if b"\\u0000" in (request.body or b"") and not getattr(model, "ALLOW_NUL", False):
+        # PostgreSQL text cannot hold U+0000, and no real input has one.
+        raise InvalidInput("请求内容不能包含空字符（U+0000）", code="NUL_CHARACTER")
     if model is None:
         return data
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput("请求内容不合法", details=pydantic_details(exc)) from None
+
+
+async def idempotent(
+    request: Request,
+    *,
+    owner: str,
+    payload: Any,
+    run: Callable[[Any], Awaitable[Any]],
+    status: int = 201,
+) -> HTTPResponse:
+    """Run a retryable write once per Idempotency-Key: replay its answer, 422 for another body, 409 in flight.
+
+    `run(claim)` performs the write and calls `claim.complete(status, body)` inside its transaction.
+    """
+    from app import idempotency
+
+    key = idempotency.check_key(request.headers.get("idempotency-key"))
+    digest = idempotency.fingerprint(f"{request.method} {request.path}", payload)
+    claimed = await idempotency.claim(owner=owner, key=key, digest=digest)
+    if isinstance(claimed, idempotency.Replay):
+        # The stored text itself: a replay is byte for byte the first answer.
+        return HTTPResponse(
+            claimed.body, status=claimed.status, content_type=JSON_TYPE, headers={"Idempotent-Replayed": "true"}
+        )
+    body = await finish_even_if_disconnected(run(claimed), on_error=claimed.release)
+    return json_response(body, status=status)
+
+
+async def finish_even_if_disconnected(
+    write: Awaitable[T], *, on_error: Callable[[], Awaitable[Any]] | None = None
+) -> T:
+    """Run a write to its end even when the client goes away (Sanic cancels the handler then).
+
+    A transaction cut by a cancellation can leave its pooled connection unusable. Shielded, the
+    write commits or rolls back normally, and an idempotent write stores its answer for the retry.
+    """
+    task = asyncio.ensure_future(write)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        raise  # the write goes on in `task`; an idempotent one stores its answer for the retry
+    except Exception:
+        if on_error is not None:
+            await on_error()  # the write failed and changed nothing (e.g. free its idempotency key)
+        raise
 
 
 def etag_for(body: bytes) -> str:
@@ -100,7 +148,7 @@ def doc(
         if query is not None:
             for name, info in query.model_fields.items():
                 func = openapi.parameter(
-                    name,
+                    info.alias or name,
                     _py_type(info.annotation),
                     "query",
                     required=info.is_required(),

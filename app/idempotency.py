@@ -1,0 +1,131 @@
+"""Idempotency keys for writes a client may retry (the IETF Idempotency-Key header).
+
+A first request claims its key (a row committed on its own); the service stores the answer in
+the same transaction as its change, so a retry replays it. The same key with another body is 422,
+a request still in flight is 409; a failed request releases its key so the client may retry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tortoise import fields
+from tortoise.exceptions import IntegrityError
+from tortoise.models import Model
+
+from app import clock
+from app.errors import Conflict, DomainError, InvalidInput
+from app.jsontext import dumps
+
+KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+IN_FLIGHT_SECONDS = 60  # a claim older than this was abandoned by a crashed worker and may be taken over
+KEEP_HOURS = 24
+
+
+class IdempotencyKeyRequired(DomainError):
+    code, message, status = "IDEMPOTENCY_KEY_REQUIRED", "此操作需要 Idempotency-Key 请求头", 400
+
+
+class IdempotencyKeyInvalid(DomainError):
+    code, message, status = "IDEMPOTENCY_KEY_INVALID", "Idempotency-Key 应为 1–128 个可见 ASCII 字符", 400
+
+
+class IdempotencyKeyReused(InvalidInput):
+    code, message = "IDEMPOTENCY_KEY_REUSED", "该 Idempotency-Key 已用于内容不同的请求"
+
+
+class IdempotencyInFlight(Conflict):
+    code, message = "IDEMPOTENCY_IN_FLIGHT", "相同的请求正在处理中，请稍后重试"
+
+
+class IdempotencyRecord(Model):
+    """One claimed key: who, what request (fingerprint), and the answer once there is one."""
+
+    id = fields.IntField(primary_key=True)
+    owner = fields.CharField(max_length=80)
+    key = fields.CharField(max_length=128)
+    fingerprint = fields.CharField(max_length=64)
+    status = fields.IntField(null=True)
+    response = fields.TextField(null=True)  # the answer's JSON text, so a replay is byte-identical
+    claimed_at = fields.DatetimeField()
+
+    class Meta:
+        table = "idempotency_record"
+        unique_together = (("owner", "key"),)
+
+
+def fingerprint(operation: str, body: Any) -> str:
+    """A digest of the operation and its canonical JSON body."""
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(f"{operation}\n{canonical}".encode()).hexdigest()
+
+
+@dataclass
+class Replay:
+    """A stored answer to send again (its JSON text)."""
+
+    status: int
+    body: str
+
+
+class Claim:
+    """A claimed key; the service calls `complete` inside its own transaction."""
+
+    def __init__(self, record_id: int) -> None:
+        self.record_id = record_id
+
+    async def complete(self, status: int, body: Any) -> None:
+        """Store the answer (call inside the transaction that makes the change)."""
+        await IdempotencyRecord.filter(id=self.record_id).update(status=status, response=dumps(body).decode())
+
+    async def release(self) -> None:
+        """Forget the claim (the request failed and changed nothing)."""
+        await IdempotencyRecord.filter(id=self.record_id, status__isnull=True).delete()
+
+
+def check_key(raw: str | None) -> str:
+    """The header's key, or 400 when missing or malformed."""
+    if raw is None or raw == "":
+        raise IdempotencyKeyRequired()
+    if not KEY_RE.fullmatch(raw):
+        raise IdempotencyKeyInvalid()
+    return raw
+
+
+async def claim(*, owner: str, key: str, digest: str) -> Claim | Replay:
+    """Claim a key for this request, or the stored answer of the earlier identical one."""
+    now = clock.now()
+    for _ in range(3):
+        try:
+            row = await IdempotencyRecord.create(owner=owner, key=key, fingerprint=digest, claimed_at=now)
+            return Claim(row.id)
+        except IntegrityError:
+            pass
+        row = await IdempotencyRecord.get_or_none(owner=owner, key=key)
+        if row is None:  # released between our insert and this read: try again
+            continue
+        if row.claimed_at < now - dt.timedelta(hours=KEEP_HOURS):
+            await IdempotencyRecord.filter(id=row.id, claimed_at=row.claimed_at).delete()
+            continue
+        if row.fingerprint != digest:
+            raise IdempotencyKeyReused()
+        if row.status is not None:
+            return Replay(row.status, row.response)
+        if row.claimed_at > now - dt.timedelta(seconds=IN_FLIGHT_SECONDS):
+            raise IdempotencyInFlight(headers={"Retry-After": "1"})
+        # Abandoned by a worker that died mid-request: take it over (one taker wins the update).
+        if await IdempotencyRecord.filter(id=row.id, claimed_at=row.claimed_at, status__isnull=True).update(
+            claimed_at=now
+        ):
+            return Claim(row.id)
+    raise IdempotencyInFlight(headers={"Retry-After": "1"})
+
+
+async def sweep() -> int:
+    """Forget keys older than a day."""
+    return await IdempotencyRecord.filter(claimed_at__lt=clock.now() - dt.timedelta(hours=KEEP_HOURS)).delete()
