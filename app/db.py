@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise
 from tortoise.migrations.api import migrate as tortoise_migrate
@@ -18,6 +19,9 @@ MODEL_MODULES = [
     "app.jobs",
     "auth.models",
     "qr.models",
+    "app.booking.models",
+    "app.notify.models",
+    "app.idempotency",
 ]
 
 
@@ -34,7 +38,11 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
             "credentials": {"file_path": path, "journal_mode": "WAL", "journal_size_limit": 16384},
         }
     else:
-        connection = url
+        # asyncpg's pool defaults to 5 connections a worker: too few when writes wait on row locks.
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        query.setdefault("maxsize", str(settings.db_pool_size))
+        connection = urlunsplit(parts._replace(query=urlencode(query)))
     return {
         "connections": {"default": connection},
         "apps": {

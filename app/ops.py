@@ -14,14 +14,14 @@ bp = Blueprint("ops", url_prefix="")
 TAG = "ops 运维"
 
 
-@bp.get("/healthz")
+@bp.route("/healthz", methods=["GET", "HEAD"])
 @doc(tag=TAG, summary="存活检查")
 async def healthz(request: Request) -> HTTPResponse:
     """The process answers."""
     return json_response({"status": "ok"})
 
 
-@bp.get("/readyz")
+@bp.route("/readyz", methods=["GET", "HEAD"])
 @doc(tag=TAG, summary="就绪检查（数据库与 Redis）", description="任一依赖不可达时返回 503。")
 async def readyz(request: Request) -> HTTPResponse:
     """Database and store reachable within a second each."""

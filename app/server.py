@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -10,9 +11,12 @@ from sanic import Sanic
 from sanic_ext import Extend
 
 from app import cache as cache_bus
-from app import db
+from app import db, idempotency
+from app.booking import service as booking
+from app.booking.service import BookingDeps
 from app.cache import LocalCache
 from app.jobs import Scheduler
+from app.notify import delivery
 from app.observe import configure_logging, install
 from app.settings import Settings
 from app.store import make_store
@@ -44,6 +48,12 @@ async def prepare(settings: Settings) -> None:
         log.info("demo catalogue loaded: %s matters", report.created)
 
 
+async def _housekeeping() -> None:
+    """Forget expired idempotency keys and revocations of tickets whose slots are over."""
+    await idempotency.sweep()
+    await booking.sweep_revocations()
+
+
 def create_app(settings: Settings | None = None) -> Sanic:
     """Build the Sanic app for these settings (read from the environment when omitted)."""
     if not isinstance(settings, Settings):
@@ -64,6 +74,9 @@ def create_app(settings: Settings | None = None) -> Sanic:
         OAS_UI_SWAGGER_HTML_TITLE="最多跑一次 政务服务 API",
         CORS=False,
         HTTP_AUTO_OPTIONS=False,  # no CORS here, and each auto route costs a router rebuild at start
+        # sanic-ext adds one HEAD route per GET route, each re-rendering the routers (quadratic in routes:
+        # most of an app's start-up). The public pages that browsers and link checkers probe declare HEAD.
+        HTTP_AUTO_HEAD=False,
         HEALTH=False,
     )
     Extend(app)
@@ -80,16 +93,18 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.ctx.pages = Pages()
     install(app)
 
+    from app.booking.views import bp as booking_staff
     from app.matters.views import bp as catalogue_admin
     from app.ops import bp as ops
     from app.web.views import bp as web
     from auth.admin_views import bp as staff_admin
     from auth.views import bp as auth
+    from miniprogram_api.bookings import bp as bookings
     from miniprogram_api.catalogue import bp as catalogue
     from miniprogram_api.me import bp as me
     from qr.views import bp as qr
 
-    for blueprint in (ops, auth, me, catalogue, catalogue_admin, staff_admin, qr, web):
+    for blueprint in (ops, auth, me, catalogue, bookings, catalogue_admin, staff_admin, booking_staff, qr, web):
         app.blueprint(blueprint)
 
     @app.main_process_start
@@ -125,10 +140,17 @@ def create_app(settings: Settings | None = None) -> Sanic:
             verifier=make_verifier(settings),
             wechat=app.ctx.wechat,
         )
+        app.ctx.booking = BookingDeps(settings=settings, cache=app.ctx.cache, tokens=app.ctx.tokens, cipher=cipher)
         app.ctx.scans = ScanRecorder(app.ctx.store)
         scheduler = Scheduler()
         scheduler.add("cache-sync", settings.cache_poll_seconds, app.ctx.cache.sync)
         scheduler.add("scan-flush", 2.0, app.ctx.scans.flush)
+        scheduler.add("booking-no-shows", 60.0, functools.partial(booking.mark_no_shows, app.ctx.booking), cluster=True)
+        scheduler.add("housekeeping", 3600.0, _housekeeping, cluster=True)
+        # Every worker drains the outbox (claims use SKIP LOCKED, so they never take the same row).
+        scheduler.add(
+            "notify-delivery", 1.0, functools.partial(delivery.deliver, settings=settings, wechat=app.ctx.wechat)
+        )
         app.ctx.scheduler = scheduler
         scheduler.start()
         log.info("worker ready", extra={"route": settings.db_backend})

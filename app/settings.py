@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 
 DEV_SECRET = "dev-only-secret-not-for-production"  # noqa: S105 - development mode only
+DEV_TEMPLATES = {"booking_reminder": "dev-tpl-booking-reminder", "booking_no_show": "dev-tpl-booking-no-show"}
 
 
 class SettingsError(RuntimeError):
@@ -84,6 +85,7 @@ class Settings:
     guide_cache_seconds: int = 60
     cache_poll_seconds: float = 0.5
     max_page_size: int = 100
+    db_pool_size: int = 20  # PostgreSQL connections per worker
     app_name: str = "zuiduo"
     manage_db: bool = True  # False in tests: the fixtures own the ORM's lifecycle
 
@@ -107,6 +109,9 @@ class Settings:
     wechat_mini_secret: str = "dev-mini-secret"  # noqa: S105 - dev only
     wechat_timeout: float = 5.0
     wechat_mini_page: str | None = None  # mini-program page that opens a scanned code (scene = slug)
+    # notification kind -> template id: official-account template messages and mini-program subscribe messages
+    wechat_templates: dict[str, str] = field(default_factory=lambda: dict(DEV_TEMPLATES))
+    wechat_subscribe_templates: dict[str, str] = field(default_factory=lambda: dict(DEV_TEMPLATES))
 
     # SMS and real-name verification
     sms_sender: str = "console"
@@ -114,6 +119,14 @@ class Settings:
     sms_gateway_key: str | None = None
     realname_verifier: str = "dev"
     realname_verifier_url: str | None = None
+
+    # Booking rules (per-hall calendars live in the database)
+    booking_max_active: int = 5
+    booking_noshow_limit: int = 3
+    booking_noshow_days: int = 90
+    booking_restrict_days: int = 30
+    booking_reminder_hour: int = 10  # the day-before reminder goes out at this local hour
+    checkin_undo_minutes: int = 5
 
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -208,6 +221,7 @@ class Settings:
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
             guide_cache_seconds=_int(env, "GUIDE_CACHE_SECONDS", 60, 0, 86400),
             max_page_size=_int(env, "MAX_PAGE_SIZE", 100, 10, 1000),
+            db_pool_size=_int(env, "DB_POOL_SIZE", 20, 1, 200),
             secret_key=secret,
             pii_keys=pii_keys,
             pii_active_kid=active,
@@ -225,11 +239,23 @@ class Settings:
             wechat_mini_appid=env.get("WECHAT_MINI_APPID") or cls.wechat_mini_appid,
             wechat_mini_secret=env.get("WECHAT_MINI_SECRET") or cls.wechat_mini_secret,
             wechat_mini_page=env.get("WECHAT_MINI_PAGE") or None,
+            wechat_templates=_pairs("WECHAT_TEMPLATES", env["WECHAT_TEMPLATES"])
+            if env.get("WECHAT_TEMPLATES")
+            else ({} if production else dict(DEV_TEMPLATES)),
+            wechat_subscribe_templates=_pairs("WECHAT_SUBSCRIBE_TEMPLATES", env["WECHAT_SUBSCRIBE_TEMPLATES"])
+            if env.get("WECHAT_SUBSCRIBE_TEMPLATES")
+            else ({} if production else dict(DEV_TEMPLATES)),
             sms_sender=sms_sender,
             sms_gateway_url=env.get("SMS_GATEWAY_URL") or None,
             sms_gateway_key=env.get("SMS_GATEWAY_KEY") or None,
             realname_verifier=verifier,
             realname_verifier_url=env.get("REALNAME_VERIFIER_URL") or None,
+            booking_max_active=_int(env, "BOOKING_MAX_ACTIVE", 5, 1, 100),
+            booking_noshow_limit=_int(env, "BOOKING_NOSHOW_LIMIT", 3, 1, 100),
+            booking_noshow_days=_int(env, "BOOKING_NOSHOW_DAYS", 90, 1, 365),
+            booking_restrict_days=_int(env, "BOOKING_RESTRICT_DAYS", 30, 0, 365),
+            booking_reminder_hour=_int(env, "BOOKING_REMINDER_HOUR", 10, 0, 23),
+            checkin_undo_minutes=_int(env, "CHECKIN_UNDO_MINUTES", 5, 0, 120),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -8,12 +8,15 @@ from sanic import Blueprint, HTTPResponse, Request
 from app.errors import InvalidInput
 from app.http import doc, json_response, parse_body
 from auth import service
-from auth.errors import StaffNotFound, TokenExpired, TokenInvalid, TokenMissing, TokenRevoked, WrongRole
+from auth.errors import (
+    STAFF_AUTH_ERRORS,
+    StaffNotFound,
+)
 from auth.guards import admin_required
 
 bp = Blueprint("staff_admin", url_prefix="/api/v1/admin/staff")
 TAG = "admin 工作人员管理"
-AUTH = [TokenMissing, TokenInvalid, TokenExpired, TokenRevoked, WrongRole]
+AUTH = STAFF_AUTH_ERRORS
 
 
 class NewStaff(BaseModel):

@@ -75,3 +75,8 @@ class ClientUnauthorized(Unauthorized):
 
 class StaffNotFound(NotFound):
     code, message = "STAFF_NOT_FOUND", "未找到该工作人员账号"
+
+
+# What a guarded endpoint can answer before its handler runs (listed in every operation's docs).
+STAFF_AUTH_ERRORS = [TokenMissing, TokenInvalid, TokenExpired, TokenRevoked, WrongRole]
+CITIZEN_AUTH_ERRORS = [TokenMissing, TokenInvalid, TokenExpired, TokenRevoked, WrongRole, AssuranceTooLow]

@@ -127,7 +127,12 @@ def _citizen_claims(citizen: Citizen) -> dict[str, Any]:
 
 
 def _staff_claims(staff: Staff) -> dict[str, Any]:
-    return {"role": staff.role.value, "hall": staff.hall_code, "departments": list(staff.departments or [])}
+    return {
+        "role": staff.role.value,
+        "hall": staff.hall_code,
+        "departments": list(staff.departments or []),
+        "name": staff.display_name or staff.username,
+    }
 
 
 async def _issue(deps: AuthDeps, *, subject: str, audience: str, claims: dict[str, Any]) -> TokenPair:

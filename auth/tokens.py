@@ -13,6 +13,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,6 +279,27 @@ class TokenAuthority:
         account = await model.get_or_none(id=subject_uuid).only("id", "disabled")
         if account is None or account.disabled:
             raise TokenRevoked()
+
+    async def sign(self, build: Callable[[str], bytes]) -> tuple[bytes, bytes]:
+        """Build bytes that name the active key id, and sign them with that key (personal codes)."""
+        await self._keys()
+        assert self._signer is not None
+        kid, key = self._signer
+        data = build(kid)
+        return data, key.sign(data)
+
+    async def public_key(self, kid: str) -> Ed25519PublicKey | None:
+        """The public key that verifies this kid, if it still verifies anything."""
+        await self._keys()
+        key = self._public.get(kid)
+        if key is None:
+            now = time.monotonic()
+            if now - self._last_reload > 5:  # a key another worker just created
+                self._last_reload = now
+                self.cache.clear(KEYS_NAMESPACE)
+                await self._keys()
+                key = self._public.get(kid)
+        return key
 
     async def revoked(self) -> None:
         """A session or account was revoked: every worker drops its verified tokens."""

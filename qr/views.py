@@ -12,7 +12,7 @@ from app.errors import InvalidInput, pydantic_details
 from app.http import JSON_TYPE, cached_response, doc, etag_for, json_response, parse_body, parse_query
 from app.matters.schemas import Section
 from app.wechat.errors import WeChatError, WeChatRateLimited, WeChatUnavailable
-from auth.errors import TokenExpired, TokenInvalid, TokenMissing, TokenRevoked, WrongRole
+from auth.errors import STAFF_AUTH_ERRORS
 from auth.guards import admin_required
 from qr import analytics, render, service
 from qr.errors import CodeDisabled, CodeExhausted, CodeExpired, CodeGone, CodeNotFound, CodeNotYetValid, TargetInvalid
@@ -21,7 +21,7 @@ from qr.models import CodeAction, CodeStatus
 bp = Blueprint("qr", url_prefix="")
 TAG = "qr 事项二维码"
 ADMIN_TAG = "admin 二维码管理"
-AUTH = [TokenMissing, TokenInvalid, TokenExpired, TokenRevoked, WrongRole]
+AUTH = STAFF_AUTH_ERRORS
 GONE = [CodeNotFound, CodeDisabled, CodeExpired, CodeNotYetValid, CodeExhausted]
 VISITOR_COOKIE = "zd_vid"
 IMAGE_MAX_AGE = 86400 * 30  # the content of /q/{slug} never changes, so its image never does

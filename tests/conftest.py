@@ -30,6 +30,17 @@ if REDIS_URL and _WORKER.startswith("gw"):
     REDIS_URL = f"{_base}/{int(_db or 0) - int(_WORKER[2:])}"
 BACKEND = "postgres" if DATABASE_URL.startswith(("postgres://", "postgresql://")) else "sqlite"
 TABLES = [
+    "booking",
+    "booking_slot",
+    "booking_revoked_ticket",
+    "hall_schedule",
+    "hall_closure",
+    "hall_counter",
+    "queue_counter",
+    "checkin",
+    "desk_scan",
+    "notification",
+    "idempotency_record",
     "qr_code",
     "qr_scan_daily",
     "qr_scan_visitors",

@@ -19,12 +19,12 @@ from app.errors import (
 )
 from app.http import doc, json_response, parse_body, parse_query
 from app.matters import service
-from auth.errors import TokenExpired, TokenInvalid, TokenMissing, TokenRevoked, WrongRole
+from auth.errors import STAFF_AUTH_ERRORS
 from auth.guards import admin_required
 
 bp = Blueprint("catalogue_admin", url_prefix="/api/v1/admin")
 TAG = "admin 事项目录管理"
-AUTH = [TokenMissing, TokenInvalid, TokenExpired, TokenRevoked, WrongRole]
+AUTH = STAFF_AUTH_ERRORS
 
 
 class NewMatter(BaseModel):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import secrets
+
 from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request, redirect
 
+from app.booking import service as booking
+from app.booking.errors import BookingNotOffered
 from app.errors import MatterNotFound
 from app.http import cached_response, doc, etag_for, parse_query
 from app.matters import guides, service
-from app.matters.schemas import Section
+from app.matters.schemas import SECTION_NAMES, Section
 from app.web import ACTIONS
 
 bp = Blueprint("web", url_prefix="")
@@ -25,14 +31,14 @@ class HomeQuery(BaseModel):
     page: int = Field(default=1, ge=1, le=1000)
 
 
-@bp.get("/")
+@bp.route("/", methods=["GET", "HEAD"])
 @doc(tag=TAG, summary="首页（302 跳转到 /m）", status=302)
 async def root(request: Request) -> HTTPResponse:
     """Send browsers to the H5 home page."""
     return redirect("/m")
 
 
-@bp.get("/m")
+@bp.route("/m", methods=["GET", "HEAD"])
 @doc(tag=TAG, summary="H5 首页：业务板块与事项搜索", query=HomeQuery)
 async def home(request: Request) -> HTTPResponse:
     """Sections and search results."""
@@ -73,7 +79,7 @@ async def guide_html(
     return body
 
 
-@bp.get("/m/<code:str>")
+@bp.route("/m/<code:str>", methods=["GET", "HEAD"])
 @doc(tag=TAG, summary="H5 办事指南页", errors=[MatterNotFound])
 async def guide_page(request: Request, code: str) -> HTTPResponse:
     """The mobile guide page of a matter's current version (rendered once per change, cached)."""
@@ -83,12 +89,46 @@ async def guide_page(request: Request, code: str) -> HTTPResponse:
     return cached_response(request, body, etag, content_type=HTML, max_age=request.app.ctx.settings.guide_cache_seconds)
 
 
-@bp.get("/m/<code:str>/<action:str>")
+@bp.route("/m/<code:str>/<action:str>", methods=["GET", "HEAD"])
 @doc(tag=TAG, summary="办事入口（预约、申报、进度、咨询、评价）", errors=[MatterNotFound])
 async def action_page(request: Request, code: str, action: str) -> HTTPResponse:
     """A service entry that is not open yet explains itself and points back to the guide."""
     if action not in ACTIONS:
         raise MatterNotFound(details={"action": action[:32]})
     _, _, guide = await guides.guide_document(request.app.ctx.cache, code, base_url=request.app.ctx.settings.base_url)
+    if action == "book":
+        return await _book_page(request, guide)
     html = request.app.ctx.pages.render("coming_soon.html", g=guide, action=action, action_name=ACTIONS[action])
     return HTTPResponse(html, content_type=HTML)
+
+
+@bp.route("/desk", methods=["GET", "HEAD"])
+@doc(tag=TAG, summary="窗口签到页（工作人员登录后扫码签到、现场取号）")
+async def desk_page(request: Request) -> HTTPResponse:
+    """The front-desk page: a focused input takes what a USB or handheld scanner types."""
+    nonce = secrets.token_urlsafe(16)
+    sections = [(s.value, SECTION_NAMES[s]) for s in Section]
+    html = request.app.ctx.pages.render("desk.html", nonce=nonce, sections=sections)
+    csp = (
+        f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    )
+    return HTTPResponse(
+        html,
+        content_type=HTML,
+        headers={"Content-Security-Policy": csp, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
+async def _book_page(request: Request, guide: dict) -> HTTPResponse:
+    """Seats left per slot (public, read-only); booking itself happens in the mini program or the app."""
+    slots = None
+    with contextlib.suppress(BookingNotOffered):
+        slots = await booking.list_slots(
+            request.app.ctx.booking, matter_code=guide["code"], hall=None, date_from=None, date_to=None
+        )
+    days = itertools.groupby(slots["items"] if slots else [], key=lambda s: s["date"])
+    html = request.app.ctx.pages.render(
+        "book.html", g=guide, slots=slots, days=[(day, list(items)) for day, items in days]
+    )
+    return HTTPResponse(html, content_type=HTML, headers={"Cache-Control": "public, max-age=30"})

@@ -144,13 +144,29 @@ async def test_search_query_is_escaped_when_echoed(client, catalogue):
     assert 'value="&#34;&gt;&lt;script&gt;' in text
 
 
-@pytest.mark.parametrize("action", list(ACTIONS))
+@pytest.mark.parametrize("action", [a for a in ACTIONS if a != "book"])
 async def test_service_entries_are_coming_soon(client, catalogue, action):
     text = assert_html(await page(client, f"/m/{LICENCE}/{action}"))
     assert "即将上线" in text
     assert f"<h1>{ACTIONS[action]}</h1>" in text
     assert f'href="/m/{LICENCE}"' in text  # back to the guide
     assert 'href="tel:0744-8200001"' in text
+
+
+async def test_book_page_shows_seats_left_per_slot(client, catalogue, fake_clock):
+    # 2026-09-30 10:00: today's later slots, then the first open days after National Day
+    text = assert_html(await page(client, f"/m/{LICENCE}/book"))
+    assert "<h1>预约办理</h1>" in text and "即将上线" not in text
+    assert "<h2>2026-09-30</h2>" in text and "<h2>2026-10-08</h2>" in text
+    assert "<h2>2026-10-01</h2>" not in text  # the holiday is closed
+    assert "13:30–14:00" in text
+    assert f'href="/m/{LICENCE}"' in text
+
+
+async def test_book_page_of_a_matter_without_booking(client, fake_clock):
+    await service.import_catalogue(factories.catalogue(factories.entry("4308-XK-SS-009", booking=False)))
+    text = assert_html(await page(client, "/m/4308-XK-SS-009/book"))
+    assert "该事项无需预约" in text and 'href="tel:0744-8200001"' in text
 
 
 async def test_service_entry_of_unknown_matter_is_404(client, catalogue):
@@ -315,3 +331,10 @@ async def test_root_redirects_to_m(client):
     resp = await page(client, "/")
     assert resp.status in (301, 302, 303, 307, 308)
     assert resp.headers["location"] == "/m"
+
+
+async def test_public_pages_answer_head_without_a_body(client, catalogue):
+    for path in ("/m", f"/m/{LICENCE}", f"/m/{LICENCE}/book", "/desk", "/healthz"):
+        _, resp = await client.head(path)
+        assert resp.status == 200, path
+        assert resp.body == b"", path

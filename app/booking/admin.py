@@ -1,0 +1,122 @@
+"""Administration of hall calendars: schedules, one-off closures and counters."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import ValidationError
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from app import clock
+from app.booking import calendar as cal
+from app.booking.errors import HallNotFound
+from app.booking.models import Counter, HallClosure, HallSchedule, Slot
+from app.booking.service import schedules_changed
+from app.errors import Conflict, InvalidInput, NotFound, pydantic_details
+from app.matters.models import Hall
+
+
+class ScheduleInvalid(InvalidInput):
+    code, message = "SCHEDULE_INVALID", "预约日历配置不合法"
+
+
+class ClosureExists(Conflict):
+    code, message = "CLOSURE_EXISTS", "该日期已设为闭厅"
+
+
+class ClosureNotFound(NotFound):
+    code, message = "CLOSURE_NOT_FOUND", "该日期没有闭厅安排"
+
+
+async def _hall(code: str) -> Hall:
+    hall = await Hall.get_or_none(code=code)
+    if hall is None:
+        raise HallNotFound(details={"hall": code[:40]})
+    return hall
+
+
+async def get_schedule(*, hall: str) -> dict[str, Any]:
+    """A hall's booking calendar (defaults when never configured)."""
+    await _hall(hall)
+    row = await HallSchedule.get_or_none(hall_code=hall)
+    config = cal.ScheduleConfig.model_validate(row.config) if row else cal.ScheduleConfig()
+    return {"hall": hall, "configured": row is not None, "config": config.model_dump(mode="json")}
+
+
+async def put_schedule(*, hall: str, config: Any) -> dict[str, Any]:
+    """Replace a hall's calendar; future slots take the new capacities (never below seats booked)."""
+    await _hall(hall)
+    try:
+        parsed = cal.ScheduleConfig.model_validate(config)
+    except ValidationError as exc:
+        raise ScheduleInvalid(details=pydantic_details(exc)) from None
+    data = parsed.model_dump(mode="json")
+    async with in_transaction():
+        if await HallSchedule.filter(hall_code=hall).update(config=data, updated_at=clock.now()) == 0:
+            await HallSchedule.create(hall_code=hall, config=data)
+        sections = (
+            await Slot.filter(hall_code=hall, starts_at__gt=clock.now()).distinct().values_list("section", flat=True)
+        )
+        for section in set(sections):
+            seats = parsed.seats(section)
+            future = Slot.filter(hall_code=hall, section=section, starts_at__gt=clock.now())
+            await future.filter(booked__lte=seats).update(capacity=seats)
+            # A cut below what is already booked keeps those bookings: the slot is simply full.
+            await future.filter(booked__gt=seats).update(capacity=F("booked"))
+    await schedules_changed()
+    return {"hall": hall, "configured": True, "config": data}
+
+
+async def list_closures(*, hall: str) -> dict[str, Any]:
+    """A hall's closures from today on."""
+    await _hall(hall)
+    rows = await HallClosure.filter(hall_code=hall, day__gte=clock.today()).order_by("day")
+    return {"items": [{"date": r.day.isoformat(), "reason": r.reason} for r in rows]}
+
+
+async def add_closure(*, hall: str, day: dt.date, reason: str) -> dict[str, Any]:
+    """Close a hall on a date (existing bookings stay; the desk and citizens see the notice)."""
+    await _hall(hall)
+    if day < clock.today():
+        raise InvalidInput("不能为过去的日期设置闭厅", code="CLOSURE_IN_PAST")
+    try:
+        await HallClosure.create(hall_code=hall, day=day, reason=reason)
+    except IntegrityError:
+        raise ClosureExists(details={"date": day.isoformat()}) from None
+    await schedules_changed()
+    booked = await Slot.filter(hall_code=hall, day=day, booked__gt=0).count()
+    return {"date": day.isoformat(), "reason": reason, "slots_with_bookings": booked}
+
+
+async def remove_closure(*, hall: str, day: dt.date) -> None:
+    """Reopen a hall on a date."""
+    await _hall(hall)
+    if not await HallClosure.filter(hall_code=hall, day=day).delete():
+        raise ClosureNotFound(details={"date": day.isoformat()})
+    await schedules_changed()
+
+
+async def get_counters(*, hall: str) -> dict[str, Any]:
+    """A hall's counters."""
+    await _hall(hall)
+    rows = await Counter.filter(hall_code=hall).order_by("code")
+    return {
+        "items": [{"code": r.code, "section": r.section, "name": r.name, "active": r.active} for r in rows],
+    }
+
+
+async def put_counters(*, hall: str, counters: list[dict[str, Any]]) -> dict[str, Any]:
+    """Replace a hall's counters."""
+    await _hall(hall)
+    codes = [c["code"] for c in counters]
+    if len(codes) != len(set(codes)):
+        raise InvalidInput("窗口编号重复", code="COUNTER_DUPLICATE")
+    async with in_transaction():
+        await Counter.filter(hall_code=hall).delete()
+        for c in counters:
+            await Counter.create(hall_code=hall, **c)
+    await schedules_changed()  # desks check counters against the cached hall calendar
+    return await get_counters(hall=hall)

@@ -1,0 +1,169 @@
+"""ORM models of booking: hall calendars, slots with their seat counts, bookings, check-ins, desk scans."""
+
+from __future__ import annotations
+
+import enum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class BookingStatus(enum.StrEnum):
+    """booked -> checked_in | cancelled | no_show."""
+
+    booked = "booked"
+    checked_in = "checked_in"
+    cancelled = "cancelled"
+    no_show = "no_show"
+
+
+class HallSchedule(Model):
+    """A hall's booking calendar: opening hours, slot length, capacity, window and cutoffs (JSON config)."""
+
+    hall_code = fields.CharField(max_length=32, primary_key=True)
+    config = fields.JSONField()
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "hall_schedule"
+
+
+class HallClosure(Model):
+    """A one-off closure of a hall on a date (e.g. a power cut or an inspection)."""
+
+    id = fields.IntField(primary_key=True)
+    hall_code = fields.CharField(max_length=32)
+    day = fields.DateField()
+    reason = fields.CharField(max_length=200, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "hall_closure"
+        unique_together = (("hall_code", "day"),)
+
+
+class Counter(Model):
+    """A window (窗口) of a hall, serving one business section."""
+
+    id = fields.IntField(primary_key=True)
+    hall_code = fields.CharField(max_length=32)
+    code = fields.CharField(max_length=16)
+    section = fields.CharField(max_length=20)
+    name = fields.CharField(max_length=100, default="")
+    active = fields.BooleanField(default=True)
+
+    class Meta:
+        table = "hall_counter"
+        unique_together = (("hall_code", "code"),)
+
+
+class Slot(Model):
+    """Seats of one time slot of a hall section. `booked <= capacity` is kept by conditional updates."""
+
+    id = fields.CharField(max_length=80, primary_key=True)
+    hall_code = fields.CharField(max_length=32)
+    section = fields.CharField(max_length=20)
+    day = fields.DateField()
+    starts_at = fields.DatetimeField()
+    ends_at = fields.DatetimeField()
+    capacity = fields.IntField()
+    booked = fields.IntField(default=0)
+
+    class Meta:
+        table = "booking_slot"
+        indexes = (("hall_code", "section", "day"),)
+
+
+class Booking(Model):
+    """A citizen's counter appointment. `version` changes when a reschedule revokes the old ticket."""
+
+    id = fields.UUIDField(primary_key=True)
+    citizen_id = fields.UUIDField(db_index=True)
+    matter_code = fields.CharField(max_length=40)
+    hall_code = fields.CharField(max_length=32)
+    section = fields.CharField(max_length=20)
+    slot_id = fields.CharField(max_length=80)
+    day = fields.DateField()
+    starts_at = fields.DatetimeField()
+    ends_at = fields.DatetimeField()
+    noshow_at = fields.DatetimeField(db_index=True)
+    status = fields.CharEnumField(BookingStatus, default=BookingStatus.booked, max_length=12)
+    version = fields.IntField(default=1)
+    queue_no = fields.CharField(max_length=8, null=True)
+    counter = fields.CharField(max_length=16, null=True)
+    checked_in_at = fields.DatetimeField(null=True)
+    cancelled_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "booking"
+
+
+class RevokedTicket(Model):
+    """A ticket that no longer admits its holder: published to offline desks until its slot is over."""
+
+    id = fields.IntField(primary_key=True)
+    booking_id = fields.UUIDField()
+    version = fields.IntField()
+    hall_code = fields.CharField(max_length=32, db_index=True)
+    reason = fields.CharField(max_length=16)
+    revoked_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+
+    class Meta:
+        table = "booking_revoked_ticket"
+        unique_together = (("booking_id", "version"),)
+
+
+class QueueCounter(Model):
+    """The last queue number given in a hall section on a day."""
+
+    id = fields.IntField(primary_key=True)
+    hall_code = fields.CharField(max_length=32)
+    section = fields.CharField(max_length=20)
+    day = fields.DateField()
+    issued = fields.IntField(default=0)
+
+    class Meta:
+        table = "queue_counter"
+        unique_together = (("hall_code", "section", "day"),)
+
+
+class CheckIn(Model):
+    """A queue number handed out at a desk, for a booking or a walk-in."""
+
+    id = fields.UUIDField(primary_key=True)
+    booking_id = fields.UUIDField(null=True, db_index=True)
+    hall_code = fields.CharField(max_length=32)
+    section = fields.CharField(max_length=20)
+    day = fields.DateField()
+    queue_no = fields.CharField(max_length=8)
+    counter = fields.CharField(max_length=16, null=True)
+    staff_id = fields.UUIDField()
+    kind = fields.CharField(max_length=10)
+    created_at = fields.DatetimeField()
+    undone_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "checkin"
+        indexes = (("hall_code", "day"),)
+
+
+class DeskScan(Model):
+    """Every scan a desk submits, with the answer it got: the same nonce replays it, failures stay logged."""
+
+    id = fields.IntField(primary_key=True)
+    staff_id = fields.UUIDField()
+    nonce = fields.CharField(max_length=64)
+    hall_code = fields.CharField(max_length=32, null=True)
+    result = fields.CharField(max_length=24)
+    booking_id = fields.UUIDField(null=True)
+    ticket_digest = fields.CharField(max_length=64)
+    response = fields.TextField(null=True)  # the answer's JSON text: a replay is byte-identical
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "desk_scan"
+        unique_together = (("staff_id", "nonce"),)
+        indexes = (("hall_code", "created_at"),)

@@ -1,0 +1,585 @@
+"""Booking rules: calendars, slots, booking, cancelling, rescheduling, tickets and no-shows.
+
+Seats are counted by the database: a booking takes its seat with one conditional UPDATE
+(`booked = booked + 1 WHERE booked < capacity`), which PostgreSQL row locks and SQLite's single
+writer both serialise, so a slot can never be overbooked. A partial unique index keeps one active
+booking per citizen, matter and day even under races.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
+
+from app import cache as cache_bus
+from app import clock
+from app.booking import calendar as cal
+from app.booking import tickets
+from app.booking.errors import (
+    BookingExists,
+    BookingLimitReached,
+    BookingNotActive,
+    BookingNotFound,
+    BookingNotOffered,
+    BookingRestricted,
+    CutoffPassed,
+    HallNotFound,
+    RangeInvalid,
+    SlotFull,
+    SlotInPast,
+    SlotNotForMatter,
+    SlotNotFound,
+    SlotOutsideWindow,
+)
+from app.booking.models import Booking, BookingStatus, Counter, HallClosure, HallSchedule, RevokedTicket, Slot
+from app.cache import LocalCache
+from app.clock import SHANGHAI
+from app.idempotency import Claim
+from app.matters import guides
+from app.matters.models import Hall
+from app.matters.schemas import SECTION_NAMES, Section
+from app.notify import service as notify
+from app.notify.models import Notification
+from app.settings import Settings
+from auth.models import Citizen
+from auth.pii import PiiCipher
+from auth.tokens import TokenAuthority
+
+SCHEDULES = "schedules"
+MAX_RANGE_DAYS = 62
+STATUS_NAMES = {
+    BookingStatus.booked: "已预约",
+    BookingStatus.checked_in: "已签到",
+    BookingStatus.cancelled: "已取消",
+    BookingStatus.no_show: "已爽约",
+}
+
+
+@dataclass
+class BookingDeps:
+    """What the booking services need from the running app."""
+
+    settings: Settings
+    cache: LocalCache
+    tokens: TokenAuthority
+    cipher: PiiCipher
+
+
+# -- calendars ---------------------------------------------------------------------------------
+
+
+@dataclass
+class HallCalendar:
+    """A hall's schedule, closures and counters as one cached value, with slots and windows derived from it.
+
+    The derived values are memoised on the entry itself, so a calendar change (a new entry) drops them too.
+    """
+
+    hall: str
+    config: cal.ScheduleConfig
+    closed: frozenset[dt.date]
+    counters: frozenset[str]
+    known_slots: set[str] = field(default_factory=set)  # slot rows this worker knows exist
+    _days: dict[dt.date, dict[str, cal.SlotTime]] = field(default_factory=dict)
+    _windows: dict[dt.date, tuple[dt.date, ...]] = field(default_factory=dict)
+
+    def slots(self, day: dt.date) -> dict[str, cal.SlotTime]:
+        """The day's slots by "HH:MM", in order."""
+        hit = self._days.get(day)
+        if hit is None:
+            if len(self._days) > 400:
+                self._days.clear()
+            hit = self._days[day] = {s.hhmm: s for s in cal.day_slots(self.config, day, self.closed)}
+        return hit
+
+    def window(self, today: dt.date) -> tuple[dt.date, ...]:
+        """The open days a citizen may book on `today`."""
+        hit = self._windows.get(today)
+        if hit is None:
+            self._windows.clear()  # one "today" at a time
+            hit = self._windows[today] = tuple(cal.window(self.config, today, self.closed))
+        return hit
+
+
+async def calendar_of(deps: BookingDeps, hall_code: str) -> HallCalendar:
+    """A hall's calendar (cached per worker, dropped on every change)."""
+    hit = deps.cache.get(SCHEDULES, hall_code)
+    if hit is not None:
+        return hit
+    epoch = deps.cache.epoch(SCHEDULES)
+    if not await Hall.exists(code=hall_code):
+        raise HallNotFound(details={"hall": hall_code[:40]})
+    row = await HallSchedule.get_or_none(hall_code=hall_code)
+    config = cal.ScheduleConfig.model_validate(row.config) if row else cal.ScheduleConfig()
+    since = clock.today() - dt.timedelta(days=1)
+    closed = frozenset(await HallClosure.filter(hall_code=hall_code, day__gte=since).values_list("day", flat=True))
+    counters = frozenset(await Counter.filter(hall_code=hall_code, active=True).values_list("code", flat=True))
+    entry = HallCalendar(hall=hall_code, config=config, closed=closed, counters=counters)
+    deps.cache.put(SCHEDULES, hall_code, entry, epoch=epoch)
+    return entry
+
+
+async def schedules_changed() -> None:
+    """Every worker reloads hall calendars."""
+    await cache_bus.changed(SCHEDULES)
+
+
+async def _bookable_guide(deps: BookingDeps, matter_code: str) -> dict[str, Any]:
+    _, _, guide = await guides.guide_document(deps.cache, matter_code, base_url=deps.settings.base_url)
+    if not guide["booking"] or guide["status"] != "active":
+        raise BookingNotOffered(details={"matter_code": guide["code"]})
+    return guide
+
+
+# -- slots -------------------------------------------------------------------------------------
+
+
+async def list_slots(
+    deps: BookingDeps, *, matter_code: str, hall: str | None, date_from: dt.date | None, date_to: dt.date | None
+) -> dict[str, Any]:
+    """The matter's bookable slots in a date range (within the hall's booking window)."""
+    guide = await _bookable_guide(deps, matter_code)
+    hall_code, section = guide["hall"]["code"], guide["section"]
+    if hall and hall != hall_code:
+        if not await Hall.exists(code=hall):
+            raise HallNotFound(details={"hall": hall[:40]})
+        raise SlotNotForMatter("该事项不在此大厅预约办理", details={"hall": hall, "matter_hall": hall_code})
+    hall_cal = await calendar_of(deps, hall_code)
+    config = hall_cal.config
+    today = clock.today()
+    days = hall_cal.window(today)
+    start = date_from or today
+    end = date_to or (days[-1] if days else today)
+    if end < start or (end - start).days > MAX_RANGE_DAYS:
+        raise RangeInvalid(details={"from": start.isoformat(), "to": end.isoformat(), "max_days": MAX_RANGE_DAYS})
+    chosen = [d for d in days if start <= d <= end]
+    rows = {r.id: r for r in await Slot.filter(hall_code=hall_code, section=section, day__in=chosen)} if chosen else {}
+    now = clock.now()
+    cutoff = dt.timedelta(minutes=config.cutoff_minutes)
+    seats = config.seats(section)
+    items = []
+    for day in chosen:
+        for slot in hall_cal.slots(day).values():
+            if slot.starts_at <= now:
+                continue
+            sid = cal.slot_id(hall_code, section, day, slot.hhmm)
+            row = rows.get(sid)
+            capacity = row.capacity if row else seats
+            available = max(capacity - (row.booked if row else 0), 0)
+            items.append(
+                {
+                    "slot_id": sid,
+                    "date": day.isoformat(),
+                    "starts_at": clock.iso(slot.starts_at),
+                    "ends_at": clock.iso(slot.ends_at),
+                    "capacity": capacity,
+                    "available": available,
+                    "bookable": available > 0 and slot.starts_at - cutoff > now,
+                }
+            )
+    return {
+        "matter_code": guide["code"],
+        "hall": {"code": hall_code, "name": guide["hall"]["name"]},
+        "section": section,
+        "section_name": SECTION_NAMES[Section(section)],
+        "slot_minutes": config.slot_minutes,
+        "window": {"from": days[0].isoformat() if days else None, "to": days[-1].isoformat() if days else None},
+        "items": items,
+    }
+
+
+async def _ensure_slot_row(sid: str, hall: str, section: str, slot: cal.SlotTime, seats: int) -> None:
+    """Create the slot's row on first use (a conflict means another request already did)."""
+    if await Slot.exists(id=sid):
+        return
+    await Slot.bulk_create(
+        [
+            Slot(
+                id=sid, hall_code=hall, section=section, day=slot.day,
+                starts_at=slot.starts_at, ends_at=slot.ends_at, capacity=seats, booked=0,
+            )
+        ],
+        ignore_conflicts=True,
+    )  # fmt: skip
+
+
+async def _resolve_slot(
+    deps: BookingDeps, guide: dict[str, Any], slot_id: str
+) -> tuple[str, cal.SlotTime, cal.ScheduleConfig]:
+    """Check a slot id against the matter, the calendar, the window and the cutoff."""
+    parsed = cal.parse_slot_id(slot_id)
+    if parsed is None:
+        raise SlotNotFound(details={"slot_id": str(slot_id)[:80]})
+    hall, section, day, hhmm = parsed
+    if (hall, section) != (guide["hall"]["code"], guide["section"]):
+        raise SlotNotForMatter(details={"slot_id": slot_id})
+    hall_cal = await calendar_of(deps, hall)
+    config = hall_cal.config
+    slot = hall_cal.slots(day).get(hhmm)
+    if slot is None:
+        raise SlotNotFound(details={"slot_id": slot_id})
+    now = clock.now()
+    if slot.starts_at <= now:
+        raise SlotInPast(details={"slot_id": slot_id})
+    if day not in hall_cal.window(clock.today()):
+        raise SlotOutsideWindow(details={"slot_id": slot_id, "window_days": config.window_days})
+    if slot.starts_at - dt.timedelta(minutes=config.cutoff_minutes) <= now:
+        raise SlotOutsideWindow(
+            f"该时段开始前 {config.cutoff_minutes} 分钟停止预约",
+            details={"slot_id": slot_id, "cutoff_minutes": config.cutoff_minutes},
+        )
+    if slot_id not in hall_cal.known_slots:
+        await _ensure_slot_row(slot_id, hall, section, slot, config.seats(section))
+        hall_cal.known_slots.add(slot_id)
+    return slot_id, slot, config
+
+
+# -- booking -----------------------------------------------------------------------------------
+
+
+async def _citizen_bookings(deps: BookingDeps, citizen_id: uuid.UUID) -> list[tuple[str, str, dt.date]]:
+    """(status, matter, day) of the citizen's active bookings and recent no-shows, in one query."""
+    since = clock.today() - dt.timedelta(days=deps.settings.booking_noshow_days)
+    return await Booking.filter(
+        Q(citizen_id=citizen_id) & (Q(status=BookingStatus.booked) | Q(status=BookingStatus.no_show, day__gte=since))
+    ).values_list("status", "matter_code", "day")
+
+
+def _check_restriction(deps: BookingDeps, rows: list[tuple[str, str, dt.date]]) -> None:
+    """403 while the no-show rule holds (N no-shows in the period stop booking for some days)."""
+    s = deps.settings
+    today = clock.today()
+    days = sorted((d for status, _, d in rows if status == BookingStatus.no_show), reverse=True)
+    if len(days) < s.booking_noshow_limit:
+        return
+    allowed_from = days[0] + dt.timedelta(days=s.booking_restrict_days)
+    if today < allowed_from:
+        until = allowed_from - dt.timedelta(days=1)
+        raise BookingRestricted(
+            f"近 {s.booking_noshow_days} 天内爽约 {len(days)} 次，暂停预约至 {until:%Y-%m-%d}，"
+            f"{allowed_from:%Y-%m-%d} 起可重新预约",
+            details={"until": until.isoformat(), "allowed_from": allowed_from.isoformat(), "no_shows": len(days)},
+        )
+
+
+async def _lock_citizen(citizen_id: uuid.UUID) -> None:
+    """Serialise one citizen's booking writes (PostgreSQL row lock, taken first in every such transaction).
+
+    The caps (one per matter and day, at most N active) then hold under races, and because every
+    citizen-scoped write takes this lock before any booking or slot row, they cannot deadlock.
+    """
+    await Citizen.select_for_update().filter(id=citizen_id).only("id").first()
+
+
+async def _take_seat(sid: str) -> None:
+    if not await Slot.filter(id=sid, booked__lt=F("capacity")).update(booked=F("booked") + 1):
+        raise SlotFull(details={"slot_id": sid})
+
+
+async def _release_seat(sid: str) -> None:
+    await Slot.filter(id=sid, booked__gt=0).update(booked=F("booked") - 1)
+
+
+async def _schedule_reminder(deps: BookingDeps, booking: Booking, guide: dict[str, Any]) -> None:
+    remind_at = dt.datetime.combine(
+        booking.day - dt.timedelta(days=1), dt.time(deps.settings.booking_reminder_hour), SHANGHAI
+    ).astimezone(dt.UTC)
+    if remind_at <= clock.now():
+        return  # booked less than a day ahead: the citizen has just seen the details
+    await notify.enqueue(
+        fresh=True,
+        kind="booking_reminder",
+        citizen_id=booking.citizen_id,
+        subject_type="booking",
+        subject_id=str(booking.id),
+        dedupe_key=f"booking:{booking.id}:v{booking.version}:reminder",
+        send_after=remind_at,
+        payload={
+            "matter_name": guide["name"],
+            "hall_name": guide["hall"]["name"],
+            "hall_address": guide["hall"].get("address", ""),
+            "starts_at": clock.iso(booking.starts_at),
+            "ends_at": clock.iso(booking.ends_at),
+            "url": f"{deps.settings.base_url}/api/v1/bookings/{booking.id}",
+        },
+    )
+
+
+async def ticket_for(deps: BookingDeps, booking: Booking) -> str:
+    """The booking's current signed ticket."""
+    return await tickets.issue(
+        sign=deps.tokens.sign,
+        booking_id=booking.id,
+        version=booking.version,
+        hall=booking.hall_code,
+        starts_at=booking.starts_at,
+        ends_at=booking.ends_at,
+    )
+
+
+async def booking_dict(deps: BookingDeps, booking: Booking, guide: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The citizen-facing shape of a booking (with its ticket while it admits its holder)."""
+    if guide is None:
+        _, _, guide = await guides.guide_document(deps.cache, booking.matter_code, base_url=deps.settings.base_url)
+    config = (await calendar_of(deps, booking.hall_code)).config
+    base = f"{deps.settings.base_url}/api/v1/bookings/{booking.id}"
+    active = booking.status is BookingStatus.booked
+    hall = guide["hall"]
+    return {
+        "id": str(booking.id),
+        "status": str(booking.status),
+        "status_name": STATUS_NAMES[booking.status],
+        "matter": {"code": booking.matter_code, "name": guide["name"]},
+        "hall": {k: hall.get(k, "") for k in ("code", "name", "address", "phone")},
+        "section": booking.section,
+        "section_name": SECTION_NAMES[Section(booking.section)],
+        "counter_hint": guide.get("counter", ""),
+        "slot_id": booking.slot_id,
+        "date": booking.day.isoformat(),
+        "starts_at": clock.iso(booking.starts_at),
+        "ends_at": clock.iso(booking.ends_at),
+        "version": booking.version,
+        "cancel_until": clock.iso(booking.starts_at - dt.timedelta(minutes=config.cutoff_minutes)),
+        "queue_no": booking.queue_no,
+        "counter": booking.counter,
+        "checked_in_at": clock.iso(booking.checked_in_at),
+        "cancelled_at": clock.iso(booking.cancelled_at),
+        "created_at": clock.iso(booking.created_at),
+        "ticket": await ticket_for(deps, booking) if active else None,
+        "links": {"self": base, "ticket_png": f"{base}/ticket.png", "ticket_svg": f"{base}/ticket.svg"},
+    }
+
+
+async def book(
+    deps: BookingDeps, *, citizen_id: str, matter_code: str, slot_id: str, claim: Claim | None = None
+) -> dict[str, Any]:
+    """Book a seat; the seat, the booking, its reminder and the idempotent answer commit together."""
+    guide = await _bookable_guide(deps, matter_code)
+    sid, slot, config = await _resolve_slot(deps, guide, slot_id)
+    cid = uuid.UUID(citizen_id)
+    # A cheap look first: most attempts on a popular slot find it full, and need no transaction to learn it.
+    # (Not the guard: the conditional UPDATE at the end is.)
+    if not await Slot.filter(id=sid, booked__lt=F("capacity")).exists():
+        raise SlotFull(details={"slot_id": sid})
+    try:
+        async with in_transaction():
+            await _lock_citizen(cid)
+            rows = await _citizen_bookings(deps, cid)
+            _check_restriction(deps, rows)
+            active = {(m, d) for status, m, d in rows if status == BookingStatus.booked}
+            if (guide["code"], slot.day) in active:
+                raise BookingExists(details={"matter_code": guide["code"], "date": slot.day.isoformat()})
+            if len(active) >= deps.settings.booking_max_active:
+                raise BookingLimitReached(details={"max_active": deps.settings.booking_max_active})
+            booking = await Booking.create(
+                id=uuid.uuid4(),
+                citizen_id=cid,
+                matter_code=guide["code"],
+                hall_code=guide["hall"]["code"],
+                section=guide["section"],
+                slot_id=sid,
+                day=slot.day,
+                starts_at=slot.starts_at,
+                ends_at=slot.ends_at,
+                noshow_at=slot.ends_at + dt.timedelta(minutes=config.grace_minutes),
+            )
+            await _schedule_reminder(deps, booking, guide)
+            body = await booking_dict(deps, booking, guide)
+            if claim is not None:
+                await claim.complete(201, body)
+            # The seat last: its row stays locked until commit, so others wait as little as possible.
+            # SLOT_FULL here rolls the whole booking back.
+            await _take_seat(sid)
+    except IntegrityError:  # the partial unique index: a concurrent booking of the same matter and day
+        raise BookingExists(details={"matter_code": guide["code"], "date": slot.day.isoformat()}) from None
+    return body
+
+
+async def _own_booking(citizen_id: str, booking_id: str) -> Booking:
+    try:
+        bid, cid = uuid.UUID(booking_id), uuid.UUID(citizen_id)
+    except ValueError:
+        raise BookingNotFound() from None
+    booking = await Booking.get_or_none(id=bid, citizen_id=cid)
+    if booking is None:
+        raise BookingNotFound()
+    return booking
+
+
+async def list_bookings(
+    deps: BookingDeps, *, citizen_id: str, status: str | None, page: int, page_size: int
+) -> dict[str, Any]:
+    """The citizen's bookings, the next one first."""
+    query = Booking.filter(citizen_id=uuid.UUID(citizen_id))
+    if status:
+        query = query.filter(status=status)
+    total = await query.count()
+    rows = await query.order_by("-starts_at", "-created_at").offset((page - 1) * page_size).limit(page_size)
+    return {
+        "items": [await booking_dict(deps, row) for row in rows],
+        "total": total,
+        "page": page,
+        "page_size": page_size,
+    }
+
+
+async def get_booking(deps: BookingDeps, *, citizen_id: str, booking_id: str) -> dict[str, Any]:
+    """One of the citizen's bookings, with its reminder."""
+    booking = await _own_booking(citizen_id, booking_id)
+    body = await booking_dict(deps, booking)
+    reminder = (
+        await Notification.filter(subject_type="booking", subject_id=str(booking.id), kind="booking_reminder")
+        .order_by("-created_at")
+        .first()
+    )
+    body["reminder"] = (
+        {"send_after": clock.iso(reminder.send_after), "status": str(reminder.status)} if reminder else None
+    )
+    return body
+
+
+async def _revoke(booking: Booking, reason: str) -> None:
+    await RevokedTicket.create(
+        booking_id=booking.id,
+        version=booking.version,
+        hall_code=booking.hall_code,
+        reason=reason,
+        revoked_at=clock.now(),
+        expires_at=booking.ends_at + dt.timedelta(days=1),
+    )
+
+
+async def _locked_active(booking: Booking, config: cal.ScheduleConfig) -> Booking:
+    """Re-read a booking under its citizen's lock and its own; it must be active and before the cutoff."""
+    await _lock_citizen(booking.citizen_id)
+    booking = await Booking.select_for_update().get(id=booking.id)
+    if booking.status is not BookingStatus.booked:
+        raise BookingNotActive(details={"status": str(booking.status)})
+    if booking.starts_at - dt.timedelta(minutes=config.cutoff_minutes) <= clock.now():
+        raise CutoffPassed(details={"cutoff_minutes": config.cutoff_minutes})
+    return booking
+
+
+async def cancel(deps: BookingDeps, *, citizen_id: str, booking_id: str) -> dict[str, Any]:
+    """Cancel before the cutoff: the seat returns, the ticket is revoked, the reminder is dropped."""
+    booking = await _own_booking(citizen_id, booking_id)
+    if booking.status is BookingStatus.cancelled:
+        return await booking_dict(deps, booking)  # a retried cancel answers the same
+    config = (await calendar_of(deps, booking.hall_code)).config
+    async with in_transaction():
+        booking = await _locked_active(booking, config)
+        now = clock.now()
+        changed = await Booking.filter(id=booking.id, status=BookingStatus.booked, version=booking.version).update(
+            status=BookingStatus.cancelled, cancelled_at=now, updated_at=now
+        )
+        if not changed:
+            raise BookingNotActive()
+        await _release_seat(booking.slot_id)
+        await _revoke(booking, "cancelled")
+        await notify.cancel_pending(subject_type="booking", subject_id=str(booking.id))
+        booking.status, booking.cancelled_at = BookingStatus.cancelled, now
+    return await booking_dict(deps, booking)
+
+
+async def reschedule(deps: BookingDeps, *, citizen_id: str, booking_id: str, slot_id: str) -> dict[str, Any]:
+    """Move to another slot: the new seat is taken before the old one is released, in one transaction."""
+    booking = await _own_booking(citizen_id, booking_id)
+    if booking.status is BookingStatus.booked and booking.slot_id == slot_id:
+        return await booking_dict(deps, booking)  # already there (a retried request)
+    if booking.status is not BookingStatus.booked:
+        raise BookingNotActive(details={"status": str(booking.status)})
+    guide = await _bookable_guide(deps, booking.matter_code)
+    sid, slot, config = await _resolve_slot(deps, guide, slot_id)
+    try:
+        async with in_transaction():
+            booking = await _locked_active(booking, config)
+            # Both slot rows locked in id order: two reschedules crossing between the same slots cannot deadlock.
+            await Slot.select_for_update().filter(id__in=sorted({sid, booking.slot_id})).order_by("id").only("id")
+            if (
+                slot.day != booking.day
+                and await Booking.filter(
+                    citizen_id=booking.citizen_id,
+                    matter_code=booking.matter_code,
+                    day=slot.day,
+                    status=BookingStatus.booked,
+                ).exists()
+            ):
+                raise BookingExists(details={"matter_code": booking.matter_code, "date": slot.day.isoformat()})
+            await _take_seat(sid)
+            await _release_seat(booking.slot_id)
+            await _revoke(booking, "rescheduled")
+            await notify.cancel_pending(subject_type="booking", subject_id=str(booking.id))
+            old_version = booking.version
+            booking.slot_id, booking.day = sid, slot.day
+            booking.starts_at, booking.ends_at = slot.starts_at, slot.ends_at
+            booking.noshow_at = slot.ends_at + dt.timedelta(minutes=config.grace_minutes)
+            booking.version = old_version + 1
+            changed = await Booking.filter(id=booking.id, version=old_version, status=BookingStatus.booked).update(
+                slot_id=booking.slot_id,
+                day=booking.day,
+                starts_at=booking.starts_at,
+                ends_at=booking.ends_at,
+                noshow_at=booking.noshow_at,
+                version=booking.version,
+                updated_at=clock.now(),
+            )
+            if not changed:
+                raise BookingNotActive()
+            await _schedule_reminder(deps, booking, guide)
+    except IntegrityError:
+        raise BookingExists(details={"matter_code": booking.matter_code, "date": slot.day.isoformat()}) from None
+    return await booking_dict(deps, booking, guide)
+
+
+async def ticket_text(deps: BookingDeps, *, citizen_id: str, booking_id: str) -> str:
+    """The ticket of an active booking (409 BOOKING_NOT_ACTIVE once it no longer admits anyone)."""
+    booking = await _own_booking(citizen_id, booking_id)
+    if booking.status is not BookingStatus.booked:
+        raise BookingNotActive(details={"status": str(booking.status)})
+    return await ticket_for(deps, booking)
+
+
+# -- background --------------------------------------------------------------------------------
+
+
+async def mark_no_shows(deps: BookingDeps, *, batch: int = 500) -> int:
+    """Bookings nobody checked in by slot end plus the grace period become no-shows (with a notice)."""
+    now = clock.now()
+    rows = await Booking.filter(status=BookingStatus.booked, noshow_at__lt=now).order_by("noshow_at").limit(batch)
+    marked = 0
+    for booking in rows:
+        async with in_transaction():
+            changed = await Booking.filter(id=booking.id, status=BookingStatus.booked).update(
+                status=BookingStatus.no_show, updated_at=now
+            )
+            if not changed:
+                continue  # checked in or cancelled meanwhile
+            marked += 1
+            await notify.cancel_pending(subject_type="booking", subject_id=str(booking.id))
+            _, _, guide = await guides.guide_document(deps.cache, booking.matter_code, base_url=deps.settings.base_url)
+            await notify.enqueue(
+                kind="booking_no_show",
+                citizen_id=booking.citizen_id,
+                subject_type="booking",
+                subject_id=str(booking.id),
+                dedupe_key=f"booking:{booking.id}:no_show",
+                payload={
+                    "matter_name": guide["name"],
+                    "hall_name": guide["hall"]["name"],
+                    "starts_at": clock.iso(booking.starts_at),
+                    "limit": deps.settings.booking_noshow_limit,
+                    "days": deps.settings.booking_noshow_days,
+                },
+            )
+    return marked
+
+
+async def sweep_revocations() -> int:
+    """Forget revocations whose slots are long over."""
+    return await RevokedTicket.filter(expires_at__lt=clock.now()).delete()

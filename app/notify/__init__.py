@@ -1,0 +1,1 @@
+"""The notification outbox: rows written in the same transaction as the change they announce."""

@@ -1,0 +1,85 @@
+"""Write to and read the notification outbox (delivery is the worker's job)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+
+from app import clock
+from app.notify.models import Notification, NotificationStatus
+
+
+async def enqueue(
+    *,
+    kind: str,
+    citizen_id: uuid.UUID | str,
+    subject_type: str,
+    subject_id: str,
+    payload: dict[str, Any],
+    dedupe_key: str,
+    send_after: dt.datetime | None = None,
+    fresh: bool = False,
+) -> Notification | None:
+    """Queue a notification (call inside the transaction of the change); None when already queued.
+
+    `fresh=True` when the dedupe key names something this transaction just created (nothing to look up).
+    """
+    if not fresh and await Notification.exists(dedupe_key=dedupe_key):
+        return None
+    try:
+        return await Notification.create(
+            id=uuid.uuid4(),
+            kind=kind,
+            citizen_id=citizen_id,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            payload=payload,
+            dedupe_key=dedupe_key,
+            send_after=send_after or clock.now(),
+        )
+    except IntegrityError:  # pragma: no cover - the caller's transaction serialises its own keys
+        return None
+
+
+async def cancel_pending(*, subject_type: str, subject_id: str, kind: str | None = None) -> int:
+    """Cancel what has not been sent yet about a subject (e.g. the reminder of a cancelled booking)."""
+    query = Notification.filter(subject_type=subject_type, subject_id=subject_id, status=NotificationStatus.pending)
+    if kind:
+        query = query.filter(kind=kind)
+    return await query.update(status=NotificationStatus.cancelled, updated_at=clock.now())
+
+
+def notification_dict(row: Notification) -> dict[str, Any]:
+    """The public shape of a notification."""
+    return {
+        "id": str(row.id),
+        "kind": row.kind,
+        "status": str(row.status),
+        "subject_type": row.subject_type,
+        "subject_id": row.subject_id,
+        "send_after": clock.iso(row.send_after),
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "created_at": clock.iso(row.created_at),
+        "sent_at": clock.iso(row.sent_at),
+        "payload": row.payload,
+    }
+
+
+async def list_notifications(
+    *, status: str | None, kind: str | None, subject_id: str | None, page: int, page_size: int
+) -> dict[str, Any]:
+    """A page of the outbox for staff, newest first."""
+    query = Notification.all()
+    if status:
+        query = query.filter(status=status)
+    if kind:
+        query = query.filter(kind=kind)
+    if subject_id:
+        query = query.filter(subject_id=subject_id)
+    total = await query.count()
+    rows = await query.order_by("-created_at", "-id").offset((page - 1) * page_size).limit(page_size)
+    return {"items": [notification_dict(r) for r in rows], "total": total, "page": page, "page_size": page_size}

@@ -1,0 +1,201 @@
+"""Citizen booking API: slots, book (idempotent), list, detail, cancel, reschedule and the ticket image."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+from sanic import Blueprint, HTTPResponse, Request
+
+from app.booking import errors as be
+from app.booking import service
+from app.booking.models import BookingStatus
+from app.errors import InvalidInput, MatterNotFound
+from app.http import doc, idempotent, json_response, parse_body, parse_query
+from app.idempotency import IdempotencyInFlight, IdempotencyKeyInvalid, IdempotencyKeyRequired, IdempotencyKeyReused
+from auth.errors import CITIZEN_AUTH_ERRORS
+from auth.guards import citizen_required
+from qr.render import MEDIA_TYPES, ImageOptions, render_png, render_svg
+
+bp = Blueprint("bookings", url_prefix="/api/v1")
+TAG = "bookings 预约"
+AUTH_ERRORS = CITIZEN_AUTH_ERRORS
+PRIVATE = {"Cache-Control": "private, no-store"}
+SLOT_ERRORS = [be.SlotNotFound, be.SlotNotForMatter, be.SlotInPast, be.SlotOutsideWindow, be.SlotFull]
+
+
+class SlotQuery(BaseModel):
+    """Which slots to list."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    hall: str | None = Field(default=None, max_length=32, description="大厅编码（默认为事项的办理大厅）")
+    date_from: dt.date | None = Field(default=None, alias="from", description="起始日期 YYYY-MM-DD（默认今天）")
+    date_to: dt.date | None = Field(default=None, alias="to", description="结束日期 YYYY-MM-DD（默认预约窗口最后一天）")
+
+
+class BookBody(BaseModel):
+    """What to book."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    matter_code: str = Field(min_length=1, max_length=40)
+    slot_id: str = Field(min_length=1, max_length=80)
+
+
+class RescheduleBody(BaseModel):
+    """The new slot."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    slot_id: str = Field(min_length=1, max_length=80)
+
+
+class ListQuery(BaseModel):
+    """Filter and page of the booking list."""
+
+    model_config = ConfigDict(extra="ignore")
+    status: BookingStatus | None = None
+    page: int = Field(default=1, ge=1, le=10_000)
+    page_size: int = Field(default=20, ge=1, le=100)
+
+
+def _deps(request: Request) -> service.BookingDeps:
+    return request.app.ctx.booking
+
+
+@bp.get("/matters/<code:str>/slots")
+@doc(
+    tag=TAG,
+    summary="可预约时段（身份等级 ≥ 2）",
+    query=SlotQuery,
+    secured="bearer",
+    errors=[*AUTH_ERRORS, MatterNotFound, be.BookingNotOffered, be.HallNotFound, be.SlotNotForMatter, be.RangeInvalid],
+)
+@citizen_required(loa=2)
+async def slots(request: Request, code: str) -> HTTPResponse:
+    """Open slots of the matter's hall and section, with seats left."""
+    query = parse_query(request, SlotQuery)
+    body = await service.list_slots(
+        _deps(request), matter_code=code, hall=query.hall, date_from=query.date_from, date_to=query.date_to
+    )
+    return json_response(body, headers=PRIVATE)
+
+
+@bp.post("/bookings")
+@doc(
+    tag=TAG,
+    summary="预约（需 Idempotency-Key 请求头；同一键同一内容重放同一结果）",
+    body=BookBody,
+    status=201,
+    secured="bearer",
+    errors=[
+        *AUTH_ERRORS,
+        InvalidInput,
+        IdempotencyKeyRequired,
+        IdempotencyKeyInvalid,
+        IdempotencyKeyReused,
+        IdempotencyInFlight,
+        MatterNotFound,
+        be.BookingNotOffered,
+        *SLOT_ERRORS,
+        be.BookingExists,
+        be.BookingLimitReached,
+        be.BookingRestricted,
+    ],
+)
+@citizen_required(loa=2)
+async def book(request: Request) -> HTTPResponse:
+    """Take a seat in a slot; answers the booking with its signed ticket."""
+    body = parse_body(request, BookBody)
+    principal = request.ctx.principal
+    return await idempotent(
+        request,
+        owner=principal.subject,
+        payload=body.model_dump(),
+        run=lambda claim: service.book(
+            _deps(request), citizen_id=principal.id, matter_code=body.matter_code, slot_id=body.slot_id, claim=claim
+        ),
+    )
+
+
+@bp.get("/bookings")
+@doc(tag=TAG, summary="我的预约", query=ListQuery, secured="bearer", errors=[*AUTH_ERRORS, InvalidInput])
+@citizen_required(loa=2)
+async def my_bookings(request: Request) -> HTTPResponse:
+    """The caller's bookings, latest slot first."""
+    query = parse_query(request, ListQuery)
+    body = await service.list_bookings(
+        _deps(request),
+        citizen_id=request.ctx.principal.id,
+        status=query.status.value if query.status else None,
+        page=query.page,
+        page_size=query.page_size,
+    )
+    return json_response(body, headers=PRIVATE)
+
+
+@bp.get("/bookings/<booking_id:str>")
+@doc(tag=TAG, summary="预约详情（含预约码和提醒状态）", secured="bearer", errors=[*AUTH_ERRORS, be.BookingNotFound])
+@citizen_required(loa=2)
+async def booking_detail(request: Request, booking_id: str) -> HTTPResponse:
+    """One of the caller's bookings."""
+    body = await service.get_booking(_deps(request), citizen_id=request.ctx.principal.id, booking_id=booking_id)
+    return json_response(body, headers=PRIVATE)
+
+
+@bp.post("/bookings/<booking_id:str>/cancel")
+@doc(
+    tag=TAG,
+    summary="取消预约（截止时间前；重复取消返回同一结果）",
+    secured="bearer",
+    errors=[*AUTH_ERRORS, be.BookingNotFound, be.BookingNotActive, be.CutoffPassed],
+)
+@citizen_required(loa=2)
+async def cancel(request: Request, booking_id: str) -> HTTPResponse:
+    """Cancel: the seat returns and the ticket is revoked."""
+    body = await service.cancel(_deps(request), citizen_id=request.ctx.principal.id, booking_id=booking_id)
+    return json_response(body)
+
+
+@bp.post("/bookings/<booking_id:str>/reschedule")
+@doc(
+    tag=TAG,
+    summary="改约（先占新号再释放旧号，原子完成；旧预约码作废）",
+    body=RescheduleBody,
+    secured="bearer",
+    errors=[
+        *AUTH_ERRORS,
+        InvalidInput,
+        be.BookingNotFound,
+        be.BookingNotActive,
+        be.CutoffPassed,
+        *SLOT_ERRORS,
+        be.BookingExists,
+    ],
+)
+@citizen_required(loa=2)
+async def reschedule(request: Request, booking_id: str) -> HTTPResponse:
+    """Move the booking to another slot."""
+    body = parse_body(request, RescheduleBody)
+    result = await service.reschedule(
+        _deps(request), citizen_id=request.ctx.principal.id, booking_id=booking_id, slot_id=body.slot_id
+    )
+    return json_response(result)
+
+
+@bp.get("/bookings/<booking_id:str>/<image:str>")
+@doc(
+    tag=TAG,
+    summary="预约码图片：ticket.png 或 ticket.svg（内容为签名预约码，窗口扫码签到）",
+    query=ImageOptions,
+    secured="bearer",
+    errors=[*AUTH_ERRORS, InvalidInput, be.BookingNotFound, be.BookingNotActive],
+)
+@citizen_required(loa=2)
+async def ticket_image(request: Request, booking_id: str, image: str) -> HTTPResponse:
+    """The ticket as a QR image (`ticket.png` or `ticket.svg`)."""
+    fmt = {"ticket.png": "png", "ticket.svg": "svg"}.get(image)
+    if fmt is None:
+        raise be.BookingNotFound(details={"path": image[:32]})
+    opts = parse_query(request, ImageOptions)
+    text = await service.ticket_text(_deps(request), citizen_id=request.ctx.principal.id, booking_id=booking_id)
+    image = render_png(text, opts) if fmt == "png" else render_svg(text, opts)
+    return HTTPResponse(image, content_type=MEDIA_TYPES[fmt], headers=PRIVATE)
