@@ -242,6 +242,7 @@ class FakeWeChat:
         self.apps = dict(apps if apps is not None else dev_apps())
         self.token_ttl = token_ttl
         self.sent: list[dict[str, Any]] = []
+        self._client_msgs: dict[tuple[str, str, str], int] = {}
         self.menus: dict[str, dict[str, Any]] = {}
         self.qrcodes: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
@@ -595,9 +596,17 @@ class FakeWeChat:
             return _error(40037), 0
         if not isinstance(data.get("data"), dict):
             return _error(47001), 0
+        appid = self._appid_of(query)
+        # Like WeChat: one message per openid and client_msg_id (a retried send gets the first msgid).
+        dedupe = (appid, data["touser"], data.get("client_msg_id")) if data.get("client_msg_id") else None
+        with self._lock:
+            if dedupe is not None and dedupe in self._client_msgs:
+                return None, self._client_msgs[dedupe]
         msgid = self._next_msgid()
         with self._lock:
-            self.sent.append({"kind": kind, "appid": self._appid_of(query), "msgid": msgid, **data})
+            self.sent.append({"kind": kind, "appid": appid, "msgid": msgid, **data})
+            if dedupe is not None:
+                self._client_msgs[dedupe] = msgid
         return None, msgid
 
     def _template_send(self, query: dict[str, str], body: bytes) -> _Reply:

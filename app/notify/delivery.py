@@ -1,0 +1,173 @@
+"""The outbox delivery worker: claims due notifications and sends them through WeChat.
+
+Every worker process runs it. A claim is one transaction that picks due rows with
+`SELECT … FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite has one writer) and stamps them with a
+claim token and a lease, so no two workers hold the same row. A row is marked sent only by the
+worker whose claim token it carries. A worker that dies after claiming leaves the lease to run
+out, and the row is sent by whoever claims it next. Official-account template messages carry
+the notification id as `client_msg_id`, so WeChat drops a duplicate of a send whose answer was lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
+
+from app import clock
+from app.notify.models import Notification, NotificationStatus
+from app.notify.templates import RENDERERS
+from app.settings import Settings
+from app.wechat.client import WeChatClient
+from app.wechat.errors import WeChatError, WeChatQuotaExhausted, WeChatRateLimited, WeChatUnavailable
+from auth.models import Channel, ChannelBinding
+
+log = logging.getLogger("app.notify")
+
+LEASE_SECONDS = 60  # far longer than one WeChat call (at most 5 s)
+MAX_ATTEMPTS = 8
+BACKOFF_BASE_SECONDS = 30
+BACKOFF_MAX_SECONDS = 3600
+# errcodes that no retry can fix: invalid openid, user refused/unsubscribed, template missing or invalid
+PERMANENT_ERRCODES = frozenset({40003, 40037, 43004, 43101, 47003})
+
+
+@dataclass
+class Outcome:
+    """What one delivery round did."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """Wait before the next try: 30 s, 1 min, 2 min … capped at an hour."""
+    return dt.timedelta(seconds=min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS))
+
+
+async def claim(*, batch: int, lease: float = LEASE_SECONDS) -> list[Notification]:
+    """Take up to `batch` due notifications for this worker."""
+    now = clock.now()
+    token = uuid.uuid4()
+    due = Q(status=NotificationStatus.pending, send_after__lte=now) & (
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    )
+    async with in_transaction():
+        ids = await (
+            Notification.filter(due)
+            .order_by("send_after")
+            .limit(batch)
+            .select_for_update(skip_locked=True)
+            .values_list("id", flat=True)
+        )
+        if not ids:
+            return []
+        # Conditional too: on SQLite (no row locks) two workers may have read the same ids.
+        await Notification.filter(Q(id__in=ids) & due).update(
+            claim_token=token,
+            claimed_until=now + dt.timedelta(seconds=lease),
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+    return await Notification.filter(claim_token=token, status=NotificationStatus.pending)
+
+
+async def _mark(row: Notification, **fields: object) -> None:
+    """Record the outcome, only while our claim still holds the row."""
+    await Notification.filter(id=row.id, claim_token=row.claim_token).update(
+        claimed_until=None, updated_at=clock.now(), **fields
+    )
+
+
+async def _binding(citizen_id: uuid.UUID, settings: Settings) -> ChannelBinding | None:
+    """Where to reach a citizen: the subscribed official account first, else the mini program."""
+    rows = await ChannelBinding.filter(citizen_id=citizen_id).order_by("-last_login_at", "-id")
+    for channel, appid in (
+        (Channel.official_account, settings.wechat_mp_appid),
+        (Channel.miniprogram, settings.wechat_mini_appid),
+    ):
+        for row in rows:
+            if (
+                row.channel == channel
+                and row.appid == appid
+                and (channel != Channel.official_account or row.subscribed)
+            ):
+                return row
+    return None
+
+
+async def send_one(row: Notification, *, settings: Settings, wechat: WeChatClient) -> str:
+    """Send one claimed notification; answers `sent`, `retry` or `failed`."""
+    render = RENDERERS.get(row.kind)
+    binding = await _binding(row.citizen_id, settings)
+    if render is None or binding is None:
+        reason = "NO_TEMPLATE" if render is None else "NO_CHANNEL"
+        await _mark(row, status=NotificationStatus.failed, last_error=reason)
+        return "failed"
+    content = render(row.payload)
+    channel = binding.channel.value
+    templates = (
+        settings.wechat_templates
+        if binding.channel == Channel.official_account
+        else settings.wechat_subscribe_templates
+    )
+    template_id = templates.get(row.kind)
+    if not template_id:
+        await _mark(row, status=NotificationStatus.failed, channel=channel, last_error="NO_TEMPLATE")
+        return "failed"
+    try:
+        if binding.channel == Channel.official_account:
+            msgid = await wechat.send_template(
+                openid=binding.openid,
+                template_id=template_id,
+                data=content.mp_data,
+                url=content.url,
+                client_msg_id=str(row.id),
+            )
+        else:
+            await wechat.send_subscribe(
+                openid=binding.openid, template_id=template_id, data=content.mini_data, page=content.page
+            )
+            msgid = None
+    except WeChatError as exc:
+        permanent = isinstance(exc, WeChatQuotaExhausted) or exc.errcode in PERMANENT_ERRCODES
+        error = f"{exc.code} {exc.errcode or ''}".strip()[:300]
+        if permanent or row.attempts >= MAX_ATTEMPTS:
+            await _mark(row, status=NotificationStatus.failed, channel=channel, last_error=error)
+            log.warning("notification %s failed for good: %s", row.id, error)
+            return "failed"
+        wait = backoff(row.attempts)
+        if isinstance(exc, WeChatRateLimited):
+            wait = max(wait, dt.timedelta(seconds=exc.retry_after))
+        await _mark(row, channel=channel, last_error=error, send_after=clock.now() + wait)
+        level = logging.INFO if isinstance(exc, WeChatUnavailable | WeChatRateLimited) else logging.WARNING
+        log.log(level, "notification %s will be retried in %s: %s", row.id, wait, error)
+        return "retry"
+    await _mark(
+        row,
+        status=NotificationStatus.sent,
+        channel=channel,
+        msgid=str(msgid) if msgid is not None else None,
+        sent_at=clock.now(),
+        last_error=None,
+    )
+    return "sent"
+
+
+async def deliver(*, settings: Settings, wechat: WeChatClient, batch: int = 20) -> Outcome:
+    """One round: claim due notifications and send them one by one."""
+    outcome = Outcome()
+    for row in await claim(batch=batch):
+        result = await send_one(row, settings=settings, wechat=wechat)
+        if result == "sent":
+            outcome.sent += 1
+        elif result == "retry":
+            outcome.retried += 1
+        else:
+            outcome.failed += 1
+    return outcome

@@ -1,0 +1,71 @@
+"""What each kind of notification says, as an official-account template message and a mini-program
+subscribe message (template ids come from settings; the field names follow the templates we apply for)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The two renderings of one notification."""
+
+    mp_data: dict[str, str]
+    mini_data: dict[str, str]
+    url: str | None = None
+    page: str | None = None
+
+
+def _thing(text: Any, limit: int = 20) -> str:
+    """WeChat's `thing` fields take at most 20 characters."""
+    value = str(text or "")
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _when(iso: str | None) -> str:
+    """`2026-10-08T09:00:00+08:00` -> `2026-10-08 09:00` (the `time` field format)."""
+    return (iso or "")[:16].replace("T", " ")
+
+
+def booking_reminder(p: dict[str, Any]) -> Rendered:
+    """The day-before reminder of a booking."""
+    return Rendered(
+        mp_data={
+            "first": "您预约的事项明天办理，请按时前往",
+            "keyword1": p.get("matter_name", ""),
+            "keyword2": _when(p.get("starts_at")),
+            "keyword3": f"{p.get('hall_name', '')} {p.get('hall_address', '')}".strip(),
+            "remark": "请携带申请材料，凭预约码到窗口扫码签到。如不能前往，请提前取消预约。",
+        },
+        mini_data={
+            "thing1": _thing(p.get("matter_name")),
+            "time2": _when(p.get("starts_at")),
+            "thing3": _thing(p.get("hall_name")),
+            "thing4": "请携带材料按时签到，不能前往请提前取消",
+        },
+        url=p.get("url"),
+    )
+
+
+def booking_no_show(p: dict[str, Any]) -> Rendered:
+    """A booking nobody checked in for."""
+    rule = f"{p.get('days', 90)} 天内爽约 {p.get('limit', 3)} 次将暂停预约"
+    return Rendered(
+        mp_data={
+            "first": "您有一次预约未按时签到，已记为爽约",
+            "keyword1": p.get("matter_name", ""),
+            "keyword2": _when(p.get("starts_at")),
+            "keyword3": p.get("hall_name", ""),
+            "remark": f"{rule}。如需办理，请重新预约。",
+        },
+        mini_data={
+            "thing1": _thing(p.get("matter_name")),
+            "time2": _when(p.get("starts_at")),
+            "thing3": _thing(p.get("hall_name")),
+            "thing4": _thing(rule),
+        },
+    )
+
+
+RENDERERS = {"booking_reminder": booking_reminder, "booking_no_show": booking_no_show}
