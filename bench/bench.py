@@ -3,10 +3,13 @@ measured with wrk on 127.0.0.1."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
+import math
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -14,13 +17,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -36,6 +42,24 @@ BENCH_CITIZEN = "13800138000"  # the phone of the citizen whose dev token the au
 WRK_SLACK = 30.0  # seconds a wrk run may take beyond its duration before it counts as hung
 TIME_BIN = Path("/usr/bin/time")
 
+# The booking phase (see the README): the hall, its calendar and the sizes of the storm and of the desk's bookings.
+BOOKING_HALL = "main"
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # the service's calendar days
+SLOT_MINUTES = 30  # the service's default slot length: 47 slots a day around the clock
+STORM_WAVE = 40  # citizens per storm wave; a wave storms STORM_SLOTS slots of one day ...
+STORM_SLOTS = 2
+STORM_SEATS = 8  # ... of this many seats each: 16 seats for 40 citizens, so every wave sees 201 and 409 SLOT_FULL
+STORM_LEAD = timedelta(hours=2)  # storm slots start at least this late (they stay bookable through the phase)
+DESK_SEATS = 1000  # seats per slot of every other section: the desk's bookings never run out of seats
+DESK_MATTERS = 5  # the desk's bookings go to up to this many bookable matters of the hall, one per section
+DESK_SOON = (timedelta(minutes=2), timedelta(minutes=200))  # their slots start this soon (check-in opens 240 min early)
+DESK_SCANS_PER_S = 300  # default BENCH_DESK_BOOKINGS: this many first scans per second of desk_checkin load ...
+DESK_TICKETS_MAX = 10_000  # ... at most
+DESK_COUNTER = "W01"
+SETUP_CLIENTS = 16  # parallel connections creating the desk's bookings
+PER_CITIZEN_S = 0.1  # the most minting one citizen's token may take (`python -m app dev token --citizens N`)
+PER_BOOKING_S = 0.05  # the most creating one desk booking may take (SETUP_CLIENTS in parallel)
+
 EXIT_OK, EXIT_SERVER, EXIT_WRK = 0, 2, 3
 
 
@@ -47,6 +71,9 @@ class Context:
     matter_code: str
     server_env: Mapping[str, str]  # the environment the server of this phase runs with
     deadline: Deadline
+    cfg: Config  # the wrk settings of this phase (and the sizes of the booking phase)
+    work_dir: Path  # a temporary directory of this phase, for data files of Lua scripts
+    state: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # what path setups share
     _tokens: dict[tuple[str, ...], str] = field(default_factory=dict, repr=False, compare=False)
     _slugs: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -99,6 +126,14 @@ class BenchPath:
     report_only: bool = False  # measured and reported with its ratio, but judged against no target
     expect_status: int | None = None  # the preflight request must answer exactly this, or the run stops
     p99_max_ms: float | None = None  # the median p99 latency must not exceed this (put it in a latency phase)
+    # Scripted writes (see "Scripted writes" in the README): data prepared once per phase, a preflight of their own,
+    # a check of what the runs wrote, answers that are not failures, wrk's --timeout, and time for all that.
+    setup: Callable[[Context], Mapping[str, str]] | None = None  # prepares data; returns Lua globals for the script
+    preflight: Callable[[Context], tuple[int, bytes]] | None = None  # replaces the static preflight request
+    check: Callable[[Context, Sequence[WrkResult]], dict[str, Any]] | None = None  # after the rounds (all runs)
+    answers: frozenset[int] = frozenset()  # non-2xx statuses that are answers, not failures (script counts them)
+    wrk_timeout_s: int | None = None  # wrk --timeout (wrk's default is 2 s)
+    setup_s: Callable[[Config], float] | None = None  # the most setup + check may take (for the time bound)
 
 
 @dataclass(frozen=True)
@@ -149,6 +184,25 @@ PATHS: list[BenchPath] = [
     BenchPath("qr_h5", "GET", _qr, 0.6, headers=MOBILE_BROWSER, expect_status=200),
 ]
 
+# The booking phase: a storm of citizens booking few seats, then a desk checking bookings in. Their setups, preflights
+# and checks are defined with the booking phase further down (hence the lambdas).
+BOOKING_STORM = BenchPath(
+    "booking_storm", "POST", "/api/v1/bookings", 0.05, script="lua/booking_storm.lua", expect_status=201,
+    setup=lambda c: storm_setup(c), preflight=lambda c: storm_preflight(c), check=lambda c, r: storm_check(c, r),
+    answers=frozenset({409}), wrk_timeout_s=10, setup_s=lambda cfg: storm_setup_s(cfg),
+)  # fmt: skip
+DESK_CHECKIN = BenchPath(
+    "desk_checkin", "POST", "/api/v1/desk/checkins", 0.1, script="lua/desk_checkin.lua", expect_status=200,
+    setup=lambda c: desk_setup(c), preflight=lambda c: desk_preflight(c), check=lambda c, r: desk_check(c, r),
+    wrk_timeout_s=10, setup_s=lambda cfg: desk_setup_s(cfg),
+)  # fmt: skip
+DESK_RESCAN = BenchPath(
+    "desk_rescan", "POST", "/api/v1/desk/checkins", None, script="lua/desk_checkin.lua", expect_status=200,
+    report_only=True, setup=lambda c: rescan_setup(c), preflight=lambda c: rescan_preflight(c),
+    check=lambda c, r: rescan_check(c, r), wrk_timeout_s=10, setup_s=lambda cfg: 60.0,
+)  # fmt: skip
+BOOKING_PATHS: list[BenchPath] = [BASELINE, BOOKING_STORM, DESK_CHECKIN, DESK_RESCAN]
+
 # Each phase starts the server afresh with its extra env (same database: it is reset once, before the first phase)
 # and measures its paths in their own interleaved rounds, against its own baseline. Adding a phase is one line.
 PHASES: list[Phase] = [
@@ -156,6 +210,11 @@ PHASES: list[Phase] = [
     # Absolute latency targets need a load that does not queue: wrk -t1 -c8 by default (see README).
     Phase("latency", "phase: latency", [BASELINE, QR_JSON_P99], latency=True),
     Phase("token_cache_off", "phase: token cache off", [BASELINE, ME_UNCACHED], env={"TOKEN_CACHE_SIZE": "0"}),
+    # Scripted writes with their own setup and checks (see "The booking phase" in the README). Each citizen may hold
+    # up to 100 active bookings (a storm citizen books up to one per day of the window); tokens outlive the phase.
+    Phase(
+        "booking", "phase: booking", BOOKING_PATHS, env={"BOOKING_MAX_ACTIVE": "100", "ACCESS_TOKEN_SECONDS": "3600"}
+    ),
 ]
 
 
@@ -178,11 +237,13 @@ class Config:
     warmup: int
     latency_connections: int = 8
     latency_threads: int = 1
+    citizens: int = 400  # citizens of the booking storm (BENCH_BOOKING_CITIZENS)
+    desk_bookings: int = 0  # tickets desk_checkin scans (BENCH_DESK_BOOKINGS); 0: sized from the run's length
 
     @classmethod
     def from_env(cls) -> Config:
         """Read BENCH_DURATION, BENCH_CONNECTIONS, BENCH_THREADS, BENCH_ROUNDS, BENCH_WARMUP,
-        BENCH_LATENCY_CONNECTIONS and BENCH_LATENCY_THREADS."""
+        BENCH_LATENCY_CONNECTIONS, BENCH_LATENCY_THREADS, BENCH_BOOKING_CITIZENS and BENCH_DESK_BOOKINGS."""
         cfg = cls(
             duration=_env_int("BENCH_DURATION", 8),
             connections=_env_int("BENCH_CONNECTIONS", 64),
@@ -191,7 +252,11 @@ class Config:
             warmup=_env_int("BENCH_WARMUP", 2),
             latency_connections=_env_int("BENCH_LATENCY_CONNECTIONS", 8),
             latency_threads=_env_int("BENCH_LATENCY_THREADS", 1),
+            citizens=_env_int("BENCH_BOOKING_CITIZENS", 400),
+            desk_bookings=_env_int("BENCH_DESK_BOOKINGS", 0),
         )
+        if cfg.citizens < STORM_WAVE:
+            raise BenchError(f"BENCH_BOOKING_CITIZENS must be at least {STORM_WAVE} (one storm wave)", EXIT_SERVER)
         for conns, threads, prefix in (
             (cfg.connections, cfg.threads, "BENCH_"),
             (cfg.latency_connections, cfg.latency_threads, "BENCH_LATENCY_"),
@@ -205,6 +270,17 @@ class Config:
         if not phase.latency:
             return self
         return replace(self, connections=self.latency_connections, threads=self.latency_threads)
+
+    @property
+    def measured_s(self) -> int:
+        """Seconds of wrk load per path: the warm-up and every round."""
+        return self.warmup + self.rounds * self.duration
+
+    @property
+    def desk_tickets(self) -> int:
+        """Bookings to create for desk_checkin: BENCH_DESK_BOOKINGS, else enough for DESK_SCANS_PER_S first scans per
+        second of its load."""
+        return self.desk_bookings or min(DESK_TICKETS_MAX, max(200, DESK_SCANS_PER_S * self.measured_s))
 
 
 def _env_int(name: str, default: int) -> int:
@@ -224,6 +300,7 @@ class Resolved:
     spec: BenchPath
     path: str
     headers: dict[str, str]
+    lua_vars: dict[str, str] = field(default_factory=dict)  # globals the path's setup gave its Lua script
 
 
 @dataclass(frozen=True)
@@ -235,6 +312,8 @@ class WrkResult:
     requests: int
     non_2xx_3xx: int
     socket_errors: dict[str, int]
+    counts: dict[str, int] = field(default_factory=dict)  # `count NAME N` lines of the script's report file
+    report: tuple[str, ...] = ()  # the report file's other lines (for the path's check)
 
 
 class Deadline:
@@ -320,24 +399,59 @@ def flush_redis() -> None:
 _JWT_RE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
-def dev_token(env: Mapping[str, str], args: Iterable[str], deadline: Deadline) -> str:
-    """One access token from `python -m app dev token ARGS`, run with the server's environment (same issuer)."""
-    cmd = [sys.executable, "-m", "app", "dev", "token", *args]
+def run_cli(
+    env: Mapping[str, str], args: Iterable[str], deadline: Deadline, timeout: float = TOKEN_TIMEOUT, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`python -m app ARGS` run with the server's environment (same stores and issuer); fails unless it exits 0."""
+    cmd = [sys.executable, "-m", "app", *args]
     shown = "python " + " ".join(cmd[1:])
     try:
         done = subprocess.run(
-            cmd, cwd=ROOT, env=dict(env), stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            timeout=deadline.clip(TOKEN_TIMEOUT), check=False,
+            cmd, cwd=ROOT, env=dict(env), input=stdin, capture_output=True, text=True,
+            timeout=deadline.clip(timeout), check=False,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
-        raise deadline.timed_out(f"`{shown}` did not finish within {TOKEN_TIMEOUT:.0f} s", EXIT_SERVER) from None
+        raise deadline.timed_out(f"`{shown}` did not finish within {timeout:.0f} s", EXIT_SERVER) from None
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
         raise BenchError(f"`{shown}` exited {done.returncode}: {tail}", EXIT_SERVER)
+    return done
+
+
+def dev_tokens(
+    env: Mapping[str, str], args: Iterable[str], deadline: Deadline, count: int = 1, timeout: float = TOKEN_TIMEOUT
+) -> list[str]:
+    """`count` access tokens from `python -m app dev token ARGS`, run with the server's environment."""
+    args = ["dev", "token", *args]
+    done = run_cli(env, args, deadline, timeout)
     tokens = [line.strip() for line in done.stdout.splitlines() if _JWT_RE.fullmatch(line.strip())]
-    if len(tokens) != 1:
-        raise BenchError(f"`{shown}` printed {len(tokens)} tokens, expected one: {done.stdout[:300]!r}", EXIT_SERVER)
-    return tokens[0]
+    if len(tokens) != count:
+        raise BenchError(
+            f"`python -m app {' '.join(args)}` printed {len(tokens)} tokens, expected {count}: {done.stdout[:300]!r}",
+            EXIT_SERVER,
+        )
+    return tokens
+
+
+def dev_token(env: Mapping[str, str], args: Iterable[str], deadline: Deadline) -> str:
+    """One access token from `python -m app dev token ARGS`, run with the server's environment (same issuer)."""
+    return dev_tokens(env, args, deadline)[0]
+
+
+def run_sql(sql: str, deadline: Deadline) -> list[list[str]]:
+    """Rows of one SQL script run by psql on the benchmark's database (unaligned, `|`-separated)."""
+    cmd = ["psql", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-d", PG_DB, "-v", "ON_ERROR_STOP=1", "-q"]
+    cmd += ["-At", "-F", "|", "-f", "-"]
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "5"}
+    try:
+        done = subprocess.run(
+            cmd, input=sql, capture_output=True, text=True, timeout=deadline.clip(60), env=env, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise deadline.timed_out("psql did not answer within 60 s", EXIT_SERVER) from None
+    if done.returncode != 0:
+        raise BenchError(f"psql failed on {PG_DB}: {done.stderr.strip()[:500]}", EXIT_SERVER)
+    return [line.split("|") for line in done.stdout.splitlines() if line]
 
 
 def free_port() -> int:
@@ -567,8 +681,10 @@ def _lua_string(text: str) -> str:
 
 
 @contextmanager
-def wrk_script(spec: BenchPath) -> Iterator[Path | None]:
-    """The Lua script wrk needs for this path: the method/body prelude plus the path's own script, if any."""
+def wrk_script(target: Resolved, cfg: Config) -> Iterator[tuple[Path | None, Path | None]]:
+    """The Lua script wrk needs for this path (the method/body prelude, the globals of its setup, then its own
+    script) and the report file the script may write; (None, None) when plain wrk flags do."""
+    spec = target.spec
     prelude = []
     if spec.method.upper() != "GET":
         prelude.append(f"wrk.method = {_lua_string(spec.method.upper())}")
@@ -576,32 +692,53 @@ def wrk_script(spec: BenchPath) -> Iterator[Path | None]:
         prelude.append(f"wrk.body = {_lua_string(spec.body)}")
     own = (BENCH_DIR / spec.script).read_text("utf-8") if spec.script else ""
     if not prelude and not own:
-        yield None
+        yield None, None
         return
     with tempfile.TemporaryDirectory(prefix="bench-lua-") as tmp:
+        report = Path(tmp) / "report.txt"
+        if own:  # the globals a script may use: its report file, wrk -t and what the path's setup returned
+            values = {"bench_report": str(report), **target.lua_vars}
+            prelude += [f"{name} = {_lua_string(value)}" for name, value in values.items()]
+            prelude.append(f"bench_threads = {cfg.threads}")
         script = Path(tmp) / f"{spec.name}.lua"
         script.write_text("\n".join([*prelude, own]) + "\n", "utf-8")
-        yield script
+        yield script, report if own else None
+
+
+def read_report(path: Path | None) -> tuple[dict[str, int], tuple[str, ...]]:
+    """The `count NAME N` lines of a script's report file, and its other lines."""
+    if path is None or not path.exists():
+        return {}, ()
+    counts: dict[str, int] = {}
+    other = []
+    for line in path.read_text("utf-8", errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "count" and parts[2].isdigit():
+            counts[parts[1]] = counts.get(parts[1], 0) + int(parts[2])
+        elif parts:
+            other.append(line)
+    return counts, tuple(other)
 
 
 def run_wrk(url: str, target: Resolved, cfg: Config, duration: int, deadline: Deadline) -> WrkResult:
     """One wrk run against url; raises BenchError when wrk fails, hangs or measures nothing."""
     assert url.startswith(f"http://{HOST}:"), url
     cmd = ["wrk", f"-t{cfg.threads}", f"-c{cfg.connections}", f"-d{duration}s", "--latency"]
+    timeout = target.spec.wrk_timeout_s
+    if timeout is not None:
+        cmd.append(f"--timeout={timeout}s")
     for key, value in target.headers.items():
         cmd += ["-H", f"{key}: {value}"]
-    with wrk_script(target.spec) as script:
+    hang = duration + WRK_SLACK + (timeout or 0)
+    with wrk_script(target, cfg) as (script, report):
         if script is not None:
             cmd += ["-s", str(script)]
         cmd.append(url)
         try:
-            done = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=deadline.clip(duration + WRK_SLACK), check=False
-            )
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=deadline.clip(hang), check=False)
         except subprocess.TimeoutExpired:
-            raise deadline.timed_out(
-                f"wrk did not finish within {duration + WRK_SLACK:.0f} s on {url}", EXIT_WRK
-            ) from None
+            raise deadline.timed_out(f"wrk did not finish within {hang:.0f} s on {url}", EXIT_WRK) from None
+        counts, lines = read_report(report)
     if done.returncode != 0:
         raise BenchError(f"wrk exited {done.returncode} on {url}: {(done.stderr or done.stdout).strip()}", EXIT_WRK)
     try:
@@ -610,7 +747,561 @@ def run_wrk(url: str, target: Resolved, cfg: Config, duration: int, deadline: De
         raise BenchError(f"cannot read wrk's output on {url} ({exc}):\n{done.stdout}{done.stderr}", EXIT_WRK) from None
     if result.requests == 0:
         raise BenchError(f"wrk completed no request on {url}:\n{done.stdout}", EXIT_WRK)
-    return result
+    return replace(result, counts=counts, report=lines)
+
+
+# ---------------------------------------------------------------- the booking phase
+#
+# Setup goes through the service's own CLI and API (staff accounts, dev tokens, the hall's calendar, the desk's
+# bookings); the checks read the database with psql and the slots API. The Lua scripts are bench/lua/*.lua.
+
+
+def _jwt_subject(token: str) -> str:
+    """The `sub` claim of an access token (read, not verified: to spot the same citizen twice)."""
+    payload = token.split(".")[1]
+    return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("sub", ""))
+
+
+def _api(ctx: Context, method: str, path: str, token: str, body: Any = None, expect: int = 200) -> Any:
+    """One JSON API call of the setup with a bearer token; anything but `expect` stops the run (a broken setup)."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    data = json.dumps(body).encode() if body is not None else None
+    status, payload = ctx.request(method, path, body=data, headers=headers)
+    if status != expect:
+        raise BenchError(f"{method} {path} answered {status}, expected {expect}: {payload[:300]!r}", EXIT_SERVER)
+    return json.loads(payload)
+
+
+def _lua_table(values: Iterable[str]) -> str:
+    """A Lua array of strings (values are tokens, slot ids, tickets: no quotes or backslashes)."""
+    return "{" + ",".join(f'"{v}"' for v in values) + "}"
+
+
+def _sql_array(values: Iterable[str], kind: str = "text") -> str:
+    """An SQL array literal of ids (UUIDs, slot ids: no quotes)."""
+    return "ARRAY[" + ",".join(f"'{v}'" for v in values) + f"]::{kind}[]"
+
+
+def _citizen_count(cfg: Config) -> int:
+    """Citizens to mint: the storm's, or enough for DESK_MATTERS desk bookings each, plus one for the preflights."""
+    return max(cfg.citizens, math.ceil(cfg.desk_tickets / DESK_MATTERS)) + 1
+
+
+def storm_setup_s(cfg: Config) -> float:
+    """The most the shared setup (two staff accounts and their tokens, matters, calendar, citizens) and the storm's
+    own setup and check take."""
+    return 4 * TOKEN_TIMEOUT + (TOKEN_TIMEOUT + PER_CITIZEN_S * _citizen_count(cfg)) + 120
+
+
+def desk_setup_s(cfg: Config) -> float:
+    """The most creating the desk's bookings and checking them takes."""
+    return 60 + PER_BOOKING_S * cfg.desk_tickets + 60
+
+
+@dataclass(frozen=True)
+class BookingSetup:
+    """What the booking phase's paths share: staff tokens, the matters picked, the citizens' tokens."""
+
+    admin: str
+    clerk: str
+    storm_matter: str
+    storm_section: str
+    desk_matters: list[tuple[str, str]]  # (code, section), one matter per section
+    citizens: list[str]  # access tokens of distinct citizens; the last one is kept for the preflights
+
+
+def _staff_token(ctx: Context, role: str, username: str) -> str:
+    """A dev access token of a staff account of the hall, created through the CLI when missing."""
+    args = ["staff", "create", "--role", role, "--username", username, "--password-stdin"]
+    if role == "clerk":
+        args += ["--hall", BOOKING_HALL]
+    try:
+        run_cli(ctx.server_env, args, ctx.deadline, stdin=secrets.token_urlsafe(18) + "\n")
+    except BenchError as exc:
+        if "USERNAME_TAKEN" not in str(exc):
+            raise
+    return dev_token(ctx.server_env, ["--staff", username], ctx.deadline)
+
+
+def _bookable_matters(ctx: Context) -> list[dict[str, Any]]:
+    """The guides of the hall's active matters that offer booking, in catalogue order."""
+    codes: list[str] = []
+    page = 1
+    while True:
+        status, body = ctx.request("GET", f"/api/v1/matters?page_size=100&page={page}")
+        if status != 200:
+            raise BenchError(f"GET /api/v1/matters answered {status}: {body[:300]!r}", EXIT_SERVER)
+        data = json.loads(body)
+        codes += [str(item["code"]) for item in data.get("items") or []]
+        if not data.get("items") or len(codes) >= int(data.get("total", 0)):
+            break
+        page += 1
+    guides = []
+    for code in codes:
+        status, body = ctx.request("GET", f"/api/v1/matters/{code}")
+        guide = json.loads(body) if status == 200 else {}
+        hall = (guide.get("hall") or {}).get("code")
+        if guide.get("booking") and guide.get("status") == "active" and hall == BOOKING_HALL:
+            guides.append(guide)
+    return guides
+
+
+def booking_schedule(storm_section: str) -> dict[str, Any]:
+    """The hall's calendar for the phase: open around the clock every day, 5-minute slots, few seats in the storm's
+    section and many elsewhere, the longest window, no booking cutoff, check-in from 240 minutes before a slot."""
+    return {
+        "hours": {str(day): [["00:00", "23:59"]] for day in range(1, 8)},
+        "slot_minutes": SLOT_MINUTES,
+        "capacity": {storm_section: STORM_SEATS},
+        "default_capacity": DESK_SEATS,
+        "window_days": 60,
+        "same_day": True,
+        "cutoff_minutes": 0,
+        "early_minutes": 240,
+        "grace_minutes": 60,
+    }
+
+
+def booking_setup(ctx: Context) -> BookingSetup:
+    """Once per phase: an administrator and a clerk of the hall, the storm's matter and the desk's matters, the hall's
+    calendar (PUT by the administrator) and the citizens' tokens."""
+    if "booking" in ctx.state:
+        return ctx.state["booking"]
+    admin = _staff_token(ctx, "admin", "bench-admin")
+    clerk = _staff_token(ctx, "clerk", "bench-clerk")
+    guides = _bookable_matters(ctx)
+    if not guides:
+        raise BenchError(f"no active matter of hall {BOOKING_HALL} offers booking", EXIT_SERVER)
+    storm = guides[0]
+    desk: list[tuple[str, str]] = []
+    for guide in guides[1:]:
+        sections = {storm["section"], *(s for _, s in desk)}
+        if guide["section"] not in sections and len(desk) < DESK_MATTERS:
+            desk.append((str(guide["code"]), str(guide["section"])))
+    if not desk:
+        raise BenchError(f"hall {BOOKING_HALL} has no bookable matter outside section {storm['section']}", EXIT_SERVER)
+    _api(ctx, "PUT", f"/api/v1/admin/halls/{BOOKING_HALL}/schedule", admin, booking_schedule(storm["section"]))
+    wanted = _citizen_count(ctx.cfg)
+    started = time.monotonic()
+    minted = dev_tokens(
+        ctx.server_env, ["--citizens", str(wanted + 3), "--loa", "2"], ctx.deadline, count=wanted + 3,
+        timeout=TOKEN_TIMEOUT + PER_CITIZEN_S * wanted,
+    )  # fmt: skip
+    citizens = list({_jwt_subject(t): t for t in minted}.values())[:wanted]  # random phones may repeat (rarely)
+    if len(citizens) < wanted:
+        raise BenchError(f"minted {len(citizens)} distinct citizens, needed {wanted}", EXIT_SERVER)
+    print(
+        f"booking setup: storm matter {storm['code']} (section {storm['section']}, {STORM_SEATS} seats a slot), "
+        f"desk matters {', '.join(c for c, _ in desk)}; {wanted} citizens minted in {time.monotonic() - started:.1f} s",
+        flush=True,
+    )
+    setup = BookingSetup(admin, clerk, str(storm["code"]), str(storm["section"]), desk, citizens)
+    ctx.state["booking"] = setup
+    return setup
+
+
+def _slots(ctx: Context, matter: str, token: str, query: str = "") -> list[dict[str, Any]]:
+    """The matter's slots (`GET /api/v1/matters/{code}/slots`)."""
+    return list(_api(ctx, "GET", f"/api/v1/matters/{matter}/slots{query}", token).get("items") or [])
+
+
+def _starts(item: Mapping[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(item["starts_at"]))
+
+
+def storm_setup(ctx: Context) -> dict[str, str]:
+    """The storm's data: its citizens in waves of STORM_WAVE, and per day of the window the slots the waves storm."""
+    setup = booking_setup(ctx)
+    citizens = setup.citizens[:-1]
+    spare = setup.citizens[-1]
+    earliest = datetime.now(UTC) + STORM_LEAD
+    by_day: dict[str, list[str]] = {}
+    for item in _slots(ctx, setup.storm_matter, spare):
+        if item["bookable"] and _starts(item) >= earliest:
+            by_day.setdefault(str(item["date"]), []).append(str(item["slot_id"]))
+    most = max((len(ids) for ids in by_day.values()), default=0)
+    rounds = min(len(citizens) // STORM_WAVE, (most - 1) // STORM_SLOTS)  # one slot a day stays spare
+    days = [ids for ids in by_day.values() if len(ids) >= rounds * STORM_SLOTS + 1]
+    if rounds < 1 or not days:
+        raise BenchError(f"matter {setup.storm_matter} lists no day with enough slots for the storm", EXIT_SERVER)
+    days = [ids[: rounds * STORM_SLOTS + 1] for ids in days]  # the last slot of each day is spare (preflight)
+    tokens = citizens[: rounds * STORM_WAVE]
+    salt = secrets.token_hex(4)
+    data = ctx.work_dir / "storm.lua"
+    data.write_text(
+        f'return {{matter="{setup.storm_matter}", salt="{salt}", wave={STORM_WAVE}, per_wave={STORM_SLOTS}, '
+        f"tokens={_lua_table(tokens)}, days={{{','.join(_lua_table(ids[:-1]) for ids in days)}}}}}\n",
+        "utf-8",
+    )
+    ctx.state["storm"] = {
+        "slots": sorted(sid for ids in days for sid in ids[:-1]),
+        "spare": days[-1][-1],
+        "dates": (min(by_day), max(by_day)),
+        "attempts_max": len(tokens) * len(days),
+        "salt": salt,
+    }
+    print(
+        f"storm: {len(tokens)} citizens in waves of {STORM_WAVE}, {len(days)} days x {rounds * STORM_SLOTS} slots "
+        f"({len(tokens) * len(days)} attempts before a citizen would try a day twice)",
+        flush=True,
+    )
+    return {"bench_data": str(data), "bench_state": str(ctx.work_dir / "storm.state")}
+
+
+def storm_preflight(ctx: Context) -> tuple[int, bytes]:
+    """One booking by the spare citizen, of a slot outside the storm's (left out of the storm's accounting)."""
+    setup, storm = ctx.state["booking"], ctx.state["storm"]
+    body = json.dumps({"matter_code": setup.storm_matter, "slot_id": storm["spare"]}).encode()
+    headers = {
+        "Authorization": f"Bearer {setup.citizens[-1]}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": f"{storm['salt']}-preflight",
+    }
+    return ctx.request("POST", "/api/v1/bookings", body=body, headers=headers)
+
+
+def _report_lines(runs: Sequence[WrkResult], kind: str) -> list[str]:
+    """The second field of every `KIND VALUE` line of the runs' reports."""
+    return [line.split()[1] for run in runs for line in run.report if line.startswith(kind + " ")]
+
+
+def _report_per_slot(runs: Sequence[WrkResult], kind: str) -> dict[str, int]:
+    """`KIND SLOT N` lines of the runs' reports, added up per slot."""
+    out: dict[str, int] = {}
+    for run in runs:
+        for line in run.report:
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == kind:
+                out[parts[1]] = out.get(parts[1], 0) + int(parts[2])
+    return out
+
+
+def _answered(counts: Mapping[str, int]) -> int:
+    """Responses the script counted (one status each)."""
+    return sum(v for k, v in counts.items() if k.startswith("status_"))
+
+
+def _slot_invariant_violations(deadline: Deadline) -> list[list[str]]:
+    """Every slot row of the database whose seats are overbooked or disagree with its bookings."""
+    return run_sql(
+        "SELECT s.id, s.capacity, s.booked, count(b.id) FROM booking_slot s "
+        "LEFT JOIN booking b ON b.slot_id = s.id AND b.status IN ('booked', 'checked_in') "
+        "GROUP BY s.id, s.capacity, s.booked HAVING s.booked > s.capacity OR s.booked <> count(b.id);",
+        deadline,
+    )
+
+
+def storm_check(ctx: Context, runs: Sequence[WrkResult]) -> dict[str, Any]:
+    """Seats against answers: every 201 is a booking, the confirmed bookings are the successes (the answered 201s
+    plus any booking committed while wrk stopped with its request in flight), no slot is overbooked, every slot that
+    answered SLOT_FULL is sold out exactly, and the slots API shows the same seats taken as the database."""
+    setup, storm = ctx.state["booking"], ctx.state["storm"]
+    counts = _sum_counts(runs)
+    problems: list[str] = []
+    answered, sent = _answered(counts), counts.get("sent", 0)
+    in_flight = max(sent - answered, 0)  # sent, but wrk stopped before the answer came
+    created, full = counts.get("status_201", 0), counts.get("code_SLOT_FULL", 0)
+    errors_5xx = sum(v for k, v in counts.items() if k.startswith("status_5"))
+    other = {k[5:]: v for k, v in counts.items() if k.startswith("code_") and k != "code_SLOT_FULL"}
+    if other:
+        problems.append(f"refusals other than SLOT_FULL: {other}")
+    if counts.get("wrapped"):
+        problems.append(
+            f"{counts['wrapped']} attempts reused a citizen-day (more than {storm['attempts_max']} attempts; "
+            "raise BENCH_BOOKING_CITIZENS)"
+        )
+    observed = _report_lines(runs, "id")
+    if len(set(observed)) != len(observed) or len(observed) != created:
+        problems.append(f"{created} answers 201 name {len(set(observed))} distinct bookings")
+    slots = storm["slots"]
+    rows = run_sql(
+        f"SELECT 's', id, capacity, booked FROM booking_slot WHERE id = ANY({_sql_array(slots)});\n"
+        f"SELECT 'b', id, slot_id, status FROM booking WHERE slot_id = ANY({_sql_array(slots)});\n"
+        f"SELECT 'k', count(*) FROM idempotency_record WHERE status IS NULL AND key LIKE '{storm['salt']}-%';",
+        ctx.deadline,
+    )
+    stuck = sum(int(r[1]) for r in rows if r[0] == "k")  # keys claimed by a request that never finished or released
+    seats = {r[1]: (int(r[2]), int(r[3])) for r in rows if r[0] == "s"}  # slot -> (capacity, booked)
+    bookings = {r[1]: (r[2], r[3]) for r in rows if r[0] == "b"}  # booking id -> (slot, status)
+    confirmed = {b for b, (_, status) in bookings.items() if status in ("booked", "checked_in")}
+    missing = set(observed) - confirmed
+    unobserved = confirmed - set(observed)
+    if missing:
+        problems.append(f"{len(missing)} answers 201 name no confirmed booking (e.g. {sorted(missing)[0]})")
+    if len(unobserved) > in_flight:
+        problems.append(f"{len(unobserved)} confirmed bookings were never answered 201 (only {in_flight} in flight)")
+    capacity = sum(c for c, _ in seats.values())
+    booked = sum(b for _, b in seats.values())
+    violations = _slot_invariant_violations(ctx.deadline)
+    if violations:
+        shown = "; ".join(f"{v[0]} capacity {v[1]} booked {v[2]} bookings {v[3]}" for v in violations[:3])
+        problems.append(f"{len(violations)} slots overbooked or miscounted: {shown}")
+    full_per_slot = _report_per_slot(runs, "slot_full")
+    not_sold_out = [s for s in full_per_slot if s in seats and seats[s][1] != seats[s][0]]
+    if not_sold_out:
+        problems.append(f"{len(not_sold_out)} slots answered SLOT_FULL with seats left (e.g. {not_sold_out[0]})")
+    if booked != len(confirmed):
+        problems.append(f"the storm's slots count {booked} seats taken for {len(confirmed)} confirmed bookings")
+    first, last = storm["dates"]
+    listed = _slots(ctx, setup.storm_matter, setup.citizens[-1], f"?from={first}&to={last}")
+    api_taken = sum(int(i["capacity"]) - int(i["available"]) for i in listed if i["slot_id"] in seats)
+    if api_taken != booked:
+        problems.append(f"the slots API shows {api_taken} seats taken in the storm's slots, the database {booked}")
+    successes = created + len(unobserved)
+    expected = min(successes, capacity)
+    if len(confirmed) != expected:
+        problems.append(f"{len(confirmed)} confirmed bookings, expected min(successes, capacity) = {expected}")
+    if errors_5xx:
+        problems.append(f"{errors_5xx} answers 5xx (see the server log)")
+    sold_out = sum(1 for c, b in seats.values() if b == c)
+    facts = {
+        "attempts": answered, "in_flight_unanswered": in_flight, "created_201": created, "slot_full_409": full,
+        "other_refusals": other, "errors_5xx": errors_5xx, "confirmed_in_db": len(confirmed),
+        "committed_unanswered": len(unobserved), "slots_stormed": len(seats), "slots_sold_out": sold_out,
+        "capacity_of_slots_stormed": capacity, "seats_taken_db": booked, "seats_taken_api": api_taken,
+        "slot_invariant_violations": len(violations), "idempotency_keys_left_claimed": stuck,
+    }  # fmt: skip
+    summary = (
+        f"{answered} attempts: {created} x 201, {full} x 409 SLOT_FULL, {errors_5xx} x 5xx; {len(confirmed)} bookings "
+        f"confirmed in the database = {created} answered 201 + {len(unobserved)} committed while wrk stopped "
+        f"= min(successes, capacity {capacity} of the {len(seats)} slots stormed); {sold_out} slots sold out, "
+        f"{len(violations)} slots overbooked or miscounted; API {api_taken} seats taken"
+        + (f"; {stuck} Idempotency-Keys left claimed (no answer stored, not released)" if stuck else "")
+    )
+    return {"summary": summary, "problems": problems, "facts": facts}
+
+
+def _create_bookings(ctx: Context, plan: list[tuple[str, str, str]], salt: str) -> list[dict[str, Any]]:
+    """Book (token, matter, slot) for every entry through the API, SETUP_CLIENTS at a time; the bookings in plan
+    order (each with its ticket). Anything but 201 stops the run."""
+    host, _, port = ctx.base_url.removeprefix("http://").partition(":")
+    assert host == HOST
+    local = threading.local()
+    end = time.monotonic() + ctx.deadline.clip(60 + PER_BOOKING_S * len(plan))
+
+    def book(index: int) -> dict[str, Any]:
+        token, matter, slot = plan[index]
+        if not hasattr(local, "conn"):
+            local.conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        if time.monotonic() > end:
+            raise BenchError("creating the desk's bookings took too long", EXIT_SERVER)
+        body = json.dumps({"matter_code": matter, "slot_id": slot})
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": f"{salt}-desk-{index}",
+        }
+        try:
+            local.conn.request("POST", "/api/v1/bookings", body=body, headers=headers)
+            response = local.conn.getresponse()
+            status, payload = response.status, response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            local.conn.close()
+            raise BenchError(f"booking {matter} {slot} for the desk failed: {exc!r}", EXIT_SERVER) from None
+        if status != 201:
+            raise BenchError(f"booking {matter} {slot} for the desk answered {status}: {payload[:300]!r}", EXIT_SERVER)
+        return json.loads(payload)
+
+    with ThreadPoolExecutor(max_workers=SETUP_CLIENTS) as pool:
+        return list(pool.map(book, range(len(plan))))
+
+
+def desk_setup(ctx: Context) -> dict[str, str]:
+    """The desk's data: BENCH_DESK_BOOKINGS bookings of slots starting within DESK_SOON (check-in is open), spread
+    over the desk's matters, created through the API, and the clerk's token; plus one booking for the preflight."""
+    setup = booking_setup(ctx)
+    matters = setup.desk_matters
+    citizens = setup.citizens[:-1]
+    wanted = min(ctx.cfg.desk_tickets, len(citizens) * len(matters))
+    now = datetime.now(UTC)
+    today = now.astimezone(SHANGHAI).date()
+    query = f"?from={today}&to={today + timedelta(days=1)}"
+    soon: dict[str, list[str]] = {}
+    for code, _ in matters:
+        items = _slots(ctx, code, setup.citizens[-1], query)
+        soon[code] = [
+            str(i["slot_id"])
+            for i in items
+            if i["bookable"] and now + DESK_SOON[0] < _starts(i) <= now + DESK_SOON[1] and int(i["available"]) > 0
+        ]
+        if not soon[code]:
+            raise BenchError(f"matter {code} lists no slot starting within {DESK_SOON[1]}", EXIT_SERVER)
+    plan = []
+    for k in range(wanted):
+        code, _ = matters[k % len(matters)]
+        person = k // len(matters)
+        plan.append((citizens[person], code, soon[code][person % len(soon[code])]))
+    first_code = matters[0][0]
+    plan.append((setup.citizens[-1], first_code, soon[first_code][0]))  # the preflight's booking
+    salt = secrets.token_hex(4)
+    started = time.monotonic()
+    made = _create_bookings(ctx, plan, salt)
+    took = time.monotonic() - started
+    print(f"desk: created {len(made)} bookings through the API in {took:.1f} s ({len(made) / took:.0f}/s)", flush=True)
+    tickets = [str(b["ticket"]) for b in made[:-1]]
+    data = ctx.work_dir / "desk.lua"
+    data.write_text(
+        f'return {{token="{setup.clerk}", counter="{DESK_COUNTER}", salt="{salt}", tickets={_lua_table(tickets)}}}\n',
+        "utf-8",
+    )
+    state = ctx.work_dir / "desk_checkin.state"
+    ctx.state["desk"] = {
+        "ids": [str(b["id"]) for b in made[:-1]],
+        "preflight": (str(made[-1]["id"]), str(made[-1]["ticket"])),
+        "salt": salt,
+        "data": str(data),
+        "state": state,
+    }
+    return {"bench_data": str(data), "bench_state": str(state)}
+
+
+def _scan(ctx: Context, ticket: str, nonce: str) -> tuple[int, bytes]:
+    """One scan of a ticket by the clerk."""
+    setup = ctx.state["booking"]
+    body = json.dumps({"ticket": ticket, "nonce": nonce, "counter": DESK_COUNTER}).encode()
+    headers = {"Authorization": f"Bearer {setup.clerk}", "Content-Type": "application/json"}
+    return ctx.request("POST", "/api/v1/desk/checkins", body=body, headers=headers)
+
+
+def _expect_result(status: int, body: bytes, result: str) -> None:
+    if status == 200 and json.loads(body).get("result") != result:
+        raise BenchError(f"the preflight scan answered {body[:300]!r}, expected result {result}", EXIT_SERVER)
+
+
+def desk_preflight(ctx: Context) -> tuple[int, bytes]:
+    """The first scan of the preflight's booking: 200, result checked_in."""
+    desk = ctx.state["desk"]
+    status, body = _scan(ctx, desk["preflight"][1], f"{desk['salt']}p1")
+    _expect_result(status, body, "checked_in")
+    return status, body
+
+
+def rescan_setup(ctx: Context) -> dict[str, str]:
+    """desk_rescan scans the tickets desk_checkin has reached (its data, its scan count)."""
+    if "desk" not in ctx.state:
+        raise BenchError("desk_rescan needs desk_checkin before it in the same phase", EXIT_SERVER)
+    desk = ctx.state["desk"]
+    return {
+        "bench_data": desk["data"],
+        "bench_state": str(ctx.work_dir / "desk_rescan.state"),
+        "bench_rescan_of": str(desk["state"]),
+    }
+
+
+def rescan_preflight(ctx: Context) -> tuple[int, bytes]:
+    """A second scan of the preflight's booking: 200, result already_checked_in."""
+    desk = ctx.state["desk"]
+    status, body = _scan(ctx, desk["preflight"][1], f"{desk['salt']}p2")
+    _expect_result(status, body, "already_checked_in")
+    return status, body
+
+
+def _desk_rows(ctx: Context) -> dict[str, tuple[str, int]]:
+    """Booking id -> (status, check-in rows) of the desk's bookings (and the preflight's)."""
+    desk = ctx.state["desk"]
+    ids = [*desk["ids"], desk["preflight"][0]]
+    rows = run_sql(
+        "SELECT b.id, b.status, count(c.id) FROM booking b LEFT JOIN checkin c ON c.booking_id = b.id "
+        f"WHERE b.id = ANY({_sql_array(ids, 'uuid')}) GROUP BY b.id, b.status;",
+        ctx.deadline,
+    )
+    return {r[0]: (r[1], int(r[2])) for r in rows}
+
+
+def _desk_problems(rows: Mapping[str, tuple[str, int]], checked_in: Sequence[str]) -> list[str]:
+    """What the database says against exactly one check-in per booking."""
+    problems = []
+    multiple = [b for b, (_, n) in rows.items() if n > 1]
+    if multiple:
+        problems.append(f"{len(multiple)} bookings have more than one check-in row (e.g. {multiple[0]})")
+    mismatched = [b for b, (status, n) in rows.items() if (status == "checked_in") != (n == 1)]
+    if mismatched:
+        problems.append(f"{len(mismatched)} bookings' status disagrees with their check-in rows")
+    twice = len(checked_in) - len(set(checked_in))
+    if twice:
+        problems.append(f"{twice} answers checked_in for a booking that had already been answered checked_in")
+    unbacked = [b for b in set(checked_in) if rows.get(b, ("", 0))[1] != 1]
+    if unbacked:
+        problems.append(f"{len(unbacked)} answers checked_in have no check-in row (e.g. {unbacked[0]})")
+    return problems
+
+
+def _scan_results(counts: Mapping[str, int]) -> str:
+    results = {k[7:]: v for k, v in counts.items() if k.startswith("result_")}
+    return ", ".join(f"{v} x {k}" for k, v in sorted(results.items(), key=lambda kv: -kv[1])) or "none"
+
+
+def _desk_scanned(ctx: Context) -> list[int]:
+    """The indices of the tickets desk_checkin has scanned: each wrk thread scans its own region of the list in order
+    (its count so far is in the script's state file)."""
+    desk = ctx.state["desk"]
+    threads = ctx.cfg.threads
+    region = max(1, len(desk["ids"]) // threads)
+    scanned: list[int] = []
+    path = Path(desk["state"])
+    for line in path.read_text("utf-8").splitlines() if path.exists() else []:
+        tid, _, count = line.partition(" ")
+        scanned += range(int(tid) * region, int(tid) * region + min(int(count), region))
+    return sorted(scanned)
+
+
+def desk_check(ctx: Context, runs: Sequence[WrkResult]) -> dict[str, Any]:
+    """Every first scan checks its booking in, once: one check-in row per booking scanned (but for scans wrk cut off
+    when it stopped), none for the bookings never scanned, status checked_in exactly where there is a row."""
+    desk = ctx.state["desk"]
+    counts = _sum_counts(runs)
+    answered, sent = _answered(counts), counts.get("sent", 0)
+    in_flight = max(sent - answered, 0)
+    ids = desk["ids"]
+    scanned = {ids[i] for i in _desk_scanned(ctx)}
+    rows = _desk_rows(ctx)
+    checked_in = _report_lines(runs, "checked_in")
+    problems = _desk_problems(rows, checked_in)
+    others = {k[7:]: v for k, v in counts.items() if k.startswith("result_") and k[7:] != "checked_in"}
+    if counts.get("wrapped"):
+        problems.append(
+            f"ran out of fresh tickets: {counts['wrapped']} scans hit tickets scanned before "
+            "(raise BENCH_DESK_BOOKINGS)"
+        )
+    elif others:
+        problems.append(f"first scans answered other than checked_in: {others}")
+    once = sum(1 for b in scanned if rows.get(b, ("", 0))[1] == 1)
+    if len(scanned) - once > in_flight:
+        problems.append(f"{len(scanned) - once} of the {len(scanned)} bookings scanned are not checked in")
+    touched = [b for b in ids if b not in scanned and rows.get(b, ("", 0))[1] != 0]
+    if touched:
+        problems.append(f"{len(touched)} bookings never scanned have a check-in row (e.g. {touched[0]})")
+    more = sum(1 for _, n in rows.values() if n > 1)
+    facts = {
+        "bookings": len(ids), "scans": answered, "in_flight_unanswered": in_flight, "results": _scan_results(counts),
+        "bookings_scanned": len(scanned), "checked_in_once": once, "never_scanned": len(ids) - len(scanned),
+        "with_more_than_one_checkin": more,
+    }  # fmt: skip
+    summary = (
+        f"{answered} scans ({_scan_results(counts)}); of {len(ids)} bookings {len(scanned)} scanned, {once} of them "
+        f"checked in exactly once (one check-in row), {len(ids) - len(scanned)} never scanned (fresh tickets left, "
+        f"no row), {more} with more than one row"
+    )
+    return {"summary": summary, "problems": problems, "facts": facts}
+
+
+def rescan_check(ctx: Context, runs: Sequence[WrkResult]) -> dict[str, Any]:
+    """Scans of tickets already checked in answer already_checked_in and add no check-in row."""
+    counts = _sum_counts(runs)
+    rows = _desk_rows(ctx)
+    problems = _desk_problems(rows, [])
+    others = {k[7:]: v for k, v in counts.items() if k.startswith("result_") and k[7:] != "already_checked_in"}
+    unexpected = {k: v for k, v in others.items() if k != "checked_in"}  # checked_in: a first scan cut off by wrk
+    if unexpected:
+        problems.append(f"rescans answered {unexpected}")
+    total = len(rows)
+    once = sum(1 for _, n in rows.values() if n == 1)
+    summary = (
+        f"{_answered(counts)} rescans ({_scan_results(counts)}); after all runs {once} of {total} bookings have "
+        f"exactly one check-in row, {sum(1 for _, n in rows.values() if n > 1)} more than one"
+    )
+    facts = {"scans": _answered(counts), "results": _scan_results(counts), "bookings_checked_in_once": once}
+    return {"summary": summary, "problems": problems, "facts": facts}
 
 
 # ---------------------------------------------------------------- the run
@@ -632,16 +1323,21 @@ def pick_matter(base_url: str) -> str:
 
 
 def resolve(spec: BenchPath, ctx: Context) -> Resolved:
-    """Evaluate a path's callables against the running server."""
+    """Evaluate a path's callables against the running server (and run its setup, if any)."""
     path = spec.path(ctx) if callable(spec.path) else spec.path
     headers = spec.headers(ctx) if callable(spec.headers) else spec.headers
-    return Resolved(spec=spec, path=path, headers=dict(headers))
+    lua_vars = dict(spec.setup(ctx)) if spec.setup is not None else {}
+    return Resolved(spec=spec, path=path, headers=dict(headers), lua_vars=lua_vars)
 
 
-def preflight(base_url: str, target: Resolved) -> str:
-    """One request per path before load, so a broken route is named instead of merely being fast."""
-    body = target.spec.body.encode() if target.spec.body is not None else None
-    status, payload = http_request(base_url, target.spec.method, target.path, body=body, headers=target.headers)
+def preflight(ctx: Context, target: Resolved) -> str:
+    """One request per path before load, so a broken route is named instead of merely being fast (a path's own
+    preflight when its script sends requests no static one can stand for)."""
+    if target.spec.preflight is not None:
+        status, payload = target.spec.preflight(ctx)
+    else:
+        body = target.spec.body.encode() if target.spec.body is not None else None
+        status, payload = ctx.request(target.spec.method, target.path, body=body, headers=target.headers)
     expected = target.spec.expect_status
     if expected is not None and status != expected:
         text = payload[:300].decode(errors="replace")
@@ -656,19 +1352,49 @@ def preflight(base_url: str, target: Resolved) -> str:
     return f"HTTP {status}, {len(payload)} B body"
 
 
-def summarize(target: Resolved, runs: list[WrkResult], baseline: list[WrkResult]) -> dict[str, Any]:
-    """Medians over rounds, the ratio to the baseline, the p99 check and the verdict of one path."""
+def _failed_answers(spec: BenchPath, runs: Sequence[WrkResult]) -> list[str]:
+    """What is wrong with the responses: any non-2xx/3xx (wrk's count), or for a path with `answers` any status the
+    script counted (`status_NNN`) that is neither 2xx/3xx nor one of those answers."""
+    non2xx = sum(r.non_2xx_3xx for r in runs)
+    if not spec.answers:
+        return [f"{non2xx} non-2xx/3xx responses"] if non2xx else []
+    per_status: dict[int, int] = {}
+    for run in runs:
+        for key, value in run.counts.items():
+            if key.startswith("status_") and key[7:].isdigit():
+                per_status[int(key[7:])] = per_status.get(int(key[7:]), 0) + value
+    if sum(per_status.values()) < sum(r.requests for r in runs):
+        return [f"the script of {spec.name} did not count every status (status_NNN in its report)"]
+    bad = {code: n for code, n in sorted(per_status.items()) if not 200 <= code < 400 and code not in spec.answers}
+    shown = ", ".join(f"{n}x {code}" for code, n in bad.items())
+    return [f"{sum(bad.values())} failed responses ({shown})"] if bad else []
+
+
+def _sum_counts(runs: Iterable[WrkResult]) -> dict[str, int]:
+    """The script's counts added up over runs."""
+    total: dict[str, int] = {}
+    for run in runs:
+        for key, value in run.counts.items():
+            total[key] = total.get(key, 0) + value
+    return dict(sorted(total.items()))
+
+
+def summarize(
+    target: Resolved, runs: list[WrkResult], baseline: list[WrkResult], checked: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Medians over rounds, the ratio to the baseline, the p99 check, the path's own check (if any) and the verdict
+    of one path."""
     rps = statistics.median(r.rps for r in runs)
     p99 = statistics.median(r.p99_ms for r in runs)
     baseline_rps = statistics.median(r.rps for r in baseline)
     baseline_p99 = statistics.median(r.p99_ms for r in baseline)
     non2xx = sum(r.non_2xx_3xx for r in runs)
+    problems = _failed_answers(target.spec, runs)
     sockets = {k: sum(r.socket_errors[k] for r in runs) for k in runs[0].socket_errors}
     ratio = rps / baseline_rps if baseline_rps else 0.0
     goal, p99_max = target.spec.target, target.spec.p99_max_ms
-    problems = []
-    if non2xx:
-        problems.append(f"{non2xx} non-2xx/3xx responses")
+    if checked is not None:
+        problems += checked.get("problems", [])
     met = not problems and (goal is None or ratio >= goal) and (p99_max is None or p99 <= p99_max)
     verdict = ("-" if goal is None and p99_max is None else "PASS") if met else "FAIL"
     return {
@@ -686,9 +1412,11 @@ def summarize(target: Resolved, runs: list[WrkResult], baseline: list[WrkResult]
         "non_2xx_3xx": non2xx,
         "socket_errors": sockets,
         "problems": problems,
+        "counts": _sum_counts(runs),
+        "check": checked,
         "runs": [
             {"round": i + 1, "rps": r.rps, "p99_ms": r.p99_ms, "requests": r.requests,
-             "non_2xx_3xx": r.non_2xx_3xx, "socket_errors": r.socket_errors}
+             "non_2xx_3xx": r.non_2xx_3xx, "socket_errors": r.socket_errors, "counts": r.counts}
             for i, r in enumerate(runs)
         ],
     }  # fmt: skip
@@ -759,6 +1487,10 @@ def print_report(phase: dict[str, Any]) -> None:
             print(f"{row['name']}: {row['median_rps']:.1f} req/s, p99 {row['median_p99_ms']:.2f} ms{notes}")
         else:
             print(f"{row['name']}: {_verdict_text(row)}{notes}")
+        if row.get("counts"):
+            print(f"  answers over the rounds: {_counts_text(row['counts'])}")
+        if row.get("check"):
+            print(f"  check (all runs, warm-up included): {row['check'].get('summary', '')}")
     print()
     if "max_rss_kb" in memory:
         kb = memory["max_rss_kb"]
@@ -798,28 +1530,53 @@ def write_results(payload: dict[str, Any]) -> Path:
 def measure(
     server: Server, paths: list[BenchPath], cfg: Config, deadline: Deadline
 ) -> tuple[str, list[dict[str, Any]]]:
-    """Warm every path, then run them in interleaved rounds; returns the matter code and one row per path."""
+    """Set up and warm every path, run them in interleaved rounds, then run the paths' checks; returns the matter
+    code and one row per path."""
     code = pick_matter(server.base_url)
-    ctx = Context(base_url=server.base_url, matter_code=code, server_env=server.env(), deadline=deadline)
-    targets = [resolve(spec, ctx) for spec in paths]
-    print(f"matter code: {code}", flush=True)
-    for target in targets:
-        answer = preflight(server.base_url, target)
-        print(f"warming {target.spec.name}: {target.spec.method} {target.path} ({answer}; {cfg.warmup} s)", flush=True)
-        run_wrk(server.base_url + target.path, target, cfg, cfg.warmup, deadline)
-    runs: dict[str, list[WrkResult]] = {t.spec.name: [] for t in targets}
-    for round_no in range(1, cfg.rounds + 1):
+    with tempfile.TemporaryDirectory(prefix="bench-phase-") as work_dir:
+        ctx = Context(
+            base_url=server.base_url, matter_code=code, server_env=server.env(), deadline=deadline, cfg=cfg,
+            work_dir=Path(work_dir),
+        )  # fmt: skip
+        targets = [resolve(spec, ctx) for spec in paths]
+        print(f"matter code: {code}", flush=True)
+        warm: dict[str, WrkResult] = {}
         for target in targets:
-            result = run_wrk(server.base_url + target.path, target, cfg, cfg.duration, deadline)
-            runs[target.spec.name].append(result)
-            extra = f", {result.non_2xx_3xx} non-2xx/3xx" if result.non_2xx_3xx else ""
-            print(
-                f"round {round_no}/{cfg.rounds} {target.spec.name:<12} {result.rps:>10.1f} req/s  "
-                f"p99 {result.p99_ms:8.2f} ms{extra}",
-                flush=True,
-            )
+            answer = preflight(ctx, target)
+            name, shown = target.spec.name, f"{target.spec.method} {target.path}"
+            print(f"warming {name}: {shown} ({answer}; {cfg.warmup} s)", flush=True)
+            warm[name] = run_wrk(server.base_url + target.path, target, cfg, cfg.warmup, deadline)
+        runs: dict[str, list[WrkResult]] = {t.spec.name: [] for t in targets}
+        for round_no in range(1, cfg.rounds + 1):
+            for target in targets:
+                result = run_wrk(server.base_url + target.path, target, cfg, cfg.duration, deadline)
+                runs[target.spec.name].append(result)
+                extra = f", {result.non_2xx_3xx} non-2xx/3xx" if result.non_2xx_3xx else ""
+                if result.counts:
+                    extra += f" [{_counts_text(result.counts)}]"
+                print(
+                    f"round {round_no}/{cfg.rounds} {target.spec.name:<12} {result.rps:>10.1f} req/s  "
+                    f"p99 {result.p99_ms:8.2f} ms{extra}",
+                    flush=True,
+                )
+        checked: dict[str, dict[str, Any]] = {}
+        for target in targets:  # what the runs wrote, with every run of the path (the warm-up first)
+            if target.spec.check is not None:
+                name = target.spec.name
+                checked[name] = target.spec.check(ctx, [warm[name], *runs[name]])
+                print(f"check {name}: {checked[name].get('summary', '')}", flush=True)
+                for problem in checked[name].get("problems", []):
+                    print(f"  problem: {problem}", flush=True)
     baseline = runs[targets[0].spec.name]
-    return code, [summarize(t, runs[t.spec.name], baseline) for t in targets]
+    return code, [summarize(t, runs[t.spec.name], baseline, checked.get(t.spec.name)) for t in targets]
+
+
+def _counts_text(counts: Mapping[str, int]) -> str:
+    """A script's counts in one line, e.g. `201 x40, 409 x60, SLOT_FULL x60` (statuses first)."""
+    statuses = [f"{k[7:]} x{v}" for k, v in sorted(counts.items()) if k.startswith("status_")]
+    named = [f"{k.partition('_')[2]} x{v}" for k, v in sorted(counts.items()) if k.startswith(("code_", "result_"))]
+    other = [f"{k} {v}" for k, v in sorted(counts.items()) if k == "wrapped" and v]
+    return ", ".join(statuses + named + other)
 
 
 def check_phases(phases: list[Phase]) -> str | None:
@@ -856,13 +1613,28 @@ def check_phases(phases: list[Phase]) -> str | None:
     return None
 
 
+def selected_phases() -> list[Phase]:
+    """The phases to run: BENCH_PHASES (comma-separated names, in PHASES order), else all of them."""
+    raw = os.environ.get("BENCH_PHASES", "").strip()
+    if not raw:
+        return list(PHASES)
+    names = {name.strip() for name in raw.split(",") if name.strip()}
+    unknown = names - {ph.name for ph in PHASES}
+    if unknown:
+        known = ", ".join(ph.name for ph in PHASES)
+        raise BenchError(f"BENCH_PHASES names unknown phases {sorted(unknown)} (known: {known})", EXIT_SERVER)
+    return [ph for ph in PHASES if ph.name in names]
+
+
 def time_bound(phases: list[Phase], cfg: Config) -> float:
-    """Seconds the whole run may take: the reset, then per phase start-up, setup, every wrk run and slack."""
+    """Seconds the whole run may take: the reset, then per phase start-up, setup (with the paths' own setups and
+    checks), every wrk run and slack."""
     total = 60.0  # database reset and Redis flush
     for ph in phases:
         n = len(ph.paths)
         wrk_s = n * (cfg.rounds * cfg.duration + cfg.warmup)
         total += READY_TIMEOUT + 2 * STOP_TIMEOUT + TOKEN_TIMEOUT + 60 + wrk_s + n * (cfg.rounds + 1) * 15
+        total += sum(p.setup_s(cfg) for p in ph.paths if p.setup_s is not None)
     return total
 
 
@@ -918,10 +1690,11 @@ def main() -> int:
         return EXIT_SERVER
     try:
         cfg = Config.from_env()
+        chosen = selected_phases()
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return exc.exit_code
-    bound = time_bound(PHASES, cfg)
+    bound = time_bound(chosen, cfg)
     if "--time-bound" in sys.argv[1:]:  # run.sh sets its outer backstop from this
         print(round(bound))
         return EXIT_OK
@@ -938,13 +1711,14 @@ def main() -> int:
             "rounds": cfg.rounds, "warmup_s": cfg.warmup, "workers": WORKERS,
             "latency_connections": cfg.latency_connections, "latency_threads": cfg.latency_threads,
             "database": f"postgres://{PG_HOST}:{PG_PORT}/{PG_DB}", "redis": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
-            "time_bound_s": round(bound),
+            "time_bound_s": round(bound), "phases": [ph.name for ph in chosen],
+            "booking_citizens": cfg.citizens, "desk_bookings": cfg.desk_tickets,
         },
         "phases": [],
     }  # fmt: skip
-    n_paths = sum(len(ph.paths) for ph in PHASES)
+    n_paths = sum(len(ph.paths) for ph in chosen)
     print(
-        f"bench: {len(PHASES)} phases, {n_paths} paths x {cfg.rounds} rounds x {cfg.duration} s, "
+        f"bench: {len(chosen)} phases, {n_paths} paths x {cfg.rounds} rounds x {cfg.duration} s, "
         f"wrk -t{cfg.threads} -c{cfg.connections} (latency phases -t{cfg.latency_threads} "
         f"-c{cfg.latency_connections}), server {WORKERS} workers, time bound {bound:.0f} s",
         flush=True,
@@ -955,7 +1729,8 @@ def main() -> int:
     try:
         reset_database(deadline)
         flush_redis()
-        for index, phase in enumerate(PHASES):
+        for phase in chosen:
+            index = PHASES.index(phase)  # a phase's files keep their names when BENCH_PHASES picks some
             current = {"name": phase.name, "title": phase.title, "env": dict(phase.env), "paths": [], "memory": {}}
             phases.append(current)
             run_phase(index, phase, cfg, deadline, current)
