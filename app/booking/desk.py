@@ -28,11 +28,12 @@ from app.booking.models import (
     RevokedTicket,
 )
 from app.booking.service import BookingDeps, calendar_of
-from app.errors import Conflict, Forbidden, InvalidInput
+from app.errors import Conflict, InvalidInput
 from app.jsontext import dumps
 from app.matters import guides
 from app.matters.models import Hall
 from app.matters.schemas import MATERIAL_FORM_NAMES, SECTION_NAMES, MaterialForm, Section
+from auth.errors import OutOfScope
 from auth.models import Citizen
 from auth.pii import PiiDecryptError, mask_name, mask_phone
 from auth.tokens import Principal
@@ -58,10 +59,6 @@ MESSAGES = {
 }
 
 
-class OutOfHall(Forbidden):
-    code, message = "OUT_OF_SCOPE", "超出当前账号的管辖范围"
-
-
 class HallRequired(InvalidInput):
     code, message = "HALL_REQUIRED", "请指定大厅（管理员账号不属于任何大厅）"
 
@@ -73,9 +70,9 @@ def _hall_of(principal: Principal, hall: str | None = None) -> str:
             raise HallRequired()
         return hall
     if hall and hall != principal.hall:
-        raise OutOfHall(details={"hall": hall})
+        raise OutOfScope(details={"hall": hall})
     if not principal.hall:
-        raise OutOfHall(details={"hall": None})
+        raise OutOfScope(details={"hall": None})
     return principal.hall
 
 

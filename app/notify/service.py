@@ -6,8 +6,6 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from tortoise.exceptions import IntegrityError
-
 from app import clock
 from app.notify.models import Notification, NotificationStatus
 
@@ -29,19 +27,16 @@ async def enqueue(
     """
     if not fresh and await Notification.exists(dedupe_key=dedupe_key):
         return None
-    try:
-        return await Notification.create(
-            id=uuid.uuid4(),
-            kind=kind,
-            citizen_id=citizen_id,
-            subject_type=subject_type,
-            subject_id=subject_id,
-            payload=payload,
-            dedupe_key=dedupe_key,
-            send_after=send_after or clock.now(),
-        )
-    except IntegrityError:  # pragma: no cover - the caller's transaction serialises its own keys
-        return None
+    return await Notification.create(
+        id=uuid.uuid4(),
+        kind=kind,
+        citizen_id=citizen_id,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        payload=payload,
+        dedupe_key=dedupe_key,
+        send_after=send_after or clock.now(),
+    )
 
 
 async def cancel_pending(*, subject_type: str, subject_id: str, kind: str | None = None) -> int:
