@@ -11,12 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from app import clock
+from app import clock, sql
 from app.booking import tickets
 from app.booking.errors import CheckInNotFound, CheckInUndone, CounterUnknown, HallNotFound, UndoExpired
 from app.booking.models import (
@@ -110,34 +111,122 @@ def _refusal(result: str, message: str | None = None, **details: Any) -> dict[st
     return {"result": result, "ok": False, "message": message or MESSAGES[result], "details": details}
 
 
-def _citizen_label(deps: BookingDeps, citizen: Citizen | None) -> dict[str, str | None]:
+@dataclass
+class ScanTarget:
+    """A booking as a scan sees it, with its holder's encrypted name and phone (one read)."""
+
+    id: uuid.UUID
+    citizen_id: uuid.UUID
+    matter_code: str
+    hall_code: str
+    section: str
+    day: dt.date
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    status: BookingStatus
+    version: int
+    queue_no: str | None
+    counter: str | None
+    checked_in_at: dt.datetime | None
+    cancelled_at: dt.datetime | None
+    name_enc: str | None
+    phone_enc: str | None
+
+
+_TARGET_FIELDS = (
+    "id", "citizen_id", "matter_code", "hall_code", "section", "day", "starts_at", "ends_at", "status", "version",
+    "queue_no", "counter", "checked_in_at", "cancelled_at",
+)  # fmt: skip
+_TARGET_SQL = (
+    "SELECT " + ", ".join(f"b.{f}" for f in _TARGET_FIELDS) + ", c.name_enc, c.phone_enc "
+    "FROM booking b LEFT JOIN citizen c ON c.id = b.citizen_id WHERE b.id = $1"
+)
+
+# One statement checks a booking in on PostgreSQL: it locks the booking if it still admits its holder
+# (b), takes the section's next number (q), marks the booking (u), writes the check-in (c) and the
+# scan with its answer (s). A nonce already used fails the scan's unique key and undoes all of it;
+# a booking another desk took this instant leaves b empty, so nothing is written and no number is spent.
+_CHECK_IN_SQL = """
+WITH b AS (
+    SELECT id FROM booking WHERE id = $1 AND status = 'booked' AND version = $2 FOR UPDATE
+), q AS (
+    INSERT INTO queue_counter (hall_code, section, day, issued) SELECT $3, $4, $5, 1 FROM b
+    ON CONFLICT (hall_code, section, day) DO UPDATE SET issued = queue_counter.issued + 1
+    RETURNING $6::text || lpad(issued::text, greatest(3, length(issued::text)), '0') AS queue_no
+), u AS (
+    UPDATE booking SET status = 'checked_in', checked_in_at = $7, counter = $8, updated_at = $7,
+        queue_no = q.queue_no
+    FROM q WHERE booking.id = $1 RETURNING booking.id
+), c AS (
+    INSERT INTO checkin (id, booking_id, hall_code, section, day, queue_no, counter, staff_id, kind, created_at)
+    SELECT $9, $1, $3, $4, $5, q.queue_no, $8, $10, 'booking', $7 FROM q, u
+)
+INSERT INTO desk_scan (staff_id, nonce, hall_code, result, booking_id, ticket_digest, response, created_at)
+SELECT $10, $11, $12, 'checked_in', $1, $13, $14 || q.queue_no || $15, $7 FROM q, u
+RETURNING response
+"""
+_SCAN_SQL = (
+    "INSERT INTO desk_scan (staff_id, nonce, hall_code, result, booking_id, ticket_digest, response, created_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+)
+_QUEUE_MARK = "\u2063queue\u2063"  # stands for the queue number in an answer written before the number exists
+
+
+@dataclass(frozen=True)
+class Scan:
+    """Who scanned what, and when: the scan log row's fixed part."""
+
+    staff_id: uuid.UUID
+    nonce: str
+    hall_code: str | None
+    ticket_digest: str
+    at: dt.datetime
+
+
+async def _load_target(booking_id: uuid.UUID) -> ScanTarget | None:
+    if sql.is_postgres():
+        async with sql.connection() as conn:
+            row = await conn.fetchrow(_TARGET_SQL, booking_id)
+        if row is None:
+            return None
+        values = dict(row)
+        values["status"] = BookingStatus(values["status"])
+        return ScanTarget(**values)
+    booking = await Booking.get_or_none(id=booking_id)
+    if booking is None:
+        return None
+    enc = await Citizen.filter(id=booking.citizen_id).first().values_list("name_enc", "phone_enc")
+    name_enc, phone_enc = enc or (None, None)
+    return ScanTarget(
+        **{f: getattr(booking, f) for f in _TARGET_FIELDS}, name_enc=name_enc, phone_enc=phone_enc
+    )  # fmt: skip
+
+
+def _citizen_label(deps: BookingDeps, target: ScanTarget) -> dict[str, str | None]:
     """Masked name and phone for the desk (never the full values)."""
-    if citizen is None:
-        return {"name": None, "phone": None}
     out: dict[str, str | None] = {"name": None, "phone": None}
     for field, masker in (("name", mask_name), ("phone", mask_phone)):
-        token = getattr(citizen, f"{field}_enc")
+        token = getattr(target, f"{field}_enc")
         if token:
             try:
-                out[field] = masker(deps.cipher.decrypt(token, aad=f"citizen:{citizen.id}:{field}"))
+                out[field] = masker(deps.cipher.decrypt(token, aad=f"citizen:{target.citizen_id}:{field}"))
             except PiiDecryptError:
                 out[field] = None
     return out
 
 
-async def _booking_view(deps: BookingDeps, booking: Booking) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    _, _, guide = await guides.guide_document(deps.cache, booking.matter_code, base_url=deps.settings.base_url)
-    citizen = await Citizen.get_or_none(id=booking.citizen_id)
+async def _booking_view(deps: BookingDeps, target: ScanTarget) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    _, _, guide = await guides.guide_document(deps.cache, target.matter_code, base_url=deps.settings.base_url)
     view = {
-        "id": str(booking.id),
-        "matter": {"code": booking.matter_code, "name": guide["name"]},
-        "hall": booking.hall_code,
-        "section": booking.section,
-        "section_name": SECTION_NAMES[Section(booking.section)],
-        "date": booking.day.isoformat(),
-        "starts_at": clock.iso(booking.starts_at),
-        "ends_at": clock.iso(booking.ends_at),
-        "citizen": _citizen_label(deps, citizen),
+        "id": str(target.id),
+        "matter": {"code": target.matter_code, "name": guide["name"]},
+        "hall": target.hall_code,
+        "section": target.section,
+        "section_name": SECTION_NAMES[Section(target.section)],
+        "date": target.day.isoformat(),
+        "starts_at": clock.iso(target.starts_at),
+        "ends_at": clock.iso(target.ends_at),
+        "citizen": _citizen_label(deps, target),
     }
     materials = [
         {
@@ -152,7 +241,10 @@ async def _booking_view(deps: BookingDeps, booking: Booking) -> tuple[dict[str, 
     return view, materials
 
 
-async def _decide(deps: BookingDeps, principal: Principal, ticket: str, counter: str | None) -> dict[str, Any]:
+async def _decide(
+    deps: BookingDeps, principal: Principal, ticket: str, counter: str | None, now: dt.datetime
+) -> dict[str, Any] | ScanTarget:
+    """A refusal to answer, or the booking to check in (the caller writes that)."""
     try:
         claims, body, signature = tickets.decode(ticket)
         tickets.check_signature(body, signature, await deps.tokens.public_key(claims.kid))
@@ -166,94 +258,112 @@ async def _decide(deps: BookingDeps, principal: Principal, ticket: str, counter:
             ticket_hall=claims.hall,
             hall_name=hall.name if hall else None,
         )
-    booking = await Booking.get_or_none(id=claims.booking_id)
-    if booking is None or claims.version > booking.version:
+    target = await _load_target(claims.booking_id)
+    if target is None or claims.version > target.version:
         return _refusal("invalid", reason="unknown")
-    if claims.version < booking.version:
-        return _refusal("revoked", reason="rescheduled", booking_id=str(booking.id))
-    if booking.status is BookingStatus.cancelled:
-        return _refusal("cancelled", booking_id=str(booking.id), cancelled_at=clock.iso(booking.cancelled_at))
-    if booking.status is BookingStatus.checked_in:
-        return await _already(deps, booking)
-    hall_cal = await calendar_of(deps, booking.hall_code)
+    if claims.version < target.version:
+        return _refusal("revoked", reason="rescheduled", booking_id=str(target.id))
+    if target.status is BookingStatus.cancelled:
+        return _refusal("cancelled", booking_id=str(target.id), cancelled_at=clock.iso(target.cancelled_at))
+    if target.status is BookingStatus.checked_in:
+        return await _already(deps, target)
+    hall_cal = await calendar_of(deps, target.hall_code)
     if principal.role == "admin":  # clerks had their counter checked against their own hall already
-        await _check_counter(deps, booking.hall_code, counter)
+        await _check_counter(deps, target.hall_code, counter)
     config = hall_cal.config
-    now = clock.now()
-    opens = booking.starts_at - dt.timedelta(minutes=config.early_minutes)
-    closes = booking.ends_at + dt.timedelta(minutes=config.grace_minutes)
-    if booking.status is BookingStatus.no_show or now > closes:
+    opens = target.starts_at - dt.timedelta(minutes=config.early_minutes)
+    closes = target.ends_at + dt.timedelta(minutes=config.grace_minutes)
+    if target.status is BookingStatus.no_show or now > closes:
         return _refusal(
             "too_late",
             f"已超过签到时间（{clock.iso(closes)[11:16]} 截止），请重新预约或现场取号",
             closed_at=clock.iso(closes),
-            booking_id=str(booking.id),
+            booking_id=str(target.id),
         )
     if now < opens:
         return _refusal(
             "too_early",
             f"未到签到时间，请于 {clock.iso(opens)[:16].replace('T', ' ')} 后签到",
             opens_at=clock.iso(opens),
-            booking_id=str(booking.id),
+            booking_id=str(target.id),
         )
-    won = await Booking.filter(id=booking.id, status=BookingStatus.booked, version=booking.version).update(
-        status=BookingStatus.checked_in, checked_in_at=now, counter=counter, updated_at=now
+    return target
+
+
+async def _already(deps: BookingDeps, target: ScanTarget) -> dict[str, Any]:
+    at = clock.iso(target.checked_in_at) or ""
+    where = f"在 {target.counter} 窗口" if target.counter else ""
+    view, materials = await _booking_view(deps, target)
+    refusal = _refusal(
+        "already_checked_in",
+        f"该预约已于 {at[11:16]} {where}签到，排队号 {target.queue_no}".replace("  ", " "),
+        checked_in_at=at,
+        counter=target.counter,
+        queue_no=target.queue_no,
+        booking_id=str(target.id),
     )
-    if not won:  # another desk was faster, or the citizen cancelled or rescheduled this instant
-        booking = await Booking.get(id=booking.id)
-        if booking.status is BookingStatus.checked_in:
-            return await _already(deps, booking)
-        if booking.version != claims.version:
-            return _refusal("revoked", reason="rescheduled", booking_id=str(booking.id))
-        if booking.status is BookingStatus.no_show:
-            return _refusal("too_late", booking_id=str(booking.id))
-        return _refusal("cancelled", booking_id=str(booking.id))
-    view, materials = await _booking_view(deps, booking)
-    today = clock.today()
-    # Last: the hall section's counter row stays locked until commit, so take it as late as possible.
-    queue_no = await next_queue_no(booking.hall_code, booking.section, today)
-    checkin = await CheckIn.create(
-        id=uuid.uuid4(),
-        booking_id=booking.id,
-        hall_code=booking.hall_code,
-        section=booking.section,
-        day=today,
-        queue_no=queue_no,
-        counter=counter,
-        staff_id=uuid.UUID(principal.id),
-        kind="booking",
-        created_at=now,
-    )
-    await Booking.filter(id=booking.id).update(queue_no=queue_no)
-    return {
+    refusal.update(queue_no=target.queue_no, booking=view, materials=materials)
+    return refusal
+
+
+async def _commit_check_in(deps: BookingDeps, target: ScanTarget, counter: str | None, scan: Scan) -> str | None:
+    """Check the booking in and log the scan, all or nothing; the answer's text, or None when another desk won."""
+    view, materials = await _booking_view(deps, target)
+    now, today, checkin_id = scan.at, clock.today(), uuid.uuid4()
+    response = {
         "result": "checked_in",
         "ok": True,
         "message": MESSAGES["checked_in"],
-        "queue_no": queue_no,
-        "checkin_id": str(checkin.id),
+        "queue_no": _QUEUE_MARK,  # the first string value after fixed text: see the partition below
+        "checkin_id": str(checkin_id),
         "checked_in_at": clock.iso(now),
         "counter": counter,
         "undo_until": clock.iso(now + dt.timedelta(minutes=deps.settings.checkin_undo_minutes)),
         "booking": view,
         "materials": materials,
         "details": {},
+        "scanned_at": clock.iso(now),
     }
+    head, mark, tail = dumps(response).decode().partition(_QUEUE_MARK)
+    assert mark, "the queue mark must survive JSON encoding"
+    if sql.is_postgres():
+        async with sql.connection() as conn:
+            return await conn.fetchval(
+                _CHECK_IN_SQL, target.id, target.version, target.hall_code, target.section, today,
+                SECTION_LETTERS.get(target.section, "Z"), now, counter, checkin_id, scan.staff_id, scan.nonce,
+                scan.hall_code, scan.ticket_digest, head, tail,
+            )  # fmt: skip
+    async with in_transaction():
+        won = await Booking.filter(id=target.id, status=BookingStatus.booked, version=target.version).update(
+            status=BookingStatus.checked_in, checked_in_at=now, counter=counter, updated_at=now
+        )
+        if not won:
+            return None
+        # Last: the hall section's counter row stays locked until commit, so take it as late as possible.
+        queue_no = await next_queue_no(target.hall_code, target.section, today)
+        await CheckIn.create(
+            id=checkin_id, booking_id=target.id, hall_code=target.hall_code, section=target.section, day=today,
+            queue_no=queue_no, counter=counter, staff_id=scan.staff_id, kind="booking", created_at=now,
+        )  # fmt: skip
+        await Booking.filter(id=target.id).update(queue_no=queue_no)
+        text = head + queue_no + tail
+        await _log_scan(scan, "checked_in", str(target.id), text)
+    return text
 
 
-async def _already(deps: BookingDeps, booking: Booking) -> dict[str, Any]:
-    at = clock.iso(booking.checked_in_at) or ""
-    where = f"在 {booking.counter} 窗口" if booking.counter else ""
-    view, materials = await _booking_view(deps, booking)
-    refusal = _refusal(
-        "already_checked_in",
-        f"该预约已于 {at[11:16]} {where}签到，排队号 {booking.queue_no}".replace("  ", " "),
-        checked_in_at=at,
-        counter=booking.counter,
-        queue_no=booking.queue_no,
-        booking_id=str(booking.id),
-    )
-    refusal.update(queue_no=booking.queue_no, booking=view, materials=materials)
-    return refusal
+async def _log_scan(scan: Scan, result: str, booking_id: str | None, text: str) -> None:
+    """The scan's row with its answer (its unique nonce makes a repeat fail here)."""
+    bid = uuid.UUID(booking_id) if booking_id else None
+    if sql.is_postgres():
+        async with sql.connection() as conn:
+            await conn.execute(
+                _SCAN_SQL, scan.staff_id, scan.nonce, scan.hall_code, result, bid, scan.ticket_digest, text, scan.at
+            )
+        return
+    await DeskScan.create(
+        staff_id=scan.staff_id, nonce=scan.nonce, hall_code=scan.hall_code, result=result,
+        booking_id=bid, ticket_digest=scan.ticket_digest, response=text, created_at=scan.at,
+    )  # fmt: skip
 
 
 async def check_in(deps: BookingDeps, *, principal: Principal, ticket: str, nonce: str, counter: str | None) -> str:
@@ -261,26 +371,33 @@ async def check_in(deps: BookingDeps, *, principal: Principal, ticket: str, nonc
     staff_id = uuid.UUID(principal.id)
     if principal.hall:
         await _check_counter(deps, principal.hall, counter)
-    digest = hashlib.sha256(ticket.encode("utf-8", "replace")).hexdigest()
-    now = clock.now()
+    scan = Scan(
+        staff_id=staff_id,
+        nonce=nonce,
+        hall_code=principal.hall,
+        ticket_digest=hashlib.sha256(ticket.encode("utf-8", "replace")).hexdigest(),
+        at=clock.now(),
+    )
     try:
-        async with in_transaction():
-            response = await _decide(deps, principal, ticket, counter)
-            response["scanned_at"] = clock.iso(now)
-            booking_id = (response.get("booking") or {}).get("id") or response["details"].get("booking_id")
-            text = dumps(response).decode()
-            # The scan row last, with its answer: a scan repeating a committed nonce fails on the unique
-            # key here, its whole transaction rolls back, and it answers what the first one stored.
-            await DeskScan.create(
-                staff_id=staff_id, nonce=nonce, hall_code=principal.hall, result=response["result"],
-                booking_id=booking_id, ticket_digest=digest, response=text, created_at=now,
-            )  # fmt: skip
+        for _ in range(3):
+            outcome = await _decide(deps, principal, ticket, counter, scan.at)
+            if isinstance(outcome, ScanTarget):
+                text = await _commit_check_in(deps, outcome, counter, scan)
+                if text is not None:
+                    return text
+                continue  # another desk (or a cancel) changed the booking this instant: decide again
+            outcome["scanned_at"] = clock.iso(scan.at)
+            booking_id = (outcome.get("booking") or {}).get("id") or outcome["details"].get("booking_id")
+            text = dumps(outcome).decode()
+            # A scan repeating a committed nonce fails on the unique key here and answers what the first one stored.
+            await _log_scan(scan, outcome["result"], booking_id, text)
+            return text
     except IntegrityError:
         prior = await DeskScan.get_or_none(staff_id=staff_id, nonce=nonce)
         if prior is None or prior.response is None:
             raise Conflict("相同的扫码正在处理中", code="SCAN_IN_FLIGHT") from None
         return prior.response
-    return text
+    raise Conflict("该预约正在被其他窗口处理，请重扫", code="SCAN_IN_FLIGHT")
 
 
 async def walk_in(

@@ -1,0 +1,44 @@
+"""Raw SQL on PostgreSQL for the few hot paths where building queries costs more than running them.
+
+The ORM stays the reference (and SQLite's path). The booking storm and desk check-ins spend most of
+their CPU in query building (bench/, booking phase); there the same writes go to asyncpg as a
+handful of fixed statements, which asyncpg prepares once per connection. Tests run both paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from tortoise import connections
+from tortoise.exceptions import IntegrityError
+
+
+def is_postgres() -> bool:
+    """True when the default connection is PostgreSQL (asyncpg)."""
+    return connections.get("default").capabilities.dialect == "postgres"
+
+
+@asynccontextmanager
+async def connection() -> AsyncIterator[Any]:
+    """The asyncpg connection: the current transaction's, else one from the pool for this block.
+
+    A constraint violation comes out as the ORM's IntegrityError, as it would from the ORM.
+    """
+    try:
+        async with connections.get("default").acquire_connection() as conn:
+            yield conn
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(exc) from exc
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[Any]:
+    """An asyncpg connection inside a transaction that commits at the end of the block (rolls back on error)."""
+    try:
+        async with connections.get("default").acquire_connection() as conn, conn.transaction():
+            yield conn
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(exc) from exc
