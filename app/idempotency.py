@@ -18,7 +18,7 @@ from tortoise import fields
 from tortoise.exceptions import IntegrityError
 from tortoise.models import Model
 
-from app import clock
+from app import clock, sql
 from app.errors import Conflict, DomainError, InvalidInput
 from app.jsontext import dumps
 
@@ -85,6 +85,10 @@ class Claim:
 
     async def release(self) -> None:
         """Forget the claim (the request failed and changed nothing)."""
+        if sql.is_postgres():  # the storm's every SLOT_FULL comes through here (see app/sql.py)
+            async with sql.connection() as conn:
+                await conn.execute("DELETE FROM idempotency_record WHERE id = $1 AND status IS NULL", self.record_id)
+            return
         await IdempotencyRecord.filter(id=self.record_id, status__isnull=True).delete()
 
 
@@ -97,9 +101,28 @@ def check_key(raw: str | None) -> str:
     return raw
 
 
+async def known(*, owner: str, key: str) -> bool:
+    """Whether a key has a record (claimed, answered, or not yet swept)."""
+    if sql.is_postgres():
+        async with sql.connection() as conn:
+            return bool(
+                await conn.fetchval("SELECT 1 FROM idempotency_record WHERE owner = $1 AND key = $2", owner, key)
+            )
+    return await IdempotencyRecord.exists(owner=owner, key=key)
+
+
 async def claim(*, owner: str, key: str, digest: str) -> Claim | Replay:
     """Claim a key for this request, or the stored answer of the earlier identical one."""
     now = clock.now()
+    if sql.is_postgres():  # the usual case, a new key, in one statement that cannot fail on the key
+        async with sql.connection() as conn:
+            record_id = await conn.fetchval(
+                "INSERT INTO idempotency_record (owner, key, fingerprint, claimed_at) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (owner, key) DO NOTHING RETURNING id",
+                owner, key, digest, now,
+            )  # fmt: skip
+        if record_id is not None:
+            return Claim(record_id)
     for _ in range(3):
         try:
             row = await IdempotencyRecord.create(owner=owner, key=key, fingerprint=digest, claimed_at=now)

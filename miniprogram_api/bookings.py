@@ -106,12 +106,19 @@ async def book(request: Request) -> HTTPResponse:
     """Take a seat in a slot; answers the booking with its signed ticket."""
     body = parse_body(request, BookBody)
     principal = request.ctx.principal
+    deps = _deps(request)
     return await idempotent(
         request,
         owner=principal.subject,
         payload=body.model_dump(),
+        precheck=lambda: service.check_seat(deps, matter_code=body.matter_code, slot_id=body.slot_id),
         run=lambda claim: service.book(
-            _deps(request), citizen_id=principal.id, matter_code=body.matter_code, slot_id=body.slot_id, claim=claim
+            deps,
+            citizen_id=principal.id,
+            matter_code=body.matter_code,
+            slot_id=body.slot_id,
+            claim=claim,
+            seat_checked=True,
         ),
     )
 

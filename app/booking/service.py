@@ -18,7 +18,7 @@ from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from app import cache as cache_bus
-from app import clock
+from app import clock, sql
 from app.booking import calendar as cal
 from app.booking import tickets
 from app.booking.errors import (
@@ -41,6 +41,7 @@ from app.booking.models import Booking, BookingStatus, Counter, HallClosure, Hal
 from app.cache import LocalCache
 from app.clock import SHANGHAI
 from app.idempotency import Claim
+from app.jsontext import dumps
 from app.matters import guides
 from app.matters.models import Hall
 from app.matters.schemas import SECTION_NAMES, Section
@@ -196,6 +197,14 @@ async def list_slots(
 
 async def _ensure_slot_row(sid: str, hall: str, section: str, slot: cal.SlotTime, seats: int) -> None:
     """Create the slot's row on first use (a conflict means another request already did)."""
+    if sql.is_postgres():
+        async with sql.connection() as conn:
+            await conn.execute(
+                "INSERT INTO booking_slot (id, hall_code, section, day, starts_at, ends_at, capacity, booked) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, 0) ON CONFLICT (id) DO NOTHING",
+                sid, hall, section, slot.day, slot.starts_at, slot.ends_at, seats,
+            )  # fmt: skip
+        return
     if await Slot.exists(id=sid):
         return
     await Slot.bulk_create(
@@ -268,6 +277,16 @@ def _check_restriction(deps: BookingDeps, rows: list[tuple[str, str, dt.date]]) 
         )
 
 
+def _admit(deps: BookingDeps, rows: list[tuple[str, str, dt.date]], matter_code: str, day: dt.date) -> None:
+    """The citizen's booking rules, on their active bookings and recent no-shows (read under their lock)."""
+    _check_restriction(deps, rows)
+    active = {(m, d) for status, m, d in rows if status == BookingStatus.booked}
+    if (matter_code, day) in active:
+        raise BookingExists(details={"matter_code": matter_code, "date": day.isoformat()})
+    if len(active) >= deps.settings.booking_max_active:
+        raise BookingLimitReached(details={"max_active": deps.settings.booking_max_active})
+
+
 async def _lock_citizen(citizen_id: uuid.UUID) -> None:
     """Serialise one citizen's booking writes (PostgreSQL row lock, taken first in every such transaction).
 
@@ -286,21 +305,21 @@ async def _release_seat(sid: str) -> None:
     await Slot.filter(id=sid, booked__gt=0).update(booked=F("booked") - 1)
 
 
-async def _schedule_reminder(deps: BookingDeps, booking: Booking, guide: dict[str, Any]) -> None:
+def _reminder(deps: BookingDeps, booking: Booking, guide: dict[str, Any]) -> dict[str, Any] | None:
+    """The reminder the day before (notify.enqueue's arguments), or None when booked less than a day ahead."""
     remind_at = dt.datetime.combine(
         booking.day - dt.timedelta(days=1), dt.time(deps.settings.booking_reminder_hour), SHANGHAI
     ).astimezone(dt.UTC)
     if remind_at <= clock.now():
-        return  # booked less than a day ahead: the citizen has just seen the details
-    await notify.enqueue(
-        fresh=True,
-        kind="booking_reminder",
-        citizen_id=booking.citizen_id,
-        subject_type="booking",
-        subject_id=str(booking.id),
-        dedupe_key=f"booking:{booking.id}:v{booking.version}:reminder",
-        send_after=remind_at,
-        payload={
+        return None  # the citizen has just seen the details
+    return {
+        "kind": "booking_reminder",
+        "citizen_id": booking.citizen_id,
+        "subject_type": "booking",
+        "subject_id": str(booking.id),
+        "dedupe_key": f"booking:{booking.id}:v{booking.version}:reminder",
+        "send_after": remind_at,
+        "payload": {
             "matter_name": guide["name"],
             "hall_name": guide["hall"]["name"],
             "hall_address": guide["hall"].get("address", ""),
@@ -308,7 +327,13 @@ async def _schedule_reminder(deps: BookingDeps, booking: Booking, guide: dict[st
             "ends_at": clock.iso(booking.ends_at),
             "url": f"{deps.settings.base_url}/api/v1/bookings/{booking.id}",
         },
-    )
+    }
+
+
+async def _schedule_reminder(deps: BookingDeps, booking: Booking, guide: dict[str, Any]) -> None:
+    reminder = _reminder(deps, booking, guide)
+    if reminder is not None:
+        await notify.enqueue(fresh=True, **reminder)
 
 
 async def ticket_for(deps: BookingDeps, booking: Booking) -> str:
@@ -356,46 +381,126 @@ async def booking_dict(deps: BookingDeps, booking: Booking, guide: dict[str, Any
     }
 
 
+# PostgreSQL: the booking's writes in one statement (the booking, its reminder, the idempotent answer,
+# then the seat). No seat left → no row returned, and the caller's transaction rolls everything back.
+_BOOK_SQL = """
+WITH b AS (
+    INSERT INTO booking (id, citizen_id, matter_code, hall_code, section, slot_id, day, starts_at, ends_at,
+        noshow_at, status, version, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'booked', 1, $11, $11)
+    RETURNING id
+), n AS (
+    INSERT INTO notification (id, kind, citizen_id, subject_type, subject_id, payload, dedupe_key, status,
+        send_after, attempts, created_at, updated_at)
+    SELECT $12, $13, $2, $14, $15, $16::jsonb, $17, 'pending', $18::timestamptz, 0, $11, $11
+    FROM b WHERE $18::timestamptz IS NOT NULL
+), i AS (
+    UPDATE idempotency_record SET status = 201, response = $19 WHERE id = $20 AND EXISTS (SELECT 1 FROM b)
+)
+UPDATE booking_slot SET booked = booked + 1
+WHERE id = $6 AND booked < capacity AND EXISTS (SELECT 1 FROM b)
+RETURNING id
+"""
+_CITIZEN_BOOKINGS_SQL = (
+    "SELECT status, matter_code, day FROM booking "
+    "WHERE citizen_id = $1 AND (status = 'booked' OR (status = 'no_show' AND day >= $2))"
+)
+
+
+async def _seat_left(sid: str) -> bool:
+    if sql.is_postgres():
+        async with sql.connection() as conn:
+            return bool(await conn.fetchval("SELECT booked < capacity FROM booking_slot WHERE id = $1", sid))
+    return await Slot.filter(id=sid, booked__lt=F("capacity")).exists()
+
+
+async def _book_pg(
+    deps: BookingDeps, booking: Booking, reminder: dict[str, Any] | None, body: dict[str, Any], claim: Claim | None
+) -> None:
+    since = clock.today() - dt.timedelta(days=deps.settings.booking_noshow_days)
+    r = reminder or {}
+    async with sql.transaction() as conn:
+        # The citizen's lock first, then a fresh read (a new statement sees what the last holder committed).
+        await conn.execute("SELECT 1 FROM citizen WHERE id = $1 FOR UPDATE", booking.citizen_id)
+        rows = await conn.fetch(_CITIZEN_BOOKINGS_SQL, booking.citizen_id, since)
+        _admit(deps, [tuple(row) for row in rows], booking.matter_code, booking.day)
+        seat = await conn.fetchval(
+            _BOOK_SQL, booking.id, booking.citizen_id, booking.matter_code, booking.hall_code, booking.section,
+            booking.slot_id, booking.day, booking.starts_at, booking.ends_at, booking.noshow_at, booking.created_at,
+            uuid.uuid4(), r.get("kind"), r.get("subject_type"), r.get("subject_id"),
+            dumps(r["payload"]).decode() if reminder else None, r.get("dedupe_key"), r.get("send_after"),
+            dumps(body).decode(), claim.record_id if claim else None,
+        )  # fmt: skip
+        if seat is None:
+            raise SlotFull(details={"slot_id": booking.slot_id})
+
+
+async def _book_orm(
+    deps: BookingDeps, booking: Booking, reminder: dict[str, Any] | None, body: dict[str, Any], claim: Claim | None
+) -> None:
+    async with in_transaction():
+        await _lock_citizen(booking.citizen_id)
+        _admit(deps, await _citizen_bookings(deps, booking.citizen_id), booking.matter_code, booking.day)
+        await booking.save(force_create=True)
+        if reminder is not None:
+            await notify.enqueue(fresh=True, **reminder)
+        if claim is not None:
+            await claim.complete(201, body)
+        # The seat last: its row stays locked until commit, so others wait as little as possible.
+        # SLOT_FULL here rolls the whole booking back.
+        await _take_seat(booking.slot_id)
+
+
+async def check_seat(deps: BookingDeps, *, matter_code: str, slot_id: str) -> None:
+    """Refuse a booking that cannot succeed (unknown, closed or full slot) with reads only.
+
+    Most attempts on a popular slot find it full and learn it here, with no write and no transaction.
+    Not the guard: the conditional UPDATE of `book` is.
+    """
+    guide = await _bookable_guide(deps, matter_code)
+    sid, _, _ = await _resolve_slot(deps, guide, slot_id)
+    if not await _seat_left(sid):
+        raise SlotFull(details={"slot_id": sid})
+
+
 async def book(
-    deps: BookingDeps, *, citizen_id: str, matter_code: str, slot_id: str, claim: Claim | None = None
+    deps: BookingDeps,
+    *,
+    citizen_id: str,
+    matter_code: str,
+    slot_id: str,
+    claim: Claim | None = None,
+    seat_checked: bool = False,
 ) -> dict[str, Any]:
-    """Book a seat; the seat, the booking, its reminder and the idempotent answer commit together."""
+    """Book a seat; the seat, the booking, its reminder and the idempotent answer commit together.
+
+    `seat_checked`: the caller has just run `check_seat` (no second look before the transaction).
+    """
     guide = await _bookable_guide(deps, matter_code)
     sid, slot, config = await _resolve_slot(deps, guide, slot_id)
-    cid = uuid.UUID(citizen_id)
-    # A cheap look first: most attempts on a popular slot find it full, and need no transaction to learn it.
-    # (Not the guard: the conditional UPDATE at the end is.)
-    if not await Slot.filter(id=sid, booked__lt=F("capacity")).exists():
+    if not seat_checked and not await _seat_left(sid):
         raise SlotFull(details={"slot_id": sid})
+    now = clock.now()
+    booking = Booking(
+        id=uuid.uuid4(),
+        citizen_id=uuid.UUID(citizen_id),
+        matter_code=guide["code"],
+        hall_code=guide["hall"]["code"],
+        section=guide["section"],
+        slot_id=sid,
+        day=slot.day,
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+        noshow_at=slot.ends_at + dt.timedelta(minutes=config.grace_minutes),
+        status=BookingStatus.booked,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    body = await booking_dict(deps, booking, guide)
+    write = _book_pg if sql.is_postgres() else _book_orm
     try:
-        async with in_transaction():
-            await _lock_citizen(cid)
-            rows = await _citizen_bookings(deps, cid)
-            _check_restriction(deps, rows)
-            active = {(m, d) for status, m, d in rows if status == BookingStatus.booked}
-            if (guide["code"], slot.day) in active:
-                raise BookingExists(details={"matter_code": guide["code"], "date": slot.day.isoformat()})
-            if len(active) >= deps.settings.booking_max_active:
-                raise BookingLimitReached(details={"max_active": deps.settings.booking_max_active})
-            booking = await Booking.create(
-                id=uuid.uuid4(),
-                citizen_id=cid,
-                matter_code=guide["code"],
-                hall_code=guide["hall"]["code"],
-                section=guide["section"],
-                slot_id=sid,
-                day=slot.day,
-                starts_at=slot.starts_at,
-                ends_at=slot.ends_at,
-                noshow_at=slot.ends_at + dt.timedelta(minutes=config.grace_minutes),
-            )
-            await _schedule_reminder(deps, booking, guide)
-            body = await booking_dict(deps, booking, guide)
-            if claim is not None:
-                await claim.complete(201, body)
-            # The seat last: its row stays locked until commit, so others wait as little as possible.
-            # SLOT_FULL here rolls the whole booking back.
-            await _take_seat(sid)
+        await write(deps, booking, _reminder(deps, booking, guide), body, claim)
     except IntegrityError:  # the partial unique index: a concurrent booking of the same matter and day
         raise BookingExists(details={"matter_code": guide["code"], "date": slot.day.isoformat()}) from None
     return body
