@@ -47,7 +47,11 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         query.setdefault("maxsize", str(settings.db_pool_size))
+        # libpq's `?host=/var/run/postgresql`: a Unix socket directory (Tortoise's URL parser has no such form).
+        socket_dir = query.pop("host", None)
         connection = expand_db_url(urlunsplit(parts._replace(query=urlencode(query))))
+        if socket_dir:
+            connection["credentials"]["host"] = socket_dir
         # We keep no session state (no LISTEN, advisory locks, cursors or SET), so a connection going
         # back to the pool needs no reset query: one round trip less per statement outside a
         # transaction. asyncpg still rolls back a transaction left open.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
@@ -14,6 +15,8 @@ from sanic_ext import openapi
 
 from app.errors import DomainError, InvalidInput, pydantic_details
 from app.jsontext import dumps
+
+log = logging.getLogger("app.http")
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -64,15 +67,24 @@ async def idempotent(
     payload: Any,
     run: Callable[[Any], Awaitable[Any]],
     status: int = 201,
+    precheck: Callable[[], Awaitable[Any]] | None = None,
 ) -> HTTPResponse:
     """Run a retryable write once per Idempotency-Key: replay its answer, 422 for another body, 409 in flight.
 
     `run(claim)` performs the write and calls `claim.complete(status, body)` inside its transaction.
+    `precheck()` may refuse a request (a DomainError) before its key is claimed: a refusal stands when
+    the key is new, so a storm of hopeless attempts costs reads only; a key with history gets its replay.
     """
     from app import idempotency
 
     key = idempotency.check_key(request.headers.get("idempotency-key"))
     digest = idempotency.fingerprint(f"{request.method} {request.path}", payload)
+    if precheck is not None:
+        try:
+            await precheck()
+        except DomainError:
+            if not await idempotency.known(owner=owner, key=key):
+                raise
     claimed = await idempotency.claim(owner=owner, key=key, digest=digest)
     if isinstance(claimed, idempotency.Replay):
         # The stored text itself: a replay is byte for byte the first answer.
@@ -95,11 +107,30 @@ async def finish_even_if_disconnected(
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
-        raise  # the write goes on in `task`; an idempotent one stores its answer for the retry
+        # The write goes on in `task` (an idempotent one stores its answer for the retry); if it fails
+        # there, it is cleaned up there too, or its idempotency key would stay claimed until swept.
+        task.add_done_callback(lambda done: _after_orphaned_write(done, on_error))
+        raise
     except Exception:
         if on_error is not None:
             await on_error()  # the write failed and changed nothing (e.g. free its idempotency key)
         raise
+
+
+_cleanups: set[asyncio.Future[Any]] = set()  # strong references: the loop keeps only weak ones
+
+
+def _after_orphaned_write(task: asyncio.Future[Any], on_error: Callable[[], Awaitable[Any]] | None) -> None:
+    """A write whose client went away has ended: retrieve its error and undo its claim if it failed."""
+    if task.cancelled() or task.exception() is None:
+        return
+    exc = task.exception()
+    if not isinstance(exc, DomainError):
+        log.warning("write failed after its client went away: %r", exc)
+    if on_error is not None:
+        cleanup = asyncio.ensure_future(on_error())
+        _cleanups.add(cleanup)
+        cleanup.add_done_callback(_cleanups.discard)
 
 
 def etag_for(body: bytes) -> str:

@@ -85,7 +85,7 @@ class Settings:
     guide_cache_seconds: int = 60
     cache_poll_seconds: float = 0.5
     max_page_size: int = 100
-    db_pool_size: int = 20  # PostgreSQL connections per worker
+    db_pool_size: int = 8  # PostgreSQL connections per worker (more only queue in the database: see bench/README.md)
     app_name: str = "zuiduo"
     manage_db: bool = True  # False in tests: the fixtures own the ORM's lifecycle
 
@@ -221,7 +221,7 @@ class Settings:
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
             guide_cache_seconds=_int(env, "GUIDE_CACHE_SECONDS", 60, 0, 86400),
             max_page_size=_int(env, "MAX_PAGE_SIZE", 100, 10, 1000),
-            db_pool_size=_int(env, "DB_POOL_SIZE", 20, 1, 200),
+            db_pool_size=_int(env, "DB_POOL_SIZE", 8, 1, 200),
             secret_key=secret,
             pii_keys=pii_keys,
             pii_active_kid=active,
