@@ -520,6 +520,23 @@ async def test_idempotent_replay_and_key_reuse(client, seeded, fake_clock, perso
     assert theirs.json["id"] != first.json["id"]
 
 
+async def test_replay_after_the_slot_filled_is_the_first_answer(client, seeded, fake_clock, person):
+    """A full slot is refused before the key is claimed only for new keys: a retry of a success replays it."""
+    alice, bob = await person(), await person()
+    slot = sid("2026-10-08", "09:00")
+    first = await book(client, alice, slot, key="alice-1")
+    assert first.status == 201, first.text
+    await booked(client, bob, slot)  # the last seat: the slot is full now
+    again = await book(client, alice, slot, key="alice-1")
+    assert again.status == 201, again.text
+    assert again.text == first.text and again.headers["idempotent-replayed"] == "true"
+    other_body = await book(client, alice, sid("2026-10-08", "09:30"), key="alice-1")
+    assert other_body.status == 422 and error(other_body)["code"] == "IDEMPOTENCY_KEY_REUSED"
+    # the same key on the full slot with another body is still 422, not SLOT_FULL
+    reused_full = await book(client, alice, slot, key="alice-1", matter=MATTER2)
+    assert reused_full.status == 422 and error(reused_full)["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+
 async def test_failed_attempt_releases_its_key(client, seeded, fake_clock, person):
     alice, bob, carol = await person(), await person(), await person()
     slot = sid("2026-10-08", "09:00")

@@ -373,6 +373,22 @@ async def test_already_checked_in_names_time_counter_and_queue_number(client, de
 # -- queue numbers ---------------------------------------------------------------------------------
 
 
+async def test_queue_numbers_past_999_keep_every_digit(client, desk, fake_clock):
+    from app.booking.models import QueueCounter
+
+    booking = await desk.booking()
+    at(fake_clock, "10:40")
+    clerk = await desk.clerk()
+    await QueueCounter.create(hall_code="main", section="commercial", day=dt.date(2026, 9, 30), issued=999)
+    answer = await scan(client, clerk, booking["ticket"])
+    assert answer["result"] == "checked_in" and answer["queue_no"] == "B1000"
+    row = await CheckIn.get(booking_id=booking["id"])
+    assert row.queue_no == "B1000"
+    assert (await Booking.get(id=booking["id"])).queue_no == "B1000"
+    scan_row = await DeskScan.get(booking_id=booking["id"])
+    assert json.loads(scan_row.response)["queue_no"] == "B1000"
+
+
 async def test_queue_numbers_per_hall_section_and_day_shared_with_walk_ins(client, desk, fake_clock, make_staff):
     first = await desk.booking()  # 11:00
     second = await desk.booking(phone="13900000003")  # 11:00
