@@ -45,7 +45,7 @@ TIME_BIN = Path("/usr/bin/time")
 # The booking phase (see the README): the hall, its calendar and the sizes of the storm and of the desk's bookings.
 BOOKING_HALL = "main"
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the service's calendar days
-SLOT_MINUTES = 30  # the service's default slot length: 47 slots a day around the clock
+SLOT_MINUTES = 10  # 143 slots a day around the clock: enough seats starting soon for the desk (below)
 STORM_WAVE = 40  # citizens per storm wave; a wave storms STORM_SLOTS slots of one day ...
 STORM_SLOTS = 2
 STORM_SEATS = 8  # ... of this many seats each: 16 seats for 40 citizens, so every wave sees 201 and 409 SLOT_FULL
@@ -53,8 +53,8 @@ STORM_LEAD = timedelta(hours=2)  # storm slots start at least this late (they st
 DESK_SEATS = 1000  # seats per slot of every other section: the desk's bookings never run out of seats
 DESK_MATTERS = 5  # the desk's bookings go to up to this many bookable matters of the hall, one per section
 DESK_SOON = (timedelta(minutes=2), timedelta(minutes=200))  # their slots start this soon (check-in opens 240 min early)
-DESK_SCANS_PER_S = 300  # default BENCH_DESK_BOOKINGS: this many first scans per second of desk_checkin load ...
-DESK_TICKETS_MAX = 10_000  # ... at most
+DESK_SCANS_PER_S = 2500  # default BENCH_DESK_BOOKINGS: this many first scans per second of desk_checkin load ...
+DESK_TICKETS_MAX = 80_000  # ... at most
 DESK_COUNTER = "W01"
 SETUP_CLIENTS = 16  # parallel connections creating the desk's bookings
 PER_CITIZEN_S = 0.1  # the most minting one citizen's token may take (`python -m app dev token --citizens N`)
@@ -847,7 +847,7 @@ def _bookable_matters(ctx: Context) -> list[dict[str, Any]]:
 
 
 def booking_schedule(storm_section: str) -> dict[str, Any]:
-    """The hall's calendar for the phase: open around the clock every day, 5-minute slots, few seats in the storm's
+    """The hall's calendar for the phase: open around the clock every day, 10-minute slots, few seats in the storm's
     section and many elsewhere, the longest window, no booking cutoff, check-in from 240 minutes before a slot."""
     return {
         "hours": {str(day): [["00:00", "23:59"]] for day in range(1, 8)},
