@@ -74,7 +74,21 @@ async def claim(*, batch: int, lease: float = LEASE_SECONDS) -> list[Notificatio
             attempts=F("attempts") + 1,
             updated_at=now,
         )
-    return await Notification.filter(claim_token=token, status=NotificationStatus.pending)
+    return await Notification.filter(id__in=ids, claim_token=token, status=NotificationStatus.pending)
+
+
+async def _renew(row: Notification, lease: float = LEASE_SECONDS) -> bool:
+    """Extend our lease on a row just before sending it; False when the lease ran out and another took it.
+
+    A batch is sent one row after another, so a row's turn may come after its claim's lease has
+    run out (slow WeChat): another worker may have claimed and sent it meanwhile.
+    """
+    now = clock.now()
+    return bool(
+        await Notification.filter(
+            id=row.id, claim_token=row.claim_token, status=NotificationStatus.pending, claimed_until__gt=now
+        ).update(claimed_until=now + dt.timedelta(seconds=lease), updated_at=now)
+    )
 
 
 async def _mark(row: Notification, **fields: object) -> None:
@@ -163,7 +177,14 @@ async def deliver(*, settings: Settings, wechat: WeChatClient, batch: int = 20) 
     """One round: claim due notifications and send them one by one."""
     outcome = Outcome()
     for row in await claim(batch=batch):
-        result = await send_one(row, settings=settings, wechat=wechat)
+        if not await _renew(row):
+            continue  # our lease ran out before its turn: it is someone else's now
+        try:
+            result = await send_one(row, settings=settings, wechat=wechat)
+        except Exception:  # an unexpected error must not stall the batch (and the oldest row with it)
+            log.exception("notification %s: delivery error", row.id)
+            await _mark(row, last_error="INTERNAL_ERROR", send_after=clock.now() + backoff(row.attempts))
+            result = "retry"
         if result == "sent":
             outcome.sent += 1
         elif result == "retry":

@@ -188,6 +188,46 @@ async def test_worker_killed_after_claiming_is_delivered_after_the_lease(
     assert stored.status is NotificationStatus.sent and stored.attempts == 2
 
 
+async def test_row_whose_lease_ran_out_in_a_slow_batch_is_not_sent_again(
+    wechat_settings, wechat, fake_wechat, fake_clock
+):
+    """Worker A claimed a batch; WeChat was slow, the lease of its last row ran out and B sent that row."""
+    citizen = await citizen_with(wechat_settings, Channel.miniprogram)  # subscribe messages: no client_msg_id
+    await queue(citizen)
+    await queue(citizen)
+    stale = await delivery.claim(batch=10)  # A's batch, still in its memory
+    assert len(stale) == 2
+    fake_clock.advance(seconds=delivery.LEASE_SECONDS + 1)
+    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).sent == 2  # B
+    assert len(fake_wechat.sent) == 2
+    for row in stale:  # A's turn comes for its rows: the lease is no longer its own
+        assert not await delivery._renew(row)
+    assert len(fake_wechat.sent) == 2
+
+
+async def test_unexpected_error_retries_the_row_and_goes_on_with_the_batch(
+    wechat_settings, wechat, fake_wechat, fake_clock, monkeypatch
+):
+    citizen = await citizen_with(wechat_settings, Channel.official_account)
+    broken = await queue(citizen, kind="no_such_renderer_crash")
+    fine = await queue(citizen, send_after=clock.now() + dt.timedelta(seconds=1))
+    fake_clock.advance(seconds=2)
+    real = delivery.send_one
+
+    async def flaky(row, **kwargs):
+        if row.id == broken.id:
+            raise RuntimeError("boom")
+        return await real(row, **kwargs)
+
+    monkeypatch.setattr(delivery, "send_one", flaky)
+    outcome = await delivery.deliver(settings=wechat_settings, wechat=wechat)
+    assert outcome.sent == 1 and outcome.retried == 1
+    assert (await Notification.get(id=fine.id)).status is NotificationStatus.sent
+    stored = await Notification.get(id=broken.id)
+    assert stored.status is NotificationStatus.pending and stored.last_error == "INTERNAL_ERROR"
+    assert stored.send_after > clock.now()
+
+
 async def test_answer_lost_after_sending_is_not_sent_twice(wechat_settings, wechat, fake_wechat, fake_clock):
     citizen = await citizen_with(wechat_settings, Channel.official_account)
     row = await queue(citizen)
