@@ -111,24 +111,28 @@ async def known(*, owner: str, key: str) -> bool:
     return await IdempotencyRecord.exists(owner=owner, key=key)
 
 
-async def claim(*, owner: str, key: str, digest: str) -> Claim | Replay:
-    """Claim a key for this request, or the stored answer of the earlier identical one."""
-    now = clock.now()
-    if sql.is_postgres():  # the usual case, a new key, in one statement that cannot fail on the key
+async def _insert(owner: str, key: str, digest: str, now: dt.datetime) -> int | None:
+    """A new record's id, or None when the key already has one."""
+    if sql.is_postgres():  # one statement that cannot fail on the key (no error for the database to log)
         async with sql.connection() as conn:
-            record_id = await conn.fetchval(
+            return await conn.fetchval(
                 "INSERT INTO idempotency_record (owner, key, fingerprint, claimed_at) VALUES ($1, $2, $3, $4) "
                 "ON CONFLICT (owner, key) DO NOTHING RETURNING id",
                 owner, key, digest, now,
             )  # fmt: skip
+    try:
+        return (await IdempotencyRecord.create(owner=owner, key=key, fingerprint=digest, claimed_at=now)).id
+    except IntegrityError:
+        return None
+
+
+async def claim(*, owner: str, key: str, digest: str) -> Claim | Replay:
+    """Claim a key for this request, or the stored answer of the earlier identical one."""
+    now = clock.now()
+    for _ in range(3):
+        record_id = await _insert(owner, key, digest, now)
         if record_id is not None:
             return Claim(record_id)
-    for _ in range(3):
-        try:
-            row = await IdempotencyRecord.create(owner=owner, key=key, fingerprint=digest, claimed_at=now)
-            return Claim(row.id)
-        except IntegrityError:
-            pass
         row = await IdempotencyRecord.get_or_none(owner=owner, key=key)
         if row is None:  # released between our insert and this read: try again
             continue
