@@ -19,7 +19,7 @@ from tortoise.transactions import in_transaction
 
 from app import clock, sql
 from app.booking import tickets
-from app.booking.errors import CheckInNotFound, CheckInUndone, CounterUnknown, HallNotFound, UndoExpired
+from app.booking.errors import BookingExists, CheckInNotFound, CheckInUndone, CounterUnknown, UndoExpired
 from app.booking.models import (
     Booking,
     BookingStatus,
@@ -60,6 +60,10 @@ MESSAGES = {
 }
 
 
+class NonceReused(InvalidInput):
+    code, message = "NONCE_REUSED", "该 nonce 已用于另一个预约码的扫码，请为每次扫码生成新的 nonce"
+
+
 class HallRequired(InvalidInput):
     code, message = "HALL_REQUIRED", "请指定大厅（管理员账号不属于任何大厅）"
 
@@ -89,21 +93,16 @@ async def _check_counter(deps: BookingDeps, hall: str, counter: str | None) -> N
 async def next_queue_no(hall: str, section: str, day: dt.date) -> str:
     """The next queue number of a hall section today, e.g. `D007` (call inside a transaction).
 
-    One `UPDATE … RETURNING` (PostgreSQL and SQLite ≥ 3.35 alike): the row stays locked until our
-    transaction ends, so the number is ours alone, and the lock costs a single statement.
+    One upsert with `RETURNING` (PostgreSQL and SQLite ≥ 3.35 alike), as in `_CHECK_IN_SQL`: the row
+    stays locked until our transaction ends, so the number is ours alone.
     """
-    conn = QueueCounter._meta.db
-    p = ["$1", "$2", "$3"] if conn.capabilities.dialect == "postgres" else ["?", "?", "?"]
-    sql = (
-        f"UPDATE queue_counter SET issued = issued + 1 "  # noqa: S608 - placeholders only, no input in the text
-        f"WHERE hall_code = {p[0]} AND section = {p[1]} AND day = {p[2]} RETURNING issued"
+    p = ("$1", "$2", "$3") if sql.is_postgres() else ("?", "?", "?")
+    rows = await QueueCounter._meta.db.execute_query_dict(
+        "INSERT INTO queue_counter (hall_code, section, day, issued) "  # noqa: S608 - placeholders only
+        f"VALUES ({p[0]}, {p[1]}, {p[2]}, 1) ON CONFLICT (hall_code, section, day) "
+        "DO UPDATE SET issued = queue_counter.issued + 1 RETURNING issued",
+        [hall, section, day],
     )
-    rows = await conn.execute_query_dict(sql, [hall, section, day])
-    if not rows:  # the day's first number in this section
-        await QueueCounter.bulk_create(
-            [QueueCounter(hall_code=hall, section=section, day=day, issued=0)], ignore_conflicts=True
-        )
-        rows = await conn.execute_query_dict(sql, [hall, section, day])
     return f"{SECTION_LETTERS.get(section, 'Z')}{rows[0]['issued']:03d}"
 
 
@@ -123,6 +122,7 @@ class ScanTarget:
     day: dt.date
     starts_at: dt.datetime
     ends_at: dt.datetime
+    noshow_at: dt.datetime
     status: BookingStatus
     version: int
     queue_no: str | None
@@ -134,8 +134,8 @@ class ScanTarget:
 
 
 _TARGET_FIELDS = (
-    "id", "citizen_id", "matter_code", "hall_code", "section", "day", "starts_at", "ends_at", "status", "version",
-    "queue_no", "counter", "checked_in_at", "cancelled_at",
+    "id", "citizen_id", "matter_code", "hall_code", "section", "day", "starts_at", "ends_at", "noshow_at", "status",
+    "version", "queue_no", "counter", "checked_in_at", "cancelled_at",
 )  # fmt: skip
 _TARGET_SQL = (
     "SELECT " + ", ".join(f"b.{f}" for f in _TARGET_FIELDS) + ", c.name_enc, c.phone_enc "
@@ -272,7 +272,7 @@ async def _decide(
         await _check_counter(deps, target.hall_code, counter)
     config = hall_cal.config
     opens = target.starts_at - dt.timedelta(minutes=config.early_minutes)
-    closes = target.ends_at + dt.timedelta(minutes=config.grace_minutes)
+    closes = target.noshow_at  # what the no-show job goes by, fixed when the booking was made
     if target.status is BookingStatus.no_show or now > closes:
         return _refusal(
             "too_late",
@@ -396,6 +396,8 @@ async def check_in(deps: BookingDeps, *, principal: Principal, ticket: str, nonc
         prior = await DeskScan.get_or_none(staff_id=staff_id, nonce=nonce)
         if prior is None or prior.response is None:
             raise Conflict("相同的扫码正在处理中", code="SCAN_IN_FLIGHT") from None
+        if prior.ticket_digest != scan.ticket_digest:  # a nonce names one scan: never replay it for another ticket
+            raise NonceReused() from None
         return prior.response
     raise Conflict("该预约正在被其他窗口处理，请重扫", code="SCAN_IN_FLIGHT")
 
@@ -405,8 +407,7 @@ async def walk_in(
 ) -> dict[str, Any]:
     """A queue number for a citizen without a booking."""
     hall_code = _hall_of(principal, hall)
-    if not await Hall.exists(code=hall_code):
-        raise HallNotFound(details={"hall": hall_code})
+    await calendar_of(deps, hall_code)  # HALL_NOT_FOUND for an unknown hall (cached)
     await _check_counter(deps, hall_code, counter)
     now, today = clock.now(), clock.today()
     async with in_transaction():
@@ -441,13 +442,20 @@ async def undo(deps: BookingDeps, *, principal: Principal, checkin_id: str) -> d
     now = clock.now()
     if now - checkin.created_at > dt.timedelta(minutes=deps.settings.checkin_undo_minutes):
         raise UndoExpired(details={"minutes": deps.settings.checkin_undo_minutes})
-    async with in_transaction():
-        if not await CheckIn.filter(id=cid, undone_at__isnull=True).update(undone_at=now):
-            raise CheckInUndone()
-        if checkin.booking_id is not None:
-            await Booking.filter(id=checkin.booking_id, status=BookingStatus.checked_in).update(
-                status=BookingStatus.booked, checked_in_at=None, queue_no=None, counter=None, updated_at=now
-            )
+    if checkin.booking_id is not None:
+        noshow_at = await Booking.filter(id=checkin.booking_id).first().values_list("noshow_at", flat=True)
+        if noshow_at is not None and now >= noshow_at:  # booked again, it would be a no-show at once
+            raise UndoExpired("该预约的签到时间已过，不能撤销签到", details={"closed_at": clock.iso(noshow_at)})
+    try:
+        async with in_transaction():
+            if not await CheckIn.filter(id=cid, undone_at__isnull=True).update(undone_at=now):
+                raise CheckInUndone()
+            if checkin.booking_id is not None:
+                await Booking.filter(id=checkin.booking_id, status=BookingStatus.checked_in).update(
+                    status=BookingStatus.booked, checked_in_at=None, queue_no=None, counter=None, updated_at=now
+                )
+    except IntegrityError:  # since checking in, the citizen booked the same matter for the same day
+        raise BookingExists("该市民已另行预约同一事项同一天的时段，不能撤销此次签到") from None
     return {"checkin_id": str(cid), "queue_no": checkin.queue_no, "undone_at": clock.iso(now)}
 
 

@@ -119,7 +119,7 @@ def _deps(request: Request) -> Any:
     "already_checked_in。扫码结果总是 200；同一 nonce 重复提交返回首次的结果。",
     body=CheckInBody,
     secured="bearer",
-    errors=[*AUTH_ERRORS, InvalidInput, be.CounterUnknown],
+    errors=[*AUTH_ERRORS, InvalidInput, be.CounterUnknown, desk.NonceReused],
 )
 @clerk
 async def check_in(request: Request) -> HTTPResponse:
@@ -138,7 +138,7 @@ async def check_in(request: Request) -> HTTPResponse:
     tag=DESK_TAG,
     summary="撤销签到（几分钟内）",
     secured="bearer",
-    errors=[*AUTH_ERRORS, be.CheckInNotFound, be.CheckInUndone, be.UndoExpired],
+    errors=[*AUTH_ERRORS, be.CheckInNotFound, be.CheckInUndone, be.UndoExpired, be.BookingExists],
 )
 @clerk
 async def undo(request: Request, checkin_id: str) -> HTTPResponse:

@@ -702,6 +702,35 @@ async def test_undo_within_five_minutes_readmits_the_ticket_with_a_new_number(cl
     assert mine.json["status"] == "checked_in" and mine.json["queue_no"] == "B002"
 
 
+async def test_undo_after_the_check_in_window_closed_is_refused(client, desk, fake_clock):
+    """Booked again after 11:45 (slot end plus grace), the no-show job would strike the citizen at once."""
+    booking = await desk.booking()  # 11:00-11:30, check-in closes 11:45
+    at(fake_clock, "11:44")
+    clerk = await desk.clerk()
+    first = await scan(client, clerk, booking["ticket"])
+    assert first["result"] == "checked_in"
+    at(fake_clock, "11:46")  # within the five undo minutes, past the window
+    _, resp = await client.post(f"{CHECKINS}/{first['checkin_id']}/undo", headers=clerk)
+    error = assert_error(resp, 409, "UNDO_EXPIRED")
+    assert error["details"] == {"closed_at": "2026-09-30T11:45:00+08:00"}
+    assert (await Booking.get(id=booking["id"])).status is BookingStatus.checked_in
+    assert (await CheckIn.get(id=first["checkin_id"])).undone_at is None
+
+
+async def test_a_nonce_reused_for_another_ticket_is_refused_not_replayed(client, desk, fake_clock):
+    first_booking = await desk.booking()
+    second_booking = await desk.booking(phone="13900000003")
+    at(fake_clock, "10:45")
+    clerk = await desk.clerk()
+    answer = await scan(client, clerk, first_booking["ticket"], scan_nonce="scan-reused-1")
+    assert answer["result"] == "checked_in"
+    body = {"ticket": second_booking["ticket"], "nonce": "scan-reused-1"}
+    _, resp = await client.post(CHECKINS, json=body, headers=clerk)
+    assert_error(resp, 422, "NONCE_REUSED")
+    assert (await Booking.get(id=second_booking["id"])).status is BookingStatus.booked
+    assert await DeskScan.all().count() == 1
+
+
 async def test_undo_after_five_minutes_is_refused(client, desk, fake_clock):
     booking = await desk.booking()
     at(fake_clock, "10:45")
