@@ -32,13 +32,3 @@ async def connection() -> AsyncIterator[Any]:
             yield conn
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise IntegrityError(exc) from exc
-
-
-@asynccontextmanager
-async def transaction() -> AsyncIterator[Any]:
-    """An asyncpg connection inside a transaction that commits at the end of the block (rolls back on error)."""
-    try:
-        async with connections.get("default").acquire_connection() as conn, conn.transaction():
-            yield conn
-    except asyncpg.IntegrityConstraintViolationError as exc:
-        raise IntegrityError(exc) from exc

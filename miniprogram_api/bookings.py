@@ -15,7 +15,7 @@ from app.http import doc, idempotent, json_response, parse_body, parse_query
 from app.idempotency import IdempotencyInFlight, IdempotencyKeyInvalid, IdempotencyKeyRequired, IdempotencyKeyReused
 from auth.errors import CITIZEN_AUTH_ERRORS
 from auth.guards import citizen_required
-from qr.render import MEDIA_TYPES, ImageOptions, render_png, render_svg
+from qr.render import MEDIA_TYPES, ImageOptions, cached_render
 
 bp = Blueprint("bookings", url_prefix="/api/v1")
 TAG = "bookings 预约"
@@ -118,7 +118,6 @@ async def book(request: Request) -> HTTPResponse:
             matter_code=body.matter_code,
             slot_id=body.slot_id,
             claim=claim,
-            seat_checked=True,
         ),
     )
 
@@ -204,5 +203,5 @@ async def ticket_image(request: Request, booking_id: str, image: str) -> HTTPRes
         raise be.BookingNotFound(details={"path": image[:32]})
     opts = parse_query(request, ImageOptions)
     text = await service.ticket_text(_deps(request), citizen_id=request.ctx.principal.id, booking_id=booking_id)
-    image = render_png(text, opts) if fmt == "png" else render_svg(text, opts)
-    return HTTPResponse(image, content_type=MEDIA_TYPES[fmt], headers=PRIVATE)
+    # Memoised like the matters' codes: a ticket's text stays the same until the booking changes.
+    return HTTPResponse(cached_render(fmt, text, opts), content_type=MEDIA_TYPES[fmt], headers=PRIVATE)

@@ -54,15 +54,16 @@ async def put_schedule(*, hall: str, config: Any) -> dict[str, Any]:
     except ValidationError as exc:
         raise ScheduleInvalid(details=pydantic_details(exc)) from None
     data = parsed.model_dump(mode="json")
+    now = clock.now()
     async with in_transaction():
-        if await HallSchedule.filter(hall_code=hall).update(config=data, updated_at=clock.now()) == 0:
+        # The hall's row lock serialises its calendar writes: two first saves would both create the row.
+        await Hall.select_for_update().filter(code=hall).only("id").first()
+        if await HallSchedule.filter(hall_code=hall).update(config=data, updated_at=now) == 0:
             await HallSchedule.create(hall_code=hall, config=data)
-        sections = (
-            await Slot.filter(hall_code=hall, starts_at__gt=clock.now()).distinct().values_list("section", flat=True)
-        )
-        for section in set(sections):
+        sections = await Slot.filter(hall_code=hall, starts_at__gt=now).distinct().values_list("section", flat=True)
+        for section in sections:
             seats = parsed.seats(section)
-            future = Slot.filter(hall_code=hall, section=section, starts_at__gt=clock.now())
+            future = Slot.filter(hall_code=hall, section=section, starts_at__gt=now)
             await future.filter(booked__lte=seats).update(capacity=seats)
             # A cut below what is already booked keeps those bookings: the slot is simply full.
             await future.filter(booked__gt=seats).update(capacity=F("booked"))

@@ -218,25 +218,38 @@ async def _ensure_slot_row(sid: str, hall: str, section: str, slot: cal.SlotTime
     )  # fmt: skip
 
 
+def _place(guide: dict[str, Any]) -> tuple[str, str]:
+    """The hall and section a matter is booked in (from its current guide)."""
+    return guide["hall"]["code"], guide["section"]
+
+
 async def _resolve_slot(
-    deps: BookingDeps, guide: dict[str, Any], slot_id: str
+    deps: BookingDeps, hall_section: tuple[str, str], slot_id: str
 ) -> tuple[str, cal.SlotTime, cal.ScheduleConfig]:
-    """Check a slot id against the matter, the calendar, the window and the cutoff."""
+    """Check a slot id against the hall and section it must be of, the calendar, the window and the cutoff."""
     parsed = cal.parse_slot_id(slot_id)
     if parsed is None:
         raise SlotNotFound(details={"slot_id": str(slot_id)[:80]})
     hall, section, day, hhmm = parsed
-    if (hall, section) != (guide["hall"]["code"], guide["section"]):
+    if (hall, section) != hall_section:
         raise SlotNotForMatter(details={"slot_id": slot_id})
     hall_cal = await calendar_of(deps, hall)
     config = hall_cal.config
+    today = clock.today()
+    window = hall_cal.window(today)
+    # The date's range first: a slot id names any date, and only days up to the window's end are worth
+    # computing slots for (a closed day inside the range has none: 404 below).
+    if day < today:
+        raise SlotInPast(details={"slot_id": slot_id})
+    if not window or day > window[-1]:
+        raise SlotOutsideWindow(details={"slot_id": slot_id, "window_days": config.window_days})
     slot = hall_cal.slots(day).get(hhmm)
     if slot is None:
         raise SlotNotFound(details={"slot_id": slot_id})
     now = clock.now()
     if slot.starts_at <= now:
         raise SlotInPast(details={"slot_id": slot_id})
-    if day not in hall_cal.window(clock.today()):
+    if day not in window:
         raise SlotOutsideWindow(details={"slot_id": slot_id, "window_days": config.window_days})
     if slot.starts_at - dt.timedelta(minutes=config.cutoff_minutes) <= now:
         raise SlotOutsideWindow(
@@ -252,9 +265,18 @@ async def _resolve_slot(
 # -- booking -----------------------------------------------------------------------------------
 
 
+_CITIZEN_BOOKINGS_SQL = (
+    "SELECT status, matter_code, day FROM booking "
+    "WHERE citizen_id = $1 AND (status = 'booked' OR (status = 'no_show' AND day >= $2))"
+)
+
+
 async def _citizen_bookings(deps: BookingDeps, citizen_id: uuid.UUID) -> list[tuple[str, str, dt.date]]:
     """(status, matter, day) of the citizen's active bookings and recent no-shows, in one query."""
     since = clock.today() - dt.timedelta(days=deps.settings.booking_noshow_days)
+    if sql.is_postgres():
+        async with sql.connection() as conn:
+            return [tuple(row) for row in await conn.fetch(_CITIZEN_BOOKINGS_SQL, citizen_id, since)]
     return await Booking.filter(
         Q(citizen_id=citizen_id) & (Q(status=BookingStatus.booked) | Q(status=BookingStatus.no_show, day__gte=since))
     ).values_list("status", "matter_code", "day")
@@ -293,6 +315,10 @@ async def _lock_citizen(citizen_id: uuid.UUID) -> None:
     The caps (one per matter and day, at most N active) then hold under races, and because every
     citizen-scoped write takes this lock before any booking or slot row, they cannot deadlock.
     """
+    if sql.is_postgres():
+        async with sql.connection() as conn:
+            await conn.execute("SELECT 1 FROM citizen WHERE id = $1 FOR UPDATE", citizen_id)
+        return
     await Citizen.select_for_update().filter(id=citizen_id).only("id").first()
 
 
@@ -303,6 +329,10 @@ async def _take_seat(sid: str) -> None:
 
 async def _release_seat(sid: str) -> None:
     await Slot.filter(id=sid, booked__gt=0).update(booked=F("booked") - 1)
+
+
+def _reminder_key(booking: Booking) -> str:
+    return f"booking:{booking.id}:v{booking.version}:reminder"
 
 
 def _reminder(deps: BookingDeps, booking: Booking, guide: dict[str, Any]) -> dict[str, Any] | None:
@@ -317,7 +347,7 @@ def _reminder(deps: BookingDeps, booking: Booking, guide: dict[str, Any]) -> dic
         "citizen_id": booking.citizen_id,
         "subject_type": "booking",
         "subject_id": str(booking.id),
-        "dedupe_key": f"booking:{booking.id}:v{booking.version}:reminder",
+        "dedupe_key": _reminder_key(booking),
         "send_after": remind_at,
         "payload": {
             "matter_name": guide["name"],
@@ -325,7 +355,7 @@ def _reminder(deps: BookingDeps, booking: Booking, guide: dict[str, Any]) -> dic
             "hall_address": guide["hall"].get("address", ""),
             "starts_at": clock.iso(booking.starts_at),
             "ends_at": clock.iso(booking.ends_at),
-            "url": f"{deps.settings.base_url}/api/v1/bookings/{booking.id}",
+            "url": f"{deps.settings.base_url}/m/{booking.matter_code}",  # a page WeChat opens (the API needs a token)
         },
     }
 
@@ -356,6 +386,13 @@ async def booking_dict(deps: BookingDeps, booking: Booking, guide: dict[str, Any
     base = f"{deps.settings.base_url}/api/v1/bookings/{booking.id}"
     active = booking.status is BookingStatus.booked
     hall = guide["hall"]
+    same_hall = hall["code"] == booking.hall_code
+    if not same_hall:  # the matter has moved since it was booked: the booking keeps its own hall
+        row = await Hall.get_or_none(code=booking.hall_code)
+        hall = {
+            "code": booking.hall_code,
+            **({k: getattr(row, k) for k in ("name", "address", "phone")} if row else {}),
+        }
     return {
         "id": str(booking.id),
         "status": str(booking.status),
@@ -364,7 +401,7 @@ async def booking_dict(deps: BookingDeps, booking: Booking, guide: dict[str, Any
         "hall": {k: hall.get(k, "") for k in ("code", "name", "address", "phone")},
         "section": booking.section,
         "section_name": SECTION_NAMES[Section(booking.section)],
-        "counter_hint": guide.get("counter", ""),
+        "counter_hint": guide.get("counter", "") if same_hall else "",
         "slot_id": booking.slot_id,
         "date": booking.day.isoformat(),
         "starts_at": clock.iso(booking.starts_at),
@@ -401,10 +438,6 @@ UPDATE booking_slot SET booked = booked + 1
 WHERE id = $6 AND booked < capacity AND EXISTS (SELECT 1 FROM b)
 RETURNING id
 """
-_CITIZEN_BOOKINGS_SQL = (
-    "SELECT status, matter_code, day FROM booking "
-    "WHERE citizen_id = $1 AND (status = 'booked' OR (status = 'no_show' AND day >= $2))"
-)
 
 
 async def _seat_left(sid: str) -> bool:
@@ -414,41 +447,30 @@ async def _seat_left(sid: str) -> bool:
     return await Slot.filter(id=sid, booked__lt=F("capacity")).exists()
 
 
-async def _book_pg(
-    deps: BookingDeps, booking: Booking, reminder: dict[str, Any] | None, body: dict[str, Any], claim: Claim | None
+async def _write_booking(
+    booking: Booking, reminder: dict[str, Any] | None, body: dict[str, Any], claim: Claim | None
 ) -> None:
-    since = clock.today() - dt.timedelta(days=deps.settings.booking_noshow_days)
-    r = reminder or {}
-    async with sql.transaction() as conn:
-        # The citizen's lock first, then a fresh read (a new statement sees what the last holder committed).
-        await conn.execute("SELECT 1 FROM citizen WHERE id = $1 FOR UPDATE", booking.citizen_id)
-        rows = await conn.fetch(_CITIZEN_BOOKINGS_SQL, booking.citizen_id, since)
-        _admit(deps, [tuple(row) for row in rows], booking.matter_code, booking.day)
-        seat = await conn.fetchval(
-            _BOOK_SQL, booking.id, booking.citizen_id, booking.matter_code, booking.hall_code, booking.section,
-            booking.slot_id, booking.day, booking.starts_at, booking.ends_at, booking.noshow_at, booking.created_at,
-            uuid.uuid4(), r.get("kind"), r.get("subject_type"), r.get("subject_id"),
-            dumps(r["payload"]).decode() if reminder else None, r.get("dedupe_key"), r.get("send_after"),
-            dumps(body).decode(), claim.record_id if claim else None,
-        )  # fmt: skip
+    """Inside the booking's transaction: the booking, its reminder, the idempotent answer, then the seat."""
+    if sql.is_postgres():
+        r = reminder or {}
+        async with sql.connection() as conn:
+            seat = await conn.fetchval(
+                _BOOK_SQL, booking.id, booking.citizen_id, booking.matter_code, booking.hall_code, booking.section,
+                booking.slot_id, booking.day, booking.starts_at, booking.ends_at, booking.noshow_at,
+                booking.created_at, uuid.uuid4(), r.get("kind"), r.get("subject_type"), r.get("subject_id"),
+                dumps(r["payload"]).decode() if reminder else None, r.get("dedupe_key"), r.get("send_after"),
+                dumps(body).decode(), claim.record_id if claim else None,
+            )  # fmt: skip
         if seat is None:
             raise SlotFull(details={"slot_id": booking.slot_id})
-
-
-async def _book_orm(
-    deps: BookingDeps, booking: Booking, reminder: dict[str, Any] | None, body: dict[str, Any], claim: Claim | None
-) -> None:
-    async with in_transaction():
-        await _lock_citizen(booking.citizen_id)
-        _admit(deps, await _citizen_bookings(deps, booking.citizen_id), booking.matter_code, booking.day)
-        await booking.save(force_create=True)
-        if reminder is not None:
-            await notify.enqueue(fresh=True, **reminder)
-        if claim is not None:
-            await claim.complete(201, body)
-        # The seat last: its row stays locked until commit, so others wait as little as possible.
-        # SLOT_FULL here rolls the whole booking back.
-        await _take_seat(booking.slot_id)
+        return
+    await booking.save(force_create=True)
+    if reminder is not None:
+        await notify.enqueue(fresh=True, **reminder)
+    if claim is not None:
+        await claim.complete(201, body)
+    # The seat last: its row stays locked until commit, so others wait as little as possible.
+    await _take_seat(booking.slot_id)
 
 
 async def check_seat(deps: BookingDeps, *, matter_code: str, slot_id: str) -> None:
@@ -458,7 +480,7 @@ async def check_seat(deps: BookingDeps, *, matter_code: str, slot_id: str) -> No
     Not the guard: the conditional UPDATE of `book` is.
     """
     guide = await _bookable_guide(deps, matter_code)
-    sid, _, _ = await _resolve_slot(deps, guide, slot_id)
+    sid, _, _ = await _resolve_slot(deps, _place(guide), slot_id)
     if not await _seat_left(sid):
         raise SlotFull(details={"slot_id": sid})
 
@@ -470,16 +492,13 @@ async def book(
     matter_code: str,
     slot_id: str,
     claim: Claim | None = None,
-    seat_checked: bool = False,
 ) -> dict[str, Any]:
     """Book a seat; the seat, the booking, its reminder and the idempotent answer commit together.
 
-    `seat_checked`: the caller has just run `check_seat` (no second look before the transaction).
+    Callers run `check_seat` first (before claiming the key); the conditional UPDATE is the guard.
     """
     guide = await _bookable_guide(deps, matter_code)
-    sid, slot, config = await _resolve_slot(deps, guide, slot_id)
-    if not seat_checked and not await _seat_left(sid):
-        raise SlotFull(details={"slot_id": sid})
+    sid, slot, config = await _resolve_slot(deps, _place(guide), slot_id)
     now = clock.now()
     booking = Booking(
         id=uuid.uuid4(),
@@ -498,9 +517,13 @@ async def book(
         updated_at=now,
     )
     body = await booking_dict(deps, booking, guide)
-    write = _book_pg if sql.is_postgres() else _book_orm
     try:
-        await write(deps, booking, _reminder(deps, booking, guide), body, claim)
+        async with in_transaction():
+            # The citizen's lock first, then a fresh read (a new statement sees what the last holder committed).
+            await _lock_citizen(booking.citizen_id)
+            _admit(deps, await _citizen_bookings(deps, booking.citizen_id), booking.matter_code, booking.day)
+            # SLOT_FULL here rolls the whole booking back.
+            await _write_booking(booking, _reminder(deps, booking, guide), body, claim)
     except IntegrityError:  # the partial unique index: a concurrent booking of the same matter and day
         raise BookingExists(details={"matter_code": guide["code"], "date": slot.day.isoformat()}) from None
     return body
@@ -520,7 +543,7 @@ async def _own_booking(citizen_id: str, booking_id: str) -> Booking:
 async def list_bookings(
     deps: BookingDeps, *, citizen_id: str, status: str | None, page: int, page_size: int
 ) -> dict[str, Any]:
-    """The citizen's bookings, the next one first."""
+    """The citizen's bookings, the latest slot first."""
     query = Booking.filter(citizen_id=uuid.UUID(citizen_id))
     if status:
         query = query.filter(status=status)
@@ -538,11 +561,7 @@ async def get_booking(deps: BookingDeps, *, citizen_id: str, booking_id: str) ->
     """One of the citizen's bookings, with its reminder."""
     booking = await _own_booking(citizen_id, booking_id)
     body = await booking_dict(deps, booking)
-    reminder = (
-        await Notification.filter(subject_type="booking", subject_id=str(booking.id), kind="booking_reminder")
-        .order_by("-created_at")
-        .first()
-    )
+    reminder = await Notification.get_or_none(dedupe_key=_reminder_key(booking))  # this version's reminder
     body["reminder"] = (
         {"send_after": clock.iso(reminder.send_after), "status": str(reminder.status)} if reminder else None
     )
@@ -600,7 +619,7 @@ async def reschedule(deps: BookingDeps, *, citizen_id: str, booking_id: str, slo
     if booking.status is not BookingStatus.booked:
         raise BookingNotActive(details={"status": str(booking.status)})
     guide = await _bookable_guide(deps, booking.matter_code)
-    sid, slot, config = await _resolve_slot(deps, guide, slot_id)
+    sid, slot, config = await _resolve_slot(deps, (booking.hall_code, booking.section), slot_id)
     try:
         async with in_transaction():
             booking = await _locked_active(booking, config)

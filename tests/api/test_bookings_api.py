@@ -411,6 +411,21 @@ async def test_book_answers_the_booking_with_its_ticket(client, seeded, fake_clo
     assert body["links"]["self"].endswith(f"/api/v1/bookings/{body['id']}")
 
 
+@pytest.mark.parametrize(
+    ("slot_id", "code"),
+    [
+        ("main.commercial.00010101.0700", "SLOT_IN_PAST"),  # year 1: no slot is computed for it
+        ("main.commercial.99991231.2330", "SLOT_OUTSIDE_WINDOW"),
+        ("main.commercial.20260929.0900", "SLOT_IN_PAST"),  # yesterday
+    ],
+)
+async def test_far_dates_are_refused_by_the_window(client, seeded, fake_clock, person, slot_id, code):
+    alice = await person()
+    resp = await book(client, alice, slot_id)
+    assert resp.status == 422, resp.text
+    assert error(resp)["code"] == code
+
+
 async def test_capacity_third_citizen_gets_slot_full(client, seeded, fake_clock, person):
     alice, bob, carol = await person(), await person(), await person()
     slot = sid("2026-10-08", "09:00")
