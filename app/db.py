@@ -22,6 +22,7 @@ MODEL_MODULES = [
     "qr.models",
     "app.booking.models",
     "app.notify.models",
+    "app.cases.models",
     "app.idempotency",
 ]
 

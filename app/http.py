@@ -168,6 +168,7 @@ def doc(
     response: Any = None,
     status: int = 200,
     secured: str | None = None,
+    body_media: str = "application/json",
 ) -> Callable[[F], F]:
     """Document an endpoint in the OpenAPI spec, including every error code it can answer."""
 
@@ -186,7 +187,7 @@ def doc(
                     description=info.description or "",
                 )(func)
         if body is not None:
-            func = openapi.body({"application/json": schema_of(body)})(func)
+            func = openapi.body({body_media: schema_of(body)})(func)
         func = openapi.response(status, {"application/json": schema_of(response or JsonObject)}, "成功")(func)
         by_status: dict[int, list[str]] = {}
         for err in errors:

@@ -15,6 +15,8 @@ from app import db, idempotency
 from app.booking import service as booking
 from app.booking.service import BookingDeps
 from app.cache import LocalCache
+from app.cases import uploads
+from app.cases.service import CaseDeps
 from app.jobs import Scheduler
 from app.notify import delivery
 from app.observe import configure_logging, install
@@ -48,10 +50,12 @@ async def prepare(settings: Settings) -> None:
         log.info("demo catalogue loaded: %s matters", report.created)
 
 
-async def _housekeeping() -> None:
-    """Forget expired idempotency keys and revocations of tickets whose slots are over."""
+async def _housekeeping(settings: Settings) -> None:
+    """Forget expired idempotency keys, revocations of tickets whose slots are over and unused uploads."""
     await idempotency.sweep()
     await booking.sweep_revocations()
+    while await uploads.sweep(settings):
+        pass
 
 
 def create_app(settings: Settings | None = None) -> Sanic:
@@ -94,17 +98,21 @@ def create_app(settings: Settings | None = None) -> Sanic:
     install(app)
 
     from app.booking.views import bp as booking_staff
+    from app.cases.views import bp as cases_staff
     from app.matters.views import bp as catalogue_admin
     from app.ops import bp as ops
     from app.web.views import bp as web
     from auth.admin_views import bp as staff_admin
     from auth.views import bp as auth
     from miniprogram_api.bookings import bp as bookings
+    from miniprogram_api.cases import bp as cases
     from miniprogram_api.catalogue import bp as catalogue
     from miniprogram_api.me import bp as me
     from qr.views import bp as qr
 
-    for blueprint in (ops, auth, me, catalogue, bookings, catalogue_admin, staff_admin, booking_staff, qr, web):
+    for blueprint in (
+        ops, auth, me, catalogue, bookings, cases, catalogue_admin, staff_admin, booking_staff, cases_staff, qr, web
+    ):  # fmt: skip
         app.blueprint(blueprint)
 
     @app.main_process_start
@@ -141,12 +149,13 @@ def create_app(settings: Settings | None = None) -> Sanic:
             wechat=app.ctx.wechat,
         )
         app.ctx.booking = BookingDeps(settings=settings, cache=app.ctx.cache, tokens=app.ctx.tokens, cipher=cipher)
+        app.ctx.cases = CaseDeps(settings=settings, cache=app.ctx.cache, tokens=app.ctx.tokens, cipher=cipher)
         app.ctx.scans = ScanRecorder(app.ctx.store)
         scheduler = Scheduler()
         scheduler.add("cache-sync", settings.cache_poll_seconds, app.ctx.cache.sync)
         scheduler.add("scan-flush", 2.0, app.ctx.scans.flush)
         scheduler.add("booking-no-shows", 60.0, functools.partial(booking.mark_no_shows, app.ctx.booking), cluster=True)
-        scheduler.add("housekeeping", 3600.0, _housekeeping, cluster=True)
+        scheduler.add("housekeeping", 3600.0, functools.partial(_housekeeping, settings), cluster=True)
         # Every worker drains the outbox (claims use SKIP LOCKED, so they never take the same row).
         scheduler.add(
             "notify-delivery", 1.0, functools.partial(delivery.deliver, settings=settings, wechat=app.ctx.wechat)

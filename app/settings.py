@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,7 +14,11 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 
 DEV_SECRET = "dev-only-secret-not-for-production"  # noqa: S105 - development mode only
-DEV_TEMPLATES = {"booking_reminder": "dev-tpl-booking-reminder", "booking_no_show": "dev-tpl-booking-no-show"}
+DEV_TEMPLATES = {
+    "booking_reminder": "dev-tpl-booking-reminder",
+    "booking_no_show": "dev-tpl-booking-no-show",
+    "case_progress": "dev-tpl-case-progress",
+}
 
 
 class SettingsError(RuntimeError):
@@ -52,6 +57,12 @@ def _key32(name: str, raw: str) -> bytes:
 def _derive(secret: str, purpose: str) -> bytes:
     """A development key derived from the dev secret (never used in production)."""
     return hashlib.sha256(f"{purpose}:{secret}".encode()).digest()
+
+
+def _case_prefix(raw: str) -> str:
+    if not re.fullmatch(r"[A-Z]{1,6}", raw):
+        raise SettingsError(f"CASE_NO_PREFIX must be 1-6 capital letters, got {raw!r}")
+    return raw
 
 
 def _pairs(name: str, raw: str) -> dict[str, str]:
@@ -127,6 +138,15 @@ class Settings:
     booking_restrict_days: int = 30
     booking_reminder_hour: int = 10  # the day-before reminder goes out at this local hour
     checkin_undo_minutes: int = 5
+
+    # Online submission and cases
+    upload_dir: Path = ROOT / "data" / "uploads"
+    upload_max_bytes: int = 20 * 1024 * 1024
+    upload_keep_hours: int = 24  # an upload no case uses is deleted after this long
+    case_no_prefix: str = "ZJJ"
+    case_warn_percent: int = 80  # a case turns yellow when this share of its promised time is used
+    progress_rate_per_minute: int = 10  # anonymous progress queries per client address
+    feed_lag_seconds: int = 5  # the case feed serves events older than this (later commits fill lower ids)
 
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -256,6 +276,13 @@ class Settings:
             booking_restrict_days=_int(env, "BOOKING_RESTRICT_DAYS", 30, 0, 365),
             booking_reminder_hour=_int(env, "BOOKING_REMINDER_HOUR", 10, 0, 23),
             checkin_undo_minutes=_int(env, "CHECKIN_UNDO_MINUTES", 5, 0, 120),
+            upload_dir=Path(env["UPLOAD_DIR"]) if env.get("UPLOAD_DIR") else cls.upload_dir,
+            upload_max_bytes=_int(env, "UPLOAD_MAX_BYTES", 20 * 1024 * 1024, 1024, 200 * 1024 * 1024),
+            upload_keep_hours=_int(env, "UPLOAD_KEEP_HOURS", 24, 1, 24 * 30),
+            case_no_prefix=_case_prefix(env.get("CASE_NO_PREFIX") or cls.case_no_prefix),
+            case_warn_percent=_int(env, "CASE_WARN_PERCENT", 80, 1, 100),
+            progress_rate_per_minute=_int(env, "PROGRESS_RATE_PER_MINUTE", 10, 1, 10_000),
+            feed_lag_seconds=_int(env, "FEED_LAG_SECONDS", 5, 0, 600),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -30,6 +30,11 @@ if REDIS_URL and _WORKER.startswith("gw"):
     REDIS_URL = f"{_base}/{int(_db or 0) - int(_WORKER[2:])}"
 BACKEND = "postgres" if DATABASE_URL.startswith(("postgres://", "postgresql://")) else "sqlite"
 TABLES = [
+    "upload",
+    "case_record",
+    "case_material",
+    "case_event",
+    "case_sequence",
     "booking",
     "booking_slot",
     "booking_revoked_ticket",
@@ -118,9 +123,10 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def base_settings(database_url: str) -> Settings:
+def base_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings for the test backend."""
     return Settings(
+        upload_dir=tmp_path_factory.mktemp("uploads"),
         env="test",
         database_url=database_url,
         redis_url=REDIS_URL,

@@ -162,6 +162,7 @@ class Guide(_Strict):
     online_depth: int = Field(ge=1, le=4)
     booking: bool = True
     online_apply: bool = False
+    apply_loa: int = Field(default=2, ge=2, le=3)  # level of assurance an online application needs (3 = real name)
     postal_delivery: bool = False
     consult_phone: Annotated[str, Field(min_length=3, max_length=40)]
     complaint_phone: Annotated[str, Field(min_length=3, max_length=40)]

@@ -68,4 +68,26 @@ def booking_no_show(p: dict[str, Any]) -> Rendered:
     )
 
 
-RENDERERS = {"booking_reminder": booking_reminder, "booking_no_show": booking_no_show}
+def case_progress(p: dict[str, Any]) -> Rendered:
+    """A step of a case (办件进度): accepted, a correction asked for, decided, delivered, completed …"""
+    return Rendered(
+        mp_data={
+            "first": p.get("text", ""),
+            "keyword1": p.get("case_no", ""),
+            "keyword2": p.get("matter_name", ""),
+            "keyword3": p.get("status_name", ""),
+            "keyword4": _when(p.get("at")),
+            "remark": "点击查看办件进度详情",
+        },
+        mini_data={
+            "character_string1": p.get("case_no", "")[:32],
+            "thing2": _thing(p.get("matter_name")),
+            "phrase3": _thing(p.get("status_name"), 5),
+            "time4": _when(p.get("at")),
+            "thing5": _thing(p.get("text")),
+        },
+        url=p.get("url"),
+    )
+
+
+RENDERERS = {"booking_reminder": booking_reminder, "booking_no_show": booking_no_show, "case_progress": case_progress}

@@ -1,0 +1,894 @@
+"""Cases: submission, the lifecycle's moves, due dates, who may see what, progress and the feed.
+
+Every change is one transaction: the case row (a conditional update on its status and version),
+its timeline event, the citizen's notification in the outbox and, for a submission, the
+idempotent answer. Due dates count working days on the Chinese calendar from acceptance; a
+suspension (特殊环节) stops the clock and moves the due date by the working days it lasted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import math
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from tortoise.expressions import Q, Subquery
+from tortoise.transactions import in_transaction
+
+from app import clock, sql, workdays
+from app.cache import LocalCache
+from app.cases import codes, lifecycle
+from app.cases.errors import (
+    ActionInvalid,
+    CaseChanged,
+    CaseNotFound,
+    CaseOutOfScope,
+    CursorInvalid,
+    DeliveryNotOffered,
+    IllegalTransition,
+    MaterialsMissing,
+    MaterialUnknown,
+    OnlineApplyNotOffered,
+    ProgressNotFound,
+    UploadInUse,
+    UploadNotFound,
+)
+from app.cases.lifecycle import STATUS_NAMES
+from app.cases.models import Case, CaseEvent, CaseMaterial, CaseSequence, CaseStatus, Upload
+from app.cases.uploads import check_type
+from app.errors import InvalidInput, MatterNotFound
+from app.idempotency import Claim
+from app.matters import guides
+from app.matters.models import MatterVersion
+from app.notify import service as notify
+from app.notify.models import Notification
+from app.settings import Settings
+from auth.errors import AssuranceTooLow
+from auth.models import Citizen
+from auth.pii import PiiCipher, PiiDecryptError, mask_id_number, mask_name, mask_phone
+from auth.tokens import Principal, TokenAuthority
+
+QUERY_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud and typed from a receipt
+QUERY_CODE_LENGTH = 8  # 40 bits, behind a rate limit
+
+
+@dataclass(frozen=True)
+class CaseDeps:
+    """What the case services need."""
+
+    settings: Settings
+    cache: LocalCache
+    tokens: TokenAuthority
+    cipher: PiiCipher
+
+
+@dataclass(frozen=True)
+class Party:
+    """Who a case is for (the principal): a person or a company, as submitted."""
+
+    kind: str  # person | company
+    name: str
+    id_number: str
+    phone: str | None
+
+
+# ---------------------------------------------------------------- numbers and codes
+
+
+async def _next_case_no(prefix: str, day: dt.date) -> str:
+    """`ZJJ20261126000042`: the prefix, the date and that day's sequence (one upsert, inside the transaction)."""
+    p = ("$1", "$2") if sql.is_postgres() else ("?", "?")
+    rows = await CaseSequence._meta.db.execute_query_dict(
+        "INSERT INTO case_sequence (prefix, day, issued) "  # noqa: S608 - placeholders only
+        f"VALUES ({p[0]}, {p[1]}, 1) ON CONFLICT (prefix, day) "
+        "DO UPDATE SET issued = case_sequence.issued + 1 RETURNING issued",
+        [prefix, day],
+    )
+    return f"{prefix}{day:%Y%m%d}{rows[0]['issued']:06d}"
+
+
+def new_query_code() -> str:
+    """A fresh query code (shown once, on the receipt)."""
+    return "".join(secrets.choice(QUERY_ALPHABET) for _ in range(QUERY_CODE_LENGTH))
+
+
+def query_code_hash(settings: Settings, case_no: str, code: str) -> str:
+    """Keyed hash of a case's query code: what the case row keeps."""
+    normalized = code.strip().upper().replace("-", "").replace(" ", "")
+    message = f"query-code\x00{case_no}\x00{normalized}".encode()
+    return hmac.new(settings.pii_index_key, message, hashlib.sha256).hexdigest()
+
+
+# ---------------------------------------------------------------- due dates
+
+
+def _warn_days(settings: Settings, promised: int) -> int:
+    return math.ceil(promised * settings.case_warn_percent / 100)
+
+
+def _schedule(settings: Settings, case: Case) -> None:
+    """Set the due and warning dates from acceptance, the promised days and the suspended days."""
+    assert case.accepted_on is not None
+    case.due_on = workdays.add_workdays(case.accepted_on, case.promised_days + case.suspended_days)
+    case.warn_on = workdays.add_workdays(
+        case.accepted_on, _warn_days(settings, case.promised_days) + case.suspended_days
+    )
+
+
+def sla(case: Case, today: dt.date) -> dict[str, Any]:
+    """Where a case stands against its promised time: green, yellow (80 % used), red (overdue) or paused."""
+    if case.due_on is None:
+        return {"state": "not_started", "due_on": None, "days_left": None}
+    due = case.due_on.isoformat()
+    if case.status is CaseStatus.suspended:
+        return {"state": "paused", "due_on": None, "days_left": None, "suspended_on": case.suspended_on.isoformat()}
+    if case.status in lifecycle.CLOCK_RUNNING:
+        if today > case.due_on:
+            state, left = "red", -workdays.workdays_between(case.due_on, today)
+        else:
+            state = "yellow" if case.warn_on is not None and today >= case.warn_on else "green"
+            left = workdays.workdays_between(today, case.due_on)
+        return {"state": state, "due_on": due, "days_left": left}
+    return {"state": "stopped", "due_on": due, "days_left": None}
+
+
+# ---------------------------------------------------------------- submission
+
+
+def _guide_materials(guide: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {m["name"]: m for m in guide["materials"]}
+
+
+async def _principal_party(
+    deps: CaseDeps, citizen: Citizen, applicant: dict[str, Any], today: dt.date
+) -> tuple[bool, Party]:
+    """(agent?, principal) from the submission's applicant block and the caller's account."""
+    from auth.idcard import InvalidIdNumber, validate_id_number
+
+    if applicant.get("kind") == "agent":
+        p = applicant["principal"]
+        if p["kind"] == "person":
+            try:
+                number = validate_id_number(p["id_number"], today=today).number
+            except InvalidIdNumber as exc:
+                raise InvalidInput(
+                    "被代办人身份证号码不正确", code="ID_NUMBER_INVALID", details={"reason": exc.reason}
+                ) from None
+        else:
+            number = p["id_number"].strip().upper()
+        return True, Party(p["kind"], p["name"], number, p.get("phone"))
+    # Self: the account's verified identity when it has one, else what the form says (LoA 2).
+    name = id_number = None
+    if citizen.name_enc and citizen.id_number_enc:
+        name = deps.cipher.decrypt(citizen.name_enc, aad=f"citizen:{citizen.id}:name")
+        id_number = deps.cipher.decrypt(citizen.id_number_enc, aad=f"citizen:{citizen.id}:id_number")
+    else:
+        if not applicant.get("name") or not applicant.get("id_number"):
+            raise InvalidInput(
+                "请填写申请人姓名和身份证号码（或先完成实名认证）",
+                code="APPLICANT_INCOMPLETE",
+                details={"missing": [f for f in ("name", "id_number") if not applicant.get(f)]},
+            )
+        name = applicant["name"]
+        try:
+            id_number = validate_id_number(applicant["id_number"], today=today).number
+        except InvalidIdNumber as exc:
+            raise InvalidInput("身份证号码不正确", code="ID_NUMBER_INVALID", details={"reason": exc.reason}) from None
+    phone = applicant.get("phone")
+    if phone is None and citizen.phone_enc:
+        phone = deps.cipher.decrypt(citizen.phone_enc, aad=f"citizen:{citizen.id}:phone")
+    return False, Party("person", name, id_number, phone)
+
+
+def _check_delivery(guide: dict[str, Any], delivery: dict[str, Any]) -> None:
+    if delivery["method"] == "ems" and not guide.get("postal_delivery"):
+        raise DeliveryNotOffered(details={"matter_code": guide["code"]})
+
+
+async def _take_uploads(
+    deps: CaseDeps, *, owner_id: str, guide: dict[str, Any], given: list[dict[str, Any]], only: set[str] | None
+) -> list[tuple[str, Upload]]:
+    """Check the materials handed in against the guide (and a 补正's list): the uploads to bind, in order."""
+    known = _guide_materials(guide)
+    taken: list[tuple[str, Upload]] = []
+    seen: set[str] = set()
+    for item in given:
+        name = item["name"]
+        material = known.get(name)
+        if material is None or (only is not None and name not in only):
+            raise MaterialUnknown(
+                details={"name": name, "materials": sorted(only) if only is not None else list(known)}
+            )
+        if name in seen:
+            raise InvalidInput("同一材料请在一项中提交", code="MATERIAL_REPEATED", details={"name": name})
+        seen.add(name)
+        for upload_id in item["upload_ids"]:
+            try:
+                row = await Upload.get_or_none(id=uuid.UUID(upload_id), owner_id=uuid.UUID(owner_id))
+            except ValueError:
+                row = None
+            if row is None:
+                raise UploadNotFound(details={"upload_id": upload_id[:64], "material": name})
+            if row.case_id is not None:
+                raise UploadInUse(details={"upload_id": upload_id})
+            check_type({row.file_type}, material["file_types"], filename=row.filename)
+            taken.append((name, row))
+    needed = only if only is not None else {n for n, m in known.items() if m["required"]}
+    missing = [n for n in known if n in needed and n not in seen]
+    if missing:
+        raise MaterialsMissing(f"缺少必需的申请材料：{'、'.join(missing)}", details={"missing": missing})
+    return taken
+
+
+async def _bind(case: Case, taken: list[tuple[str, Upload]], round_no: int, now: dt.datetime) -> None:
+    """Give the uploads to the case (each at most once: a conditional update) and list them as its materials."""
+    ids = [row.id for _, row in taken]
+    if ids and await Upload.filter(id__in=ids, case_id__isnull=True).update(case_id=case.id, expires_at=None) != len(
+        set(ids)
+    ):
+        raise UploadInUse()
+    await CaseMaterial.bulk_create(
+        [
+            CaseMaterial(case_id=case.id, name=name, upload_id=row.id, round=round_no, created_at=now)
+            for name, row in taken
+        ]
+    )
+
+
+async def submit(
+    deps: CaseDeps,
+    *,
+    principal: Principal,
+    matter_code: str,
+    applicant: dict[str, Any],
+    form: dict[str, Any],
+    materials: list[dict[str, Any]],
+    delivery: dict[str, Any],
+    claim: Claim | None = None,
+) -> dict[str, Any]:
+    """File an application: the case, its materials, first event, notification and answer commit together."""
+    _, _, guide = await guides.guide_document(deps.cache, matter_code, base_url=deps.settings.base_url)
+    if guide["status"] != "active":
+        raise MatterNotFound(details={"matter_code": matter_code[:64]})
+    if not guide.get("online_apply"):
+        raise OnlineApplyNotOffered(details={"matter_code": guide["code"]})
+    needed = max(int(guide.get("apply_loa", 2)), 3 if applicant.get("kind") == "agent" else 2)
+    if principal.loa < needed:
+        raise AssuranceTooLow(
+            "该事项网上申报需要完成实名认证" if needed == 3 else None,
+            details={"required_loa": needed, "current_loa": principal.loa},
+        )
+    _check_delivery(guide, delivery)
+    citizen = await Citizen.get(id=uuid.UUID(principal.id))
+    now, today = clock.now(), clock.today()
+    agent, party = await _principal_party(deps, citizen, applicant, today)
+    taken = await _take_uploads(deps, owner_id=principal.id, guide=guide, given=materials, only=None)
+    code = new_query_code()
+    case_id = uuid.uuid4()
+    async with in_transaction():
+        case_no = await _next_case_no(deps.settings.case_no_prefix, today)
+        case = Case(
+            id=case_id,
+            case_no=case_no,
+            matter_code=guide["code"],
+            matter_name=guide["name"],
+            guide_version=guide["version"],
+            department_code=guide["department"]["code"],
+            hall_code=guide["hall"]["code"],
+            section=guide["section"],
+            citizen_id=citizen.id,
+            agent=agent,
+            principal_kind=party.kind,
+            principal_name_enc=deps.cipher.encrypt(party.name, aad=f"case:{case_id}:name"),
+            principal_id_enc=deps.cipher.encrypt(party.id_number, aad=f"case:{case_id}:id_number"),
+            principal_id_bidx=deps.cipher.blind_index(party.id_number, kind="id_number"),
+            principal_phone_enc=deps.cipher.encrypt(party.phone, aad=f"case:{case_id}:phone") if party.phone else None,
+            form=form,
+            delivery=_seal_delivery(deps, case_id, delivery),
+            status=CaseStatus.submitted,
+            promised_days=int(guide["promised_limit_days"]),
+            query_code_hash=query_code_hash(deps.settings, case_no, code),
+            version=1,
+            submitted_at=now,
+            updated_at=now,
+        )
+        await case.save(force_create=True)
+        await _bind(case, taken, 1, now)
+        await _record(deps, case, "submit", None, ("citizen", principal.id), "申请已提交，等待窗口受理", "", {}, now)
+        body = await case_view(deps, case, audience="owner")
+        body["query_code"] = code  # shown once: the case keeps only its keyed hash
+        body["receipt"] = await receipt(deps, case)
+        if claim is not None:
+            await claim.complete(201, body)
+    return body
+
+
+def _seal_delivery(deps: CaseDeps, case_id: uuid.UUID, delivery: dict[str, Any]) -> dict[str, Any]:
+    """The delivery choice with the postal address encrypted (it names and reaches a person)."""
+    if delivery["method"] != "ems":
+        return {"method": "window"}
+    from app.jsontext import dumps
+
+    return {
+        "method": "ems",
+        "address_enc": deps.cipher.encrypt(dumps(delivery["address"]).decode(), aad=f"case:{case_id}:address"),
+    }
+
+
+def _open_delivery(deps: CaseDeps, case: Case, *, full: bool) -> dict[str, Any]:
+    import json
+
+    out: dict[str, Any] = {"method": case.delivery.get("method", "window"), "tracking_no": case.tracking_no}
+    if out["method"] == "ems" and case.delivery.get("address_enc"):
+        try:
+            address = json.loads(deps.cipher.decrypt(case.delivery["address_enc"], aad=f"case:{case.id}:address"))
+        except (PiiDecryptError, ValueError):
+            address = {}
+        if not full:
+            address = {
+                "name": mask_name(address.get("name", "")),
+                "phone": mask_phone(address.get("phone", "")),
+                "region": address.get("region", ""),
+                "detail": "****",
+            }
+        out["address"] = address
+    return out
+
+
+async def receipt(deps: CaseDeps, case: Case) -> dict[str, Any]:
+    """The receipt's signed case code and the progress page it opens."""
+    code = await codes.issue(deps.tokens.sign, case.id)
+    return {"case_code": code, "progress_url": f"{deps.settings.base_url}/p/{code}"}
+
+
+# ---------------------------------------------------------------- events and notifications
+
+
+async def _record(
+    deps: CaseDeps,
+    case: Case,
+    action: str,
+    from_status: CaseStatus | None,
+    actor: tuple[str, str | None],
+    public_text: str,
+    note: str,
+    data: dict[str, Any],
+    now: dt.datetime,
+) -> CaseEvent:
+    """The timeline event of a move and the applicant's notification (inside the move's transaction)."""
+    event = await CaseEvent.create(
+        case_id=case.id,
+        action=action,
+        from_status=from_status.value if from_status else None,
+        to_status=case.status.value,
+        actor_kind=actor[0],
+        actor_id=actor[1],
+        public_text=public_text,
+        internal_note=note,
+        data=data,
+        created_at=now,
+    )
+    await notify.enqueue(
+        kind="case_progress",
+        citizen_id=case.citizen_id,
+        subject_type="case",
+        subject_id=case.case_no,
+        payload={
+            "case_no": case.case_no,
+            "matter_name": case.matter_name,
+            "status": case.status.value,
+            "status_name": STATUS_NAMES[case.status],
+            "text": public_text,
+            "at": clock.iso(now),
+            "url": (await receipt(deps, case))["progress_url"],
+        },
+        dedupe_key=f"case:{case.id}:v{case.version}",
+        send_after=now,
+        fresh=True,
+    )
+    return event
+
+
+# ---------------------------------------------------------------- moves
+
+
+def _validate_action(
+    deps: CaseDeps, case: Case, guide: dict[str, Any] | None, action: str, args: dict[str, Any]
+) -> dict[str, Any]:
+    """The action's own data, or 422 naming what it needs."""
+    data: dict[str, Any] = {}
+    if action in {"reject", "deny", "require_correction", "suspend"} and not (args.get("reason") or "").strip():
+        raise ActionInvalid("请填写原因", details={"action": action, "missing": ["reason"]})
+    if args.get("reason"):
+        data["reason"] = args["reason"].strip()
+    if action == "require_correction":
+        names = list(dict.fromkeys(args.get("materials") or []))
+        known = _guide_materials(guide or {"materials": []})
+        unknown = [n for n in names if n not in known]
+        if not names or unknown:
+            raise ActionInvalid(
+                "请列出需补正的材料（须为办事指南中的材料）",
+                details={"action": action, "unknown": unknown, "materials": list(known)},
+            )
+        data["materials"] = names
+    if action == "suspend":
+        procedures = [p["name"] for p in (guide or {}).get("special_procedures", [])]
+        procedure = (args.get("procedure") or "").strip()
+        if procedures and procedure not in procedures:
+            raise ActionInvalid("请选择办事指南列出的特殊环节", details={"action": action, "procedures": procedures})
+        data["procedure"] = procedure or "特殊环节"
+    if action == "deliver":
+        if case.delivery.get("method") == "ems":
+            tracking = (args.get("tracking_no") or "").strip()
+            if not tracking:
+                raise ActionInvalid("邮寄送达请填写 EMS 运单号", details={"action": action, "missing": ["tracking_no"]})
+            data["tracking_no"] = tracking
+        data["method"] = case.delivery.get("method", "window")
+    return data
+
+
+_DEFAULT_TEXT = {
+    "accept": "您的申请已受理，承诺办结时限 {days} 个工作日，预计 {due} 前办结",
+    "reject": "您的申请不予受理：{reason}",
+    "require_correction": "请补正以下材料：{materials}。原因：{reason}",
+    "resubmit": "已补正材料，等待窗口受理",
+    "withdraw": "您已撤回申请",
+    "start_review": "您的申请正在审查",
+    "suspend": "办件进入特殊环节（{procedure}），期间暂停计时：{reason}",
+    "resume": "特殊环节结束，恢复办理，预计 {due} 前办结",
+    "approve": "审批通过，等待送达",
+    "deny": "审批不予许可：{reason}",
+    "deliver": "结果已送达（{how}）",
+    "complete": "办件已办结，感谢您的耐心。欢迎对本次服务进行评价",
+}
+
+
+def _public_text(action: str, case: Case, data: dict[str, Any], given: str | None) -> str:
+    if given and given.strip():
+        return given.strip()[:500]
+    how = "窗口领取" if data.get("method") != "ems" else f"EMS 邮寄，运单号 {data.get('tracking_no')}"
+    return _DEFAULT_TEXT[action].format(
+        days=case.promised_days,
+        due=case.due_on.isoformat() if case.due_on else "",
+        reason=data.get("reason", ""),
+        materials="、".join(data.get("materials", [])),
+        procedure=data.get("procedure", ""),
+        how=how,
+    )[:500]
+
+
+async def _guide_of(case: Case) -> dict[str, Any]:
+    """The guide version the case was filed under (what its materials and procedures are checked against)."""
+    version = await MatterVersion.filter(matter__code=case.matter_code, no=case.guide_version).first()
+    content = dict(version.content) if version else {"materials": [], "special_procedures": []}
+    content["code"] = case.matter_code
+    return content
+
+
+async def _move(
+    deps: CaseDeps,
+    case: Case,
+    action: str,
+    *,
+    role: str,
+    actor: tuple[str, str | None],
+    args: dict[str, Any],
+    taken: list[tuple[str, Upload]] | None = None,
+) -> Case:
+    """Apply one legal action to a case (409 ILLEGAL_TRANSITION naming its status otherwise)."""
+    move = lifecycle.MOVES.get(action)
+    if move is None or not lifecycle.allowed(action, case.status, role):
+        raise IllegalTransition(
+            f"办件当前状态为「{STATUS_NAMES[case.status]}」，不能执行此操作",
+            details={
+                "status": case.status.value,
+                "action": action,
+                "allowed": lifecycle.actions_for(case.status, role),
+            },
+        )
+    guide = await _guide_of(case) if action in {"require_correction", "suspend"} else None
+    data = _validate_action(deps, case, guide, action, args)
+    now, today = clock.now(), clock.today()
+    before = case.status
+    changes: dict[str, Any] = {
+        "status": move.target or case.resume_status,
+        "updated_at": now,
+        "version": case.version + 1,
+    }
+    if action == "accept":
+        changes.update(accepted_on=today)
+    elif action == "suspend":
+        changes.update(resume_status=case.status, suspended_on=today)
+    elif action == "resume":
+        stopped = workdays.workdays_between(case.suspended_on, today) if case.suspended_on else 0
+        changes.update(resume_status=None, suspended_on=None, suspended_days=case.suspended_days + stopped)
+        data["stopped_days"] = stopped
+    elif action in {"approve", "deny", "reject"}:
+        changes.update(decided_at=now)
+    elif action == "require_correction":
+        changes.update(correction={"materials": data["materials"], "reason": data.get("reason", "")})
+    elif action == "resubmit":
+        changes.update(correction=None)
+    elif action == "deliver":
+        changes.update(tracking_no=data.get("tracking_no"))
+    elif action == "complete":
+        changes.update(completed_at=now)
+    for key, value in changes.items():
+        setattr(case, key, value)
+    if case.accepted_on is not None and action in {"accept", "resume"}:
+        _schedule(deps.settings, case)
+        changes.update(due_on=case.due_on, warn_on=case.warn_on)
+    text = _public_text(action, case, data, args.get("public_text"))
+    async with in_transaction():
+        won = await Case.filter(id=case.id, status=before, version=case.version - 1).update(**changes)
+        if not won:
+            raise CaseChanged(details={"case_no": case.case_no})
+        if taken is not None:
+            last = await CaseMaterial.filter(case_id=case.id).order_by("-round").first()
+            await _bind(case, taken, (last.round if last else 0) + 1, now)
+        await _record(deps, case, action, before, actor, text, (args.get("note") or "").strip()[:1000], data, now)
+    return case
+
+
+async def _case_by_no(case_no: str) -> Case:
+    case = await Case.get_or_none(case_no=case_no.strip().upper()[:32])
+    if case is None:
+        raise CaseNotFound(details={"case_no": case_no[:32]})
+    return case
+
+
+async def _may_read(deps: CaseDeps, principal: Principal, case: Case) -> bool:
+    """The applicant's account, or the principal (被代办人) once signed in with the same verified ID number."""
+    if str(case.citizen_id) == principal.id:
+        return True
+    if principal.loa < 3:
+        return False
+    bidx = await Citizen.filter(id=uuid.UUID(principal.id)).first().values_list("id_number_bidx", flat=True)
+    return bool(bidx) and hmac.compare_digest(bidx, case.principal_id_bidx)
+
+
+async def citizen_case(deps: CaseDeps, *, principal: Principal, case_no: str) -> Case:
+    """A case the citizen may see (the same 404 as a case that does not exist)."""
+    case = await _case_by_no(case_no)
+    if not await _may_read(deps, principal, case):
+        raise CaseNotFound(details={"case_no": case_no[:32]})
+    return case
+
+
+async def withdraw(deps: CaseDeps, *, principal: Principal, case_no: str, reason: str | None) -> dict[str, Any]:
+    """The applicant withdraws before acceptance."""
+    case = await citizen_case(deps, principal=principal, case_no=case_no)
+    if str(case.citizen_id) != principal.id:
+        raise CaseNotFound(details={"case_no": case_no[:32]})  # the principal reads, the applicant acts
+    case = await _move(deps, case, "withdraw", role="citizen", actor=("citizen", principal.id), args={"reason": reason})
+    return await case_view(deps, case, audience="owner")
+
+
+async def resubmit(
+    deps: CaseDeps, *, principal: Principal, case_no: str, materials: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Hand in the materials a 补正 asked for."""
+    case = await citizen_case(deps, principal=principal, case_no=case_no)
+    if str(case.citizen_id) != principal.id:
+        raise CaseNotFound(details={"case_no": case_no[:32]})
+    if case.status is not CaseStatus.correction_required:
+        raise IllegalTransition(
+            f"办件当前状态为「{STATUS_NAMES[case.status]}」，不能补正材料",
+            details={"status": case.status.value, "action": "resubmit", "allowed": []},
+        )
+    guide = await _guide_of(case)
+    only = set((case.correction or {}).get("materials", []))
+    taken = await _take_uploads(deps, owner_id=principal.id, guide=guide, given=materials, only=only)
+    case = await _move(deps, case, "resubmit", role="citizen", actor=("citizen", principal.id), args={}, taken=taken)
+    return await case_view(deps, case, audience="owner")
+
+
+def _in_scope(principal: Principal, case: Case) -> bool:
+    if principal.role == "admin":
+        return True
+    if principal.role == "reviewer":
+        return case.department_code in principal.departments
+    return principal.role == "clerk" and case.hall_code == principal.hall
+
+
+async def staff_case(deps: CaseDeps, *, principal: Principal, case_no: str) -> Case:
+    """A case in the staff member's scope (403 CASE_OUT_OF_SCOPE for another department's or hall's)."""
+    case = await _case_by_no(case_no)
+    if not _in_scope(principal, case):
+        raise CaseOutOfScope(details={"case_no": case.case_no})
+    return case
+
+
+async def act(
+    deps: CaseDeps, *, principal: Principal, case_no: str, action: str, args: dict[str, Any]
+) -> dict[str, Any]:
+    """A staff action on a case (accept, reject, require_correction, start_review, …)."""
+    case = await staff_case(deps, principal=principal, case_no=case_no)
+    role = principal.role or ""
+    case = await _move(deps, case, action, role=role, actor=("staff", principal.id), args=args)
+    return await staff_view(deps, case, principal=principal)
+
+
+# ---------------------------------------------------------------- views
+
+
+def _open(deps: CaseDeps, case: Case, field: str) -> str:
+    token = getattr(case, f"principal_{field}_enc")
+    if not token:
+        return ""
+    try:
+        return deps.cipher.decrypt(token, aad=f"case:{case.id}:{field}")
+    except PiiDecryptError:
+        return ""
+
+
+def _next_step(case: Case) -> dict[str, Any] | None:
+    """What happens next and by when (as far as the service can promise it)."""
+    s = case.status
+    if s in {CaseStatus.submitted, CaseStatus.resubmitted}:
+        base = case.updated_at.astimezone(clock.SHANGHAI).date()
+        return {"name": "窗口受理", "expected_by": workdays.add_workdays(base, 1).isoformat()}
+    if s is CaseStatus.correction_required:
+        return {"name": "申请人补正材料", "expected_by": None}
+    if s in {CaseStatus.accepted, CaseStatus.under_review}:
+        return {"name": "审批决定", "expected_by": case.due_on.isoformat() if case.due_on else None}
+    if s in {CaseStatus.approved, CaseStatus.denied}:
+        return {"name": "结果送达", "expected_by": case.due_on.isoformat() if case.due_on else None}
+    if s is CaseStatus.suspended:
+        return {"name": "特殊环节结束后恢复计时", "expected_by": None}
+    if s is CaseStatus.delivered:
+        return {"name": "办结", "expected_by": None}
+    return None
+
+
+async def _timeline(case: Case, *, internal: bool) -> list[dict[str, Any]]:
+    rows = await CaseEvent.filter(case_id=case.id).order_by("id")
+    out = []
+    for e in rows:
+        item = {
+            "action": e.action,
+            "label": lifecycle.MOVES[e.action].label,
+            "status": e.to_status,
+            "status_name": STATUS_NAMES[CaseStatus(e.to_status)],
+            "text": e.public_text,
+            "at": clock.iso(e.created_at),
+        }
+        if internal:
+            item.update(actor={"kind": e.actor_kind, "id": e.actor_id}, note=e.internal_note, data=e.data)
+        out.append(item)
+    return out
+
+
+async def _materials(case: Case) -> list[dict[str, Any]]:
+    rows = await CaseMaterial.filter(case_id=case.id).order_by("round", "id")
+    uploads = {u.id: u for u in await Upload.filter(id__in=[r.upload_id for r in rows])}
+    out = []
+    for r in rows:
+        u = uploads.get(r.upload_id)
+        out.append(
+            {
+                "name": r.name,
+                "round": r.round,
+                "upload_id": str(r.upload_id),
+                "filename": u.filename if u else None,
+                "file_type": u.file_type if u else None,
+                "size": u.size if u else None,
+                "sha256": u.sha256 if u else None,
+            }
+        )
+    return out
+
+
+def _summary(case: Case, today: dt.date) -> dict[str, Any]:
+    return {
+        "case_no": case.case_no,
+        "matter": {"code": case.matter_code, "name": case.matter_name, "guide_version": case.guide_version},
+        "status": case.status.value,
+        "status_name": STATUS_NAMES[case.status],
+        "submitted_at": clock.iso(case.submitted_at),
+        "updated_at": clock.iso(case.updated_at),
+        "promised_days": case.promised_days,
+        "accepted_on": case.accepted_on.isoformat() if case.accepted_on else None,
+        "sla": sla(case, today),
+        "next_step": _next_step(case),
+    }
+
+
+async def case_view(deps: CaseDeps, case: Case, *, audience: str) -> dict[str, Any]:
+    """A case as its applicant or principal sees it (`owner`), or as an anonymous query does (`public`)."""
+    body = _summary(case, clock.today())
+    name = _open(deps, case, "name")
+    if audience == "owner":
+        body.update(
+            id=str(case.id),
+            agent=case.agent,
+            principal={
+                "kind": case.principal_kind,
+                "name": mask_name(name) if name else "",
+                "id_number": mask_id_number(_open(deps, case, "id")) if case.principal_kind == "person" else "",
+                "phone": mask_phone(_open(deps, case, "phone")) if case.principal_phone_enc else None,
+            },
+            delivery=_open_delivery(deps, case, full=False),
+            correction=case.correction,
+            materials=await _materials(case),
+            form=case.form,
+            hall=case.hall_code,
+            department=case.department_code,
+        )
+    else:
+        body.update(principal={"name": mask_name(name) if name else ""})
+    body["timeline"] = await _timeline(case, internal=False)
+    return body
+
+
+async def staff_view(deps: CaseDeps, case: Case, *, principal: Principal) -> dict[str, Any]:
+    """A case for staff: full data, internal notes, the actions they may take and the pushes' delivery status."""
+    body = _summary(case, clock.today())
+    body.update(
+        id=str(case.id),
+        agent=case.agent,
+        principal={
+            "kind": case.principal_kind,
+            "name": _open(deps, case, "name"),
+            "id_number": _open(deps, case, "id"),
+            "phone": _open(deps, case, "phone") or None,
+        },
+        applicant_account=str(case.citizen_id),
+        delivery=_open_delivery(deps, case, full=True),
+        correction=case.correction,
+        form=case.form,
+        materials=await _materials(case),
+        hall=case.hall_code,
+        department=case.department_code,
+        suspended_days=case.suspended_days,
+        actions=lifecycle.actions_for(case.status, principal.role or ""),
+        timeline=await _timeline(case, internal=True),
+        notifications=[
+            notify.notification_dict(n)
+            for n in await Notification.filter(subject_type="case", subject_id=case.case_no).order_by("created_at")
+        ],
+    )
+    return body
+
+
+async def my_cases(
+    deps: CaseDeps, *, principal: Principal, status: str | None, page: int, page_size: int
+) -> dict[str, Any]:
+    """The caller's cases (as applicant or agent), newest first."""
+    query = Case.filter(citizen_id=uuid.UUID(principal.id))
+    if status:
+        query = query.filter(status=status)
+    total = await query.count()
+    rows = await query.order_by("-submitted_at", "-case_no").offset((page - 1) * page_size).limit(page_size)
+    today = clock.today()
+    return {"items": [_summary(r, today) for r in rows], "total": total, "page": page, "page_size": page_size}
+
+
+async def staff_cases(
+    deps: CaseDeps,
+    *,
+    principal: Principal,
+    view: str | None,
+    status: str | None,
+    page: int,
+    page_size: int,
+) -> dict[str, Any]:
+    """Cases in the staff member's scope: all, `mine` (I acted on), `due_soon` (yellow) or `overdue` (red)."""
+    query = Case.all()
+    if principal.role == "reviewer":
+        query = query.filter(department_code__in=list(principal.departments) or ["-"])
+    elif principal.role == "clerk":
+        query = query.filter(hall_code=principal.hall or "-")
+    today = clock.today()
+    running = [s.value for s in lifecycle.CLOCK_RUNNING]
+    if view == "mine":
+        query = query.filter(
+            id__in=Subquery(CaseEvent.filter(actor_kind="staff", actor_id=principal.id).values("case_id"))
+        )
+    elif view == "due_soon":
+        query = query.filter(status__in=running, warn_on__lte=today, due_on__gte=today)
+    elif view == "overdue":
+        query = query.filter(status__in=running, due_on__lt=today)
+    if status:
+        query = query.filter(status=status)
+    total = await query.count()
+    order = ("due_on", "submitted_at") if view in {"due_soon", "overdue"} else ("-submitted_at", "-case_no")
+    rows = await query.order_by(*order).offset((page - 1) * page_size).limit(page_size)
+    items = []
+    for r in rows:
+        item = _summary(r, today)
+        item.update(
+            hall=r.hall_code,
+            department=r.department_code,
+            actions=lifecycle.actions_for(r.status, principal.role or ""),
+        )
+        items.append(item)
+    return {"items": items, "total": total, "page": page, "page_size": page_size}
+
+
+# ---------------------------------------------------------------- anonymous progress
+
+
+async def progress(deps: CaseDeps, *, case_no: str, query_code: str) -> dict[str, Any]:
+    """A case by its number and query code; one 404 for a wrong number and a wrong code alike."""
+    number = case_no.strip().upper()[:32]
+    expected = query_code_hash(deps.settings, number, query_code)
+    case = await Case.get_or_none(case_no=number)
+    stored = case.query_code_hash if case is not None else "0" * 64
+    if not hmac.compare_digest(stored, expected) or case is None:
+        raise ProgressNotFound()
+    return await case_view(deps, case, audience="public")
+
+
+async def progress_by_code(deps: CaseDeps, *, code: str) -> dict[str, Any]:
+    """A case by the signed code of its receipt (the QR code)."""
+    try:
+        case_id, kid, body, signature = codes.decode(code)
+        codes.check(body, signature, await deps.tokens.public_key(kid))
+    except codes.CaseCodeInvalid:
+        raise ProgressNotFound() from None
+    case = await Case.get_or_none(id=case_id)
+    if case is None:
+        raise ProgressNotFound()
+    return await case_view(deps, case, audience="public")
+
+
+# ---------------------------------------------------------------- feed
+
+
+def _cursor(event_id: int) -> str:
+    return base64.urlsafe_b64encode(f"e{event_id}".encode()).decode().rstrip("=")
+
+
+def _after(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("e"):
+            raise ValueError
+        return int(raw[1:])
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise CursorInvalid(details={"cursor": cursor[:64]}) from None
+
+
+async def feed(deps: CaseDeps, *, cursor: str | None, limit: int) -> dict[str, Any]:
+    """Every case event in commit-safe order for the provincial platform (办件上报), `limit` at a time.
+
+    Events newer than `feed_lag_seconds` wait for the next call: ids are given out before commit, so a
+    slower transaction may still add a lower id than one already visible.
+    """
+    after = _after(cursor)
+    horizon = clock.now() - dt.timedelta(seconds=deps.settings.feed_lag_seconds)
+    events = await CaseEvent.filter(Q(id__gt=after) & Q(created_at__lte=horizon)).order_by("id").limit(limit)
+    cases = {c.id: c for c in await Case.filter(id__in={e.case_id for e in events})}
+    items = []
+    for e in events:
+        c = cases[e.case_id]
+        items.append(
+            {
+                "event_id": e.id,
+                "case_no": c.case_no,
+                "matter_code": c.matter_code,
+                "matter_name": c.matter_name,
+                "department": c.department_code,
+                "hall": c.hall_code,
+                "action": e.action,
+                "from_status": e.from_status,
+                "status": e.to_status,
+                "at": clock.iso(e.created_at),
+                "submitted_at": clock.iso(c.submitted_at),
+                "promised_days": c.promised_days,
+                "due_on": c.due_on.isoformat() if c.due_on else None,
+                "online": True,
+            }
+        )
+    next_cursor = _cursor(events[-1].id) if events else (cursor or None)
+    return {"items": items, "next_cursor": next_cursor}

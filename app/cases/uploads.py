@@ -1,0 +1,285 @@
+"""Uploads: a multipart body streamed to disk with its limit enforced while reading, typed by its bytes.
+
+The file part is hashed as it is written to a temporary file; the finished file moves to its
+content address (`<upload_dir>/ab/cd/abcd…`), so the client's file name never reaches the file
+system. Its type is what its first bytes say (and, for zip containers, what the archive holds),
+checked against the types the material accepts. An upload belongs to its owner and expires after
+`upload_keep_hours` unless a case takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import os
+import re
+import unicodedata
+import uuid
+import zipfile
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import filetype
+import multipart
+
+from app import clock
+from app.cases.errors import FileTypeMismatch, UploadInvalid, UploadNotFound, UploadTooLarge
+from app.cases.models import Upload
+from app.matters.schemas import FILE_TYPES
+from app.settings import Settings
+
+log = logging.getLogger("app.cases.uploads")
+
+FLUSH_BYTES = 1 << 20  # write to disk in 1 MiB batches (off the event loop)
+HEAD_BYTES = 8192
+MULTIPART_OVERHEAD = 64 * 1024  # headers and small fields beside the file part
+_BOUNDARY = re.compile(r'boundary="?([^";]{1,70})"?', re.IGNORECASE)
+_ZIP_MARKERS = (("docx", "word/document.xml"), ("xlsx", "xl/workbook.xml"), ("ofd", "OFD.xml"))
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Word 97 and Excel 97 documents (the directory tells them apart)
+TYPE_NAMES = {"pdf": "PDF", "jpg": "JPG 图片", "png": "PNG 图片", "ofd": "OFD 版式文件", "doc": "Word",
+              "docx": "Word", "xls": "Excel", "xlsx": "Excel"}  # fmt: skip
+
+
+def clean_filename(raw: str | None) -> str:
+    """The client's file name for display only: no path, no control characters, at most 120 characters."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch)[0] != "C")
+    name = name.strip().lstrip(".") or "file"
+    return name[-120:]
+
+
+def sniff(head: bytes, path: Path) -> set[str]:
+    """What a file is, from its bytes: a set of our type names (empty when none of ours)."""
+    if head.startswith(_OLE2):
+        return {"doc", "xls"}
+    kind = filetype.guess_extension(head)
+    if kind in {"pdf", "png"}:
+        return {kind}
+    if kind in {"jpg", "jpeg"}:
+        return {"jpg"}
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return set()
+        return {t for t, marker in _ZIP_MARKERS if marker in names}
+    return set()
+
+
+def check_type(found: set[str], accepted: Iterable[str], *, filename: str) -> str:
+    """The file's type when it is one the material accepts, else 422 FILE_TYPE_MISMATCH."""
+    allowed = [t for t in accepted if t in FILE_TYPES]
+    match = [t for t in allowed if t in found]
+    if not match:
+        raise FileTypeMismatch(
+            f"文件「{filename}」的实际类型不是允许的类型（{'、'.join(dict.fromkeys(TYPE_NAMES[t] for t in allowed))}）",
+            details={"filename": filename, "detected": sorted(found), "accepted": allowed},
+        )
+    return match[0]
+
+
+def _address(root: Path, sha: str) -> Path:
+    return root / sha[:2] / sha[2:4] / sha
+
+
+class _Sink:
+    """The file part on its way to disk: hashed, counted and capped."""
+
+    def __init__(self, tmp: Path, limit: int) -> None:
+        self.tmp, self.limit = tmp, limit
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self.head = bytearray()
+        self.pending = bytearray()
+        self.fh: Any = None
+
+    async def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise UploadTooLarge(details={"max_bytes": self.limit})
+        self.hash.update(chunk)
+        if len(self.head) < HEAD_BYTES:
+            self.head += chunk[: HEAD_BYTES - len(self.head)]
+        self.pending += chunk
+        if len(self.pending) >= FLUSH_BYTES:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.fh is None:
+            self.tmp.parent.mkdir(parents=True, exist_ok=True)
+            self.fh = await asyncio.to_thread(open, self.tmp, "wb")
+        if self.pending:
+            data, self.pending = bytes(self.pending), bytearray()
+            await asyncio.to_thread(self.fh.write, data)
+
+    async def close(self) -> None:
+        if self.fh is not None:
+            await asyncio.to_thread(self.fh.close)
+            self.fh = None
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+async def receive(
+    *,
+    settings: Settings,
+    owner_id: str,
+    content_type: str | None,
+    content_length: int | None,
+    chunks: AsyncIterator[bytes],
+    accepted: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """Stream a multipart body's `file` part to storage and record it for its owner."""
+    limit = settings.upload_max_bytes
+    if content_length is not None and content_length > limit + MULTIPART_OVERHEAD:
+        raise UploadTooLarge(details={"max_bytes": limit})  # refused before reading a byte of the body
+    match = _BOUNDARY.search(content_type or "")
+    if not (content_type or "").lower().startswith("multipart/form-data") or match is None:
+        raise UploadInvalid(details={"content_type": (content_type or "")[:100]})
+    parser = multipart.PushMultipartParser(match.group(1), max_segment_count=8, max_header_size=2048)
+    sink = _Sink(settings.upload_dir / "tmp" / uuid.uuid4().hex, limit)
+    filename: str | None = None
+    fields: dict[str, bytearray] = {}
+    current: str | None = None
+    try:
+        try:
+            async for chunk in _bounded(chunks, limit + MULTIPART_OVERHEAD):
+                for event in parser.parse(chunk):
+                    if isinstance(event, multipart.MultipartSegment):
+                        current = event.name
+                        if current == "file":
+                            if filename is not None:
+                                raise UploadInvalid("一次只能上传一个文件")
+                            filename = clean_filename(event.filename)
+                        elif current in fields or len(fields) >= 4:
+                            raise UploadInvalid("表单字段重复或过多")
+                        else:
+                            fields[current] = bytearray()
+                    elif event is None:
+                        current = None
+                    elif current == "file":
+                        await sink.write(event)
+                    elif current is not None:
+                        fields[current] += event
+                        if len(fields[current]) > 200:
+                            raise UploadInvalid("表单字段过长")
+            for _ in parser.parse(b""):
+                pass
+            parser.close()
+        except multipart.ParserError as exc:
+            raise UploadInvalid(details={"reason": str(exc)[:200]}) from None
+        if filename is None:
+            raise UploadInvalid()
+        if sink.size == 0:
+            raise UploadInvalid("文件为空")
+        await sink.flush()
+        await sink.close()
+        found = await asyncio.to_thread(sniff, bytes(sink.head), sink.tmp)
+        file_type = check_type(found, accepted if accepted is not None else sorted(FILE_TYPES), filename=filename)
+        sha = sink.hash.hexdigest()
+        now = clock.now()
+        row = await Upload.create(
+            id=uuid.uuid4(),
+            owner_id=uuid.UUID(owner_id),
+            sha256=sha,
+            size=sink.size,
+            file_type=file_type,
+            filename=filename,
+            created_at=now,
+            expires_at=now + dt.timedelta(hours=settings.upload_keep_hours),
+        )
+        # After the row: a sweep that removed this content meanwhile sees the row and puts it back (see sweep).
+        await asyncio.to_thread(_place, sink.tmp, _address(settings.upload_dir, sha))
+    finally:
+        await sink.close()
+        sink.discard()
+    return upload_dict(row)
+
+
+async def _bounded(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    """The body's chunks, stopping with 413 as soon as more than `limit` bytes came (chunked bodies too)."""
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise UploadTooLarge(details={"max_bytes": limit - MULTIPART_OVERHEAD})
+        yield chunk
+
+
+def _place(tmp: Path, final: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, final)  # same content at the same address: replacing is harmless and atomic
+
+
+def upload_dict(row: Upload) -> dict[str, Any]:
+    """The public shape of an upload."""
+    return {
+        "id": str(row.id),
+        "filename": row.filename,
+        "size": row.size,
+        "file_type": row.file_type,
+        "sha256": row.sha256,
+        "created_at": clock.iso(row.created_at),
+        "expires_at": clock.iso(row.expires_at),
+        "in_use": row.case_id is not None,
+    }
+
+
+async def get_upload(*, owner_id: str, upload_id: str) -> dict[str, Any]:
+    """One of the caller's uploads (anyone else's is 404)."""
+    return upload_dict(await own_upload(owner_id, upload_id))
+
+
+async def own_upload(owner_id: str, upload_id: str) -> Upload:
+    """The caller's upload row, or 404."""
+    try:
+        uid, oid = uuid.UUID(str(upload_id)), uuid.UUID(owner_id)
+    except ValueError:
+        raise UploadNotFound(details={"upload_id": str(upload_id)[:64]}) from None
+    row = await Upload.get_or_none(id=uid, owner_id=oid)
+    if row is None:
+        raise UploadNotFound(details={"upload_id": str(upload_id)[:64]})
+    return row
+
+
+def path_of(settings: Settings, row: Upload) -> Path:
+    """Where an upload's bytes are."""
+    return _address(settings.upload_dir, row.sha256)
+
+
+async def sweep(settings: Settings, *, batch: int = 500) -> int:
+    """Delete uploads no case took before they expired, and their files once nothing else holds them."""
+    now = clock.now()
+    rows = await Upload.filter(case_id__isnull=True, expires_at__lt=now).limit(batch).values_list("id", "sha256")
+    if not rows:
+        return 0
+    await Upload.filter(id__in=[r[0] for r in rows], case_id__isnull=True).delete()
+    for sha in {r[1] for r in rows}:
+        await _drop_content(settings, sha)
+    return len(rows)
+
+
+async def _drop_content(settings: Settings, sha: str) -> None:
+    """Remove a content file nobody holds, safe against an upload of the same bytes at this moment.
+
+    The file is moved aside first and the rows checked again: an upload records its row before it
+    places its file, so either we see its row (and move the file back) or it places the file after us.
+    """
+    if await Upload.exists(sha256=sha):
+        return
+    final = _address(settings.upload_dir, sha)
+    aside = final.with_name(final.name + ".gone")
+    try:
+        await asyncio.to_thread(os.replace, final, aside)
+    except FileNotFoundError:
+        return
+    if await Upload.exists(sha256=sha):
+        await asyncio.to_thread(os.replace, aside, final)
+        return
+    await asyncio.to_thread(aside.unlink, True)
+    log.info("upload content %s… removed (expired, unused)", sha[:12])

@@ -1,0 +1,437 @@
+"""Citizen API for online submission: uploads, cases (申报), withdrawals, 补正 and progress queries (过程查询)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from sanic import Blueprint, HTTPResponse, Request
+
+from app.cases import errors as ce
+from app.cases import service, uploads
+from app.cases.models import CaseStatus
+from app.errors import InvalidInput, MatterNotFound
+from app.http import doc, idempotent, json_response, parse_body, parse_query
+from app.idempotency import IdempotencyInFlight, IdempotencyKeyInvalid, IdempotencyKeyRequired, IdempotencyKeyReused
+from app.jsontext import dumps
+from app.ratelimit import Limit, TooManyRequests, hit
+from auth.errors import CITIZEN_AUTH_ERRORS, AssuranceTooLow
+from auth.guards import citizen_required
+from qr.render import MEDIA_TYPES, ImageOptions, cached_render
+
+bp = Blueprint("cases", url_prefix="/api/v1")
+TAG = "cases 网上申报与办件查询"
+AUTH_ERRORS = CITIZEN_AUTH_ERRORS
+PRIVATE = {"Cache-Control": "private, no-store"}
+UPLOADS_PER_HOUR = Limit("upload-citizen-1h", 120, 3600)
+PROGRESS_PER_CASE_HOUR = Limit("progress-case-1h", 30, 3600)  # guessing a code from many addresses
+FORM_MAX_BYTES = 16 * 1024
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9\- ]{6,19}$")]
+
+
+class UploadQuery(BaseModel):
+    """Which material the file is for (optional: then its accepted types are checked now)."""
+
+    model_config = ConfigDict(extra="ignore")
+    matter_code: str | None = Field(
+        default=None, max_length=40, description="事项编码（与 material 一起给出时按该材料允许的类型检查）"
+    )
+    material: str | None = Field(default=None, max_length=200, description="材料名称")
+
+
+class UploadForm(BaseModel):
+    """multipart/form-data with one file part named `file`."""
+
+    file: str = Field(json_schema_extra={"format": "binary"}, description="文件（PDF、JPG、PNG、OFD、Word、Excel）")
+
+
+class PrincipalIn(BaseModel):
+    """The person or company an agent applies for (被代办人)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["person", "company"] = "person"
+    name: Name
+    id_number: Annotated[str, StringConstraints(strip_whitespace=True, min_length=15, max_length=18)] = Field(
+        description="身份证号码（个人）或统一社会信用代码（企业）"
+    )
+    phone: Phone | None = None
+
+    @model_validator(mode="after")
+    def _company_code(self) -> PrincipalIn:
+        if self.kind == "company" and not _uscc_ok(self.id_number):
+            raise ValueError("统一社会信用代码不正确")
+        return self
+
+
+class ApplicantIn(BaseModel):
+    """Who applies: the signed-in citizen themself, or an agent for a principal (代办)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["self", "agent"] = "self"
+    name: Name | None = Field(default=None, description="申请人姓名（未实名认证时必填）")
+    id_number: str | None = Field(default=None, max_length=18, description="申请人身份证号码（未实名认证时必填）")
+    phone: Phone | None = None
+    principal: PrincipalIn | None = None
+
+    @model_validator(mode="after")
+    def _agent_names_principal(self) -> ApplicantIn:
+        if self.kind == "agent" and self.principal is None:
+            raise ValueError("代办申请须填写被代办人（principal）")
+        if self.kind == "self" and self.principal is not None:
+            raise ValueError("本人申请不应填写 principal")
+        return self
+
+
+class MaterialIn(BaseModel):
+    """The files handed in for one material of the guide."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    upload_ids: list[Annotated[str, StringConstraints(max_length=64)]] = Field(min_length=1, max_length=10)
+
+
+class AddressIn(BaseModel):
+    """Where EMS delivers the result."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    phone: Phone
+    region: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=60)] = Field(
+        description="省市区，如 湖南省张家界市永定区"
+    )
+    detail: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=120)]
+
+
+class DeliveryIn(BaseModel):
+    """How the result reaches the applicant: at the window, or by EMS to an address."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["window", "ems"] = "window"
+    address: AddressIn | None = None
+
+    @model_validator(mode="after")
+    def _ems_needs_address(self) -> DeliveryIn:
+        if self.method == "ems" and self.address is None:
+            raise ValueError("邮寄送达须填写收件地址")
+        return self
+
+
+class CaseIn(BaseModel):
+    """An online application."""
+
+    model_config = ConfigDict(extra="forbid")
+    matter_code: str = Field(min_length=1, max_length=40)
+    applicant: ApplicantIn = Field(default_factory=ApplicantIn)
+    form: dict[str, Any] = Field(default_factory=dict, description="申请表内容（JSON 对象，不超过 16 KB）")
+    materials: list[MaterialIn] = Field(default_factory=list, max_length=50)
+    delivery: DeliveryIn = Field(default_factory=DeliveryIn)
+
+    @field_validator("form")
+    @classmethod
+    def _small_form(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(dumps(value)) > FORM_MAX_BYTES:
+            raise ValueError("申请表内容超过 16 KB")
+        return value
+
+
+class WithdrawIn(BaseModel):
+    """Why the applicant withdraws (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class ResubmitIn(BaseModel):
+    """The materials a 补正 asked for."""
+
+    model_config = ConfigDict(extra="forbid")
+    materials: list[MaterialIn] = Field(min_length=1, max_length=50)
+
+
+class ListQuery(BaseModel):
+    """Filter and page of my cases."""
+
+    model_config = ConfigDict(extra="ignore")
+    status: CaseStatus | None = None
+    page: int = Field(default=1, ge=1, le=10_000)
+    page_size: int = Field(default=20, ge=1, le=100)
+
+
+class ProgressQuery(BaseModel):
+    """An anonymous query: the case number and its query code, or the signed code of the receipt."""
+
+    model_config = ConfigDict(extra="ignore")
+    case_no: str | None = Field(default=None, max_length=32, description="办件编号")
+    query_code: str | None = Field(default=None, max_length=16, description="查询码（受理回执上）")
+    code: str | None = Field(default=None, max_length=200, description="回执二维码内容（可代替编号和查询码）")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ProgressQuery:
+        if not self.code and not (self.case_no and self.query_code):
+            raise ValueError("请提供办件编号和查询码")
+        return self
+
+
+_USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def _uscc_ok(code: str) -> bool:
+    """GB 32100-2015 check character of a unified social credit code (统一社会信用代码)."""
+    code = code.strip().upper()
+    if len(code) != 18 or any(ch not in _USCC_CHARS for ch in code):
+        return False
+    total = sum(_USCC_CHARS.index(ch) * w for ch, w in zip(code[:17], _USCC_WEIGHTS, strict=True))
+    return _USCC_CHARS[(31 - total % 31) % 31] == code[17]
+
+
+def _deps(request: Request) -> service.CaseDeps:
+    return request.app.ctx.cases
+
+
+async def _accepted_types(request: Request, query: UploadQuery) -> list[str] | None:
+    if not (query.matter_code and query.material):
+        return None
+    from app.matters import guides
+
+    _, _, guide = await guides.guide_document(
+        request.app.ctx.cache, query.matter_code, base_url=request.app.ctx.settings.base_url
+    )
+    for m in guide["materials"]:
+        if m["name"] == query.material:
+            return list(m["file_types"])
+    raise ce.MaterialUnknown(details={"name": query.material, "materials": [m["name"] for m in guide["materials"]]})
+
+
+@bp.post("/uploads", stream=True)
+@doc(
+    tag=TAG,
+    summary="上传申请材料（multipart/form-data，字段 file；边读边限大小，按文件内容识别类型）",
+    query=UploadQuery,
+    body=UploadForm,
+    body_media="multipart/form-data",
+    status=201,
+    secured="bearer",
+    errors=[
+        *AUTH_ERRORS,
+        ce.UploadTooLarge,
+        ce.UploadInvalid,
+        ce.FileTypeMismatch,
+        ce.MaterialUnknown,
+        MatterNotFound,
+        TooManyRequests,
+    ],
+)
+@citizen_required(loa=2)
+async def upload(request: Request) -> HTTPResponse:
+    """Store one file for the caller; it expires unless a case uses it within a day."""
+    query = parse_query(request, UploadQuery)
+    principal = request.ctx.principal
+    await hit(request.app.ctx.store, UPLOADS_PER_HOUR, principal.id)
+    accepted = await _accepted_types(request, query)
+    length = request.headers.get("content-length")
+
+    async def chunks() -> Any:
+        while True:
+            chunk = await request.stream.read()
+            if chunk is None:
+                return
+            yield chunk
+
+    body = await uploads.receive(
+        settings=request.app.ctx.settings,
+        owner_id=principal.id,
+        content_type=request.headers.get("content-type"),
+        content_length=int(length) if length and length.isdigit() else None,
+        chunks=chunks(),
+        accepted=accepted,
+    )
+    return json_response(body, status=201, headers=PRIVATE)
+
+
+@bp.get("/uploads/<upload_id:str>")
+@doc(tag=TAG, summary="我上传的文件", secured="bearer", errors=[*AUTH_ERRORS, ce.UploadNotFound])
+@citizen_required(loa=2)
+async def upload_detail(request: Request, upload_id: str) -> HTTPResponse:
+    """One of the caller's uploads (another citizen's is 404)."""
+    body = await uploads.get_upload(owner_id=request.ctx.principal.id, upload_id=upload_id)
+    return json_response(body, headers=PRIVATE)
+
+
+@bp.post("/cases")
+@doc(
+    tag=TAG,
+    summary="网上申报（需 Idempotency-Key；答复办件编号和只显示一次的查询码）",
+    body=CaseIn,
+    status=201,
+    secured="bearer",
+    errors=[
+        *AUTH_ERRORS,
+        InvalidInput,
+        IdempotencyKeyRequired,
+        IdempotencyKeyInvalid,
+        IdempotencyKeyReused,
+        IdempotencyInFlight,
+        MatterNotFound,
+        AssuranceTooLow,
+        ce.OnlineApplyNotOffered,
+        ce.MaterialsMissing,
+        ce.MaterialUnknown,
+        ce.FileTypeMismatch,
+        ce.UploadNotFound,
+        ce.UploadInUse,
+        ce.DeliveryNotOffered,
+    ],
+)
+@citizen_required(loa=2)
+async def submit(request: Request) -> HTTPResponse:
+    """File an application with the guide's materials."""
+    body = parse_body(request, CaseIn)
+    principal = request.ctx.principal
+    return await idempotent(
+        request,
+        owner=principal.subject,
+        payload=body.model_dump(mode="json"),
+        run=lambda claim: service.submit(
+            _deps(request),
+            principal=principal,
+            matter_code=body.matter_code,
+            applicant=body.applicant.model_dump(mode="json"),
+            form=body.form,
+            materials=[m.model_dump() for m in body.materials],
+            delivery=body.delivery.model_dump(mode="json"),
+            claim=claim,
+        ),
+    )
+
+
+@bp.get("/cases")
+@doc(tag=TAG, summary="我的办件", query=ListQuery, secured="bearer", errors=[*AUTH_ERRORS, InvalidInput])
+@citizen_required(loa=2)
+async def my_cases(request: Request) -> HTTPResponse:
+    """The caller's cases, newest first."""
+    q = parse_query(request, ListQuery)
+    body = await service.my_cases(
+        _deps(request),
+        principal=request.ctx.principal,
+        status=q.status.value if q.status else None,
+        page=q.page,
+        page_size=q.page_size,
+    )
+    return json_response(body, headers=PRIVATE)
+
+
+@bp.get("/cases/<case_no:str>")
+@doc(
+    tag=TAG,
+    summary="办件详情与进度（申请人、代办人或被代办人本人）",
+    secured="bearer",
+    errors=[*AUTH_ERRORS, ce.CaseNotFound],
+)
+@citizen_required(loa=2)
+async def case_detail(request: Request, case_no: str) -> HTTPResponse:
+    """One case with its timeline and the expected date of its next step."""
+    deps = _deps(request)
+    case = await service.citizen_case(deps, principal=request.ctx.principal, case_no=case_no)
+    body = await service.case_view(deps, case, audience="owner")
+    body["receipt"] = await service.receipt(deps, case)
+    return json_response(body, headers=PRIVATE)
+
+
+@bp.get("/cases/<case_no:str>/<image:str>")
+@doc(
+    tag=TAG,
+    summary="回执二维码图片：qr.png 或 qr.svg（扫码打开办件进度页）",
+    query=ImageOptions,
+    secured="bearer",
+    errors=[*AUTH_ERRORS, InvalidInput, ce.CaseNotFound],
+)
+@citizen_required(loa=2)
+async def receipt_image(request: Request, case_no: str, image: str) -> HTTPResponse:
+    """The receipt's signed case code as a QR image."""
+    fmt = {"qr.png": "png", "qr.svg": "svg"}.get(image)
+    if fmt is None:
+        raise ce.CaseNotFound(details={"path": image[:32]})
+    opts = parse_query(request, ImageOptions)
+    deps = _deps(request)
+    case = await service.citizen_case(deps, principal=request.ctx.principal, case_no=case_no)
+    url = (await service.receipt(deps, case))["progress_url"]
+    return HTTPResponse(cached_render(fmt, url, opts), content_type=MEDIA_TYPES[fmt], headers=PRIVATE)
+
+
+@bp.post("/cases/<case_no:str>/withdraw")
+@doc(
+    tag=TAG,
+    summary="撤回申请（受理前）",
+    body=WithdrawIn,
+    secured="bearer",
+    errors=[*AUTH_ERRORS, InvalidInput, ce.CaseNotFound, ce.IllegalTransition, ce.CaseChanged],
+)
+@citizen_required(loa=2)
+async def withdraw(request: Request, case_no: str) -> HTTPResponse:
+    """Withdraw a case not yet accepted."""
+    body = parse_body(request, WithdrawIn) if request.body else WithdrawIn()
+    result = await service.withdraw(
+        _deps(request), principal=request.ctx.principal, case_no=case_no, reason=body.reason
+    )
+    return json_response(result)
+
+
+@bp.post("/cases/<case_no:str>/resubmit")
+@doc(
+    tag=TAG,
+    summary="补正材料（仅限补正通知列出的材料）",
+    body=ResubmitIn,
+    secured="bearer",
+    errors=[
+        *AUTH_ERRORS,
+        InvalidInput,
+        ce.CaseNotFound,
+        ce.IllegalTransition,
+        ce.MaterialsMissing,
+        ce.MaterialUnknown,
+        ce.FileTypeMismatch,
+        ce.UploadNotFound,
+        ce.UploadInUse,
+        ce.CaseChanged,
+    ],
+)
+@citizen_required(loa=2)
+async def resubmit(request: Request, case_no: str) -> HTTPResponse:
+    """Hand in the corrected materials."""
+    body = parse_body(request, ResubmitIn)
+    result = await service.resubmit(
+        _deps(request),
+        principal=request.ctx.principal,
+        case_no=case_no,
+        materials=[m.model_dump() for m in body.materials],
+    )
+    return json_response(result)
+
+
+async def limited_progress(request: Request, query: ProgressQuery) -> dict[str, Any]:
+    """An anonymous progress query behind its rate limits (per client address, and per case number)."""
+    settings = request.app.ctx.settings
+    store = request.app.ctx.store
+    per_ip = Limit("progress-ip-1m", settings.progress_rate_per_minute, 60)
+    await hit(store, per_ip, request.remote_addr or request.ip or "unknown")
+    deps = _deps(request)
+    if query.code:
+        return await service.progress_by_code(deps, code=query.code)
+    await hit(store, PROGRESS_PER_CASE_HOUR, (query.case_no or "").strip().upper())
+    return await service.progress(deps, case_no=query.case_no or "", query_code=query.query_code or "")
+
+
+@bp.get("/progress")
+@doc(
+    tag=TAG,
+    summary="办件进度查询（免登录：办件编号 + 查询码，或回执二维码；限频）",
+    query=ProgressQuery,
+    errors=[InvalidInput, ce.ProgressNotFound, TooManyRequests],
+)
+async def progress(request: Request) -> HTTPResponse:
+    """Anonymous progress: the same 404 for a wrong number and a wrong code."""
+    body = await limited_progress(request, parse_query(request, ProgressQuery))
+    return json_response(body, headers=PRIVATE)

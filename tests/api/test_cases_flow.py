@@ -1,0 +1,80 @@
+"""Online submission end to end through the HTTP API: upload, submit, accept, review, decide, deliver, complete."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from app.matters import service as catalogue
+from auth.idcard import make_id_number
+from tests import factories
+
+PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+MATTER = "4308-XK-SS-001"
+
+
+@pytest.fixture
+async def seeded(client):
+    await catalogue.import_catalogue(factories.small_catalogue())
+    return client
+
+
+async def upload(client, headers, data: bytes, name: str, **params):
+    files = {"file": (name, data, "application/octet-stream")}
+    _, r = await client.post("/api/v1/uploads", headers=headers, files=files, params=params)
+    return r
+
+
+async def submit(client, headers, **overrides):
+    pdf = (await upload(client, headers, PDF, "申请书.pdf")).json
+    png = (await upload(client, headers, PNG, "id.png")).json
+    body = {
+        "matter_code": MATTER,
+        "applicant": {"kind": "self", "name": "张三", "id_number": make_id_number()},
+        "form": {"company_name": "张家界测试有限公司"},
+        "materials": [
+            {"name": "公司登记（备案）申请书", "upload_ids": [pdf["id"]]},
+            {"name": "居民身份证", "upload_ids": [png["id"]]},
+        ],
+        "delivery": {"method": "window"},
+    }
+    body.update(overrides)
+    _, r = await client.post("/api/v1/cases", json=body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+    return r
+
+
+async def test_submit_then_the_whole_lifecycle(seeded, make_citizen, make_staff):
+    client = seeded
+    _, headers = await make_citizen()
+    r = await submit(client, headers)
+    assert r.status_code == 201, r.text
+    case = r.json
+    assert case["status"] == "submitted" and len(case["query_code"]) == 8
+    case_no = case["case_no"]
+    _, reviewer = await make_staff("reviewer", departments=["scjgj"])
+    for action in ("accept", "start_review", "approve", "deliver", "complete"):
+        _, r = await client.post(f"/api/v1/staff/cases/{case_no}/actions", json={"action": action}, headers=reviewer)
+        assert r.status_code == 200, (action, r.text)
+    assert r.json["status"] == "completed"
+    _, r = await client.get("/api/v1/progress", params={"case_no": case_no, "query_code": case["query_code"]})
+    assert r.status_code == 200, r.text
+    assert [e["action"] for e in r.json["timeline"]] == [
+        "submit",
+        "accept",
+        "start_review",
+        "approve",
+        "deliver",
+        "complete",
+    ]
+    _, r = await client.get("/api/v1/progress", params={"case_no": case_no, "query_code": "AAAAAAAA"})
+    assert r.status_code == 404 and r.json["error"]["code"] == "PROGRESS_NOT_FOUND"
+    _, r = await client.get(f"/api/v1/staff/cases/{case_no}", headers=reviewer)
+    assert len(r.json["notifications"]) == 6
+
+
+async def test_exe_renamed_pdf_is_refused(seeded, make_citizen):
+    _, headers = await make_citizen()
+    r = await upload(seeded, headers, b"MZ\x90\x00" + b"\x00" * 200, "setup.pdf")
+    assert r.status_code == 422 and r.json["error"]["code"] == "FILE_TYPE_MISMATCH"
