@@ -149,7 +149,9 @@ def create_app(settings: Settings | None = None) -> Sanic:
             wechat=app.ctx.wechat,
         )
         app.ctx.booking = BookingDeps(settings=settings, cache=app.ctx.cache, tokens=app.ctx.tokens, cipher=cipher)
-        app.ctx.cases = CaseDeps(settings=settings, cache=app.ctx.cache, tokens=app.ctx.tokens, cipher=cipher)
+        app.ctx.cases = CaseDeps(
+            settings=settings, cache=app.ctx.cache, tokens=app.ctx.tokens, cipher=cipher, store=app.ctx.store
+        )
         app.ctx.scans = ScanRecorder(app.ctx.store)
         scheduler = Scheduler()
         scheduler.add("cache-sync", settings.cache_poll_seconds, app.ctx.cache.sync)

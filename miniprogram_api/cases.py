@@ -24,7 +24,6 @@ TAG = "cases 网上申报与办件查询"
 AUTH_ERRORS = CITIZEN_AUTH_ERRORS
 PRIVATE = {"Cache-Control": "private, no-store"}
 UPLOADS_PER_HOUR = Limit("upload-citizen-1h", 120, 3600)
-PROGRESS_PER_CASE_HOUR = Limit("progress-case-1h", 30, 3600)  # guessing a code from many addresses
 FORM_MAX_BYTES = 16 * 1024
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
@@ -411,19 +410,6 @@ async def resubmit(request: Request, case_no: str) -> HTTPResponse:
     return json_response(result)
 
 
-async def limited_progress(request: Request, query: ProgressQuery) -> dict[str, Any]:
-    """An anonymous progress query behind its rate limits (per client address, and per case number)."""
-    settings = request.app.ctx.settings
-    store = request.app.ctx.store
-    per_ip = Limit("progress-ip-1m", settings.progress_rate_per_minute, 60)
-    await hit(store, per_ip, request.remote_addr or request.ip or "unknown")
-    deps = _deps(request)
-    if query.code:
-        return await service.progress_by_code(deps, code=query.code)
-    await hit(store, PROGRESS_PER_CASE_HOUR, (query.case_no or "").strip().upper())
-    return await service.progress(deps, case_no=query.case_no or "", query_code=query.query_code or "")
-
-
 @bp.get("/progress")
 @doc(
     tag=TAG,
@@ -433,5 +419,12 @@ async def limited_progress(request: Request, query: ProgressQuery) -> dict[str, 
 )
 async def progress(request: Request) -> HTTPResponse:
     """Anonymous progress: the same 404 for a wrong number and a wrong code."""
-    body = await limited_progress(request, parse_query(request, ProgressQuery))
+    q = parse_query(request, ProgressQuery)
+    body = await service.query_progress(
+        _deps(request),
+        client=request.remote_addr or request.ip or "unknown",
+        case_no=q.case_no,
+        query_code=q.query_code,
+        code=q.code,
+    )
     return json_response(body, headers=PRIVATE)

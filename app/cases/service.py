@@ -49,7 +49,9 @@ from app.matters import guides
 from app.matters.models import MatterVersion
 from app.notify import service as notify
 from app.notify.models import Notification
+from app.ratelimit import Limit, hit
 from app.settings import Settings
+from app.store import Store
 from auth.errors import AssuranceTooLow
 from auth.models import Citizen
 from auth.pii import PiiCipher, PiiDecryptError, mask_id_number, mask_name, mask_phone
@@ -67,6 +69,7 @@ class CaseDeps:
     cache: LocalCache
     tokens: TokenAuthority
     cipher: PiiCipher
+    store: Store
 
 
 @dataclass(frozen=True)
@@ -814,6 +817,21 @@ async def staff_cases(
 
 
 # ---------------------------------------------------------------- anonymous progress
+
+PROGRESS_PER_CASE_HOUR = Limit("progress-case-1h", 30, 3600)  # guessing one case's code from many addresses
+
+
+async def query_progress(
+    deps: CaseDeps, *, client: str, case_no: str | None, query_code: str | None, code: str | None
+) -> dict[str, Any]:
+    """An anonymous query behind its rate limits (per client address, and per case number)."""
+    per_client = Limit("progress-ip-1m", deps.settings.progress_rate_per_minute, 60)
+    await hit(deps.store, per_client, client)
+    if code:
+        return await progress_by_code(deps, code=code)
+    await hit(deps.store, PROGRESS_PER_CASE_HOUR, (case_no or "").strip().upper()[:32])
+    return await progress(deps, case_no=case_no or "", query_code=query_code or "")
+
 
 
 async def progress(deps: CaseDeps, *, case_no: str, query_code: str) -> dict[str, Any]:

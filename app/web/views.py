@@ -11,7 +11,9 @@ from sanic import Blueprint, HTTPResponse, Request, redirect
 
 from app.booking import service as booking
 from app.booking.errors import BookingNotOffered
-from app.errors import MatterNotFound
+from app.cases import service as cases
+from app.cases.errors import ProgressNotFound
+from app.errors import DomainError, MatterNotFound
 from app.http import cached_response, doc, etag_for, parse_query
 from app.matters import guides, service
 from app.matters.schemas import SECTION_NAMES, Section
@@ -20,6 +22,17 @@ from app.web import ACTIONS
 bp = Blueprint("web", url_prefix="")
 TAG = "h5 页面"
 HTML = "text/html; charset=utf-8"
+
+
+class ProgressPageQuery(BaseModel):
+    """The progress page's form."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    case_no: str = Field(default="", max_length=32)
+    query_code: str = Field(default="", max_length=16)
+
+
+PRIVATE_PAGE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 
 
 class HomeQuery(BaseModel):
@@ -98,6 +111,8 @@ async def action_page(request: Request, code: str, action: str) -> HTTPResponse:
     _, _, guide = await guides.guide_document(request.app.ctx.cache, code, base_url=request.app.ctx.settings.base_url)
     if action == "book":
         return await _book_page(request, guide)
+    if action == "progress":
+        return redirect("/p")
     html = request.app.ctx.pages.render("coming_soon.html", g=guide, action=action, action_name=ACTIONS[action])
     return HTTPResponse(html, content_type=HTML)
 
@@ -132,3 +147,40 @@ async def _book_page(request: Request, guide: dict) -> HTTPResponse:
         "book.html", g=guide, slots=slots, days=[(day, list(items)) for day, items in days]
     )
     return HTTPResponse(html, content_type=HTML, headers={"Cache-Control": "public, max-age=30"})
+
+
+async def _progress_page(request: Request, *, case_no: str = "", query_code: str = "", code: str = "") -> HTTPResponse:
+    """The progress page: a case's timeline, or the query form with what went wrong."""
+    pages = request.app.ctx.pages
+    if not (code or (case_no and query_code)):
+        return HTTPResponse(pages.render("progress.html", case=None, case_no=case_no, error=None),
+                            content_type=HTML, headers=PRIVATE_PAGE)  # fmt: skip
+    try:
+        case = await cases.query_progress(
+            request.app.ctx.cases,
+            client=request.remote_addr or request.ip or "unknown",
+            case_no=case_no,
+            query_code=query_code,
+            code=code,
+        )
+    except DomainError as exc:
+        if not isinstance(exc, ProgressNotFound) and exc.status != 429:
+            raise
+        html = pages.render("progress.html", case=None, case_no=case_no[:32], error=exc.message)
+        return HTTPResponse(html, status=exc.status, content_type=HTML, headers={**PRIVATE_PAGE, **exc.headers})
+    return HTTPResponse(pages.render("progress.html", case=case), content_type=HTML, headers=PRIVATE_PAGE)
+
+
+@bp.route("/p", methods=["GET", "HEAD"])
+@doc(tag=TAG, summary="H5 办件进度查询页（办件编号 + 查询码）", query=ProgressPageQuery)
+async def progress_form(request: Request) -> HTTPResponse:
+    """The query form, and the case's timeline once the number and code match."""
+    q = parse_query(request, ProgressPageQuery)
+    return await _progress_page(request, case_no=q.case_no, query_code=q.query_code)
+
+
+@bp.route("/p/<code:str>", methods=["GET", "HEAD"])
+@doc(tag=TAG, summary="H5 办件进度页（受理回执二维码打开）", errors=[ProgressNotFound])
+async def progress_by_code(request: Request, code: str) -> HTTPResponse:
+    """What the receipt's QR code opens: the case's timeline and the expected date of its next step."""
+    return await _progress_page(request, code=code[:200])
