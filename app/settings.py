@@ -146,6 +146,7 @@ class Settings:
     case_no_prefix: str = "ZJJ"
     case_warn_percent: int = 80  # a case turns yellow when this share of its promised time is used
     progress_rate_per_minute: int = 10  # anonymous progress queries per client address
+    progress_rate_per_case_hour: int = 30  # anonymous queries of one case number (guessing its code)
     feed_lag_seconds: int = 5  # the case feed serves events older than this (later commits fill lower ids)
 
     extra: dict[str, str] = field(default_factory=dict)
@@ -281,7 +282,8 @@ class Settings:
             upload_keep_hours=_int(env, "UPLOAD_KEEP_HOURS", 24, 1, 24 * 30),
             case_no_prefix=_case_prefix(env.get("CASE_NO_PREFIX") or cls.case_no_prefix),
             case_warn_percent=_int(env, "CASE_WARN_PERCENT", 80, 1, 100),
-            progress_rate_per_minute=_int(env, "PROGRESS_RATE_PER_MINUTE", 10, 1, 10_000),
+            progress_rate_per_minute=_int(env, "PROGRESS_RATE_PER_MINUTE", 10, 1, 10_000_000),
+            progress_rate_per_case_hour=_int(env, "PROGRESS_RATE_PER_CASE_HOUR", 30, 1, 10_000_000),
             feed_lag_seconds=_int(env, "FEED_LAG_SECONDS", 5, 0, 600),
         )
         values.update(overrides)

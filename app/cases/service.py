@@ -818,9 +818,6 @@ async def staff_cases(
 
 # ---------------------------------------------------------------- anonymous progress
 
-PROGRESS_PER_CASE_HOUR = Limit("progress-case-1h", 30, 3600)  # guessing one case's code from many addresses
-
-
 async def query_progress(
     deps: CaseDeps, *, client: str, case_no: str | None, query_code: str | None, code: str | None
 ) -> dict[str, Any]:
@@ -829,7 +826,8 @@ async def query_progress(
     await hit(deps.store, per_client, client)
     if code:
         return await progress_by_code(deps, code=code)
-    await hit(deps.store, PROGRESS_PER_CASE_HOUR, (case_no or "").strip().upper()[:32])
+    per_case = Limit("progress-case-1h", deps.settings.progress_rate_per_case_hour, 3600)  # many addresses, one case
+    await hit(deps.store, per_case, (case_no or "").strip().upper()[:32])
     return await progress(deps, case_no=case_no or "", query_code=query_code or "")
 
 
