@@ -68,12 +68,14 @@ async def idempotent(
     run: Callable[[Any], Awaitable[Any]],
     status: int = 201,
     precheck: Callable[[], Awaitable[Any]] | None = None,
+    replay: Callable[[str], str] | None = None,
 ) -> HTTPResponse:
     """Run a retryable write once per Idempotency-Key: replay its answer, 422 for another body, 409 in flight.
 
     `run(claim)` performs the write and calls `claim.complete(status, body)` inside its transaction.
     `precheck()` may refuse a request (a DomainError) before its key is claimed: a refusal stands when
     the key is new, so a storm of hopeless attempts costs reads only; a key with history gets its replay.
+    `replay(text)` turns a stored answer back into the response (e.g. opens a sealed one-time secret).
     """
     from app import idempotency
 
@@ -88,8 +90,9 @@ async def idempotent(
     claimed = await idempotency.claim(owner=owner, key=key, digest=digest)
     if isinstance(claimed, idempotency.Replay):
         # The stored text itself: a replay is byte for byte the first answer.
+        body = replay(claimed.body) if replay is not None else claimed.body
         return HTTPResponse(
-            claimed.body, status=claimed.status, content_type=JSON_TYPE, headers={"Idempotent-Replayed": "true"}
+            body, status=claimed.status, content_type=JSON_TYPE, headers={"Idempotent-Replayed": "true"}
         )
     body = await finish_even_if_disconnected(run(claimed), on_error=claimed.release)
     return json_response(body, status=status)

@@ -293,6 +293,7 @@ async def submit(request: Request) -> HTTPResponse:
         request,
         owner=principal.subject,
         payload=body.model_dump(mode="json"),
+        replay=lambda text: service.unseal_answer(_deps(request), text),
         run=lambda claim: service.submit(
             _deps(request),
             principal=principal,

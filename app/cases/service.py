@@ -13,6 +13,7 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import json
 import math
 import secrets
 import uuid
@@ -45,6 +46,7 @@ from app.cases.models import Case, CaseEvent, CaseMaterial, CaseSequence, CaseSt
 from app.cases.uploads import check_type
 from app.errors import InvalidInput, MatterNotFound
 from app.idempotency import Claim
+from app.jsontext import dumps
 from app.matters import guides
 from app.matters.models import MatterVersion
 from app.notify import service as notify
@@ -309,16 +311,29 @@ async def submit(
         body["query_code"] = code  # shown once: the case keeps only its keyed hash
         body["receipt"] = await receipt(deps, case)
         if claim is not None:
-            await claim.complete(201, body)
+            # The retry of a lost answer needs the code too: the stored answer holds it encrypted (see unseal_answer).
+            sealed = dict(body, query_code=None, query_code_sealed=deps.cipher.encrypt(code, aad=_SEAL_AAD))
+            await claim.complete(201, sealed)
     return body
+
+
+_SEAL_AAD = "idempotent-answer:query_code"
+
+
+def unseal_answer(deps: CaseDeps, text: str) -> str:
+    """A stored submission answer as first sent: the query code decrypted in its place (same bytes)."""
+    data = json.loads(text)
+    sealed = data.pop("query_code_sealed", None)
+    if sealed is None:
+        return text
+    data["query_code"] = deps.cipher.decrypt(sealed, aad=_SEAL_AAD)
+    return dumps(data).decode()
 
 
 def _seal_delivery(deps: CaseDeps, case_id: uuid.UUID, delivery: dict[str, Any]) -> dict[str, Any]:
     """The delivery choice with the postal address encrypted (it names and reaches a person)."""
     if delivery["method"] != "ems":
         return {"method": "window"}
-    from app.jsontext import dumps
-
     return {
         "method": "ems",
         "address_enc": deps.cipher.encrypt(dumps(delivery["address"]).decode(), aad=f"case:{case_id}:address"),
@@ -326,8 +341,6 @@ def _seal_delivery(deps: CaseDeps, case_id: uuid.UUID, delivery: dict[str, Any])
 
 
 def _open_delivery(deps: CaseDeps, case: Case, *, full: bool) -> dict[str, Any]:
-    import json
-
     out: dict[str, Any] = {"method": case.delivery.get("method", "window"), "tracking_no": case.tracking_no}
     if out["method"] == "ems" and case.delivery.get("address_enc"):
         try:
@@ -818,6 +831,7 @@ async def staff_cases(
 
 # ---------------------------------------------------------------- anonymous progress
 
+
 async def query_progress(
     deps: CaseDeps, *, client: str, case_no: str | None, query_code: str | None, code: str | None
 ) -> dict[str, Any]:
@@ -829,7 +843,6 @@ async def query_progress(
     per_case = Limit("progress-case-1h", deps.settings.progress_rate_per_case_hour, 3600)  # many addresses, one case
     await hit(deps.store, per_case, (case_no or "").strip().upper()[:32])
     return await progress(deps, case_no=case_no or "", query_code=query_code or "")
-
 
 
 async def progress(deps: CaseDeps, *, case_no: str, query_code: str) -> dict[str, Any]:

@@ -171,7 +171,7 @@ async def receive(
             for _ in parser.parse(b""):
                 pass
             parser.close()
-        except multipart.ParserError as exc:
+        except multipart.MultipartError as exc:  # malformed, over a parser limit, or cut short
             raise UploadInvalid(details={"reason": str(exc)[:200]}) from None
         if filename is None:
             raise UploadInvalid()

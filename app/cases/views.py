@@ -3,6 +3,7 @@ provincial feed (/api/v1/admin/cases/feed)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -127,9 +128,11 @@ async def material_file(request: Request, case_no: str, upload_id: str) -> HTTPR
     """A material's file, streamed from storage."""
     deps = _deps(request)
     case = await service.staff_case(deps, principal=request.ctx.principal, case_no=case_no)
-    row = None
-    if upload_id.replace("-", "").isalnum() and await CaseMaterial.exists(case_id=case.id, upload_id=upload_id):
-        row = await Upload.get_or_none(id=upload_id)
+    try:
+        uid = uuid.UUID(upload_id)
+    except ValueError:
+        raise ce.UploadNotFound(details={"upload_id": upload_id[:64]}) from None
+    row = await Upload.get_or_none(id=uid) if await CaseMaterial.exists(case_id=case.id, upload_id=uid) else None
     if row is None:
         raise ce.UploadNotFound(details={"upload_id": upload_id[:64]})
     media = {"pdf": "application/pdf", "jpg": "image/jpeg", "png": "image/png"}.get(row.file_type)

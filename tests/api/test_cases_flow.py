@@ -78,3 +78,32 @@ async def test_exe_renamed_pdf_is_refused(seeded, make_citizen):
     _, headers = await make_citizen()
     r = await upload(seeded, headers, b"MZ\x90\x00" + b"\x00" * 200, "setup.pdf")
     assert r.status_code == 422 and r.json["error"]["code"] == "FILE_TYPE_MISMATCH"
+
+
+async def test_query_code_is_stored_nowhere_in_plain_text_yet_a_retry_gets_it(seeded, make_citizen):
+    from app.cases.models import Case
+    from app.idempotency import IdempotencyRecord
+
+    client = seeded
+    _, headers = await make_citizen()
+    pdf = (await upload(client, headers, PDF, "a.pdf")).json
+    png = (await upload(client, headers, PNG, "b.png")).json
+    body = {
+        "matter_code": MATTER,
+        "applicant": {"kind": "self", "name": "李四", "id_number": make_id_number(seq="456")},
+        "materials": [
+            {"name": "公司登记（备案）申请书", "upload_ids": [pdf["id"]]},
+            {"name": "居民身份证", "upload_ids": [png["id"]]},
+        ],
+    }
+    key = {**headers, "Idempotency-Key": "retry-1"}
+    _, first = await client.post("/api/v1/cases", json=body, headers=key)
+    _, again = await client.post("/api/v1/cases", json=body, headers=key)
+    assert first.status_code == again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content  # the same bytes, query code included
+    code = first.json["query_code"]
+    stored = await IdempotencyRecord.get(key="retry-1")
+    assert code not in stored.response and "query_code_sealed" in stored.response
+    row = await Case.get(case_no=first.json["case_no"])
+    assert code not in row.query_code_hash and len(row.query_code_hash) == 64
