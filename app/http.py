@@ -87,14 +87,24 @@ async def idempotent(
         except DomainError:
             if not await idempotency.known(owner=owner, key=key):
                 raise
-    claimed = await idempotency.claim(owner=owner, key=key, digest=digest)
-    if isinstance(claimed, idempotency.Replay):
+
+    async def claim_and_write() -> Any:
+        claimed = await idempotency.claim(owner=owner, key=key, digest=digest)
+        if isinstance(claimed, idempotency.Replay):
+            return claimed
+        try:
+            return await run(claimed)
+        except Exception:
+            await claimed.release()  # the write failed and changed nothing: the client may retry the key
+            raise
+
+    # Claim and write run as one shielded task: a client that leaves between the two cannot strand a claimed key.
+    result = await finish_even_if_disconnected(claim_and_write())
+    if isinstance(result, idempotency.Replay):
         # The stored text itself: a replay is byte for byte the first answer.
-        body = replay(claimed.body) if replay is not None else claimed.body
-        return HTTPResponse(
-            body, status=claimed.status, content_type=JSON_TYPE, headers={"Idempotent-Replayed": "true"}
-        )
-    body = await finish_even_if_disconnected(run(claimed), on_error=claimed.release)
+        text = replay(result.body) if replay is not None else result.body
+        return HTTPResponse(text, status=result.status, content_type=JSON_TYPE, headers={"Idempotent-Replayed": "true"})
+    body = result
     return json_response(body, status=status)
 
 

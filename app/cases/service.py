@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from tortoise.expressions import Q, Subquery
+from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
 from app import clock, sql, workdays
@@ -277,8 +277,10 @@ async def submit(
     taken = await _take_uploads(deps, owner_id=principal.id, guide=guide, given=materials, only=None)
     code = new_query_code()
     case_id = uuid.uuid4()
+    # The number first, in its own statement: inside the transaction the day's counter row would stay locked
+    # until commit and every submission of the city would queue behind it. A failed submission leaves a gap.
+    case_no = await _next_case_no(deps.settings.case_no_prefix, today)
     async with in_transaction():
-        case_no = await _next_case_no(deps.settings.case_no_prefix, today)
         case = Case(
             id=case_id,
             case_no=case_no,
@@ -389,7 +391,7 @@ async def _record(
         public_text=public_text,
         internal_note=note,
         data=data,
-        created_at=now,
+        created_at=clock.now(),  # as late as possible: the feed's lag is measured from here to the commit
     )
     await notify.enqueue(
         kind="case_progress",
@@ -896,7 +898,11 @@ async def feed(deps: CaseDeps, *, cursor: str | None, limit: int) -> dict[str, A
     """
     after = _after(cursor)
     horizon = clock.now() - dt.timedelta(seconds=deps.settings.feed_lag_seconds)
-    events = await CaseEvent.filter(Q(id__gt=after) & Q(created_at__lte=horizon)).order_by("id").limit(limit)
+    events = []
+    for event in await CaseEvent.filter(id__gt=after).order_by("id").limit(limit):
+        if event.created_at > horizon:
+            break  # in id order up to the first young event: an older one with a higher id waits with it
+        events.append(event)
     cases = {c.id: c for c in await Case.filter(id__in={e.case_id for e in events})}
     items = []
     for e in events:
