@@ -214,6 +214,8 @@ async def _take_uploads(
         if name in seen:
             raise InvalidInput("同一材料请在一项中提交", code="MATERIAL_REPEATED", details={"name": name})
         seen.add(name)
+        if len(set(item["upload_ids"])) != len(item["upload_ids"]):
+            raise InvalidInput("同一文件请勿重复提交", code="UPLOAD_REPEATED", details={"name": name})
         for upload_id in item["upload_ids"]:
             try:
                 row = await Upload.get_or_none(id=uuid.UUID(upload_id), owner_id=uuid.UUID(owner_id))
@@ -637,8 +639,12 @@ async def act(
 # ---------------------------------------------------------------- views
 
 
+_PRINCIPAL_COLUMNS = {"name": "principal_name_enc", "id_number": "principal_id_enc", "phone": "principal_phone_enc"}
+
+
 def _open(deps: CaseDeps, case: Case, field: str) -> str:
-    token = getattr(case, f"principal_{field}_enc")
+    """A principal's field in clear ('' when absent); `field` is also the ciphertext's associated data."""
+    token = getattr(case, _PRINCIPAL_COLUMNS[field])
     if not token:
         return ""
     try:
@@ -730,7 +736,7 @@ async def case_view(deps: CaseDeps, case: Case, *, audience: str) -> dict[str, A
             principal={
                 "kind": case.principal_kind,
                 "name": mask_name(name) if name else "",
-                "id_number": mask_id_number(_open(deps, case, "id")) if case.principal_kind == "person" else "",
+                "id_number": mask_id_number(_open(deps, case, "id_number")) if case.principal_kind == "person" else "",
                 "phone": mask_phone(_open(deps, case, "phone")) if case.principal_phone_enc else None,
             },
             delivery=_open_delivery(deps, case, full=False),
@@ -755,7 +761,7 @@ async def staff_view(deps: CaseDeps, case: Case, *, principal: Principal) -> dic
         principal={
             "kind": case.principal_kind,
             "name": _open(deps, case, "name"),
-            "id_number": _open(deps, case, "id"),
+            "id_number": _open(deps, case, "id_number"),
             "phone": _open(deps, case, "phone") or None,
         },
         applicant_account=str(case.citizen_id),

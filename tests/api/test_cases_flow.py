@@ -107,3 +107,19 @@ async def test_query_code_is_stored_nowhere_in_plain_text_yet_a_retry_gets_it(se
     assert code not in stored.response and "query_code_sealed" in stored.response
     row = await Case.get(case_no=first.json["case_no"])
     assert code not in row.query_code_hash and len(row.query_code_hash) == 64
+
+
+async def test_one_file_listed_twice_for_a_material_is_refused(seeded, make_citizen):
+    client = seeded
+    _, headers = await make_citizen()
+    pdf = (await upload(client, headers, PDF, "a.pdf")).json
+    png = (await upload(client, headers, PNG, "b.png")).json
+    r = await submit(
+        client,
+        headers,
+        materials=[
+            {"name": "公司登记（备案）申请书", "upload_ids": [pdf["id"], pdf["id"]]},
+            {"name": "居民身份证", "upload_ids": [png["id"]]},
+        ],
+    )
+    assert r.status_code == 422 and r.json["error"]["code"] == "UPLOAD_REPEATED"
