@@ -23,7 +23,9 @@ from app.observe import configure_logging, install
 from app.settings import Settings
 from app.store import make_store
 from app.web import Pages
+from app.wechat.callback import Callback
 from app.wechat.client import WeChatClient
+from app.wechat.replies import ReplyDeps, Responder
 from auth.pii import PiiCipher
 from auth.realname import make_verifier
 from auth.service import PROFILES, AuthDeps
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     from app.matters.views import bp as catalogue_admin
     from app.ops import bp as ops
     from app.web.views import bp as web
+    from app.wechat.views import bp as wechat_callback
     from auth.admin_views import bp as staff_admin
     from auth.views import bp as auth
     from miniprogram_api.bookings import bp as bookings
@@ -111,7 +114,8 @@ def create_app(settings: Settings | None = None) -> Sanic:
     from qr.views import bp as qr
 
     for blueprint in (
-        ops, auth, me, catalogue, bookings, cases, catalogue_admin, staff_admin, booking_staff, cases_staff, qr, web
+        ops, auth, me, catalogue, bookings, cases, catalogue_admin, staff_admin, booking_staff, cases_staff, qr, web,
+        wechat_callback,
     ):  # fmt: skip
         app.blueprint(blueprint)
 
@@ -153,6 +157,16 @@ def create_app(settings: Settings | None = None) -> Sanic:
             settings=settings, cache=app.ctx.cache, tokens=app.ctx.tokens, cipher=cipher, store=app.ctx.store
         )
         app.ctx.scans = ScanRecorder(app.ctx.store)
+        app.ctx.wechat_callback = Callback(
+            settings,
+            app.ctx.store,
+            Responder(
+                ReplyDeps(
+                    settings=settings, cache=app.ctx.cache, scans=app.ctx.scans, booking=app.ctx.booking,
+                    cases=app.ctx.cases,
+                )
+            ),
+        )  # fmt: skip
         scheduler = Scheduler()
         scheduler.add("cache-sync", settings.cache_poll_seconds, app.ctx.cache.sync)
         scheduler.add("scan-flush", 2.0, app.ctx.scans.flush)

@@ -59,6 +59,22 @@ def _derive(secret: str, purpose: str) -> bytes:
     return hashlib.sha256(f"{purpose}:{secret}".encode()).digest()
 
 
+def _callback_token(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9]{3,32}", raw):
+        raise SettingsError("WECHAT_MP_TOKEN must be 3-32 letters or digits (as the WeChat console requires)")
+    return raw
+
+
+def _aes_key(raw: str) -> str:
+    try:
+        ok = len(raw) == 43 and len(base64.b64decode(raw + "=", validate=True)) == 32
+    except (binascii.Error, ValueError):
+        ok = False
+    if not ok:
+        raise SettingsError("WECHAT_MP_AES_KEY must be the console's 43-character EncodingAESKey")
+    return raw
+
+
 def _case_prefix(raw: str) -> str:
     if not re.fullmatch(r"[A-Z]{1,6}", raw):
         raise SettingsError(f"CASE_NO_PREFIX must be 1-6 capital letters, got {raw!r}")
@@ -120,6 +136,11 @@ class Settings:
     wechat_mini_secret: str = "dev-mini-secret"  # noqa: S105 - dev only
     wechat_timeout: float = 5.0
     wechat_mini_page: str | None = None  # mini-program page that opens a scanned code (scene = slug)
+    # The official account's message callback: its Token and EncodingAESKey (43 characters) from the console
+    wechat_mp_token: str = "devcallbacktoken"  # noqa: S105 - dev only
+    wechat_mp_aes_key: str = "ZGV2LW9ubHktZW5jb2RpbmctYWVzLWtleS0zMmJ5dGU"  # dev only: base64 of 32 bytes, no "="
+    wechat_callback_window: int = 300  # seconds a callback's timestamp may be off (and its nonce is remembered)
+    wechat_reply_budget: float = 4.0  # seconds before the callback answers `success` and lets the work finish alone
     # notification kind -> template id: official-account template messages and mini-program subscribe messages
     wechat_templates: dict[str, str] = field(default_factory=lambda: dict(DEV_TEMPLATES))
     wechat_subscribe_templates: dict[str, str] = field(default_factory=lambda: dict(DEV_TEMPLATES))
@@ -184,6 +205,8 @@ class Settings:
             "WECHAT_MP_SECRET",
             "WECHAT_MINI_APPID",
             "WECHAT_MINI_SECRET",
+            "WECHAT_MP_TOKEN",
+            "WECHAT_MP_AES_KEY",
         )
         missing = [name for name in required if production and not env.get(name)]
         if missing:
@@ -260,6 +283,10 @@ class Settings:
             wechat_mini_appid=env.get("WECHAT_MINI_APPID") or cls.wechat_mini_appid,
             wechat_mini_secret=env.get("WECHAT_MINI_SECRET") or cls.wechat_mini_secret,
             wechat_mini_page=env.get("WECHAT_MINI_PAGE") or None,
+            wechat_mp_token=_callback_token(env.get("WECHAT_MP_TOKEN") or cls.wechat_mp_token),
+            wechat_mp_aes_key=_aes_key(env.get("WECHAT_MP_AES_KEY") or cls.wechat_mp_aes_key),
+            wechat_callback_window=_int(env, "WECHAT_CALLBACK_WINDOW", 300, 30, 3600),
+            wechat_reply_budget=_int(env, "WECHAT_REPLY_BUDGET_MS", 4000, 100, 4500) / 1000,
             wechat_templates=_pairs("WECHAT_TEMPLATES", env["WECHAT_TEMPLATES"])
             if env.get("WECHAT_TEMPLATES")
             else ({} if production else dict(DEV_TEMPLATES)),

@@ -710,7 +710,7 @@ async def _materials(case: Case) -> list[dict[str, Any]]:
     return out
 
 
-def _summary(case: Case, today: dt.date) -> dict[str, Any]:
+def summary(case: Case, today: dt.date) -> dict[str, Any]:
     return {
         "case_no": case.case_no,
         "matter": {"code": case.matter_code, "name": case.matter_name, "guide_version": case.guide_version},
@@ -727,7 +727,7 @@ def _summary(case: Case, today: dt.date) -> dict[str, Any]:
 
 async def case_view(deps: CaseDeps, case: Case, *, audience: str) -> dict[str, Any]:
     """A case as its applicant or principal sees it (`owner`), or as an anonymous query does (`public`)."""
-    body = _summary(case, clock.today())
+    body = summary(case, clock.today())
     name = _open(deps, case, "name")
     if audience == "owner":
         body.update(
@@ -754,7 +754,7 @@ async def case_view(deps: CaseDeps, case: Case, *, audience: str) -> dict[str, A
 
 async def staff_view(deps: CaseDeps, case: Case, *, principal: Principal) -> dict[str, Any]:
     """A case for staff: full data, internal notes, the actions they may take and the pushes' delivery status."""
-    body = _summary(case, clock.today())
+    body = summary(case, clock.today())
     body.update(
         id=str(case.id),
         agent=case.agent,
@@ -792,7 +792,7 @@ async def my_cases(
     total = await query.count()
     rows = await query.order_by("-submitted_at", "-case_no").offset((page - 1) * page_size).limit(page_size)
     today = clock.today()
-    return {"items": [_summary(r, today) for r in rows], "total": total, "page": page, "page_size": page_size}
+    return {"items": [summary(r, today) for r in rows], "total": total, "page": page, "page_size": page_size}
 
 
 async def staff_cases(
@@ -827,7 +827,7 @@ async def staff_cases(
     rows = await query.order_by(*order).offset((page - 1) * page_size).limit(page_size)
     items = []
     for r in rows:
-        item = _summary(r, today)
+        item = summary(r, today)
         item.update(
             hall=r.hall_code,
             department=r.department_code,

@@ -1,0 +1,60 @@
+"""The official account's callback, fed messages built as WeChat builds them."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.matters import service as catalogue
+from tests import factories
+from tests.api.wechat_messages import event_xml, open_reply, signed, text_xml
+
+
+@pytest.fixture
+async def seeded(client):
+    await catalogue.import_catalogue(factories.small_catalogue())
+    return client
+
+
+async def post(client, query, body):
+    _, r = await client.post("/wechat/callback", params=query, content=body)
+    return r
+
+
+@pytest.mark.parametrize("mode", ["raw", "compatible", "aes"])
+async def test_keyword_answers_matching_guides_in_every_mode(seeded, settings, mode):
+    query, body = signed(settings, text_xml("oUser1", "营业执照", 1001), mode=mode)
+    r = await post(seeded, query, body)
+    assert r.status_code == 200, r.text
+    reply = open_reply(settings, r.content, query)
+    assert reply["MsgType"] == "news" and reply["ToUserName"] == "oUser1"
+    item = reply["Articles"]["item"]
+    item = item[0] if isinstance(item, list) else item
+    assert item["Title"] == "营业执照设立登记" and item["Url"].endswith("/m/4308-XK-SS-001")
+
+
+async def test_same_msgid_three_times_is_processed_once(seeded, settings):
+    answers = []
+    for _ in range(3):
+        query, body = signed(settings, text_xml("oUser2", "公积金", 2002))
+        answers.append((await post(seeded, query, body)).content)
+    assert answers[0] == answers[1] == answers[2] and b"news" in answers[0]
+
+
+async def test_forged_and_replayed_requests_are_refused(seeded, settings):
+    query, body = signed(settings, text_xml("oUser3", "你好", 3003))
+    assert (await post(seeded, {**query, "signature": "0" * 40}, body)).status_code == 403
+    assert (await post(seeded, query, body)).status_code == 200
+    again = await post(seeded, query, body)  # the same nonce again
+    assert again.status_code == 403 and again.json["error"]["code"] == "WECHAT_NONCE_REUSED"
+    old_query, old_body = signed(settings, text_xml("oUser3", "你好", 3004), timestamp="1700000000")
+    assert (await post(seeded, old_query, old_body)).json["error"]["code"] == "WECHAT_TIMESTAMP_INVALID"
+    q, b = signed(settings, text_xml("oUser3", "你好", 3005), mode="aes", appid="wxsomeoneelse")
+    assert (await post(seeded, q, b)).json["error"]["code"] == "WECHAT_APPID_MISMATCH"
+
+
+async def test_handshake(client, settings):
+    query, _ = signed(settings, event_xml("o", "VIEW"))
+    _, r = await client.get("/wechat/callback", params={**query, "echostr": "hello123"})
+    assert r.status_code == 200 and r.text == "hello123"
+    _, r = await client.get("/wechat/callback", params={**query, "signature": "x", "echostr": "hello123"})
+    assert r.status_code == 403
