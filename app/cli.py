@@ -289,6 +289,37 @@ def cmd_codes_zip(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wechat_menu(settings: Settings, args: argparse.Namespace) -> int:
+    """Check a custom menu file and publish it to the official account."""
+    from app.store import make_store
+    from app.wechat import menu
+    from app.wechat.client import WeChatClient
+    from app.wechat.errors import WeChatError
+
+    try:
+        data = menu.load(Path(args.file) if args.file else None, settings)
+    except (OSError, menu.MenuInvalid) as exc:
+        print(f"menu not published: {exc}", file=sys.stderr)
+        return 1
+
+    async def work() -> None:
+        store = make_store(settings)
+        client = WeChatClient(settings, store)
+        try:
+            await menu.publish(client, data)
+        finally:
+            await client.aclose()
+            await store.aclose()
+
+    try:
+        asyncio.run(work())
+    except WeChatError as exc:
+        print(f"menu not published: WeChat answered {exc.code} {exc.errcode or ''}".rstrip(), file=sys.stderr)
+        return 1
+    print(f"menu published: {len(data['button'])} buttons")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `python -m app`."""
     parser = argparse.ArgumentParser(prog="python -m app", description="最多跑一次 matter-QR service")
@@ -342,6 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
     ksub = keys.add_subparsers(dest="action", required=True)
     ksub.add_parser("list").set_defaults(func=cmd_keys)
     ksub.add_parser("rotate").set_defaults(func=cmd_keys)
+    wechat = sub.add_parser("wechat", help="the WeChat official account")
+    wsub = wechat.add_subparsers(dest="area", required=True)
+    menu = wsub.add_parser("menu", help="the custom menu")
+    msub = menu.add_subparsers(dest="action", required=True)
+    publish = msub.add_parser("publish", help="check a menu file (default: app/wechat/menu.json) and publish it")
+    publish.add_argument("file", nargs="?", help="menu JSON ({base_url} is replaced by BASE_URL)")
+    publish.set_defaults(func=cmd_wechat_menu)
     retire = ksub.add_parser("retire")
     retire.add_argument("kid")
     retire.set_defaults(func=cmd_keys)
