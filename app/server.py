@@ -163,7 +163,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
             Responder(
                 ReplyDeps(
                     settings=settings, cache=app.ctx.cache, scans=app.ctx.scans, booking=app.ctx.booking,
-                    cases=app.ctx.cases,
+                    cases=app.ctx.cases, wechat=app.ctx.wechat,
                 )
             ),
         )  # fmt: skip

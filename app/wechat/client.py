@@ -408,6 +408,13 @@ class WeChatClient:
             body["miniprogram_state"] = miniprogram_state
         await self._call(self.mini_appid, "POST", "/cgi-bin/message/subscribe/send", body=body)
 
+    async def user_info(self, *, openid: str) -> dict[str, Any]:
+        """A subscriber's profile from the official account (`unionid` when it is linked to the open platform)."""
+        data = await self._call(self.mp_appid, "GET", "/cgi-bin/user/info", params={"openid": openid, "lang": "zh_CN"})
+        if not isinstance(data, dict) or data.get("openid") != openid:
+            raise _garbled("/cgi-bin/user/info")
+        return data
+
     async def create_menu(self, *, menu: Mapping[str, Any]) -> None:
         """Replace the official account's custom menu (`{"button": [...]}`)."""
         await self._call(self.mp_appid, "POST", "/cgi-bin/menu/create", body=dict(menu))
@@ -415,12 +422,20 @@ class WeChatClient:
     # ------------------------------------------------------------------ transport
 
     async def _call(
-        self, appid: str, method: str, path: str, *, body: Any = None, binary: bool = False
+        self,
+        appid: str,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        binary: bool = False,
+        params: dict[str, str] | None = None,
     ) -> dict[str, Any] | bytes:
         """Call an endpoint that takes `?access_token=`: refresh once and retry once if WeChat rejects the token."""
         token = await self.access_token(appid=appid)
         for attempt in (1, 2):
-            result = await self._send(method, path, params={"access_token": token}, body=body, binary=binary)
+            query = {"access_token": token, **(params or {})}
+            result = await self._send(method, path, params=query, body=body, binary=binary)
             if isinstance(result, bytes):
                 return result
             errcode = _errcode(result, path)

@@ -245,6 +245,7 @@ class FakeWeChat:
         self._client_msgs: dict[tuple[str, str, str], int] = {}
         self.menus: dict[str, dict[str, Any]] = {}
         self.qrcodes: dict[str, dict[str, Any]] = {}
+        self.users: dict[str, dict[str, Any]] = {}  # openid -> extra profile fields (e.g. unionid) for user/info
         self._lock = threading.RLock()
         self._requests: list[RecordedRequest] = []
         self._tokens: dict[str, _Token] = {}
@@ -267,6 +268,7 @@ class FakeWeChat:
             "/cgi-bin/message/template/send": ("POST", self._template_send),
             "/cgi-bin/message/subscribe/send": ("POST", self._subscribe_send),
             "/cgi-bin/menu/create": ("POST", self._menu_create),
+            "/cgi-bin/user/info": ("GET", self._user_info),
             "/connect/oauth2/authorize": ("GET", self._authorize),
         }
 
@@ -570,6 +572,14 @@ class FakeWeChat:
         with self._lock:
             self.qrcodes[ticket] = record
         return _json(answer)
+
+    def _user_info(self, query: dict[str, str], body: bytes) -> _Reply:
+        openid = query.get("openid") or ""
+        if not openid:
+            return _error(40003)
+        with self._lock:
+            extra = dict(self.users.get(openid, {}))
+        return _json({"subscribe": 1, "openid": openid, "language": "zh_CN", "subscribe_time": 1767225600, **extra})
 
     def _wxacode(self, query: dict[str, str], body: bytes) -> _Reply:
         data = json.loads(body)

@@ -7,6 +7,7 @@ query code, or alone from a bound subscriber), 预约 / 进度, a matter keyword
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -14,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
 from wechatpy import events, messages
 from wechatpy.messages import BaseMessage
 
@@ -28,7 +30,9 @@ from app.errors import DomainError
 from app.matters import service as matter_service
 from app.settings import Settings
 from app.wechat.callback import Reply
-from auth.models import Channel, ChannelBinding
+from app.wechat.client import WeChatClient
+from app.wechat.errors import WeChatError
+from auth.models import Channel, ChannelBinding, Citizen
 from qr import service as qr_service
 from qr.analytics import ScanRecorder
 from qr.models import ScanChannel
@@ -64,6 +68,7 @@ class ReplyDeps:
     scans: ScanRecorder
     booking: BookingDeps
     cases: CaseDeps
+    wechat: WeChatClient
 
 
 class Responder:
@@ -101,7 +106,29 @@ class Responder:
 
     async def _subscription(self, openid: str, *, subscribed: bool) -> None:
         """Mark the subscriber's binding (unsubscribed: the outbox stops sending template messages)."""
-        await self._bindings(openid).update(subscribed=subscribed, unsubscribed_at=None if subscribed else clock.now())
+        changed = await self._bindings(openid).update(
+            subscribed=subscribed, unsubscribed_at=None if subscribed else clock.now()
+        )
+        if subscribed and not changed:
+            await self._bind_by_unionid(openid)
+
+    async def _bind_by_unionid(self, openid: str) -> None:
+        """A new subscriber who already signed in elsewhere (mini program, H5) gets bound through the unionid."""
+        try:
+            info = await self.deps.wechat.user_info(openid=openid)
+        except WeChatError as exc:
+            log.info("user/info for a new subscriber failed (%s): bound at their first H5 sign-in instead", exc.code)
+            return
+        unionid = info.get("unionid")
+        citizen = await Citizen.get_or_none(unionid=unionid, disabled=False) if unionid else None
+        if citizen is None:
+            return
+        target = citizen.merged_into or citizen.id
+        with contextlib.suppress(IntegrityError):  # bound meanwhile (the same event twice, or an H5 sign-in)
+            await ChannelBinding.create(
+                citizen_id=target, channel=Channel.official_account, appid=self.deps.settings.wechat_mp_appid,
+                openid=openid, unionid=unionid, subscribed=True,
+            )  # fmt: skip
 
     async def _citizen(self, openid: str) -> uuid.UUID | None:
         row = await self._bindings(openid).first()
