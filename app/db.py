@@ -23,6 +23,7 @@ MODEL_MODULES = [
     "app.booking.models",
     "app.notify.models",
     "app.cases.models",
+    "app.feedback.models",
     "app.idempotency",
 ]
 

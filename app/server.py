@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
 
     from app.booking.views import bp as booking_staff
     from app.cases.views import bp as cases_staff
+    from app.feedback.views import bp as feedback_staff
     from app.matters.views import bp as catalogue_admin
     from app.ops import bp as ops
     from app.web.views import bp as web
@@ -110,12 +111,13 @@ def create_app(settings: Settings | None = None) -> Sanic:
     from miniprogram_api.bookings import bp as bookings
     from miniprogram_api.cases import bp as cases
     from miniprogram_api.catalogue import bp as catalogue
+    from miniprogram_api.feedback import bp as feedback
     from miniprogram_api.me import bp as me
     from qr.views import bp as qr
 
     for blueprint in (
         ops, auth, me, catalogue, bookings, cases, catalogue_admin, staff_admin, booking_staff, cases_staff, qr, web,
-        wechat_callback,
+        wechat_callback, feedback, feedback_staff,
     ):  # fmt: skip
         app.blueprint(blueprint)
 

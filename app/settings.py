@@ -18,6 +18,8 @@ DEV_TEMPLATES = {
     "booking_reminder": "dev-tpl-booking-reminder",
     "booking_no_show": "dev-tpl-booking-no-show",
     "case_progress": "dev-tpl-case-progress",
+    "consult_answered": "dev-tpl-consult-answered",
+    "rating_reply": "dev-tpl-rating-reply",
 }
 
 
@@ -73,6 +75,16 @@ def _aes_key(raw: str) -> str:
     if not ok:
         raise SettingsError("WECHAT_MP_AES_KEY must be the console's 43-character EncodingAESKey")
     return raw
+
+
+def _targets(raw: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in raw.split(","))
+    except ValueError:
+        raise SettingsError(f"REFORM_TARGETS must be comma-separated percentages, got {raw!r}") from None
+    if not values or any(not 0 <= v <= 100 for v in values):
+        raise SettingsError(f"REFORM_TARGETS must be percentages 0-100, got {raw!r}")
+    return values
 
 
 def _case_prefix(raw: str) -> str:
@@ -169,6 +181,14 @@ class Settings:
     progress_rate_per_minute: int = 10  # anonymous progress queries per client address
     progress_rate_per_case_hour: int = 30  # anonymous queries of one case number (guessing its code)
     feed_lag_seconds: int = 5  # the case feed serves events older than this (later commits fill lower ids)
+
+    # Consultation, ratings (好差评) and the reform indicators
+    consult_days: int = 2  # working days within which a department answers a question
+    consult_per_hour: int = 5  # questions a citizen may ask an hour
+    rating_window_days: int = 30  # days after a case is completed, a visit or an answer, during which it may be rated
+    rectify_days: int = 5  # working days a department has to close the rectification of a bad rating
+    reform_start_year: int = 2018  # year 1 of the reform: the targets below apply to years 1, 2, 3 (and after)
+    reform_targets: tuple[int, ...] = (80, 90, 95)
 
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -312,6 +332,12 @@ class Settings:
             progress_rate_per_minute=_int(env, "PROGRESS_RATE_PER_MINUTE", 10, 1, 10_000_000),
             progress_rate_per_case_hour=_int(env, "PROGRESS_RATE_PER_CASE_HOUR", 30, 1, 10_000_000),
             feed_lag_seconds=_int(env, "FEED_LAG_SECONDS", 5, 0, 600),
+            consult_days=_int(env, "CONSULT_DAYS", 2, 1, 30),
+            consult_per_hour=_int(env, "CONSULT_PER_HOUR", 5, 1, 1000),
+            rating_window_days=_int(env, "RATING_WINDOW_DAYS", 30, 1, 365),
+            rectify_days=_int(env, "RECTIFY_DAYS", 5, 1, 60),
+            reform_start_year=_int(env, "REFORM_START_YEAR", 2018, 2000, 2100),
+            reform_targets=_targets(env.get("REFORM_TARGETS") or "80,90,95"),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

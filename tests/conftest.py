@@ -30,6 +30,10 @@ if REDIS_URL and _WORKER.startswith("gw"):
     REDIS_URL = f"{_base}/{int(_db or 0) - int(_WORKER[2:])}"
 BACKEND = "postgres" if DATABASE_URL.startswith(("postgres://", "postgresql://")) else "sqlite"
 TABLES = [
+    "consultation",
+    "rating",
+    "rectification",
+    "rectification_step",
     "upload",
     "case_record",
     "case_material",

@@ -245,9 +245,14 @@ async def _guide_view(matter: Matter, version: MatterVersion, *, base_url: str) 
             "rate": f"{base_url}/m/{matter.code}/rate",
         },
     )
+    from app.feedback.consult import published_faq
+    from app.feedback.ratings import matter_satisfaction
     from qr.service import default_code_links
 
     body["links"]["qr"] = await default_code_links(matter.code, base_url=base_url)
+    # Both change without a catalogue write: the cached guide shows them within GUIDE_CACHE_SECONDS.
+    body["satisfaction"] = await matter_satisfaction(matter.code)
+    body["consult_faq"] = await published_faq(matter.code)
     for material in body["materials"]:
         material["form_name"] = MATERIAL_FORM_NAMES[schemas.MaterialForm(material["form"])]
     return body

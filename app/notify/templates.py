@@ -90,4 +90,48 @@ def case_progress(p: dict[str, Any]) -> Rendered:
     )
 
 
-RENDERERS = {"booking_reminder": booking_reminder, "booking_no_show": booking_no_show, "case_progress": case_progress}
+def consult_answered(p: dict[str, Any]) -> Rendered:
+    """The department answered a question (咨询答复)."""
+    return Rendered(
+        mp_data={
+            "first": "您的咨询已答复",
+            "keyword1": p.get("matter_name", ""),
+            "keyword2": p.get("question", ""),
+            "keyword3": _when(p.get("at")),
+            "remark": p.get("answer", ""),
+        },
+        mini_data={
+            "thing1": _thing(p.get("matter_name")),
+            "thing2": _thing(p.get("question")),
+            "thing3": _thing(p.get("answer")),
+            "time4": _when(p.get("at")),
+        },
+        url=p.get("url"),
+    )
+
+
+def rating_reply(p: dict[str, Any]) -> Rendered:
+    """The department's reply to a bad rating after rectifying (差评整改答复)."""
+    return Rendered(
+        mp_data={
+            "first": "您的评价已收到整改答复",
+            "keyword1": p.get("level_name", ""),
+            "keyword2": _when(p.get("at")),
+            "remark": p.get("reply", ""),
+        },
+        mini_data={
+            "thing1": _thing(p.get("level_name")),
+            "thing2": _thing(p.get("reply")),
+            "time3": _when(p.get("at")),
+        },
+        url=p.get("url"),
+    )
+
+
+RENDERERS = {
+    "booking_reminder": booking_reminder,
+    "booking_no_show": booking_no_show,
+    "case_progress": case_progress,
+    "consult_answered": consult_answered,
+    "rating_reply": rating_reply,
+}

@@ -35,6 +35,7 @@ class Pages:
             lstrip_blocks=True,
         )
         self.env.filters["fen"] = _fen
+        self.env.filters["zip"] = lambda left, right: zip(left, right, strict=True)
 
     def render(self, name: str, **context: Any) -> str:
         """Render a template to a string."""

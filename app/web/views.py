@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import itertools
 import secrets
 
@@ -14,14 +15,24 @@ from app.booking.errors import BookingNotOffered
 from app.cases import service as cases
 from app.cases.errors import ProgressNotFound
 from app.errors import DomainError, MatterNotFound
+from app.feedback.errors import RangeInvalid
 from app.http import cached_response, doc, etag_for, parse_query
 from app.matters import guides, service
 from app.matters.schemas import SECTION_NAMES, Section
+from app.stats import indicators
 from app.web import ACTIONS
 
 bp = Blueprint("web", url_prefix="")
 TAG = "h5 页面"
 HTML = "text/html; charset=utf-8"
+
+
+class StatsPageQuery(BaseModel):
+    """The dashboard's period."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    date_from: dt.date | None = Field(default=None, alias="from")
+    date_to: dt.date | None = Field(default=None, alias="to")
 
 
 class ProgressPageQuery(BaseModel):
@@ -184,3 +195,15 @@ async def progress_form(request: Request) -> HTTPResponse:
 async def progress_by_code(request: Request, code: str) -> HTTPResponse:
     """What the receipt's QR code opens: the case's timeline and the expected date of its next step."""
     return await _progress_page(request, code=code[:200])
+
+
+@bp.route("/stats", methods=["GET", "HEAD"])
+@doc(tag=TAG, summary="改革成效看板（公开：最多跑一次率、零跑路率、按时办结率、好评率等，服务端渲染图表）",
+     query=StatsPageQuery, errors=[RangeInvalid])  # fmt: skip
+async def stats_page(request: Request) -> HTTPResponse:
+    """The reform indicators with charts drawn on the server (SVG: no script, no CDN)."""
+    q = parse_query(request, StatsPageQuery)
+    start, end = indicators.period(q.date_from, q.date_to)
+    report = await indicators.compute(settings=request.app.ctx.settings, date_from=start, date_to=end)
+    html = request.app.ctx.pages.render("stats.html", r=report)
+    return HTTPResponse(html, content_type=HTML, headers={"Cache-Control": "public, max-age=60"})

@@ -1,0 +1,217 @@
+"""Consultation (咨询): citizens ask about a matter, its department answers within a service level counted in
+working days, the asker is told through the outbox, and an answer may be published (anonymised) as FAQ."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from app import clock, workdays
+from app.cache import LocalCache
+from app.feedback.errors import (
+    ConsultNotOffered,
+    QuestionAnswered,
+    QuestionNotAnswered,
+    QuestionNotFound,
+    QuestionOutOfScope,
+)
+from app.feedback.models import Question, QuestionStatus
+from app.matters import guides
+from app.notify import service as notify
+from app.ratelimit import Limit, hit
+from app.settings import Settings
+from app.store import Store
+from auth.tokens import Principal
+
+# What must not reach a public FAQ: phone numbers, ID numbers, e-mail addresses, case numbers.
+_PRIVATE = re.compile(
+    r"(?<!\d)(1[3-9]\d{9}|\d{17}[\dXx]|\d{15}|0\d{2,3}-?\d{7,8})(?!\d)|[\w.+-]+@[\w-]+\.[\w.]+|[A-Z]{1,6}\d{14}"
+)
+
+
+def anonymise(text: str) -> str:
+    """Mask what identifies a person in a question before it is published."""
+    return _PRIVATE.sub("***", text)
+
+
+async def ask(
+    *, settings: Settings, store: Store, cache: LocalCache, principal: Principal, matter_code: str, text: str
+) -> dict[str, Any]:
+    """Ask a question about a matter (rate limited per citizen); answers its record with the due date."""
+    _, _, guide = await guides.guide_document(cache, matter_code, base_url=settings.base_url)
+    if guide["status"] != "active":
+        raise ConsultNotOffered(details={"matter_code": guide["code"]})
+    await hit(store, Limit("consult-citizen-1h", settings.consult_per_hour, 3600), principal.id)
+    now, today = clock.now(), clock.today()
+    row = await Question.create(
+        id=uuid.uuid4(),
+        matter_code=guide["code"],
+        matter_name=guide["name"],
+        department_code=guide["department"]["code"],
+        citizen_id=uuid.UUID(principal.id),
+        text=text,
+        status=QuestionStatus.pending,
+        asked_at=now,
+        due_on=workdays.add_workdays(today, settings.consult_days),
+        warn_on=workdays.add_workdays(today, max(settings.consult_days - 1, 0)),
+    )
+    return question_dict(row, owner=True)
+
+
+def _sla(row: Question, today: dt.date) -> str:
+    if row.status is QuestionStatus.answered:
+        return "answered_late" if row.answered_at and _local(row.answered_at) > row.due_on else "answered"
+    if today > row.due_on:
+        return "overdue"
+    return "due_soon" if today >= row.warn_on else "open"
+
+
+def _local(at: dt.datetime) -> dt.date:
+    return at.astimezone(clock.SHANGHAI).date()
+
+
+def question_dict(row: Question, *, owner: bool = False, staff: bool = False) -> dict[str, Any]:
+    """The shape of a question for its asker or for staff."""
+    body = {
+        "id": str(row.id),
+        "matter": {"code": row.matter_code, "name": row.matter_name},
+        "department": row.department_code,
+        "text": row.text,
+        "status": row.status.value,
+        "asked_at": clock.iso(row.asked_at),
+        "due_on": row.due_on.isoformat(),
+        "sla": _sla(row, clock.today()),
+        "answer": row.answer,
+        "answered_at": clock.iso(row.answered_at),
+        "published": row.published_at is not None,
+    }
+    if staff:
+        body.update(answered_by=str(row.answered_by) if row.answered_by else None, faq_question=row.faq_question,
+                    faq_answer=row.faq_answer)  # fmt: skip
+    return body
+
+
+async def my_questions(*, principal: Principal, page: int, page_size: int) -> dict[str, Any]:
+    """The caller's questions, newest first."""
+    query = Question.filter(citizen_id=uuid.UUID(principal.id))
+    total = await query.count()
+    rows = await query.order_by("-asked_at").offset((page - 1) * page_size).limit(page_size)
+    return {"items": [question_dict(r, owner=True) for r in rows], "total": total, "page": page, "page_size": page_size}
+
+
+async def my_question(*, principal: Principal, question_id: str) -> dict[str, Any]:
+    """One of the caller's questions (anyone else's is 404)."""
+    return question_dict(await _question(question_id, citizen_id=principal.id), owner=True)
+
+
+async def _question(question_id: str, *, citizen_id: str | None = None) -> Question:
+    try:
+        qid = uuid.UUID(question_id)
+    except ValueError:
+        raise QuestionNotFound() from None
+    filters: dict[str, Any] = {"id": qid}
+    if citizen_id is not None:
+        filters["citizen_id"] = uuid.UUID(citizen_id)
+    row = await Question.get_or_none(**filters)
+    if row is None:
+        raise QuestionNotFound()
+    return row
+
+
+def _check_scope(principal: Principal, row: Question) -> None:
+    if principal.role != "admin" and row.department_code not in principal.departments:
+        raise QuestionOutOfScope(details={"department": row.department_code})
+
+
+async def staff_questions(*, principal: Principal, view: str | None, page: int, page_size: int) -> dict[str, Any]:
+    """Questions of the reviewer's departments: all, unanswered, due soon or overdue (the oldest first)."""
+    query = Question.all()
+    if principal.role != "admin":
+        query = query.filter(department_code__in=list(principal.departments) or ["-"])
+    today = clock.today()
+    if view in {"unanswered", "due_soon", "overdue"}:
+        query = query.filter(status=QuestionStatus.pending)
+    if view == "due_soon":
+        query = query.filter(warn_on__lte=today, due_on__gte=today)
+    elif view == "overdue":
+        query = query.filter(due_on__lt=today)
+    total = await query.count()
+    order = ("due_on", "asked_at") if view else ("-asked_at",)
+    rows = await query.order_by(*order).offset((page - 1) * page_size).limit(page_size)
+    return {"items": [question_dict(r, staff=True) for r in rows], "total": total, "page": page, "page_size": page_size}
+
+
+async def answer(*, settings: Settings, principal: Principal, question_id: str, text: str) -> dict[str, Any]:
+    """Answer a question of one's department; the asker is notified in the same transaction."""
+    row = await _question(question_id)
+    _check_scope(principal, row)
+    now = clock.now()
+    async with in_transaction():
+        won = await Question.filter(id=row.id, status=QuestionStatus.pending).update(
+            status=QuestionStatus.answered, answer=text, answered_by=uuid.UUID(principal.id), answered_at=now
+        )
+        if not won:
+            raise QuestionAnswered(details={"question_id": str(row.id)})
+        await notify.enqueue(
+            kind="consult_answered",
+            citizen_id=row.citizen_id,
+            subject_type="consultation",
+            subject_id=str(row.id),
+            payload={
+                "matter_name": row.matter_name,
+                "question": row.text[:40],
+                "answer": text[:200],
+                "at": clock.iso(now),
+                "url": f"{settings.base_url}/m/{row.matter_code}",
+            },
+            dedupe_key=f"consultation:{row.id}:answered",
+            fresh=True,
+        )
+    row.status, row.answer, row.answered_at, row.answered_by = (
+        QuestionStatus.answered,
+        text,
+        now,
+        uuid.UUID(principal.id),
+    )
+    return question_dict(row, staff=True)
+
+
+async def publish(
+    *, cache: LocalCache, principal: Principal, question_id: str, question: str | None, answer_text: str | None
+) -> dict[str, Any]:
+    """Publish an answered question as FAQ on the guide page, anonymised (the staff's wording, else masked)."""
+    row = await _question(question_id)
+    _check_scope(principal, row)
+    if row.status is not QuestionStatus.answered:
+        raise QuestionNotAnswered(details={"question_id": str(row.id)})
+    row.faq_question = anonymise(question or row.text)
+    row.faq_answer = anonymise(answer_text or row.answer or "")
+    row.published_at = clock.now()
+    await row.save(update_fields=["faq_question", "faq_answer", "published_at"])
+    await guides.invalidate(cache)  # the guide page shows it at once
+    return question_dict(row, staff=True)
+
+
+async def unpublish(*, cache: LocalCache, principal: Principal, question_id: str) -> dict[str, Any]:
+    """Take a published FAQ off the guide page."""
+    row = await _question(question_id)
+    _check_scope(principal, row)
+    row.published_at = None
+    await row.save(update_fields=["published_at"])
+    await guides.invalidate(cache)
+    return question_dict(row, staff=True)
+
+
+async def published_faq(matter_code: str, *, limit: int = 20) -> list[dict[str, str]]:
+    """The matter's published questions and answers, newest first (for the guide)."""
+    rows = (
+        await Question.filter(matter_code=matter_code, published_at__isnull=False)
+        .order_by("-published_at")
+        .limit(limit)
+        .values("faq_question", "faq_answer")
+    )
+    return [{"question": r["faq_question"], "answer": r["faq_answer"]} for r in rows]

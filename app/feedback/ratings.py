@@ -1,0 +1,427 @@
+"""Ratings (好差评) and the rectification of bad ones (差评整改).
+
+One rating per completed case, per check-in visit and per answered question (一次一评, 一事一评),
+within a window; it may be added to once and never rewritten. 不满意 or 非常不满意 opens a
+rectification for the responsible department with a deadline in working days: verify → rectify →
+reply to the citizen → close, every step recorded. Staff may contest a rating they believe abusive;
+an administrator decides (upheld: the rating no longer counts and the rectification is dismissed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from app import clock, workdays
+from app.booking.models import Booking, CheckIn
+from app.cases.models import Case, CaseStatus
+from app.errors import InvalidInput
+from app.feedback.errors import (
+    AddendumExists,
+    AlreadyRated,
+    NotRateableYet,
+    RatingNotFound,
+    RatingSubjectNotFound,
+    RatingWindowClosed,
+    RectificationChanged,
+    RectificationNotFound,
+    RectificationOutOfScope,
+    StepOutOfOrder,
+)
+from app.feedback.models import (
+    Question,
+    QuestionStatus,
+    Rating,
+    Rectification,
+    RectificationStatus,
+    RectificationStep,
+    SubjectType,
+)
+from app.matters.models import Matter
+from app.notify import service as notify
+from app.settings import Settings
+from auth.tokens import Principal
+
+LEVELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+GOOD_LEVELS = frozenset({3, 4, 5})  # 好评 in the national rules; 1 and 2 are 差评
+BAD_LEVELS = frozenset({1, 2})
+TAGS = frozenset(
+    {
+        "服务态度好", "办事效率高", "一次告知清楚", "材料精简", "环境舒适", "网上办理方便",
+        "等候时间长", "多次跑腿", "态度不好", "流程繁琐", "告知不清", "系统不好用",
+    }
+)  # fmt: skip
+
+R = RectificationStatus
+# action: (statuses it starts from, where it leads, who may take it)
+STEPS: dict[str, tuple[frozenset[R], R | None, frozenset[str]]] = {
+    "verify": (frozenset({R.open}), R.verified, frozenset({"reviewer", "clerk", "admin"})),
+    "rectify": (frozenset({R.verified}), R.rectified, frozenset({"reviewer", "clerk", "admin"})),
+    "reply": (frozenset({R.rectified}), R.replied, frozenset({"reviewer", "clerk", "admin"})),
+    "close": (frozenset({R.replied}), R.closed, frozenset({"reviewer", "clerk", "admin"})),
+    "contest": (frozenset({R.open, R.verified}), R.contested, frozenset({"reviewer", "clerk", "admin"})),
+    "uphold": (frozenset({R.contested}), R.dismissed, frozenset({"admin"})),  # the rating was abusive
+    "reject": (frozenset({R.contested}), None, frozenset({"admin"})),  # it stands: back where it was
+}
+STEP_NAMES = {
+    "open": "收到差评，已转责任部门",
+    "verify": "核实情况",
+    "rectify": "落实整改",
+    "reply": "答复评价人",
+    "close": "整改办结",
+    "contest": "部门申诉（认为评价不实）",
+    "uphold": "申诉成立，评价不计入统计",
+    "reject": "申诉不成立，继续整改",
+}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What is rated, and whom it is charged to."""
+
+    matter_code: str
+    department_code: str
+    hall_code: str | None
+    counter: str | None
+    finished_at: dt.datetime
+
+
+async def _department_of(matter_code: str) -> tuple[str, str]:
+    matter = await Matter.get_or_none(code=matter_code)
+    return (matter.department_code, matter.hall_code) if matter else ("", "")
+
+
+async def _subject(citizen_id: uuid.UUID, subject_type: SubjectType, subject_id: str) -> Subject:
+    """The caller's finished case, visit or answered question (404 for anything not theirs)."""
+    if subject_type is SubjectType.case:
+        case = await Case.get_or_none(case_no=subject_id.strip().upper()[:32], citizen_id=citizen_id)
+        if case is None:
+            raise RatingSubjectNotFound()
+        if case.status is not CaseStatus.completed or case.completed_at is None:
+            raise NotRateableYet(details={"status": case.status.value})
+        return Subject(case.matter_code, case.department_code, case.hall_code, None, case.completed_at)
+    try:
+        sid = uuid.UUID(subject_id)
+    except ValueError:
+        raise RatingSubjectNotFound() from None
+    if subject_type is SubjectType.visit:
+        checkin = await CheckIn.get_or_none(id=sid, kind="booking")
+        booking = await Booking.get_or_none(id=checkin.booking_id) if checkin and checkin.booking_id else None
+        if checkin is None or booking is None or booking.citizen_id != citizen_id:
+            raise RatingSubjectNotFound()
+        if checkin.undone_at is not None:
+            raise NotRateableYet(details={"reason": "undone"})
+        department, _ = await _department_of(booking.matter_code)
+        return Subject(booking.matter_code, department, checkin.hall_code, checkin.counter, checkin.created_at)
+    question = await Question.get_or_none(id=sid, citizen_id=citizen_id)
+    if question is None:
+        raise RatingSubjectNotFound()
+    if question.status is not QuestionStatus.answered or question.answered_at is None:
+        raise NotRateableYet(details={"status": question.status.value})
+    return Subject(question.matter_code, question.department_code, None, None, question.answered_at)
+
+
+async def rate(
+    *,
+    settings: Settings,
+    principal: Principal,
+    subject_type: SubjectType,
+    subject_id: str,
+    level: int,
+    tags: list[str],
+    comment: str,
+) -> dict[str, Any]:
+    """Rate a finished case, visit or answer once; a bad rating opens its rectification in the same transaction."""
+    citizen_id = uuid.UUID(principal.id)
+    subject = await _subject(citizen_id, subject_type, subject_id)
+    now = clock.now()
+    if now - subject.finished_at > dt.timedelta(days=settings.rating_window_days):
+        raise RatingWindowClosed(details={"days": settings.rating_window_days})
+    rating = Rating(
+        id=uuid.uuid4(), subject_type=subject_type, subject_id=subject_id.strip().upper()
+        if subject_type is SubjectType.case else str(uuid.UUID(subject_id)), citizen_id=citizen_id, level=level,
+        tags=list(dict.fromkeys(tags)), comment=comment, matter_code=subject.matter_code,
+        department_code=subject.department_code, hall_code=subject.hall_code, counter=subject.counter, created_at=now,
+    )  # fmt: skip
+    try:
+        async with in_transaction():
+            await rating.save(force_create=True)
+            if level in BAD_LEVELS:
+                await _open_rectification(settings, rating, now)
+    except IntegrityError:  # (subject_type, subject_id) is unique: rated already, perhaps this very instant
+        raise AlreadyRated(details={"subject_type": subject_type.value, "subject_id": subject_id}) from None
+    return await rating_dict(rating, owner=True)
+
+
+async def _open_rectification(settings: Settings, rating: Rating, now: dt.datetime) -> Rectification:
+    row = await Rectification.create(
+        id=uuid.uuid4(),
+        rating_id=rating.id,
+        department_code=rating.department_code,
+        hall_code=rating.hall_code,
+        status=R.open,
+        opened_at=now,
+        due_on=workdays.add_workdays(clock.today(), settings.rectify_days),
+    )
+    await RectificationStep.create(
+        rectification_id=row.id, action="open", from_status="", to_status=R.open.value, actor_kind="system",
+        note=f"{LEVELS[rating.level]}：{rating.comment}"[:1000], created_at=now,
+    )  # fmt: skip
+    return row
+
+
+async def add_to(*, principal: Principal, rating_id: str, comment: str) -> dict[str, Any]:
+    """Add to one's rating once (追评); the rating itself is never rewritten."""
+    rating = await _own_rating(principal, rating_id)
+    if not await Rating.filter(id=rating.id, addendum__isnull=True).update(addendum=comment, addendum_at=clock.now()):
+        raise AddendumExists(details={"rating_id": str(rating.id)})
+    return await rating_dict(await Rating.get(id=rating.id), owner=True)
+
+
+async def _own_rating(principal: Principal, rating_id: str) -> Rating:
+    try:
+        rid = uuid.UUID(rating_id)
+    except ValueError:
+        raise RatingNotFound() from None
+    rating = await Rating.get_or_none(id=rid, citizen_id=uuid.UUID(principal.id))
+    if rating is None:
+        raise RatingNotFound()
+    return rating
+
+
+async def rating_dict(rating: Rating, *, owner: bool = False, staff: bool = False) -> dict[str, Any]:
+    """A rating with its rectification's progress (what the citizen follows up on)."""
+    body: dict[str, Any] = {
+        "id": str(rating.id),
+        "subject_type": rating.subject_type.value,
+        "subject_id": rating.subject_id,
+        "level": rating.level,
+        "level_name": LEVELS[rating.level],
+        "tags": rating.tags,
+        "comment": rating.comment,
+        "addendum": rating.addendum,
+        "addendum_at": clock.iso(rating.addendum_at),
+        "matter_code": rating.matter_code,
+        "department": rating.department_code,
+        "hall": rating.hall_code,
+        "counter": rating.counter,
+        "created_at": clock.iso(rating.created_at),
+        "rectification": None,
+    }
+    if staff:
+        body["excluded"] = rating.excluded
+    rect = await Rectification.get_or_none(rating_id=rating.id)
+    if rect is not None:
+        body["rectification"] = await rectification_dict(rect, internal=staff)
+    return body
+
+
+async def rectification_dict(rect: Rectification, *, internal: bool) -> dict[str, Any]:
+    """A rectification's state and steps (notes stay internal; the citizen sees the steps and the reply)."""
+    steps = await RectificationStep.filter(rectification_id=rect.id).order_by("id")
+    today = clock.today()
+    open_ = rect.status not in {R.closed, R.dismissed}
+    return {
+        "id": str(rect.id),
+        "status": rect.status.value,
+        "due_on": rect.due_on.isoformat(),
+        "overdue": open_ and today > rect.due_on,
+        "reply": rect.reply,
+        "closed_at": clock.iso(rect.closed_at),
+        "steps": [
+            {
+                "action": s.action,
+                "label": STEP_NAMES.get(s.action, s.action),
+                "status": s.to_status,
+                "at": clock.iso(s.created_at),
+                **({"note": s.note, "actor": {"kind": s.actor_kind, "id": s.actor_id}} if internal else {}),
+            }
+            for s in steps
+        ],
+    }
+
+
+async def my_ratings(*, principal: Principal, page: int, page_size: int) -> dict[str, Any]:
+    """The caller's ratings, newest first."""
+    query = Rating.filter(citizen_id=uuid.UUID(principal.id))
+    total = await query.count()
+    rows = await query.order_by("-created_at").offset((page - 1) * page_size).limit(page_size)
+    items = [await rating_dict(r, owner=True) for r in rows]
+    return {"items": items, "total": total, "page": page, "page_size": page_size}
+
+
+async def my_rating(*, principal: Principal, rating_id: str) -> dict[str, Any]:
+    """One of the caller's ratings with the follow-up of its rectification."""
+    return await rating_dict(await _own_rating(principal, rating_id), owner=True)
+
+
+# ---------------------------------------------------------------- rectification, for staff
+
+
+def _in_scope(principal: Principal, rect: Rectification) -> bool:
+    if principal.role == "admin":
+        return True
+    if principal.role == "reviewer":
+        return rect.department_code in principal.departments
+    return principal.role == "clerk" and rect.hall_code is not None and rect.hall_code == principal.hall
+
+
+async def _rectification(principal: Principal, rect_id: str) -> Rectification:
+    try:
+        rid = uuid.UUID(rect_id)
+    except ValueError:
+        raise RectificationNotFound() from None
+    rect = await Rectification.get_or_none(id=rid)
+    if rect is None:
+        raise RectificationNotFound()
+    if not _in_scope(principal, rect):
+        raise RectificationOutOfScope(details={"department": rect.department_code})
+    return rect
+
+
+async def staff_rectifications(
+    *, principal: Principal, status: str | None, overdue: bool, page: int, page_size: int
+) -> dict[str, Any]:
+    """Rectifications of the caller's departments (or hall), the most urgent first."""
+    query = Rectification.all()
+    if principal.role == "reviewer":
+        query = query.filter(department_code__in=list(principal.departments) or ["-"])
+    elif principal.role == "clerk":
+        query = query.filter(hall_code=principal.hall or "-")
+    if status:
+        query = query.filter(status=status)
+    if overdue:
+        query = query.filter(due_on__lt=clock.today()).exclude(status__in=[R.closed, R.dismissed])
+    total = await query.count()
+    rows = await query.order_by("due_on", "opened_at").offset((page - 1) * page_size).limit(page_size)
+    items = []
+    for rect in rows:
+        rating = await Rating.get(id=rect.rating_id)
+        item = await rectification_dict(rect, internal=True)
+        item["rating"] = {"level": rating.level, "level_name": LEVELS[rating.level], "comment": rating.comment,
+                          "matter_code": rating.matter_code, "subject_type": rating.subject_type.value}  # fmt: skip
+        items.append(item)
+    return {"items": items, "total": total, "page": page, "page_size": page_size}
+
+
+async def staff_rectification(*, principal: Principal, rect_id: str) -> dict[str, Any]:
+    """One rectification with its rating and every step."""
+    rect = await _rectification(principal, rect_id)
+    body = await rectification_dict(rect, internal=True)
+    body["rating"] = await rating_dict(await Rating.get(id=rect.rating_id), staff=True)
+    body["rating"].pop("rectification", None)
+    return body
+
+
+async def step(
+    *, settings: Settings, principal: Principal, rect_id: str, action: str, note: str, reply: str | None
+) -> dict[str, Any]:
+    """Take the next step of a rectification (409 when out of order); a reply reaches the citizen by the outbox."""
+    rect = await _rectification(principal, rect_id)
+    sources, target, roles = STEPS[action]
+    if rect.status not in sources or (principal.role or "") not in roles:
+        allowed = [a for a, (src, _, who) in STEPS.items() if rect.status in src and (principal.role or "") in who]
+        raise StepOutOfOrder(
+            f"整改单当前状态为「{rect.status.value}」，不能执行「{STEP_NAMES.get(action, action)}」",
+            details={"status": rect.status.value, "action": action, "allowed": allowed},
+        )
+    if action == "reply" and not (reply or "").strip():
+        raise InvalidInput("请填写答复评价人的内容", code="REPLY_REQUIRED")
+    before = rect.status
+    new = target or rect.resume_status or R.open
+    now = clock.now()
+    changes: dict[str, Any] = {"status": new, "version": rect.version + 1}
+    if action == "contest":
+        changes["resume_status"] = before
+    elif action in {"uphold", "reject"}:
+        changes["resume_status"] = None
+    if action == "reply":
+        changes["reply"] = reply.strip()  # type: ignore[union-attr]
+    if action in {"close", "uphold"}:
+        changes["closed_at"] = now
+    async with in_transaction():
+        if not await Rectification.filter(id=rect.id, version=rect.version, status=before).update(**changes):
+            raise RectificationChanged(details={"rectification_id": str(rect.id)})
+        await RectificationStep.create(
+            rectification_id=rect.id, action=action, from_status=before.value, to_status=new.value,
+            actor_kind="staff", actor_id=principal.id, note=note[:1000], created_at=now,
+        )  # fmt: skip
+        rating = await Rating.get(id=rect.rating_id)
+        if action == "uphold":
+            await Rating.filter(id=rating.id).update(excluded=True)
+        if action == "reply":
+            await notify.enqueue(
+                kind="rating_reply",
+                citizen_id=rating.citizen_id,
+                subject_type="rating",
+                subject_id=str(rating.id),
+                payload={
+                    "matter_code": rating.matter_code,
+                    "level_name": LEVELS[rating.level],
+                    "reply": changes["reply"][:200],
+                    "at": clock.iso(now),
+                    "url": f"{settings.base_url}/m/{rating.matter_code}",
+                },
+                dedupe_key=f"rating:{rating.id}:reply",
+                fresh=True,
+            )
+    return await staff_rectification(principal=principal, rect_id=str(rect.id))
+
+
+# ---------------------------------------------------------------- aggregates
+
+
+async def satisfaction(
+    *, by: str, date_from: dt.date | None = None, date_to: dt.date | None = None, key: str | None = None
+) -> list[dict[str, Any]]:
+    """Counts per level and the satisfaction rate (好评率: levels 3-5) per matter, department, hall or counter."""
+    column = {"matter": "matter_code", "department": "department_code", "hall": "hall_code", "counter": "counter"}[by]
+    query = Rating.filter(excluded=False)
+    if date_from:
+        query = query.filter(created_at__gte=_start(date_from))
+    if date_to:
+        query = query.filter(created_at__lt=_start(date_to + dt.timedelta(days=1)))
+    if key is not None:
+        query = query.filter(**{column: key})
+    rows = await query.values(column, "level", "hall_code")
+    groups: dict[str, dict[int, int]] = {}
+    for r in rows:
+        name = r[column] if by != "counter" else (f"{r['hall_code']}/{r['counter']}" if r["counter"] else None)
+        if name is None:
+            continue
+        groups.setdefault(name, {}).setdefault(r["level"], 0)
+        groups[name][r["level"]] += 1
+    out = []
+    for name, levels in sorted(groups.items()):
+        total = sum(levels.values())
+        good = sum(n for lv, n in levels.items() if lv in GOOD_LEVELS)
+        out.append(
+            {
+                by: name,
+                "total": total,
+                "levels": {str(lv): levels.get(lv, 0) for lv in sorted(LEVELS, reverse=True)},
+                "good": good,
+                "bad": total - good,
+                "satisfaction_rate": round(good / total, 4) if total else None,
+            }
+        )
+    return out
+
+
+def _start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=clock.SHANGHAI)
+
+
+async def matter_satisfaction(matter_code: str) -> dict[str, Any] | None:
+    """The public satisfaction of a matter (for its guide page); None before its first rating."""
+    rows = await satisfaction(by="matter", key=matter_code)
+    return (
+        {"total": rows[0]["total"], "satisfaction_rate": rows[0]["satisfaction_rate"], "good": rows[0]["good"]}
+        if rows
+        else None
+    )

@@ -1,0 +1,1 @@
+"""The reform indicators (改革成效) and their dashboard."""

@@ -1,0 +1,233 @@
+"""The reform indicators, computed from the live catalogue, cases, bookings, ratings and scans.
+
+Shares of the catalogue (最多跑一次率, 零跑路率, online depth ≥ 3) describe the matters active now;
+the others count what happened in [from, to] (dates in Asia/Shanghai). Each share is set against
+the year's target (years counted from `reform_start_year`: 80 / 90 / 95 % by default, configurable).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from app import clock, workdays
+from app.booking.models import Booking, BookingStatus, CheckIn
+from app.cases.models import Case, CaseEvent, CaseStatus
+from app.feedback.errors import RangeInvalid
+from app.feedback.models import Rating
+from app.feedback.ratings import GOOD_LEVELS
+from app.matters.models import Department, Matter, MatterStatus
+from app.matters.schemas import SECTION_NAMES, Section
+from app.settings import Settings
+from qr.models import Code, ScanDaily
+
+NAMES = {
+    "one_visit_rate": "最多跑一次率",
+    "zero_visit_rate": "零跑路率",
+    "online_depth_rate": "网办深度≥3 事项占比",
+    "online_case_rate": "网上申报办件占比",
+    "on_time_rate": "按时办结率",
+    "avg_days_to_complete": "平均办结工作日",
+    "no_show_rate": "预约爽约率",
+    "satisfaction_rate": "好评率",
+    "scans_per_matter": "事项平均扫码次数",
+}
+SHARES_WITH_TARGET = ("one_visit_rate", "online_depth_rate", "online_case_rate", "on_time_rate", "satisfaction_rate")
+
+
+@dataclass
+class _Counts:
+    """Numerators and denominators of one scope (the whole city, a section or a department)."""
+
+    matters: int = 0
+    one_visit: int = 0
+    zero_visit: int = 0
+    deep: int = 0
+    online_cases: int = 0
+    counter_visits: int = 0
+    finished: int = 0
+    on_time: int = 0
+    days_total: int = 0
+    bookings_due: int = 0
+    no_shows: int = 0
+    ratings: int = 0
+    good: int = 0
+    scans: int = 0
+
+    def indicators(self) -> dict[str, float | int | None]:
+        def share(a: int, b: int) -> float | None:
+            return round(a / b, 4) if b else None
+
+        return {
+            "one_visit_rate": share(self.one_visit, self.matters),
+            "zero_visit_rate": share(self.zero_visit, self.matters),
+            "online_depth_rate": share(self.deep, self.matters),
+            "online_case_rate": share(self.online_cases, self.online_cases + self.counter_visits),
+            "on_time_rate": share(self.on_time, self.finished),
+            "avg_days_to_complete": round(self.days_total / self.finished, 2) if self.finished else None,
+            "no_show_rate": share(self.no_shows, self.bookings_due),
+            "satisfaction_rate": share(self.good, self.ratings),
+            "scans_per_matter": round(self.scans / self.matters, 2) if self.matters else None,
+        }
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def period(date_from: dt.date | None, date_to: dt.date | None) -> tuple[dt.date, dt.date]:
+    """A checked period: this year so far by default, at most about ten years (422 RANGE_INVALID otherwise)."""
+    end = date_to or clock.today()
+    start = date_from or dt.date(end.year, 1, 1)
+    if start > end or (end - start).days > 3700:
+        raise RangeInvalid(details={"from": start.isoformat(), "to": end.isoformat()})
+    return start, end
+
+
+def target_for(settings: Settings, year: int) -> int:
+    """The target share (percent) for a calendar year of the reform."""
+    index = max(year - settings.reform_start_year, 0)
+    return settings.reform_targets[min(index, len(settings.reform_targets) - 1)]
+
+
+def _start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=clock.SHANGHAI)
+
+
+def _local(at: dt.datetime) -> dt.date:
+    return at.astimezone(clock.SHANGHAI).date()
+
+
+async def compute(*, settings: Settings, date_from: dt.date, date_to: dt.date) -> dict[str, Any]:
+    """Every indicator for the city, by section and by department, with the year's target."""
+    begin, end = _start(date_from), _start(date_to + dt.timedelta(days=1))
+    city = _Counts()
+    sections: defaultdict[str, _Counts] = defaultdict(_Counts)
+    departments: defaultdict[str, _Counts] = defaultdict(_Counts)
+
+    def scopes(section: str | None, department: str | None) -> Iterable[_Counts]:
+        yield city
+        if section:
+            yield sections[section]
+        if department:
+            yield departments[department]
+
+    matters = await Matter.filter(status=MatterStatus.active, published_no__isnull=False).values(
+        "code", "section", "department_code", "visits", "online_depth"
+    )
+    where = {m["code"]: (m["section"], m["department_code"]) for m in matters}
+    for m in matters:
+        for c in scopes(m["section"], m["department_code"]):
+            c.matters += 1
+            c.one_visit += m["visits"] <= 1
+            c.zero_visit += m["visits"] == 0
+            c.deep += m["online_depth"] >= 3
+
+    for row in await Case.filter(submitted_at__gte=begin, submitted_at__lt=end).values("section", "department_code"):
+        for c in scopes(row["section"], row["department_code"]):
+            c.online_cases += 1
+    for row in await CheckIn.filter(created_at__gte=begin, created_at__lt=end, undone_at__isnull=True).values(
+        "section"
+    ):
+        for c in scopes(row["section"], None):
+            c.counter_visits += 1
+
+    # Finished cases: delivered in the range (the promised time runs until the decision is delivered).
+    delivered = await CaseEvent.filter(action="deliver", created_at__gte=begin, created_at__lt=end).values(
+        "case_id", "created_at"
+    )
+    when = {d["case_id"]: _local(d["created_at"]) for d in delivered}
+    if when:
+        for case in await Case.filter(id__in=list(when)).values(
+            "id", "section", "department_code", "accepted_on", "due_on", "suspended_days", "status"
+        ):
+            if case["status"] not in {CaseStatus.delivered, CaseStatus.completed} or case["accepted_on"] is None:
+                continue
+            done = when[case["id"]]
+            days = max(workdays.workdays_between(case["accepted_on"], done) - case["suspended_days"], 0)
+            for c in scopes(case["section"], case["department_code"]):
+                c.finished += 1
+                c.on_time += case["due_on"] is not None and done <= case["due_on"]
+                c.days_total += days
+
+    for b in await Booking.filter(
+        day__gte=date_from, day__lte=date_to, status__in=[BookingStatus.checked_in, BookingStatus.no_show]
+    ).values("section", "matter_code", "status"):
+        department = where.get(b["matter_code"], (None, None))[1]
+        for c in scopes(b["section"], department):
+            c.bookings_due += 1
+            c.no_shows += b["status"] == BookingStatus.no_show
+
+    for r in await Rating.filter(created_at__gte=begin, created_at__lt=end, excluded=False).values(
+        "matter_code", "department_code", "level"
+    ):
+        section = where.get(r["matter_code"], (None, None))[0]
+        for c in scopes(section, r["department_code"]):
+            c.ratings += 1
+            c.good += r["level"] in GOOD_LEVELS
+
+    codes = dict(await Code.all().values_list("slug", "matter_code"))
+    for s in await ScanDaily.filter(day__gte=date_from, day__lte=date_to).values("slug", "scans"):
+        matter = codes.get(s["slug"])
+        section, department = where.get(matter, (None, None)) if matter else (None, None)
+        if matter in where:
+            for c in scopes(section, department):
+                c.scans += s["scans"]
+
+    target = target_for(settings, date_to.year)
+    names = dict(await Department.all().values_list("code", "name"))
+    return {
+        "from": date_from.isoformat(),
+        "to": date_to.isoformat(),
+        "generated_at": clock.iso(clock.now()),
+        "year_of_reform": max(date_to.year - settings.reform_start_year + 1, 1),
+        "target_percent": target,
+        "names": NAMES,
+        "city": _scope_view(city, target),
+        "by_section": [
+            {"section": s.value, "name": SECTION_NAMES[s], **_scope_view(sections[s.value], target)}
+            for s in Section
+            if s.value in sections
+        ],
+        "by_department": [
+            {"department": code, "name": names.get(code, code), **_scope_view(departments[code], target)}
+            for code in sorted(departments)
+        ],
+    }
+
+
+def _scope_view(counts: _Counts, target: int) -> dict[str, Any]:
+    values = counts.indicators()
+    return {
+        "indicators": {
+            key: {
+                "value": value,
+                "target": target / 100 if key in SHARES_WITH_TARGET else None,
+                "met": (value >= target / 100) if key in SHARES_WITH_TARGET and value is not None else None,
+            }
+            for key, value in values.items()
+        },
+        "counts": counts.counts(),
+    }
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    """The report as CSV: one row per scope and indicator (UTF-8 with BOM so Excel reads the Chinese)."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["scope", "key", "name", "indicator", "indicator_name", "value", "target", "met"])
+    rows = [("city", "", "全市", report["city"])]
+    rows += [("section", s["section"], s["name"], s) for s in report["by_section"]]
+    rows += [("department", d["department"], d["name"], d) for d in report["by_department"]]
+    for scope, key, name, data in rows:
+        for indicator, v in data["indicators"].items():
+            writer.writerow(
+                [scope, key, name, indicator, NAMES[indicator], "" if v["value"] is None else v["value"],
+                 "" if v["target"] is None else v["target"], "" if v["met"] is None else str(v["met"]).lower()]
+            )  # fmt: skip
+    return out.getvalue()

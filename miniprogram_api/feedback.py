@@ -1,0 +1,151 @@
+"""Citizen API: ask about a matter (咨询), rate a case, visit or answer (好差评), follow a rectification."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from sanic import Blueprint, HTTPResponse, Request
+
+from app.errors import InvalidInput, MatterNotFound
+from app.feedback import consult, ratings
+from app.feedback import errors as fe
+from app.feedback.models import SubjectType
+from app.http import doc, json_response, parse_body, parse_query
+from app.ratelimit import TooManyRequests
+from auth.errors import CITIZEN_AUTH_ERRORS
+from auth.guards import citizen_required
+
+bp = Blueprint("feedback", url_prefix="/api/v1")
+TAG = "feedback 咨询与好差评"
+PRIVATE = {"Cache-Control": "private, no-store"}
+AUTH_ERRORS = CITIZEN_AUTH_ERRORS
+
+
+class QuestionIn(BaseModel):
+    """A question about the matter."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    text: str = Field(min_length=5, max_length=500, description="咨询内容（5–500 字）")
+
+
+class RatingIn(BaseModel):
+    """A rating: five levels, tags from the list, an optional comment."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    subject_type: SubjectType = Field(
+        description="case 办件（办件编号）/ visit 窗口签到（签到 id）/ consultation 咨询（咨询 id）"
+    )
+    subject_id: str = Field(min_length=1, max_length=64)
+    level: int = Field(ge=1, le=5, description="5 非常满意 4 满意 3 基本满意 2 不满意 1 非常不满意")
+    tags: list[str] = Field(default_factory=list, max_length=5)
+    comment: str = Field(default="", max_length=500)
+
+    @field_validator("tags")
+    @classmethod
+    def _known_tags(cls, value: list[str]) -> list[str]:
+        unknown = [t for t in value if t not in ratings.TAGS]
+        if unknown:
+            raise ValueError(f"未知的评价标签：{'、'.join(unknown)}")
+        return value
+
+
+class AddendumIn(BaseModel):
+    """What the citizen adds to a rating (once)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    comment: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class PageQuery(BaseModel):
+    """A page."""
+
+    model_config = ConfigDict(extra="ignore")
+    page: int = Field(default=1, ge=1, le=10_000)
+    page_size: int = Field(default=20, ge=1, le=100)
+
+
+@bp.post("/matters/<code:str>/questions")
+@doc(tag=TAG, summary="咨询事项（登录后；限频，5–500 字）", body=QuestionIn, status=201, secured="bearer",
+     errors=[*AUTH_ERRORS, InvalidInput, MatterNotFound, fe.ConsultNotOffered, TooManyRequests])  # fmt: skip
+@citizen_required(loa=1)
+async def ask(request: Request, code: str) -> HTTPResponse:
+    """Ask the matter's department; the answer comes within the service level, with a push."""
+    body = parse_body(request, QuestionIn)
+    ctx = request.app.ctx
+    result = await consult.ask(
+        settings=ctx.settings, store=ctx.store, cache=ctx.cache, principal=request.ctx.principal, matter_code=code,
+        text=body.text,
+    )  # fmt: skip
+    return json_response(result, status=201)
+
+
+@bp.get("/questions")
+@doc(tag=TAG, summary="我的咨询", query=PageQuery, secured="bearer", errors=[*AUTH_ERRORS, InvalidInput])
+@citizen_required(loa=1)
+async def my_questions(request: Request) -> HTTPResponse:
+    """The caller's questions with their answers."""
+    q = parse_query(request, PageQuery)
+    body = await consult.my_questions(principal=request.ctx.principal, page=q.page, page_size=q.page_size)
+    return json_response(body, headers=PRIVATE)
+
+
+@bp.get("/questions/<question_id:str>")
+@doc(tag=TAG, summary="咨询详情", secured="bearer", errors=[*AUTH_ERRORS, fe.QuestionNotFound])
+@citizen_required(loa=1)
+async def my_question(request: Request, question_id: str) -> HTTPResponse:
+    """One of the caller's questions."""
+    return json_response(
+        await consult.my_question(principal=request.ctx.principal, question_id=question_id), headers=PRIVATE
+    )
+
+
+@bp.post("/ratings")
+@doc(
+    tag=TAG,
+    summary="评价（一次一评：已办结的办件、签到的窗口服务、已答复的咨询）",
+    body=RatingIn,
+    status=201,
+    secured="bearer",
+    errors=[*AUTH_ERRORS, InvalidInput, fe.RatingSubjectNotFound, fe.NotRateableYet, fe.AlreadyRated,
+            fe.RatingWindowClosed],
+)  # fmt: skip
+@citizen_required(loa=1)
+async def rate(request: Request) -> HTTPResponse:
+    """Rate once; 不满意 or 非常不满意 opens a rectification for the responsible department."""
+    body = parse_body(request, RatingIn)
+    result = await ratings.rate(
+        settings=request.app.ctx.settings, principal=request.ctx.principal, subject_type=body.subject_type,
+        subject_id=body.subject_id, level=body.level, tags=body.tags, comment=body.comment,
+    )  # fmt: skip
+    return json_response(result, status=201)
+
+
+@bp.get("/ratings")
+@doc(tag=TAG, summary="我的评价", query=PageQuery, secured="bearer", errors=[*AUTH_ERRORS, InvalidInput])
+@citizen_required(loa=1)
+async def my_ratings(request: Request) -> HTTPResponse:
+    """The caller's ratings with the follow-up of any rectification."""
+    q = parse_query(request, PageQuery)
+    body = await ratings.my_ratings(principal=request.ctx.principal, page=q.page, page_size=q.page_size)
+    return json_response(body, headers=PRIVATE)
+
+
+@bp.get("/ratings/<rating_id:str>")
+@doc(tag=TAG, summary="评价详情与整改进展", secured="bearer", errors=[*AUTH_ERRORS, fe.RatingNotFound])
+@citizen_required(loa=1)
+async def my_rating(request: Request, rating_id: str) -> HTTPResponse:
+    """One rating, with its rectification's steps and the department's reply."""
+    return json_response(await ratings.my_rating(principal=request.ctx.principal, rating_id=rating_id), headers=PRIVATE)
+
+
+@bp.post("/ratings/<rating_id:str>/addendum")
+@doc(tag=TAG, summary="追加评价（一次，原评价不能修改）", body=AddendumIn, secured="bearer",
+     errors=[*AUTH_ERRORS, InvalidInput, fe.RatingNotFound, fe.AddendumExists])  # fmt: skip
+@citizen_required(loa=1)
+async def add_to(request: Request, rating_id: str) -> HTTPResponse:
+    """Add to a rating once."""
+    body = parse_body(request, AddendumIn)
+    return json_response(
+        await ratings.add_to(principal=request.ctx.principal, rating_id=rating_id, comment=body.comment)
+    )
