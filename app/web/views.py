@@ -1,4 +1,4 @@
-"""H5 pages: home and search, the matter guide page, and placeholders for services still to come."""
+"""H5 pages: home and search, the guide page and its service entries, progress, the desk and the dashboard."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ async def guide_page(request: Request, code: str) -> HTTPResponse:
 @bp.route("/m/<code:str>/<action:str>", methods=["GET", "HEAD"])
 @doc(tag=TAG, summary="办事入口（预约、申报、进度、咨询、评价）", errors=[MatterNotFound])
 async def action_page(request: Request, code: str, action: str) -> HTTPResponse:
-    """A service entry that is not open yet explains itself and points back to the guide."""
+    """A service entry: booking's seats, the online application's materials, consultation, rating."""
     if action not in ACTIONS:
         raise MatterNotFound(details={"action": action[:32]})
     _, _, guide = await guides.guide_document(request.app.ctx.cache, code, base_url=request.app.ctx.settings.base_url)
@@ -124,7 +124,11 @@ async def action_page(request: Request, code: str, action: str) -> HTTPResponse:
         return await _book_page(request, guide)
     if action == "progress":
         return redirect("/p")
-    html = request.app.ctx.pages.render("coming_soon.html", g=guide, action=action, action_name=ACTIONS[action])
+    settings = request.app.ctx.settings
+    html = request.app.ctx.pages.render(
+        "entry.html", g=guide, action=action, action_name=ACTIONS[action], consult_days=settings.consult_days,
+        rating_days=settings.rating_window_days,
+    )  # fmt: skip
     return HTTPResponse(html, content_type=HTML)
 
 
