@@ -110,8 +110,14 @@ class Incoming:
     timestamp: str
 
 
+def _has_dtd(xml: bytes) -> bool:
+    """A DTD can only stand before the root element; text inside messages may say `<!DOCTYPE` freely."""
+    root = xml.find(b"<xml")
+    return bool(_DTD.search(xml if root < 0 else xml[:root]))
+
+
 def _outer(body: bytes) -> dict[str, Any]:
-    if _DTD.search(body):
+    if _has_dtd(body):
         raise CallbackMalformed(details={"reason": "dtd"})
     try:
         data = xmltodict.parse(body, disable_entities=True)
@@ -147,7 +153,7 @@ def verify(settings: Settings, *, query: dict[str, str], body: bytes) -> Incomin
         raise CallbackForbidden() from None
     except Exception:  # padding, base64, UTF-8: not a message we can read
         raise CallbackMalformed(details={"reason": "decrypt"}) from None
-    if _DTD.search(xml.encode()):
+    if _has_dtd(xml.encode()):
         raise CallbackMalformed(details={"reason": "dtd"})
     return Incoming(xml, True, nonce, timestamp)
 
@@ -155,9 +161,12 @@ def verify(settings: Settings, *, query: dict[str, str], body: bytes) -> Incomin
 def parse(xml: str) -> BaseMessage:
     """The message object (an unknown type is wechatpy's UnknownMessage, answered `success`)."""
     try:
-        return parse_message(xml)
+        message = parse_message(xml)
     except Exception:
         raise CallbackMalformed(details={"reason": "message"}) from None
+    if message is None:  # empty content: wechatpy answers None rather than raising
+        raise CallbackMalformed(details={"reason": "empty"})
+    return message
 
 
 def dedupe_key(message: BaseMessage) -> str:
@@ -188,19 +197,35 @@ class Callback:
             log.warning("store unavailable: refusing the WeChat callback (WeChat retries)")
             raise ServiceUnavailable(code="STORE_UNAVAILABLE") from None
 
+    async def _recall(self, key: str) -> bytes | None:
+        try:
+            return await self.store.get(key)
+        except Exception:
+            raise ServiceUnavailable(code="STORE_UNAVAILABLE") from None
+
     async def handle(self, *, query: dict[str, str], body: bytes) -> bytes:
         """Answer one POST: the reply XML (encrypted in safe mode), or `success`."""
         incoming = verify(self.settings, query=query, body=body)
         window = self.settings.wechat_callback_window
-        if not await self._remember(f"wx:nonce:{incoming.nonce}", incoming.timestamp, 2 * window):
+        # A nonce names one request. WeChat resends a request it got no answer to byte for byte, so the
+        # very same request again is a retry (deduplication below answers it without processing it again);
+        # the nonce with anything else is a replay and refused.
+        digest = hashlib.sha256(
+            f"{query.get('signature')}|{query.get('msg_signature')}|{incoming.timestamp}|".encode() + body
+        ).hexdigest()
+        nonce_key = f"wx:nonce:{incoming.nonce}"
+        if not await self._remember(nonce_key, digest, 2 * window) and await self._recall(nonce_key) != digest.encode():
             raise CallbackReplayed()
         message = parse(incoming.xml)
         key = dedupe_key(message)
         if not await self._remember(key, b"", 2 * window):
             # WeChat's retry of a message already taken: its first answer when there is one, else `success`.
-            kept = await self.store.get(key)
-            return kept or SUCCESS
-        answer = await self._answer_in_time(message, incoming)
+            return await self._recall(key) or SUCCESS
+        try:
+            answer = await self._answer_in_time(message, incoming)
+        except Exception:
+            await self.store.delete(key)  # not answered: WeChat's retry may try again
+            raise
         if answer != SUCCESS:
             await self.store.set(key, answer, xx=True, ex=2 * window)
         return answer

@@ -52,11 +52,12 @@ HELP = (
     "· “预约”查看我的预约，“进度”查看我的办件"
 )
 NOT_FOUND_CASE = "未找到该办件，请核对办件编号和查询码（见受理回执）。"
-_QUERY_CODE = re.compile(r"\b([2-9A-HJ-NP-Z]{8})\b")
+# ASCII boundaries: Chinese characters are word characters to `\b`, and people type "进度ZJJ2026…".
+_QUERY_CODE = re.compile(r"(?<![0-9A-Za-z])([2-9A-HJ-NP-Z]{8})(?![0-9A-Za-z])")
 
 
 def _case_pattern(prefix: str) -> re.Pattern[str]:
-    return re.compile(rf"\b({re.escape(prefix)}\d{{14}})\b", re.IGNORECASE)
+    return re.compile(rf"(?<![0-9A-Za-z])({re.escape(prefix)}\d{{14}})(?![0-9A-Za-z])", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

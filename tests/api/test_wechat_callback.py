@@ -43,8 +43,12 @@ async def test_same_msgid_three_times_is_processed_once(seeded, settings):
 async def test_forged_and_replayed_requests_are_refused(seeded, settings):
     query, body = signed(settings, text_xml("oUser3", "你好", 3003))
     assert (await post(seeded, {**query, "signature": "0" * 40}, body)).status_code == 403
-    assert (await post(seeded, query, body)).status_code == 200
-    again = await post(seeded, query, body)  # the same nonce again
+    first = await post(seeded, query, body)
+    assert first.status_code == 200
+    retry = await post(seeded, query, body)  # byte for byte again: WeChat's retry gets the first answer
+    assert retry.status_code == 200 and retry.content == first.content
+    other_query, other_body = signed(settings, text_xml("oUser3", "营业执照", 3006), nonce=query["nonce"])
+    again = await post(seeded, other_query, other_body)  # the nonce with another message: a replay
     assert again.status_code == 403 and again.json["error"]["code"] == "WECHAT_NONCE_REUSED"
     old_query, old_body = signed(settings, text_xml("oUser3", "你好", 3004), timestamp="1700000000")
     assert (await post(seeded, old_query, old_body)).json["error"]["code"] == "WECHAT_TIMESTAMP_INVALID"
@@ -58,3 +62,11 @@ async def test_handshake(client, settings):
     assert r.status_code == 200 and r.text == "hello123"
     _, r = await client.get("/wechat/callback", params={**query, "signature": "x", "echostr": "hello123"})
     assert r.status_code == 403
+
+
+@pytest.mark.parametrize("mode", ["raw", "aes"])
+async def test_text_that_mentions_a_doctype_is_answered_not_refused(seeded, settings, mode):
+    query, body = signed(settings, text_xml("oUser4", "<!DOCTYPE html> 是什么", 4004), mode=mode)
+    r = await post(seeded, query, body)
+    assert r.status_code == 200, r.text
+    assert open_reply(settings, r.content, query)["MsgType"] == "text"
