@@ -29,7 +29,9 @@ from auth.tokens import Principal
 
 # What must not reach a public FAQ: phone numbers, ID numbers, e-mail addresses, case numbers.
 _PRIVATE = re.compile(
-    r"(?<!\d)(1[3-9]\d{9}|\d{17}[\dXx]|\d{15}|0\d{2,3}-?\d{7,8})(?!\d)|[\w.+-]+@[\w-]+\.[\w.]+|[A-Z]{1,6}\d{14}"
+    r"(?<!\d)(1[3-9]\d{9}|\d{17}[\dXx]|\d{15}|0\d{2,3}-?\d{7,8})(?!\d)"
+    r"|[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"  # ASCII only: \w would swallow the Chinese around it
+    r"|[A-Z]{1,6}\d{14}"
 )
 
 

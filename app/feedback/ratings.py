@@ -388,7 +388,7 @@ async def satisfaction(
         query = query.filter(created_at__lt=_start(date_to + dt.timedelta(days=1)))
     if key is not None:
         query = query.filter(**{column: key})
-    rows = await query.values(column, "level", "hall_code")
+    rows = await query.values(*dict.fromkeys((column, "level", "hall_code")))  # each field once (by hall)
     groups: dict[str, dict[int, int]] = {}
     for r in rows:
         name = r[column] if by != "counter" else (f"{r['hall_code']}/{r['counter']}" if r["counter"] else None)
