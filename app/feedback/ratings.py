@@ -414,7 +414,8 @@ async def satisfaction(
 
 
 def _start(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), tzinfo=clock.SHANGHAI)
+    """Midnight in Shanghai, in UTC (SQLite compares the stored UTC text)."""
+    return dt.datetime.combine(day, dt.time(), tzinfo=clock.SHANGHAI).astimezone(dt.UTC)
 
 
 async def matter_satisfaction(matter_code: str) -> dict[str, Any] | None:

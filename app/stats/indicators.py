@@ -95,7 +95,8 @@ def target_for(settings: Settings, year: int) -> int:
 
 
 def _start(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), tzinfo=clock.SHANGHAI)
+    """Midnight in Shanghai, in UTC: SQLite compares the stored UTC text, so bounds must be UTC too."""
+    return dt.datetime.combine(day, dt.time(), tzinfo=clock.SHANGHAI).astimezone(dt.UTC)
 
 
 def _local(at: dt.datetime) -> dt.date:
@@ -130,10 +131,15 @@ async def compute(*, settings: Settings, date_from: dt.date, date_to: dt.date) -
     for row in await Case.filter(submitted_at__gte=begin, submitted_at__lt=end).values("section", "department_code"):
         for c in scopes(row["section"], row["department_code"]):
             c.online_cases += 1
-    for row in await CheckIn.filter(created_at__gte=begin, created_at__lt=end, undone_at__isnull=True).values(
-        "section"
-    ):
-        for c in scopes(row["section"], None):
+    visits = await CheckIn.filter(created_at__gte=begin, created_at__lt=end, undone_at__isnull=True).values(
+        "section", "booking_id"
+    )
+    booked = {v["booking_id"] for v in visits if v["booking_id"]}
+    matter_of = dict(await Booking.filter(id__in=list(booked)).values_list("id", "matter_code")) if booked else {}
+    for row in visits:
+        # A booked visit belongs to its matter's department; a walk-in only to its section.
+        department = where.get(matter_of.get(row["booking_id"]), (None, None))[1]
+        for c in scopes(row["section"], department):
             c.counter_visits += 1
 
     # Finished cases: delivered in the range (the promised time runs until the decision is delivered).
