@@ -208,6 +208,8 @@ def _production_env(db_path: Path) -> dict[str, str]:
         "WECHAT_MP_SECRET": "prod-mp-secret",
         "WECHAT_MINI_APPID": "wxprodmini",
         "WECHAT_MINI_SECRET": "prod-mini-secret",
+        "WECHAT_MP_TOKEN": "prodcallbacktoken42",
+        "WECHAT_MP_AES_KEY": "cHJvZC1jYWxsYmFjay1lbmNvZGluZy1hZXMta2V5MTI",
         "SMS_GATEWAY_URL": "http://127.0.0.1:9/sms",
         "REALNAME_VERIFIER_URL": "http://127.0.0.1:9/verify",
     }

@@ -22,6 +22,8 @@ PRODUCTION = {
     "WECHAT_MP_SECRET": "mp-secret",
     "WECHAT_MINI_APPID": "wx0000000000000002",
     "WECHAT_MINI_SECRET": "mini-secret",
+    "WECHAT_MP_TOKEN": "prodcallbacktoken42",
+    "WECHAT_MP_AES_KEY": "cHJvZC1jYWxsYmFjay1lbmNvZGluZy1hZXMta2V5MTI",
     "SMS_GATEWAY_URL": "https://sms.example.gov.cn/send",
     "REALNAME_VERIFIER_URL": "https://idv.example.gov.cn/verify",
 }
@@ -36,6 +38,8 @@ REQUIRED = (
     "WECHAT_MP_SECRET",
     "WECHAT_MINI_APPID",
     "WECHAT_MINI_SECRET",
+    "WECHAT_MP_TOKEN",
+    "WECHAT_MP_AES_KEY",
 )
 BRIEF_SECRETS = ("DATABASE_URL", "BASE_URL")  # what production required at first (ADMIN_TOKEN is gone)
 
@@ -392,3 +396,13 @@ def test_booleans_and_overrides():
 
 def test_a_repeated_pii_key_id_is_refused():
     assert "PII_KEYS" in refused(production(PII_KEYS=f"k1:{KEY},k1:{OTHER_KEY}"))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("WECHAT_MP_TOKEN", "ab"), ("WECHAT_MP_TOKEN", "has space"), ("WECHAT_MP_AES_KEY", "short"),
+     ("WECHAT_MP_AES_KEY", "A" * 44)],
+)  # fmt: skip
+def test_callback_token_and_aes_key_are_checked(name, value):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({**PRODUCTION, name: value})
