@@ -7,23 +7,32 @@ the year's target (years counted from `reform_start_year`: 80 / 90 / 95 % by def
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tortoise.expressions import Subquery
+from tortoise.functions import Count, Sum
+
 from app import clock, workdays
 from app.booking.models import Booking, BookingStatus, CheckIn
 from app.cases.models import Case, CaseEvent, CaseStatus
+from app.errors import ServiceUnavailable
 from app.feedback.errors import RangeInvalid
 from app.feedback.models import Rating
 from app.feedback.ratings import GOOD_LEVELS
+from app.jsontext import dumps
 from app.matters.models import Department, Matter, MatterStatus
 from app.matters.schemas import SECTION_NAMES, Section
+from app.ratelimit import Limit, hit
 from app.settings import Settings
+from app.store import Store
 from qr.models import Code, ScanDaily
 
 NAMES = {
@@ -37,6 +46,8 @@ NAMES = {
     "satisfaction_rate": "好评率",
     "scans_per_matter": "事项平均扫码次数",
 }
+EARLIEST = dt.date(2000, 1, 1)
+PUBLIC_CACHE_SECONDS = 60
 SHARES_WITH_TARGET = ("one_visit_rate", "online_depth_rate", "online_case_rate", "on_time_rate", "satisfaction_rate")
 
 
@@ -81,11 +92,38 @@ class _Counts:
 
 def period(date_from: dt.date | None, date_to: dt.date | None) -> tuple[dt.date, dt.date]:
     """A checked period: this year so far by default, at most about ten years (422 RANGE_INVALID otherwise)."""
-    end = date_to or clock.today()
+    today = clock.today()
+    end = date_to or today
     start = date_from or dt.date(end.year, 1, 1)
-    if start > end or (end - start).days > 3700:
+    if start > end or (end - start).days > 3700 or start < EARLIEST or end > today + dt.timedelta(days=366):
         raise RangeInvalid(details={"from": start.isoformat(), "to": end.isoformat()})
     return start, end
+
+
+async def public_report(
+    *, settings: Settings, store: Store, client: str, date_from: dt.date, date_to: dt.date
+) -> dict[str, Any]:
+    """The report for the public dashboard: rate limited per address and shared for a minute per period.
+
+    Without the store (Redis down) the page still works, uncached and unlimited, as public pages must.
+    """
+    key = f"indicators:{date_from}:{date_to}"
+    with contextlib.suppress(ServiceUnavailable):  # 429 stands; a store that is down only skips the limit
+        await hit(store, Limit("stats-page-ip-1m", 30, 60), client)
+    cached = None
+    with contextlib.suppress(Exception):
+        cached = await store.get(key)
+    if cached:
+        return json.loads(cached)
+    report = await compute(settings=settings, date_from=date_from, date_to=date_to)
+    with contextlib.suppress(Exception):
+        await store.set(key, dumps(report), ex=PUBLIC_CACHE_SECONDS)
+    return report
+
+
+async def _grouped(query: Any, *fields: str) -> list[dict[str, Any]]:
+    """Row counts of a query per combination of fields (`n`)."""
+    return await query.annotate(n=Count("id")).group_by(*fields).values(*fields, "n")
 
 
 def target_for(settings: Settings, year: int) -> int:
@@ -128,27 +166,24 @@ async def compute(*, settings: Settings, date_from: dt.date, date_to: dt.date) -
             c.zero_visit += m["visits"] == 0
             c.deep += m["online_depth"] >= 3
 
-    for row in await Case.filter(submitted_at__gte=begin, submitted_at__lt=end).values("section", "department_code"):
+    # Counted in the database (GROUP BY) and joined by subqueries: a year of a city's cases is no IN list.
+    for row in await _grouped(Case.filter(submitted_at__gte=begin, submitted_at__lt=end), "section", "department_code"):
         for c in scopes(row["section"], row["department_code"]):
-            c.online_cases += 1
-    visits = await CheckIn.filter(created_at__gte=begin, created_at__lt=end, undone_at__isnull=True).values(
-        "section", "booking_id"
-    )
-    booked = {v["booking_id"] for v in visits if v["booking_id"]}
-    matter_of = dict(await Booking.filter(id__in=list(booked)).values_list("id", "matter_code")) if booked else {}
-    for row in visits:
-        # A booked visit belongs to its matter's department; a walk-in only to its section.
-        department = where.get(matter_of.get(row["booking_id"]), (None, None))[1]
-        for c in scopes(row["section"], department):
-            c.counter_visits += 1
+            c.online_cases += row["n"]
+    visits = CheckIn.filter(created_at__gte=begin, created_at__lt=end, undone_at__isnull=True)
+    for row in await _grouped(visits.filter(booking_id__isnull=True), "section"):
+        for c in scopes(row["section"], None):  # a walk-in belongs to its section only
+            c.counter_visits += row["n"]
+    booked_visits = Booking.filter(id__in=Subquery(visits.filter(booking_id__isnull=False).values("booking_id")))
+    for row in await _grouped(booked_visits, "section", "matter_code"):
+        for c in scopes(row["section"], where.get(row["matter_code"], (None, None))[1]):
+            c.counter_visits += row["n"]
 
     # Finished cases: delivered in the range (the promised time runs until the decision is delivered).
-    delivered = await CaseEvent.filter(action="deliver", created_at__gte=begin, created_at__lt=end).values(
-        "case_id", "created_at"
-    )
-    when = {d["case_id"]: _local(d["created_at"]) for d in delivered}
+    delivered = CaseEvent.filter(action="deliver", created_at__gte=begin, created_at__lt=end)
+    when = {d["case_id"]: _local(d["created_at"]) for d in await delivered.values("case_id", "created_at")}
     if when:
-        for case in await Case.filter(id__in=list(when)).values(
+        for case in await Case.filter(id__in=Subquery(delivered.values("case_id"))).values(
             "id", "section", "department_code", "accepted_on", "due_on", "suspended_days", "status"
         ):
             if case["status"] not in {CaseStatus.delivered, CaseStatus.completed} or case["accepted_on"] is None:
@@ -160,29 +195,28 @@ async def compute(*, settings: Settings, date_from: dt.date, date_to: dt.date) -
                 c.on_time += case["due_on"] is not None and done <= case["due_on"]
                 c.days_total += days
 
-    for b in await Booking.filter(
+    due = Booking.filter(
         day__gte=date_from, day__lte=date_to, status__in=[BookingStatus.checked_in, BookingStatus.no_show]
-    ).values("section", "matter_code", "status"):
-        department = where.get(b["matter_code"], (None, None))[1]
-        for c in scopes(b["section"], department):
-            c.bookings_due += 1
-            c.no_shows += b["status"] == BookingStatus.no_show
+    )
+    for b in await _grouped(due, "section", "matter_code", "status"):
+        for c in scopes(b["section"], where.get(b["matter_code"], (None, None))[1]):
+            c.bookings_due += b["n"]
+            c.no_shows += b["n"] if b["status"] == BookingStatus.no_show else 0
 
-    for r in await Rating.filter(created_at__gte=begin, created_at__lt=end, excluded=False).values(
-        "matter_code", "department_code", "level"
-    ):
-        section = where.get(r["matter_code"], (None, None))[0]
-        for c in scopes(section, r["department_code"]):
-            c.ratings += 1
-            c.good += r["level"] in GOOD_LEVELS
+    rated = Rating.filter(created_at__gte=begin, created_at__lt=end, excluded=False)
+    for r in await _grouped(rated, "matter_code", "department_code", "level"):
+        for c in scopes(where.get(r["matter_code"], (None, None))[0], r["department_code"]):
+            c.ratings += r["n"]
+            c.good += r["n"] if r["level"] in GOOD_LEVELS else 0
 
     codes = dict(await Code.all().values_list("slug", "matter_code"))
-    for s in await ScanDaily.filter(day__gte=date_from, day__lte=date_to).values("slug", "scans"):
+    scanned = ScanDaily.filter(day__gte=date_from, day__lte=date_to).annotate(total=Sum("scans")).group_by("slug")
+    for s in await scanned.values("slug", "total"):
         matter = codes.get(s["slug"])
-        section, department = where.get(matter, (None, None)) if matter else (None, None)
         if matter in where:
+            section, department = where[matter]
             for c in scopes(section, department):
-                c.scans += s["scans"]
+                c.scans += int(s["total"] or 0)
 
     target = target_for(settings, date_to.year)
     names = dict(await Department.all().values_list("code", "name"))

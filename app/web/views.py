@@ -14,11 +14,12 @@ from app.booking import service as booking
 from app.booking.errors import BookingNotOffered
 from app.cases import service as cases
 from app.cases.errors import ProgressNotFound
-from app.errors import DomainError, MatterNotFound
+from app.errors import DomainError, InvalidInput, MatterNotFound
 from app.feedback.errors import RangeInvalid
 from app.http import cached_response, doc, etag_for, parse_query
 from app.matters import guides, service
 from app.matters.schemas import SECTION_NAMES, Section
+from app.ratelimit import TooManyRequests
 from app.stats import indicators
 from app.web import ACTIONS
 
@@ -203,11 +204,15 @@ async def progress_by_code(request: Request, code: str) -> HTTPResponse:
 
 @bp.route("/stats", methods=["GET", "HEAD"])
 @doc(tag=TAG, summary="改革成效看板（公开：最多跑一次率、零跑路率、按时办结率、好评率等，服务端渲染图表）",
-     query=StatsPageQuery, errors=[RangeInvalid])  # fmt: skip
+     query=StatsPageQuery, errors=[InvalidInput, RangeInvalid, TooManyRequests])  # fmt: skip
 async def stats_page(request: Request) -> HTTPResponse:
     """The reform indicators with charts drawn on the server (SVG: no script, no CDN)."""
     q = parse_query(request, StatsPageQuery)
     start, end = indicators.period(q.date_from, q.date_to)
-    report = await indicators.compute(settings=request.app.ctx.settings, date_from=start, date_to=end)
-    html = request.app.ctx.pages.render("stats.html", r=report)
+    ctx = request.app.ctx
+    report = await indicators.public_report(
+        settings=ctx.settings, store=ctx.store, client=request.remote_addr or request.ip or "unknown",
+        date_from=start, date_to=end,
+    )  # fmt: skip
+    html = ctx.pages.render("stats.html", r=report)
     return HTTPResponse(html, content_type=HTML, headers={"Cache-Control": "public, max-age=60"})

@@ -74,3 +74,12 @@ async def test_indicators_and_dashboard(seeded, make_citizen, make_staff, admin_
     assert r.headers["content-type"].startswith("text/csv") and "one_visit_rate" in r.text
     _, r = await client.get("/stats")
     assert r.status_code == 200 and "<svg" in r.text and "最多跑一次率" in r.text
+
+
+async def test_public_dashboard_is_limited_per_address_and_refuses_absurd_dates(seeded):
+    client = seeded
+    for params in ({"to": "9999-12-31"}, {"from": "0001-01-01", "to": "0001-01-01"}, {"from": "2027-01-02"}):
+        _, r = await client.get("/stats", params=params)
+        assert r.status_code == 422 and "RANGE_INVALID" in r.text, (params, r.status_code)
+    statuses = [(await client.get("/stats"))[1].status_code for _ in range(31)]
+    assert statuses[:30] == [200] * 30 and statuses[30] == 429
