@@ -141,11 +141,16 @@ async def my_rating(request: Request, rating_id: str) -> HTTPResponse:
 
 @bp.post("/ratings/<rating_id:str>/addendum")
 @doc(tag=TAG, summary="追加评价（一次，原评价不能修改）", body=AddendumIn, secured="bearer",
-     errors=[*AUTH_ERRORS, InvalidInput, fe.RatingNotFound, fe.AddendumExists])  # fmt: skip
+     errors=[*AUTH_ERRORS, InvalidInput, fe.RatingNotFound, fe.AddendumExists, fe.RatingWindowClosed])  # fmt: skip
 @citizen_required(loa=1)
 async def add_to(request: Request, rating_id: str) -> HTTPResponse:
     """Add to a rating once."""
     body = parse_body(request, AddendumIn)
     return json_response(
-        await ratings.add_to(principal=request.ctx.principal, rating_id=rating_id, comment=body.comment)
+        await ratings.add_to(
+            settings=request.app.ctx.settings,
+            principal=request.ctx.principal,
+            rating_id=rating_id,
+            comment=body.comment,
+        )
     )

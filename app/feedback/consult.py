@@ -27,17 +27,20 @@ from app.settings import Settings
 from app.store import Store
 from auth.tokens import Principal
 
-# What must not reach a public FAQ: phone numbers, ID numbers, e-mail addresses, case numbers.
-_PRIVATE = re.compile(
-    r"(?<!\d)(1[3-9]\d{9}|\d{17}[\dXx]|\d{15}|0\d{2,3}-?\d{7,8})(?!\d)"
-    r"|[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"  # ASCII only: \w would swallow the Chinese around it
-    r"|[A-Z]{1,6}\d{14}"
-)
+# What must not reach a public FAQ: e-mail addresses, case numbers, and any run of 7 or more digits however it
+# is written (138-0013-8000, +86 138 0013 8000, an ID number with spaces): phones, ID and account numbers.
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")  # ASCII: \w would eat the Chinese around it
+_CASE_NO = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{1,6}\d{14}(?![0-9])")
+_FULL_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F) if chr(c - 0xFEE0).isalnum() or chr(c - 0xFEE0) in "@.+-"}
+_DIGITS = re.compile(r"\+?\d(?:[\s\-.()]*\d){6,}[\dXx]?")
 
 
 def anonymise(text: str) -> str:
-    """Mask what identifies a person in a question before it is published."""
-    return _PRIVATE.sub("***", text)
+    """Mask what identifies a person in a question before it is published (full-width digits included)."""
+    text = text.translate(_FULL_WIDTH)  # digits and Latin letters only: Chinese punctuation stays as written
+    for pattern in (_EMAIL, _CASE_NO, _DIGITS):
+        text = pattern.sub("***", text)
+    return text
 
 
 async def ask(

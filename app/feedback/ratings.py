@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from app import clock, workdays
@@ -116,6 +117,12 @@ async def _subject(citizen_id: uuid.UUID, subject_type: SubjectType, subject_id:
             raise RatingSubjectNotFound()
         if checkin.undone_at is not None:
             raise NotRateableYet(details={"reason": "undone"})
+        # One visit, one rating: a check-in undone and done again is still the same visit.
+        others = [
+            str(i) for i in await CheckIn.filter(booking_id=booking.id).exclude(id=sid).values_list("id", flat=True)
+        ]
+        if others and await Rating.exists(subject_type=SubjectType.visit, subject_id__in=others):
+            raise AlreadyRated(details={"subject_type": "visit", "subject_id": subject_id})
         department, _ = await _department_of(booking.matter_code)
         return Subject(booking.matter_code, department, checkin.hall_code, checkin.counter, checkin.created_at)
     question = await Question.get_or_none(id=sid, citizen_id=citizen_id)
@@ -154,6 +161,14 @@ async def rate(
             if level in BAD_LEVELS:
                 await _open_rectification(settings, rating, now)
     except IntegrityError:  # (subject_type, subject_id) is unique: rated already, perhaps this very instant
+        prior = await Rating.get_or_none(subject_type=subject_type, subject_id=rating.subject_id)
+        if prior is not None and (prior.citizen_id, prior.level, prior.tags, prior.comment) == (
+            citizen_id,
+            rating.level,
+            rating.tags,
+            rating.comment,
+        ):
+            return await rating_dict(prior, owner=True)  # the same rating sent again (a retry): its answer
         raise AlreadyRated(details={"subject_type": subject_type.value, "subject_id": subject_id}) from None
     return await rating_dict(rating, owner=True)
 
@@ -175,9 +190,11 @@ async def _open_rectification(settings: Settings, rating: Rating, now: dt.dateti
     return row
 
 
-async def add_to(*, principal: Principal, rating_id: str, comment: str) -> dict[str, Any]:
-    """Add to one's rating once (追评); the rating itself is never rewritten."""
+async def add_to(*, settings: Settings, principal: Principal, rating_id: str, comment: str) -> dict[str, Any]:
+    """Add to one's rating once (追评), within the rating window from the rating; the rating is never rewritten."""
     rating = await _own_rating(principal, rating_id)
+    if clock.now() - rating.created_at > dt.timedelta(days=settings.rating_window_days):
+        raise RatingWindowClosed(details={"days": settings.rating_window_days})
     if not await Rating.filter(id=rating.id, addendum__isnull=True).update(addendum=comment, addendum_at=clock.now()):
         raise AddendumExists(details={"rating_id": str(rating.id)})
     return await rating_dict(await Rating.get(id=rating.id), owner=True)
@@ -194,7 +211,9 @@ async def _own_rating(principal: Principal, rating_id: str) -> Rating:
     return rating
 
 
-async def rating_dict(rating: Rating, *, owner: bool = False, staff: bool = False) -> dict[str, Any]:
+async def rating_dict(
+    rating: Rating, *, owner: bool = False, staff: bool = False, preloaded: dict[uuid.UUID, Any] | None = None
+) -> dict[str, Any]:
     """A rating with its rectification's progress (what the citizen follows up on)."""
     body: dict[str, Any] = {
         "id": str(rating.id),
@@ -215,20 +234,42 @@ async def rating_dict(rating: Rating, *, owner: bool = False, staff: bool = Fals
     }
     if staff:
         body["excluded"] = rating.excluded
-    rect = await Rectification.get_or_none(rating_id=rating.id)
-    if rect is not None:
-        body["rectification"] = await rectification_dict(rect, internal=staff)
+    found = preloaded.get(rating.id) if preloaded is not None else await _rectifications_of([rating.id])
+    if preloaded is None:
+        found = found.get(rating.id)
+    if found is not None:
+        rect, steps = found
+        body["rectification"] = rectification_dict(rect, steps, internal=staff)
     return body
 
 
-async def rectification_dict(rect: Rectification, *, internal: bool) -> dict[str, Any]:
-    """A rectification's state and steps (notes stay internal; the citizen sees the steps and the reply)."""
-    steps = await RectificationStep.filter(rectification_id=rect.id).order_by("id")
+async def _rectifications_of(rating_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[Rectification, list[Any]]]:
+    """The rectifications of these ratings with their steps, in two queries."""
+    rects = await Rectification.filter(rating_id__in=rating_ids) if rating_ids else []
+    steps = await _steps_of([r.id for r in rects])
+    return {r.rating_id: (r, steps.get(r.id, [])) for r in rects}
+
+
+async def _steps_of(rect_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[RectificationStep]]:
+    out: dict[uuid.UUID, list[RectificationStep]] = {}
+    if rect_ids:
+        for step_row in await RectificationStep.filter(rectification_id__in=rect_ids).order_by("id"):
+            out.setdefault(step_row.rectification_id, []).append(step_row)
+    return out
+
+
+# What the citizen is shown of a contest: that the rating is being reviewed, not the department's case against it.
+_CITIZEN_STATUS = {R.contested: "reviewing", R.dismissed: "reviewed"}
+_CITIZEN_STEP = {"contest": "复核中", "uphold": "复核完成", "reject": "复核完成，继续整改"}
+
+
+def rectification_dict(rect: Rectification, steps: list[RectificationStep], *, internal: bool) -> dict[str, Any]:
+    """A rectification's state and steps (notes and contests stay internal; the citizen sees steps and the reply)."""
     today = clock.today()
     open_ = rect.status not in {R.closed, R.dismissed}
     return {
         "id": str(rect.id),
-        "status": rect.status.value,
+        "status": rect.status.value if internal else _CITIZEN_STATUS.get(rect.status, rect.status.value),
         "due_on": rect.due_on.isoformat(),
         "overdue": open_ and today > rect.due_on,
         "reply": rect.reply,
@@ -236,12 +277,15 @@ async def rectification_dict(rect: Rectification, *, internal: bool) -> dict[str
         "steps": [
             {
                 "action": s.action,
-                "label": STEP_NAMES.get(s.action, s.action),
-                "status": s.to_status,
+                "label": STEP_NAMES.get(s.action, s.action)
+                if internal
+                else _CITIZEN_STEP.get(s.action, STEP_NAMES.get(s.action, s.action)),
+                "status": s.to_status if internal else _CITIZEN_STATUS.get(R(s.to_status), s.to_status),
                 "at": clock.iso(s.created_at),
                 **({"note": s.note, "actor": {"kind": s.actor_kind, "id": s.actor_id}} if internal else {}),
             }
             for s in steps
+            if internal or s.action != "reject"  # a rejected contest simply continues, as far as the citizen sees
         ],
     }
 
@@ -251,7 +295,8 @@ async def my_ratings(*, principal: Principal, page: int, page_size: int) -> dict
     query = Rating.filter(citizen_id=uuid.UUID(principal.id))
     total = await query.count()
     rows = await query.order_by("-created_at").offset((page - 1) * page_size).limit(page_size)
-    items = [await rating_dict(r, owner=True) for r in rows]
+    rects = await _rectifications_of([r.id for r in rows])
+    items = [await rating_dict(r, owner=True, preloaded=rects) for r in rows]
     return {"items": items, "total": total, "page": page, "page_size": page_size}
 
 
@@ -299,10 +344,12 @@ async def staff_rectifications(
         query = query.filter(due_on__lt=clock.today()).exclude(status__in=[R.closed, R.dismissed])
     total = await query.count()
     rows = await query.order_by("due_on", "opened_at").offset((page - 1) * page_size).limit(page_size)
+    ratings = {r.id: r for r in await Rating.filter(id__in=[rect.rating_id for rect in rows])} if rows else {}
+    steps = await _steps_of([rect.id for rect in rows])
     items = []
     for rect in rows:
-        rating = await Rating.get(id=rect.rating_id)
-        item = await rectification_dict(rect, internal=True)
+        rating = ratings[rect.rating_id]
+        item = rectification_dict(rect, steps.get(rect.id, []), internal=True)
         item["rating"] = {"level": rating.level, "level_name": LEVELS[rating.level], "comment": rating.comment,
                           "matter_code": rating.matter_code, "subject_type": rating.subject_type.value}  # fmt: skip
         items.append(item)
@@ -312,7 +359,7 @@ async def staff_rectifications(
 async def staff_rectification(*, principal: Principal, rect_id: str) -> dict[str, Any]:
     """One rectification with its rating and every step."""
     rect = await _rectification(principal, rect_id)
-    body = await rectification_dict(rect, internal=True)
+    body = rectification_dict(rect, (await _steps_of([rect.id])).get(rect.id, []), internal=True)
     body["rating"] = await rating_dict(await Rating.get(id=rect.rating_id), staff=True)
     body["rating"].pop("rectification", None)
     return body
@@ -388,14 +435,15 @@ async def satisfaction(
         query = query.filter(created_at__lt=_start(date_to + dt.timedelta(days=1)))
     if key is not None:
         query = query.filter(**{column: key})
-    rows = await query.values(*dict.fromkeys((column, "level", "hall_code")))  # each field once (by hall)
+    fields = tuple(dict.fromkeys((column, "level", "hall_code" if by == "counter" else column)))
+    rows = await query.annotate(n=Count("id")).group_by(*fields).values(*fields, "n")  # counted in the database
     groups: dict[str, dict[int, int]] = {}
     for r in rows:
         name = r[column] if by != "counter" else (f"{r['hall_code']}/{r['counter']}" if r["counter"] else None)
         if name is None:
             continue
         groups.setdefault(name, {}).setdefault(r["level"], 0)
-        groups[name][r["level"]] += 1
+        groups[name][r["level"]] += r["n"]
     out = []
     for name, levels in sorted(groups.items()):
         total = sum(levels.values())

@@ -546,3 +546,19 @@ async def test_the_guide_satisfaction_follows_api_ratings_once_the_guide_is_rebu
     _, r = await client.get(f"/api/v1/matters/{ch.OTHER_MATTER}")
     assert r.json["satisfaction"] == {"total": 1, "satisfaction_rate": 1.0, "good": 1}
     assert r.json["consult_faq"] == [{"question": "需要带哪些材料？", "answer": "见办事指南。"}]
+
+
+async def test_the_same_rating_sent_again_is_answered_not_refused(client, make_citizen, make_staff):
+    from app.matters import service as catalogue_service
+    from tests.api import case_helpers
+
+    await catalogue_service.import_catalogue(case_helpers.catalogue())
+    _, citizen = await make_citizen()
+    _, reviewer = await make_staff("reviewer", departments=["scjgj"])
+    case_no = await case_helpers.drive(client, citizen, reviewer, "completed")
+    body = {"subject_type": "case", "subject_id": case_no, "level": 4, "tags": ["办事效率高"], "comment": "快"}
+    _, first = await client.post("/api/v1/ratings", json=body, headers=citizen)
+    _, retry = await client.post("/api/v1/ratings", json=body, headers=citizen)  # a retry after a lost answer
+    assert first.status_code == 201 and retry.status_code == 201 and retry.json["id"] == first.json["id"]
+    _, other = await client.post("/api/v1/ratings", json={**body, "level": 1}, headers=citizen)
+    assert other.status_code == 409 and other.json["error"]["code"] == "ALREADY_RATED"

@@ -368,8 +368,11 @@ async def test_an_upheld_contest_dismisses_and_excludes_the_rating(seeded, make_
     out_of_order(await step(client, reviewer, rect_id, "verify"), "dismissed", "verify")
     out_of_order(await decide(client, admin_headers, rect_id, "reject"), "dismissed", "reject")
     follow = (await follow_up(client, citizen, rating["id"]))["rectification"]
-    assert follow["status"] == "dismissed" and follow["overdue"] is False
+    # The citizen sees a review, not the department's contest against their rating.
+    assert follow["status"] == "reviewed" and follow["overdue"] is False
     assert [s["action"] for s in follow["steps"]] == ["open", "contest", "uphold"]
+    assert [s["label"] for s in follow["steps"]][1:] == ["复核中", "复核完成"]
+    assert "申诉" not in json.dumps(follow, ensure_ascii=False)
     assert "疑似恶意" not in json.dumps(follow, ensure_ascii=False)
     assert await Notification.filter(kind="rating_reply").count() == 0
 
