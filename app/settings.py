@@ -151,6 +151,7 @@ class Settings:
     # The official account's message callback: its Token and EncodingAESKey (43 characters) from the console
     wechat_mp_token: str = "devcallbacktoken"  # noqa: S105 - dev only
     wechat_mp_aes_key: str = "ZGV2LW9ubHktZW5jb2RpbmctYWVzLWtleS0zMmJ5dGU"  # dev only: base64 of 32 bytes, no "="
+    wechat_mp_encrypted_only: bool = False  # refuse plaintext messages (safe mode); production defaults to True
     wechat_callback_window: int = 300  # seconds a callback's timestamp may be off (and its nonce is remembered)
     wechat_reply_budget: float = 4.0  # seconds before the callback answers `success` and lets the work finish alone
     # notification kind -> template id: official-account template messages and mini-program subscribe messages
@@ -305,6 +306,7 @@ class Settings:
             wechat_mini_page=env.get("WECHAT_MINI_PAGE") or None,
             wechat_mp_token=_callback_token(env.get("WECHAT_MP_TOKEN") or cls.wechat_mp_token),
             wechat_mp_aes_key=_aes_key(env.get("WECHAT_MP_AES_KEY") or cls.wechat_mp_aes_key),
+            wechat_mp_encrypted_only=_bool(env.get("WECHAT_MP_ENCRYPTED_ONLY"), production),
             wechat_callback_window=_int(env, "WECHAT_CALLBACK_WINDOW", 300, 30, 3600),
             wechat_reply_budget=_int(env, "WECHAT_REPLY_BUDGET_MS", 4000, 100, 4500) / 1000,
             wechat_templates=_pairs("WECHAT_TEMPLATES", env["WECHAT_TEMPLATES"])

@@ -11,6 +11,7 @@ the background.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -47,6 +48,10 @@ class CallbackStale(Forbidden):
 
 class CallbackReplayed(Forbidden):
     code, message = "WECHAT_NONCE_REUSED", "微信回调 nonce 已使用"
+
+
+class CallbackPlaintextRefused(Forbidden):
+    code, message = "WECHAT_PLAINTEXT_REFUSED", "本公众号只接受加密（安全模式）消息"
 
 
 class CallbackAppIdMismatch(Forbidden):
@@ -139,6 +144,9 @@ def verify(settings: Settings, *, query: dict[str, str], body: bytes) -> Incomin
     _check_time(settings, timestamp)
     outer = _outer(body)
     if query.get("encrypt_type", "raw").lower() != "aes":
+        # Plaintext signs only the token, time and nonce, not the message: where safe mode is on, refuse it.
+        if settings.wechat_mp_encrypted_only:
+            raise CallbackPlaintextRefused()
         return Incoming(body.decode("utf-8", "replace"), False, nonce, timestamp)
     # Safe and compatible mode: only the encrypted part counts (the plaintext copy is not signed).
     encrypt = outer.get("Encrypt")
@@ -197,6 +205,14 @@ class Callback:
             log.warning("store unavailable: refusing the WeChat callback (WeChat retries)")
             raise ServiceUnavailable(code="STORE_UNAVAILABLE") from None
 
+    async def handshake(self, *, signature: str | None, timestamp: str | None, nonce: str | None,
+                        echostr: str | None) -> str:  # fmt: skip
+        """The console's server check, its nonce spent too (a logged handshake cannot sign a message later)."""
+        echo = handshake(self.settings, signature=signature, timestamp=timestamp, nonce=nonce, echostr=echostr)
+        if not await self._remember(f"wx:nonce:{nonce}", "handshake", 2 * self.settings.wechat_callback_window):
+            raise CallbackReplayed()
+        return echo
+
     async def _recall(self, key: str) -> bytes | None:
         try:
             return await self.store.get(key)
@@ -217,6 +233,8 @@ class Callback:
         if not await self._remember(nonce_key, digest, 2 * window) and await self._recall(nonce_key) != digest.encode():
             raise CallbackReplayed()
         message = parse(incoming.xml)
+        if query.get("openid") and query["openid"] != message.source:  # WeChat names the sender in the query too
+            raise CallbackForbidden(details={"reason": "openid"})
         key = dedupe_key(message)
         if not await self._remember(key, b"", 2 * window):
             # WeChat's retry of a message already taken: its first answer when there is one, else `success`.
@@ -224,10 +242,14 @@ class Callback:
         try:
             answer = await self._answer_in_time(message, incoming)
         except Exception:
-            await self.store.delete(key)  # not answered: WeChat's retry may try again
+            with contextlib.suppress(Exception):
+                await self.store.delete(key)  # not answered: WeChat's retry may try again
             raise
         if answer != SUCCESS:
-            await self.store.set(key, answer, xx=True, ex=2 * window)
+            try:  # kept for WeChat's retries; without it a retry answers `success`, which is still correct
+                await self.store.set(key, answer, xx=True, ex=2 * window)
+            except Exception:
+                log.warning("could not keep the WeChat reply for retries (store unavailable)")
         return answer
 
     async def _answer_in_time(self, message: BaseMessage, incoming: Incoming) -> bytes:

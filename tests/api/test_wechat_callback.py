@@ -70,3 +70,48 @@ async def test_text_that_mentions_a_doctype_is_answered_not_refused(seeded, sett
     r = await post(seeded, query, body)
     assert r.status_code == 200, r.text
     assert open_reply(settings, r.content, query)["MsgType"] == "text"
+
+
+async def test_a_sender_other_than_the_query_names_is_refused(seeded, settings):
+    query, body = signed(settings, text_xml("oRealSender", "营业执照", 5005))
+    r = await post(seeded, {**query, "openid": "oSomeoneElse"}, body)
+    assert r.status_code == 403 and r.json["error"]["code"] == "WECHAT_SIGNATURE_INVALID"
+
+
+async def test_a_handshake_spends_its_nonce(client, settings):
+    query, _ = signed(settings, event_xml("o", "VIEW"))
+    _, r = await client.get("/wechat/callback", params={**query, "echostr": "e1"})
+    assert r.status_code == 200
+    _, again = await client.get("/wechat/callback", params={**query, "echostr": "e1"})
+    assert again.status_code == 403 and again.json["error"]["code"] == "WECHAT_NONCE_REUSED"
+
+
+@pytest.fixture
+def encrypted_only(settings):
+    import dataclasses
+
+    return dataclasses.replace(settings, wechat_mp_encrypted_only=True)
+
+
+async def test_safe_mode_refuses_plaintext(client, encrypted_only):
+    from app.server import create_app
+    from tests.conftest import AppClient
+
+    await catalogue.import_catalogue(factories.small_catalogue())
+    strict = AppClient(create_app(encrypted_only))
+    await strict.start()
+    try:
+        query, body = signed(encrypted_only, text_xml("oUser6", "营业执照", 6006))
+        _, r = await strict.post("/wechat/callback", params=query, content=body)
+        assert r.status_code == 403 and r.json["error"]["code"] == "WECHAT_PLAINTEXT_REFUSED"
+        query, body = signed(encrypted_only, text_xml("oUser6", "营业执照", 6007), mode="aes")
+        _, r = await strict.post("/wechat/callback", params=query, content=body)
+        assert r.status_code == 200 and open_reply(encrypted_only, r.content, query)["MsgType"] == "news"
+    finally:
+        await strict.stop()
+
+
+async def test_an_oversized_body_is_refused_before_it_is_read(seeded, settings):
+    query, _ = signed(settings, text_xml("oUser7", "x", 7007))
+    _, r = await seeded.post("/wechat/callback", params=query, content=b"<xml>" + b"x" * (1 << 20) + b"</xml>")
+    assert r.status_code == 413 and r.json["error"]["code"] == "WECHAT_MESSAGE_TOO_LARGE"

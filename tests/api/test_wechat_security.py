@@ -452,6 +452,7 @@ async def test_a_body_just_under_the_limit_is_read(seeded, settings, calls):
     head = text_xml(oid, KEYWORD, msg_id())
     pad = wx_callback.MAX_BODY - len(head.encode()) - len("<Pad></Pad>")
     query, body = query_for(settings), head.replace("</xml>", "<Pad>" + "x" * pad + "</Pad></xml>").encode()
+    query["openid"] = oid  # WeChat names the sender in the query as in the message
     assert len(body) == wx_callback.MAX_BODY
     guide_reply(settings, await post(seeded, query, body), query, oid)
 
