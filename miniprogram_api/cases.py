@@ -10,7 +10,7 @@ from sanic import Blueprint, HTTPResponse, Request
 from app.cases import errors as ce
 from app.cases import service, uploads
 from app.cases.models import CaseStatus
-from app.errors import InvalidInput, MatterNotFound
+from app.errors import InvalidInput, MatterNotFound, ServiceUnavailable
 from app.http import doc, idempotent, json_response, parse_body, parse_query
 from app.idempotency import IdempotencyInFlight, IdempotencyKeyInvalid, IdempotencyKeyRequired, IdempotencyKeyReused
 from app.jsontext import dumps
@@ -221,6 +221,7 @@ async def _accepted_types(request: Request, query: UploadQuery) -> list[str] | N
         ce.MaterialUnknown,
         MatterNotFound,
         TooManyRequests,
+        ServiceUnavailable,
     ],
 )
 @citizen_required(loa=2)
@@ -416,7 +417,7 @@ async def resubmit(request: Request, case_no: str) -> HTTPResponse:
     tag=TAG,
     summary="办件进度查询（免登录：办件编号 + 查询码，或回执二维码；限频）",
     query=ProgressQuery,
-    errors=[InvalidInput, ce.ProgressNotFound, TooManyRequests],
+    errors=[InvalidInput, ce.ProgressNotFound, TooManyRequests, ServiceUnavailable],
 )
 async def progress(request: Request) -> HTTPResponse:
     """Anonymous progress: the same 404 for a wrong number and a wrong code."""

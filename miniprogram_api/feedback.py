@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sanic import Blueprint, HTTPResponse, Request
 
-from app.errors import InvalidInput, MatterNotFound
+from app.errors import InvalidInput, MatterNotFound, ServiceUnavailable
 from app.feedback import consult, ratings
 from app.feedback import errors as fe
 from app.feedback.models import SubjectType
@@ -67,7 +67,8 @@ class PageQuery(BaseModel):
 
 @bp.post("/matters/<code:str>/questions")
 @doc(tag=TAG, summary="咨询事项（登录后；限频，5–500 字）", body=QuestionIn, status=201, secured="bearer",
-     errors=[*AUTH_ERRORS, InvalidInput, MatterNotFound, fe.ConsultNotOffered, TooManyRequests])  # fmt: skip
+     errors=[*AUTH_ERRORS, InvalidInput, MatterNotFound, fe.ConsultNotOffered, TooManyRequests,
+             ServiceUnavailable])  # fmt: skip
 @citizen_required(loa=1)
 async def ask(request: Request, code: str) -> HTTPResponse:
     """Ask the matter's department; the answer comes within the service level, with a push."""

@@ -219,6 +219,8 @@ async def _take_uploads(
         for upload_id in item["upload_ids"]:
             try:
                 row = await Upload.get_or_none(id=uuid.UUID(upload_id), owner_id=uuid.UUID(owner_id))
+                if row is not None and row.expires_at is not None and row.expires_at <= clock.now():
+                    row = None  # expired: the sweep may remove it any moment
             except ValueError:
                 row = None
             if row is None:

@@ -110,8 +110,7 @@ class _Sink:
 
     async def flush(self) -> None:
         if self.fh is None:
-            self.tmp.parent.mkdir(parents=True, exist_ok=True)
-            self.fh = await asyncio.to_thread(open, self.tmp, "wb")
+            self.fh = await asyncio.to_thread(_open_new, self.tmp)
         if self.pending:
             data, self.pending = bytes(self.pending), bytearray()
             await asyncio.to_thread(self.fh.write, data)
@@ -121,8 +120,8 @@ class _Sink:
             await asyncio.to_thread(self.fh.close)
             self.fh = None
 
-    def discard(self) -> None:
-        self.tmp.unlink(missing_ok=True)
+    async def discard(self) -> None:
+        await asyncio.to_thread(self.tmp.unlink, True)
 
 
 async def receive(
@@ -197,7 +196,7 @@ async def receive(
         await asyncio.to_thread(_place, sink.tmp, _address(settings.upload_dir, sha))
     finally:
         await sink.close()
-        sink.discard()
+        await sink.discard()
     return upload_dict(row)
 
 
@@ -209,6 +208,11 @@ async def _bounded(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[by
         if total > limit:
             raise UploadTooLarge(details={"max_bytes": limit - MULTIPART_OVERHEAD})
         yield chunk
+
+
+def _open_new(path: Path) -> Any:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "wb")
 
 
 def _place(tmp: Path, final: Path) -> None:

@@ -19,13 +19,23 @@ class MenuInvalid(ValueError):
 
 def load(path: Path | None, settings: Settings) -> dict[str, Any]:
     """Read a menu file (`{base_url}` in it becomes the service's base URL) and check it."""
-    text = (path or DEFAULT_MENU).read_text("utf-8").replace("{base_url}", settings.base_url)
     try:
-        menu = json.loads(text)
+        menu = json.loads((path or DEFAULT_MENU).read_text("utf-8"))
     except ValueError as exc:
         raise MenuInvalid(f"not JSON: {exc}") from None
+    menu = _fill(menu, settings.base_url)  # in the parsed values: a base URL cannot break the JSON
     check(menu)
     return menu
+
+
+def _fill(node: Any, base_url: str) -> Any:
+    if isinstance(node, str):
+        return node.replace("{base_url}", base_url)
+    if isinstance(node, list):
+        return [_fill(v, base_url) for v in node]
+    if isinstance(node, dict):
+        return {k: _fill(v, base_url) for k, v in node.items()}
+    return node
 
 
 def _button(b: Any, where: str, *, top: bool) -> None:
@@ -46,6 +56,8 @@ def _button(b: Any, where: str, *, top: bool) -> None:
         raise MenuInvalid(f"{where}: type must be one of {', '.join(_TYPES)}")
     if not isinstance(b.get(field), str) or not b[field]:
         raise MenuInvalid(f"{where}: a {b['type']} button needs {field}")
+    if b["type"] == "miniprogram" and not all(isinstance(b.get(f), str) and b[f] for f in ("url", "pagepath")):
+        raise MenuInvalid(f"{where}: a miniprogram button needs appid, pagepath and a fallback url")
     if field == "key" and len(b["key"].encode()) > 128:
         raise MenuInvalid(f"{where}: key is longer than 128 bytes")
     if field == "url" and (len(b["url"].encode()) > 1024 or not b["url"].startswith(("http://", "https://"))):

@@ -123,3 +123,22 @@ async def test_one_file_listed_twice_for_a_material_is_refused(seeded, make_citi
         ],
     )
     assert r.status_code == 422 and r.json["error"]["code"] == "UPLOAD_REPEATED"
+
+
+async def test_an_expired_upload_cannot_be_submitted(seeded, make_citizen, fake_clock):
+    client = seeded
+    _, headers = await make_citizen(phone="13900000077")
+    pdf = (await upload(client, headers, PDF, "a.pdf")).json
+    png = (await upload(client, headers, PNG, "b.png")).json
+    fake_clock.advance(hours=25)  # past UPLOAD_KEEP_HOURS, before the hourly sweep came by
+    _, headers = await make_citizen(phone="13900000077")  # a fresh token of the same citizen
+    body = {
+        "matter_code": MATTER,
+        "applicant": {"kind": "self", "name": "张三", "id_number": make_id_number()},
+        "materials": [
+            {"name": "公司登记（备案）申请书", "upload_ids": [pdf["id"]]},
+            {"name": "居民身份证", "upload_ids": [png["id"]]},
+        ],
+    }
+    _, r = await client.post("/api/v1/cases", json=body, headers={**headers, "Idempotency-Key": "expired-1"})
+    assert r.status_code == 404 and r.json["error"]["code"] == "UPLOAD_NOT_FOUND"
