@@ -334,10 +334,7 @@ async def my_cases(request: Request) -> HTTPResponse:
 @citizen_required(loa=2)
 async def case_detail(request: Request, case_no: str) -> HTTPResponse:
     """One case with its timeline and the expected date of its next step."""
-    deps = _deps(request)
-    case = await service.citizen_case(deps, principal=request.ctx.principal, case_no=case_no)
-    body = await service.case_view(deps, case, audience="owner")
-    body["receipt"] = await service.receipt(deps, case)
+    body = await service.case_detail(_deps(request), principal=request.ctx.principal, case_no=case_no)
     return json_response(body, headers=PRIVATE)
 
 
@@ -356,9 +353,7 @@ async def receipt_image(request: Request, case_no: str, image: str) -> HTTPRespo
     if fmt is None:
         raise ce.CaseNotFound(details={"path": image[:32]})
     opts = parse_query(request, ImageOptions)
-    deps = _deps(request)
-    case = await service.citizen_case(deps, principal=request.ctx.principal, case_no=case_no)
-    url = (await service.receipt(deps, case))["progress_url"]
+    url = await service.receipt_url(_deps(request), principal=request.ctx.principal, case_no=case_no)
     return HTTPResponse(cached_render(fmt, url, opts), content_type=MEDIA_TYPES[fmt], headers=PRIVATE)
 
 

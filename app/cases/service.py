@@ -14,7 +14,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import math
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from tortoise.transactions import in_transaction
 
 from app import clock, sql, workdays
 from app.cache import LocalCache
-from app.cases import codes, lifecycle
+from app.cases import codes, due, lifecycle, present
 from app.cases.errors import (
     ActionInvalid,
     CaseChanged,
@@ -50,13 +49,12 @@ from app.jsontext import dumps
 from app.matters import guides
 from app.matters.models import MatterVersion
 from app.notify import service as notify
-from app.notify.models import Notification
 from app.ratelimit import Limit, hit
 from app.settings import Settings
 from app.store import Store
 from auth.errors import AssuranceTooLow
 from auth.models import Citizen
-from auth.pii import PiiCipher, PiiDecryptError, mask_id_number, mask_name, mask_phone
+from auth.pii import PiiCipher
 from auth.tokens import Principal, TokenAuthority
 
 QUERY_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud and typed from a receipt
@@ -109,39 +107,6 @@ def query_code_hash(settings: Settings, case_no: str, code: str) -> str:
     normalized = code.strip().upper().replace("-", "").replace(" ", "")
     message = f"query-code\x00{case_no}\x00{normalized}".encode()
     return hmac.new(settings.pii_index_key, message, hashlib.sha256).hexdigest()
-
-
-# ---------------------------------------------------------------- due dates
-
-
-def _warn_days(settings: Settings, promised: int) -> int:
-    return math.ceil(promised * settings.case_warn_percent / 100)
-
-
-def _schedule(settings: Settings, case: Case) -> None:
-    """Set the due and warning dates from acceptance, the promised days and the suspended days."""
-    assert case.accepted_on is not None
-    case.due_on = workdays.add_workdays(case.accepted_on, case.promised_days + case.suspended_days)
-    case.warn_on = workdays.add_workdays(
-        case.accepted_on, _warn_days(settings, case.promised_days) + case.suspended_days
-    )
-
-
-def sla(case: Case, today: dt.date) -> dict[str, Any]:
-    """Where a case stands against its promised time: green, yellow (80 % used), red (overdue) or paused."""
-    if case.due_on is None:
-        return {"state": "not_started", "due_on": None, "days_left": None}
-    due = case.due_on.isoformat()
-    if case.status is CaseStatus.suspended:
-        return {"state": "paused", "due_on": None, "days_left": None, "suspended_on": case.suspended_on.isoformat()}
-    if case.status in lifecycle.CLOCK_RUNNING:
-        if today > case.due_on:
-            state, left = "red", -workdays.workdays_between(case.due_on, today)
-        else:
-            state = "yellow" if case.warn_on is not None and today >= case.warn_on else "green"
-            left = workdays.workdays_between(today, case.due_on)
-        return {"state": state, "due_on": due, "days_left": left}
-    return {"state": "stopped", "due_on": due, "days_left": None}
 
 
 # ---------------------------------------------------------------- submission
@@ -313,7 +278,7 @@ async def submit(
         await case.save(force_create=True)
         await _bind(case, taken, 1, now)
         await _record(deps, case, "submit", None, ("citizen", principal.id), "申请已提交，等待窗口受理", "", {}, now)
-        body = await case_view(deps, case, audience="owner")
+        body = await present.case_view(deps.cipher, case, audience="owner")
         body["query_code"] = code  # shown once: the case keeps only its keyed hash
         body["receipt"] = await receipt(deps, case)
         if claim is not None:
@@ -344,24 +309,6 @@ def _seal_delivery(deps: CaseDeps, case_id: uuid.UUID, delivery: dict[str, Any])
         "method": "ems",
         "address_enc": deps.cipher.encrypt(dumps(delivery["address"]).decode(), aad=f"case:{case_id}:address"),
     }
-
-
-def _open_delivery(deps: CaseDeps, case: Case, *, full: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"method": case.delivery.get("method", "window"), "tracking_no": case.tracking_no}
-    if out["method"] == "ems" and case.delivery.get("address_enc"):
-        try:
-            address = json.loads(deps.cipher.decrypt(case.delivery["address_enc"], aad=f"case:{case.id}:address"))
-        except (PiiDecryptError, ValueError):
-            address = {}
-        if not full:
-            address = {
-                "name": mask_name(address.get("name", "")),
-                "phone": mask_phone(address.get("phone", "")),
-                "region": address.get("region", ""),
-                "detail": "****",
-            }
-        out["address"] = address
-    return out
 
 
 async def receipt(deps: CaseDeps, case: Case) -> dict[str, Any]:
@@ -545,7 +492,7 @@ async def _move(
     for key, value in changes.items():
         setattr(case, key, value)
     if case.accepted_on is not None and action in {"accept", "resume"}:
-        _schedule(deps.settings, case)
+        due.schedule(deps.settings, case)
         changes.update(due_on=case.due_on, warn_on=case.warn_on)
     text = _public_text(action, case, data, args.get("public_text"))
     async with in_transaction():
@@ -590,7 +537,7 @@ async def withdraw(deps: CaseDeps, *, principal: Principal, case_no: str, reason
     if str(case.citizen_id) != principal.id:
         raise CaseNotFound(details={"case_no": case_no[:32]})  # the principal reads, the applicant acts
     case = await _move(deps, case, "withdraw", role="citizen", actor=("citizen", principal.id), args={"reason": reason})
-    return await case_view(deps, case, audience="owner")
+    return await present.case_view(deps.cipher, case, audience="owner")
 
 
 async def resubmit(
@@ -609,7 +556,21 @@ async def resubmit(
     only = set((case.correction or {}).get("materials", []))
     taken = await _take_uploads(deps, owner_id=principal.id, guide=guide, given=materials, only=only)
     case = await _move(deps, case, "resubmit", role="citizen", actor=("citizen", principal.id), args={}, taken=taken)
-    return await case_view(deps, case, audience="owner")
+    return await present.case_view(deps.cipher, case, audience="owner")
+
+
+async def case_detail(deps: CaseDeps, *, principal: Principal, case_no: str) -> dict[str, Any]:
+    """A case for its applicant, agent or principal: the timeline, the next step and the receipt's code."""
+    case = await citizen_case(deps, principal=principal, case_no=case_no)
+    body = await present.case_view(deps.cipher, case, audience="owner")
+    body["receipt"] = await receipt(deps, case)
+    return body
+
+
+async def receipt_url(deps: CaseDeps, *, principal: Principal, case_no: str) -> str:
+    """What the receipt's QR code holds: the progress page of the case, signed."""
+    case = await citizen_case(deps, principal=principal, case_no=case_no)
+    return str((await receipt(deps, case))["progress_url"])
 
 
 def _in_scope(principal: Principal, case: Case) -> bool:
@@ -628,6 +589,12 @@ async def staff_case(deps: CaseDeps, *, principal: Principal, case_no: str) -> C
     return case
 
 
+async def staff_detail(deps: CaseDeps, *, principal: Principal, case_no: str) -> dict[str, Any]:
+    """A case in the staff member's scope, in full."""
+    case = await staff_case(deps, principal=principal, case_no=case_no)
+    return await present.staff_view(deps.cipher, case, principal=principal)
+
+
 async def act(
     deps: CaseDeps, *, principal: Principal, case_no: str, action: str, args: dict[str, Any]
 ) -> dict[str, Any]:
@@ -635,153 +602,7 @@ async def act(
     case = await staff_case(deps, principal=principal, case_no=case_no)
     role = principal.role or ""
     case = await _move(deps, case, action, role=role, actor=("staff", principal.id), args=args)
-    return await staff_view(deps, case, principal=principal)
-
-
-# ---------------------------------------------------------------- views
-
-
-_PRINCIPAL_COLUMNS = {"name": "principal_name_enc", "id_number": "principal_id_enc", "phone": "principal_phone_enc"}
-
-
-def _open(deps: CaseDeps, case: Case, field: str) -> str:
-    """A principal's field in clear ('' when absent); `field` is also the ciphertext's associated data."""
-    token = getattr(case, _PRINCIPAL_COLUMNS[field])
-    if not token:
-        return ""
-    try:
-        return deps.cipher.decrypt(token, aad=f"case:{case.id}:{field}")
-    except PiiDecryptError:
-        return ""
-
-
-def _next_step(case: Case) -> dict[str, Any] | None:
-    """What happens next and by when (as far as the service can promise it)."""
-    s = case.status
-    if s in {CaseStatus.submitted, CaseStatus.resubmitted}:
-        base = case.updated_at.astimezone(clock.SHANGHAI).date()
-        return {"name": "窗口受理", "expected_by": workdays.add_workdays(base, 1).isoformat()}
-    if s is CaseStatus.correction_required:
-        return {"name": "申请人补正材料", "expected_by": None}
-    if s in {CaseStatus.accepted, CaseStatus.under_review}:
-        return {"name": "审批决定", "expected_by": case.due_on.isoformat() if case.due_on else None}
-    if s in {CaseStatus.approved, CaseStatus.denied}:
-        return {"name": "结果送达", "expected_by": case.due_on.isoformat() if case.due_on else None}
-    if s is CaseStatus.suspended:
-        return {"name": "特殊环节结束后恢复计时", "expected_by": None}
-    if s is CaseStatus.delivered:
-        return {"name": "办结", "expected_by": None}
-    return None
-
-
-async def _timeline(case: Case, *, internal: bool) -> list[dict[str, Any]]:
-    rows = await CaseEvent.filter(case_id=case.id).order_by("id")
-    out = []
-    for e in rows:
-        item = {
-            "action": e.action,
-            "label": lifecycle.MOVES[e.action].label,
-            "status": e.to_status,
-            "status_name": STATUS_NAMES[CaseStatus(e.to_status)],
-            "text": e.public_text,
-            "at": clock.iso(e.created_at),
-        }
-        if internal:
-            item.update(actor={"kind": e.actor_kind, "id": e.actor_id}, note=e.internal_note, data=e.data)
-        out.append(item)
-    return out
-
-
-async def _materials(case: Case) -> list[dict[str, Any]]:
-    rows = await CaseMaterial.filter(case_id=case.id).order_by("round", "id")
-    uploads = {u.id: u for u in await Upload.filter(id__in=[r.upload_id for r in rows])}
-    out = []
-    for r in rows:
-        u = uploads.get(r.upload_id)
-        out.append(
-            {
-                "name": r.name,
-                "round": r.round,
-                "upload_id": str(r.upload_id),
-                "filename": u.filename if u else None,
-                "file_type": u.file_type if u else None,
-                "size": u.size if u else None,
-                "sha256": u.sha256 if u else None,
-            }
-        )
-    return out
-
-
-def summary(case: Case, today: dt.date) -> dict[str, Any]:
-    return {
-        "case_no": case.case_no,
-        "matter": {"code": case.matter_code, "name": case.matter_name, "guide_version": case.guide_version},
-        "status": case.status.value,
-        "status_name": STATUS_NAMES[case.status],
-        "submitted_at": clock.iso(case.submitted_at),
-        "updated_at": clock.iso(case.updated_at),
-        "promised_days": case.promised_days,
-        "accepted_on": case.accepted_on.isoformat() if case.accepted_on else None,
-        "sla": sla(case, today),
-        "next_step": _next_step(case),
-    }
-
-
-async def case_view(deps: CaseDeps, case: Case, *, audience: str) -> dict[str, Any]:
-    """A case as its applicant or principal sees it (`owner`), or as an anonymous query does (`public`)."""
-    body = summary(case, clock.today())
-    name = _open(deps, case, "name")
-    if audience == "owner":
-        body.update(
-            id=str(case.id),
-            agent=case.agent,
-            principal={
-                "kind": case.principal_kind,
-                "name": mask_name(name) if name else "",
-                "id_number": mask_id_number(_open(deps, case, "id_number")) if case.principal_kind == "person" else "",
-                "phone": mask_phone(_open(deps, case, "phone")) if case.principal_phone_enc else None,
-            },
-            delivery=_open_delivery(deps, case, full=False),
-            correction=case.correction,
-            materials=await _materials(case),
-            form=case.form,
-            hall=case.hall_code,
-            department=case.department_code,
-        )
-    else:
-        body.update(principal={"name": mask_name(name) if name else ""})
-    body["timeline"] = await _timeline(case, internal=False)
-    return body
-
-
-async def staff_view(deps: CaseDeps, case: Case, *, principal: Principal) -> dict[str, Any]:
-    """A case for staff: full data, internal notes, the actions they may take and the pushes' delivery status."""
-    body = summary(case, clock.today())
-    body.update(
-        id=str(case.id),
-        agent=case.agent,
-        principal={
-            "kind": case.principal_kind,
-            "name": _open(deps, case, "name"),
-            "id_number": _open(deps, case, "id_number"),
-            "phone": _open(deps, case, "phone") or None,
-        },
-        applicant_account=str(case.citizen_id),
-        delivery=_open_delivery(deps, case, full=True),
-        correction=case.correction,
-        form=case.form,
-        materials=await _materials(case),
-        hall=case.hall_code,
-        department=case.department_code,
-        suspended_days=case.suspended_days,
-        actions=lifecycle.actions_for(case.status, principal.role or ""),
-        timeline=await _timeline(case, internal=True),
-        notifications=[
-            notify.notification_dict(n)
-            for n in await Notification.filter(subject_type="case", subject_id=case.case_no).order_by("created_at")
-        ],
-    )
-    return body
+    return await present.staff_view(deps.cipher, case, principal=principal)
 
 
 async def my_cases(
@@ -794,7 +615,7 @@ async def my_cases(
     total = await query.count()
     rows = await query.order_by("-submitted_at", "-case_no").offset((page - 1) * page_size).limit(page_size)
     today = clock.today()
-    return {"items": [summary(r, today) for r in rows], "total": total, "page": page, "page_size": page_size}
+    return {"items": [present.summary(r, today) for r in rows], "total": total, "page": page, "page_size": page_size}
 
 
 async def staff_cases(
@@ -829,7 +650,7 @@ async def staff_cases(
     rows = await query.order_by(*order).offset((page - 1) * page_size).limit(page_size)
     items = []
     for r in rows:
-        item = summary(r, today)
+        item = present.summary(r, today)
         item.update(
             hall=r.hall_code,
             department=r.department_code,
@@ -863,7 +684,7 @@ async def progress(deps: CaseDeps, *, case_no: str, query_code: str) -> dict[str
     stored = case.query_code_hash if case is not None else "0" * 64
     if not hmac.compare_digest(stored, expected) or case is None:
         raise ProgressNotFound()
-    return await case_view(deps, case, audience="public")
+    return await present.case_view(deps.cipher, case, audience="public")
 
 
 async def progress_by_code(deps: CaseDeps, *, code: str) -> dict[str, Any]:
@@ -876,7 +697,7 @@ async def progress_by_code(deps: CaseDeps, *, code: str) -> dict[str, Any]:
     case = await Case.get_or_none(id=case_id)
     if case is None:
         raise ProgressNotFound()
-    return await case_view(deps, case, audience="public")
+    return await present.case_view(deps.cipher, case, audience="public")
 
 
 # ---------------------------------------------------------------- feed

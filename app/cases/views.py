@@ -88,9 +88,8 @@ async def staff_cases(request: Request) -> HTTPResponse:
 @staff
 async def staff_case(request: Request, case_no: str) -> HTTPResponse:
     """One case with everything staff need."""
-    deps = _deps(request)
-    case = await service.staff_case(deps, principal=request.ctx.principal, case_no=case_no)
-    return json_response(await service.staff_view(deps, case, principal=request.ctx.principal), headers=PRIVATE)
+    body = await service.staff_detail(_deps(request), principal=request.ctx.principal, case_no=case_no)
+    return json_response(body, headers=PRIVATE)
 
 
 @bp.post("/staff/cases/<case_no:str>/actions")

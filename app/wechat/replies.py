@@ -23,6 +23,7 @@ from app import clock
 from app.booking import service as booking_service
 from app.booking.service import BookingDeps
 from app.cache import LocalCache
+from app.cases import present
 from app.cases import service as case_service
 from app.cases.models import Case
 from app.cases.service import CaseDeps
@@ -221,7 +222,7 @@ class Responder:
                 case = await Case.get_or_none(case_no=case_no)
                 if citizen is None or case is None or case.citizen_id != citizen:
                     return NOT_FOUND_CASE  # the same answer as an unknown number
-                view = await case_service.case_view(deps, case, audience="public")
+                view = await present.case_view(deps.cipher, case, audience="public")
         except DomainError as exc:
             return NOT_FOUND_CASE if exc.status == 404 else exc.message
         return _case_text(view)
@@ -252,7 +253,7 @@ class Responder:
         today = clock.today()
         lines = []
         for row in rows:
-            view = case_service.summary(row, today)
+            view = present.summary(row, today)
             when = (view["next_step"] or {}).get("expected_by")
             lines.append(
                 f"· {row.case_no} {row.matter_name}：{view['status_name']}" + (f"，预计 {when} 前" if when else "")

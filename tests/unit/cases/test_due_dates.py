@@ -25,8 +25,9 @@ import datetime as dt
 import pytest
 
 from app import workdays
+from app.cases.due import schedule as _schedule
+from app.cases.due import sla
 from app.cases.models import Case, CaseStatus
-from app.cases.service import _schedule, sla
 from app.matters import service as matters
 from tests.api import case_helpers as h
 
