@@ -67,14 +67,14 @@ async def idempotent(
     payload: Any,
     run: Callable[[Any], Awaitable[Any]],
     status: int = 201,
-    precheck: Callable[[], Awaitable[Any]] | None = None,
+    precheck: Callable[[str, str], Awaitable[Any]] | None = None,
     replay: Callable[[str], str] | None = None,
 ) -> HTTPResponse:
     """Run a retryable write once per Idempotency-Key: replay its answer, 422 for another body, 409 in flight.
 
     `run(claim)` performs the write and calls `claim.complete(status, body)` inside its transaction.
-    `precheck()` may refuse a request (a DomainError) before its key is claimed: a refusal stands when
-    the key is new, so a storm of hopeless attempts costs reads only; a key with history gets its replay.
+    `precheck(owner, key)` may refuse a request (a DomainError) before its key is claimed, and must do so only
+    when the key is new: a storm of hopeless attempts costs reads only; a key with history gets its replay.
     `replay(text)` turns a stored answer back into the response (e.g. opens a sealed one-time secret).
     """
     from app import idempotency
@@ -82,11 +82,7 @@ async def idempotent(
     key = idempotency.check_key(request.headers.get("idempotency-key"))
     digest = idempotency.fingerprint(f"{request.method} {request.path}", payload)
     if precheck is not None:
-        try:
-            await precheck()
-        except DomainError:
-            if not await idempotency.known(owner=owner, key=key):
-                raise
+        await precheck(owner, key)
 
     async def claim_and_write() -> Any:
         claimed = await idempotency.claim(owner=owner, key=key, digest=digest)

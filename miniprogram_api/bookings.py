@@ -111,7 +111,9 @@ async def book(request: Request) -> HTTPResponse:
         request,
         owner=principal.subject,
         payload=body.model_dump(),
-        precheck=lambda: service.check_seat(deps, matter_code=body.matter_code, slot_id=body.slot_id),
+        precheck=lambda owner, key: service.check_seat(
+            deps, matter_code=body.matter_code, slot_id=body.slot_id, owner=owner, key=key
+        ),
         run=lambda claim: service.book(
             deps,
             citizen_id=principal.id,

@@ -18,7 +18,7 @@ from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from app import cache as cache_bus
-from app import clock, sql
+from app import clock, idempotency, sql
 from app.booking import calendar as cal
 from app.booking import tickets
 from app.booking.errors import (
@@ -40,6 +40,7 @@ from app.booking.errors import (
 from app.booking.models import Booking, BookingStatus, Counter, HallClosure, HallSchedule, RevokedTicket, Slot
 from app.cache import LocalCache
 from app.clock import SHANGHAI
+from app.errors import DomainError
 from app.idempotency import Claim
 from app.jsontext import dumps
 from app.matters import guides
@@ -440,17 +441,29 @@ RETURNING id
 """
 
 
-async def _seat_left(sid: str) -> bool:
+_SEAT_AND_KEY_SQL = (
+    "SELECT (SELECT booked < capacity FROM booking_slot WHERE id = $1), "
+    "EXISTS (SELECT 1 FROM idempotency_record WHERE owner = $2 AND key = $3)"
+)
+
+
+async def _seat_left(sid: str, owner: str, key: str) -> tuple[bool, bool]:
+    """(a seat is left, the key has a record): one round trip on PostgreSQL, the storm's commonest question."""
     if sql.is_postgres():
         async with sql.connection() as conn:
-            return bool(await conn.fetchval("SELECT booked < capacity FROM booking_slot WHERE id = $1", sid))
-    return await Slot.filter(id=sid, booked__lt=F("capacity")).exists()
+            left, known = await conn.fetchrow(_SEAT_AND_KEY_SQL, sid, owner, key)
+        return bool(left), bool(known)
+    left = await Slot.filter(id=sid, booked__lt=F("capacity")).exists()
+    return left, left or await idempotency.known(owner=owner, key=key)
 
 
 async def _write_booking(
     booking: Booking, reminder: dict[str, Any] | None, body: dict[str, Any], claim: Claim | None
 ) -> None:
-    """Inside the booking's transaction: the booking, its reminder, the idempotent answer, then the seat."""
+    """Inside the booking's transaction: the booking, its reminder, the idempotent answer, then the seat.
+
+    On PostgreSQL one statement does it all; on SQLite the ORM does it step by step.
+    """
     if sql.is_postgres():
         r = reminder or {}
         async with sql.connection() as conn:
@@ -473,15 +486,21 @@ async def _write_booking(
     await _take_seat(booking.slot_id)
 
 
-async def check_seat(deps: BookingDeps, *, matter_code: str, slot_id: str) -> None:
-    """Refuse a booking that cannot succeed (unknown, closed or full slot) with reads only.
+async def check_seat(deps: BookingDeps, *, matter_code: str, slot_id: str, owner: str, key: str) -> None:
+    """Refuse a booking that cannot succeed (unknown, closed or full slot) with reads only, unless its key has history.
 
     Most attempts on a popular slot find it full and learn it here, with no write and no transaction.
-    Not the guard: the conditional UPDATE of `book` is.
+    A key with a record goes on to its replay (or 422 / 409). Not the guard: the conditional UPDATE of `book` is.
     """
-    guide = await _bookable_guide(deps, matter_code)
-    sid, _, _ = await _resolve_slot(deps, _place(guide), slot_id)
-    if not await _seat_left(sid):
+    try:
+        guide = await _bookable_guide(deps, matter_code)
+        sid, _, _ = await _resolve_slot(deps, _place(guide), slot_id)
+    except DomainError:
+        if await idempotency.known(owner=owner, key=key):
+            return
+        raise
+    left, known = await _seat_left(sid, owner, key)
+    if not left and not known:
         raise SlotFull(details={"slot_id": sid})
 
 
