@@ -69,6 +69,7 @@ async def idempotent(
     status: int = 201,
     precheck: Callable[[str, str], Awaitable[Any]] | None = None,
     replay: Callable[[str], str] | None = None,
+    key_required: bool = True,
 ) -> HTTPResponse:
     """Run a retryable write once per Idempotency-Key: replay its answer, 422 for another body, 409 in flight.
 
@@ -76,9 +77,12 @@ async def idempotent(
     `precheck(owner, key)` may refuse a request (a DomainError) before its key is claimed, and must do so only
     when the key is new: a storm of hopeless attempts costs reads only; a key with history gets its replay.
     `replay(text)` turns a stored answer back into the response (e.g. opens a sealed one-time secret).
+    With `key_required=False` a request without the header simply runs once (`run(None)`).
     """
     from app import idempotency
 
+    if not key_required and not request.headers.get("idempotency-key"):
+        return json_response(await finish_even_if_disconnected(run(None)), status=status)
     key = idempotency.check_key(request.headers.get("idempotency-key"))
     digest = idempotency.fingerprint(f"{request.method} {request.path}", payload)
     if precheck is not None:

@@ -11,7 +11,8 @@ from app.errors import InvalidInput, MatterNotFound, ServiceUnavailable
 from app.feedback import consult, ratings
 from app.feedback import errors as fe
 from app.feedback.models import SubjectType
-from app.http import doc, json_response, parse_body, parse_query
+from app.http import doc, idempotent, json_response, parse_body, parse_query
+from app.idempotency import IdempotencyInFlight, IdempotencyKeyInvalid, IdempotencyKeyReused
 from app.ratelimit import TooManyRequests
 from auth.errors import CITIZEN_AUTH_ERRORS
 from auth.guards import citizen_required
@@ -66,19 +67,25 @@ class PageQuery(BaseModel):
 
 
 @bp.post("/matters/<code:str>/questions")
-@doc(tag=TAG, summary="咨询事项（登录后；限频，5–500 字）", body=QuestionIn, status=201, secured="bearer",
+@doc(tag=TAG, summary="咨询事项（登录后；限频，5–500 字；可带 Idempotency-Key 以便安全重试）", body=QuestionIn,
+     status=201, secured="bearer",
      errors=[*AUTH_ERRORS, InvalidInput, MatterNotFound, fe.ConsultNotOffered, TooManyRequests,
-             ServiceUnavailable])  # fmt: skip
+             ServiceUnavailable, IdempotencyKeyInvalid, IdempotencyKeyReused, IdempotencyInFlight])  # fmt: skip
 @citizen_required(loa=1)
 async def ask(request: Request, code: str) -> HTTPResponse:
     """Ask the matter's department; the answer comes within the service level, with a push."""
     body = parse_body(request, QuestionIn)
-    ctx = request.app.ctx
-    result = await consult.ask(
-        settings=ctx.settings, store=ctx.store, cache=ctx.cache, principal=request.ctx.principal, matter_code=code,
-        text=body.text,
+    ctx, principal = request.app.ctx, request.ctx.principal
+    return await idempotent(
+        request,
+        owner=principal.subject,
+        payload={"matter_code": code, **body.model_dump()},
+        key_required=False,  # a retry with the key asks once; without it, each request is a question
+        run=lambda claim: consult.ask(
+            settings=ctx.settings, store=ctx.store, cache=ctx.cache, principal=principal, matter_code=code,
+            text=body.text, claim=claim,
+        ),
     )  # fmt: skip
-    return json_response(result, status=201)
 
 
 @bp.get("/questions")

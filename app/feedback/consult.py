@@ -20,6 +20,7 @@ from app.feedback.errors import (
     QuestionOutOfScope,
 )
 from app.feedback.models import Question, QuestionStatus
+from app.idempotency import Claim
 from app.matters import guides
 from app.notify import service as notify
 from app.ratelimit import Limit, hit
@@ -44,7 +45,14 @@ def anonymise(text: str) -> str:
 
 
 async def ask(
-    *, settings: Settings, store: Store, cache: LocalCache, principal: Principal, matter_code: str, text: str
+    *,
+    settings: Settings,
+    store: Store,
+    cache: LocalCache,
+    principal: Principal,
+    matter_code: str,
+    text: str,
+    claim: Claim | None = None,
 ) -> dict[str, Any]:
     """Ask a question about a matter (rate limited per citizen); answers its record with the due date."""
     _, _, guide = await guides.guide_document(cache, matter_code, base_url=settings.base_url)
@@ -52,7 +60,7 @@ async def ask(
         raise ConsultNotOffered(details={"matter_code": guide["code"]})
     await hit(store, Limit("consult-citizen-1h", settings.consult_per_hour, 3600), principal.id)
     now, today = clock.now(), clock.today()
-    row = await Question.create(
+    row = Question(
         id=uuid.uuid4(),
         matter_code=guide["code"],
         matter_name=guide["name"],
@@ -64,7 +72,12 @@ async def ask(
         due_on=workdays.add_workdays(today, settings.consult_days),
         warn_on=workdays.add_workdays(today, max(settings.consult_days - 1, 0)),
     )
-    return question_dict(row, owner=True)
+    body = question_dict(row, owner=True)
+    async with in_transaction():  # the question and, for a retryable request, its stored answer
+        await row.save(force_create=True)
+        if claim is not None:
+            await claim.complete(201, body)
+    return body
 
 
 def _sla(row: Question, today: dt.date) -> str:

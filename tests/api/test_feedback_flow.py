@@ -83,3 +83,21 @@ async def test_public_dashboard_is_limited_per_address_and_refuses_absurd_dates(
         assert r.status_code == 422 and "RANGE_INVALID" in r.text, (params, r.status_code)
     statuses = [(await client.get("/stats"))[1].status_code for _ in range(31)]
     assert statuses[:30] == [200] * 30 and statuses[30] == 429
+
+
+async def test_a_question_retried_with_its_key_is_asked_once(seeded, make_citizen):
+    from app.feedback.models import Question
+
+    client = seeded
+    _, citizen = await make_citizen()
+    path, body = f"/api/v1/matters/{ch.MATTER}/questions", {"text": "需要本人到场吗？"}
+    headers = {**citizen, "Idempotency-Key": "ask-1"}
+    _, first = await client.post(path, json=body, headers=headers)
+    _, again = await client.post(path, json=body, headers=headers)
+    assert first.status_code == again.status_code == 201 and again.content == first.content
+    assert again.headers["idempotent-replayed"] == "true"
+    _, other = await client.post(path, json={"text": "另一个问题是什么？"}, headers=headers)
+    assert other.status_code == 422 and other.json["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    _, plain = await client.post(path, json=body, headers=citizen)  # no key: simply asked
+    assert plain.status_code == 201
+    assert await Question.all().count() == 2
