@@ -21,6 +21,16 @@ def today() -> dt.date:
     return now().astimezone(SHANGHAI).date()
 
 
+def local_date(at: dt.datetime) -> dt.date:
+    """The Asia/Shanghai date of an instant."""
+    return at.astimezone(SHANGHAI).date()
+
+
+def day_start(day: dt.date) -> dt.datetime:
+    """Midnight of a Shanghai date, as UTC: SQLite compares stored UTC text, so query bounds must be UTC too."""
+    return dt.datetime.combine(day, dt.time(), tzinfo=SHANGHAI).astimezone(dt.UTC)
+
+
 def set_clock(func: Callable[[], dt.datetime] | None) -> None:
     """Replace the clock (tests); `None` restores the real one."""
     global _now

@@ -59,6 +59,9 @@ class IdempotencyRecord(Model):
         unique_together = (("owner", "key"),)
 
 
+ERRORS = [IdempotencyKeyRequired, IdempotencyKeyInvalid, IdempotencyKeyReused, IdempotencyInFlight]  # for the docs
+
+
 def fingerprint(operation: str, body: Any) -> str:
     """A digest of the operation and its canonical JSON body."""
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

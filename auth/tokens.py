@@ -115,6 +115,14 @@ class Principal:
         """The `sub` claim."""
         return f"{self.kind}:{self.id}"
 
+    def covers(self, *, department: str | None, hall: str | None) -> bool:
+        """Whether a staff member's scope holds this: admins all, reviewers their departments, clerks their hall."""
+        if self.role == "admin":
+            return True
+        if self.role == "reviewer":
+            return department is not None and department in self.departments
+        return self.role == "clerk" and hall is not None and hall == self.hall
+
 
 class TokenAuthority:
     """Issues and verifies access tokens with the key ring; caches verified tokens per worker."""

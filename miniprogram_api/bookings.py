@@ -7,12 +7,12 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
 
+from app import idempotency
 from app.booking import errors as be
 from app.booking import service
 from app.booking.models import BookingStatus
 from app.errors import InvalidInput, MatterNotFound
 from app.http import doc, idempotent, json_response, parse_body, parse_query
-from app.idempotency import IdempotencyInFlight, IdempotencyKeyInvalid, IdempotencyKeyRequired, IdempotencyKeyReused
 from auth.errors import CITIZEN_AUTH_ERRORS
 from auth.guards import citizen_required
 from qr.render import MEDIA_TYPES, ImageOptions, cached_render
@@ -89,10 +89,7 @@ async def slots(request: Request, code: str) -> HTTPResponse:
     errors=[
         *AUTH_ERRORS,
         InvalidInput,
-        IdempotencyKeyRequired,
-        IdempotencyKeyInvalid,
-        IdempotencyKeyReused,
-        IdempotencyInFlight,
+        *idempotency.ERRORS,
         MatterNotFound,
         be.BookingNotOffered,
         *SLOT_ERRORS,

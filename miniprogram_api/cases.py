@@ -7,14 +7,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from sanic import Blueprint, HTTPResponse, Request
 
+from app import idempotency
 from app.cases import errors as ce
 from app.cases import service, uploads
 from app.cases.models import CaseStatus
 from app.errors import InvalidInput, MatterNotFound, ServiceUnavailable
 from app.http import doc, idempotent, json_response, parse_body, parse_query
-from app.idempotency import IdempotencyInFlight, IdempotencyKeyInvalid, IdempotencyKeyRequired, IdempotencyKeyReused
 from app.jsontext import dumps
-from app.ratelimit import Limit, TooManyRequests, hit
+from app.ratelimit import TooManyRequests
 from auth.errors import CITIZEN_AUTH_ERRORS, AssuranceTooLow
 from auth.guards import citizen_required
 from qr.render import MEDIA_TYPES, ImageOptions, cached_render
@@ -23,7 +23,6 @@ bp = Blueprint("cases", url_prefix="/api/v1")
 TAG = "cases 网上申报与办件查询"
 AUTH_ERRORS = CITIZEN_AUTH_ERRORS
 PRIVATE = {"Cache-Control": "private, no-store"}
-UPLOADS_PER_HOUR = Limit("upload-citizen-1h", 120, 3600)
 FORM_MAX_BYTES = 16 * 1024
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
@@ -190,20 +189,6 @@ def _deps(request: Request) -> service.CaseDeps:
     return request.app.ctx.cases
 
 
-async def _accepted_types(request: Request, query: UploadQuery) -> list[str] | None:
-    if not (query.matter_code and query.material):
-        return None
-    from app.matters import guides
-
-    _, _, guide = await guides.guide_document(
-        request.app.ctx.cache, query.matter_code, base_url=request.app.ctx.settings.base_url
-    )
-    for m in guide["materials"]:
-        if m["name"] == query.material:
-            return list(m["file_types"])
-    raise ce.MaterialUnknown(details={"name": query.material, "materials": [m["name"] for m in guide["materials"]]})
-
-
 @bp.post("/uploads", stream=True)
 @doc(
     tag=TAG,
@@ -228,25 +213,23 @@ async def _accepted_types(request: Request, query: UploadQuery) -> list[str] | N
 async def upload(request: Request) -> HTTPResponse:
     """Store one file for the caller; it expires unless a case uses it within a day."""
     query = parse_query(request, UploadQuery)
-    principal = request.ctx.principal
-    await hit(request.app.ctx.store, UPLOADS_PER_HOUR, principal.id)
-    accepted = await _accepted_types(request, query)
+    ctx = request.app.ctx
     length = request.headers.get("content-length")
 
     async def chunks() -> Any:
-        while True:
-            chunk = await request.stream.read()
-            if chunk is None:
-                return
+        while (chunk := await request.stream.read()) is not None:
             yield chunk
 
-    body = await uploads.receive(
-        settings=request.app.ctx.settings,
-        owner_id=principal.id,
+    body = await uploads.accept(
+        settings=ctx.settings,
+        store=ctx.store,
+        cache=ctx.cache,
+        owner_id=request.ctx.principal.id,
+        matter_code=query.matter_code,
+        material=query.material,
         content_type=request.headers.get("content-type"),
         content_length=int(length) if length and length.isdigit() else None,
         chunks=chunks(),
-        accepted=accepted,
     )
     return json_response(body, status=201, headers=PRIVATE)
 
@@ -270,10 +253,7 @@ async def upload_detail(request: Request, upload_id: str) -> HTTPResponse:
     errors=[
         *AUTH_ERRORS,
         InvalidInput,
-        IdempotencyKeyRequired,
-        IdempotencyKeyInvalid,
-        IdempotencyKeyReused,
-        IdempotencyInFlight,
+        *idempotency.ERRORS,
         MatterNotFound,
         AssuranceTooLow,
         ce.OnlineApplyNotOffered,

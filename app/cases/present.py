@@ -53,7 +53,7 @@ def next_step(case: Case) -> dict[str, Any] | None:
     """What happens next and by when (as far as the service can promise it)."""
     s = case.status
     if s in {CaseStatus.submitted, CaseStatus.resubmitted}:
-        base = case.updated_at.astimezone(clock.SHANGHAI).date()
+        base = clock.local_date(case.updated_at)
         return {"name": "窗口受理", "expected_by": workdays.add_workdays(base, 1).isoformat()}
     if s is CaseStatus.correction_required:
         return {"name": "申请人补正材料", "expected_by": None}

@@ -573,18 +573,10 @@ async def receipt_url(deps: CaseDeps, *, principal: Principal, case_no: str) -> 
     return str((await receipt(deps, case))["progress_url"])
 
 
-def _in_scope(principal: Principal, case: Case) -> bool:
-    if principal.role == "admin":
-        return True
-    if principal.role == "reviewer":
-        return case.department_code in principal.departments
-    return principal.role == "clerk" and case.hall_code == principal.hall
-
-
 async def staff_case(deps: CaseDeps, *, principal: Principal, case_no: str) -> Case:
     """A case in the staff member's scope (403 CASE_OUT_OF_SCOPE for another department's or hall's)."""
     case = await _case_by_no(case_no)
-    if not _in_scope(principal, case):
+    if not principal.covers(department=case.department_code, hall=case.hall_code):
         raise CaseOutOfScope(details={"case_no": case.case_no})
     return case
 

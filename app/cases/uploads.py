@@ -26,10 +26,14 @@ import filetype
 import multipart
 
 from app import clock
-from app.cases.errors import FileTypeMismatch, UploadInvalid, UploadNotFound, UploadTooLarge
+from app.cache import LocalCache
+from app.cases.errors import FileTypeMismatch, MaterialUnknown, UploadInvalid, UploadNotFound, UploadTooLarge
 from app.cases.models import Upload
+from app.matters import guides
 from app.matters.schemas import FILE_TYPES
+from app.ratelimit import Limit, hit
 from app.settings import Settings
+from app.store import Store
 
 log = logging.getLogger("app.cases.uploads")
 
@@ -122,6 +126,41 @@ class _Sink:
 
     async def discard(self) -> None:
         await asyncio.to_thread(self.tmp.unlink, True)
+
+
+UPLOADS_PER_HOUR = Limit("upload-citizen-1h", 120, 3600)
+
+
+async def accepted_types(cache: LocalCache, base_url: str, matter_code: str | None, material: str | None) -> list[str]:
+    """The file types a guide's material accepts; every type we know when no material is named."""
+    if not (matter_code and material):
+        return sorted(FILE_TYPES)
+    _, _, guide = await guides.guide_document(cache, matter_code, base_url=base_url)
+    for m in guide["materials"]:
+        if m["name"] == material:
+            return list(m["file_types"])
+    raise MaterialUnknown(details={"name": material, "materials": [m["name"] for m in guide["materials"]]})
+
+
+async def accept(
+    *,
+    settings: Settings,
+    store: Store,
+    cache: LocalCache,
+    owner_id: str,
+    matter_code: str | None,
+    material: str | None,
+    content_type: str | None,
+    content_length: int | None,
+    chunks: AsyncIterator[bytes],
+) -> dict[str, Any]:
+    """An upload as the API takes it: the owner's hourly limit, the material's types, then the stream."""
+    await hit(store, UPLOADS_PER_HOUR, owner_id)
+    accepted = await accepted_types(cache, settings.base_url, matter_code, material)
+    return await receive(
+        settings=settings, owner_id=owner_id, content_type=content_type, content_length=content_length,
+        chunks=chunks, accepted=accepted,
+    )  # fmt: skip
 
 
 async def receive(

@@ -82,14 +82,10 @@ async def ask(
 
 def _sla(row: Question, today: dt.date) -> str:
     if row.status is QuestionStatus.answered:
-        return "answered_late" if row.answered_at and _local(row.answered_at) > row.due_on else "answered"
+        return "answered_late" if row.answered_at and clock.local_date(row.answered_at) > row.due_on else "answered"
     if today > row.due_on:
         return "overdue"
     return "due_soon" if today >= row.warn_on else "open"
-
-
-def _local(at: dt.datetime) -> dt.date:
-    return at.astimezone(clock.SHANGHAI).date()
 
 
 def question_dict(row: Question, *, owner: bool = False, staff: bool = False) -> dict[str, Any]:

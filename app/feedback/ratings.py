@@ -308,14 +308,6 @@ async def my_rating(*, principal: Principal, rating_id: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- rectification, for staff
 
 
-def _in_scope(principal: Principal, rect: Rectification) -> bool:
-    if principal.role == "admin":
-        return True
-    if principal.role == "reviewer":
-        return rect.department_code in principal.departments
-    return principal.role == "clerk" and rect.hall_code is not None and rect.hall_code == principal.hall
-
-
 async def _rectification(principal: Principal, rect_id: str) -> Rectification:
     try:
         rid = uuid.UUID(rect_id)
@@ -324,7 +316,7 @@ async def _rectification(principal: Principal, rect_id: str) -> Rectification:
     rect = await Rectification.get_or_none(id=rid)
     if rect is None:
         raise RectificationNotFound()
-    if not _in_scope(principal, rect):
+    if not principal.covers(department=rect.department_code, hall=rect.hall_code):
         raise RectificationOutOfScope(details={"department": rect.department_code})
     return rect
 
@@ -430,9 +422,9 @@ async def satisfaction(
     column = {"matter": "matter_code", "department": "department_code", "hall": "hall_code", "counter": "counter"}[by]
     query = Rating.filter(excluded=False)
     if date_from:
-        query = query.filter(created_at__gte=_start(date_from))
+        query = query.filter(created_at__gte=clock.day_start(date_from))
     if date_to:
-        query = query.filter(created_at__lt=_start(date_to + dt.timedelta(days=1)))
+        query = query.filter(created_at__lt=clock.day_start(date_to + dt.timedelta(days=1)))
     if key is not None:
         query = query.filter(**{column: key})
     fields = tuple(dict.fromkeys((column, "level", "hall_code" if by == "counter" else column)))
@@ -459,11 +451,6 @@ async def satisfaction(
             }
         )
     return out
-
-
-def _start(day: dt.date) -> dt.datetime:
-    """Midnight in Shanghai, in UTC (SQLite compares the stored UTC text)."""
-    return dt.datetime.combine(day, dt.time(), tzinfo=clock.SHANGHAI).astimezone(dt.UTC)
 
 
 async def matter_satisfaction(matter_code: str) -> dict[str, Any] | None:

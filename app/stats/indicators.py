@@ -132,18 +132,9 @@ def target_for(settings: Settings, year: int) -> int:
     return settings.reform_targets[min(index, len(settings.reform_targets) - 1)]
 
 
-def _start(day: dt.date) -> dt.datetime:
-    """Midnight in Shanghai, in UTC: SQLite compares the stored UTC text, so bounds must be UTC too."""
-    return dt.datetime.combine(day, dt.time(), tzinfo=clock.SHANGHAI).astimezone(dt.UTC)
-
-
-def _local(at: dt.datetime) -> dt.date:
-    return at.astimezone(clock.SHANGHAI).date()
-
-
 async def compute(*, settings: Settings, date_from: dt.date, date_to: dt.date) -> dict[str, Any]:
     """Every indicator for the city, by section and by department, with the year's target."""
-    begin, end = _start(date_from), _start(date_to + dt.timedelta(days=1))
+    begin, end = clock.day_start(date_from), clock.day_start(date_to + dt.timedelta(days=1))
     city = _Counts()
     sections: defaultdict[str, _Counts] = defaultdict(_Counts)
     departments: defaultdict[str, _Counts] = defaultdict(_Counts)
@@ -181,7 +172,7 @@ async def compute(*, settings: Settings, date_from: dt.date, date_to: dt.date) -
 
     # Finished cases: delivered in the range (the promised time runs until the decision is delivered).
     delivered = CaseEvent.filter(action="deliver", created_at__gte=begin, created_at__lt=end)
-    when = {d["case_id"]: _local(d["created_at"]) for d in await delivered.values("case_id", "created_at")}
+    when = {d["case_id"]: clock.local_date(d["created_at"]) for d in await delivered.values("case_id", "created_at")}
     if when:
         for case in await Case.filter(id__in=Subquery(delivered.values("case_id"))).values(
             "id", "section", "department_code", "accepted_on", "due_on", "suspended_days", "status"
