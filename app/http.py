@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -14,7 +13,7 @@ from sanic import HTTPResponse, Request
 from sanic_ext import openapi
 
 from app.errors import DomainError, InvalidInput, pydantic_details
-from app.jsontext import dumps
+from app.jsontext import dumps, loads
 
 log = logging.getLogger("app.http")
 
@@ -46,8 +45,8 @@ def parse_query(request: Request, model: type[M]) -> M:
 def parse_body(request: Request, model: type[M] | None = None) -> Any:
     """The JSON body, validated against a model when given; 422 on malformed JSON or fields."""
     try:
-        data = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
+        data = loads(request.body or b"null")
+    except ValueError:
         raise InvalidInput("请求体不是合法的 JSON", code="MALFORMED_JSON") from None
     if b"\\u0000" in (request.body or b"") and not getattr(model, "ALLOW_NUL", False):
         # PostgreSQL text cannot hold U+0000, and no real input has one.
@@ -76,6 +75,9 @@ async def idempotent(
     `run(claim)` performs the write and calls `claim.complete(status, body)` inside its transaction.
     `precheck(owner, key)` may refuse a request (a DomainError) before its key is claimed, and must do so only
     when the key is new: a storm of hopeless attempts costs reads only; a key with history gets its replay.
+    A precheck returning `Precheck(known=False)` lets the write record the key itself: `run` then gets an
+    `idempotency.Pending` (with the precheck's `seen`) and stores key and answer in its own transaction;
+    `KeyTaken` from it sends the request down the claim path after all.
     `replay(text)` turns a stored answer back into the response (e.g. opens a sealed one-time secret).
     With `key_required=False` a request without the header simply runs once (`run(None)`).
     """
@@ -85,8 +87,15 @@ async def idempotent(
         return json_response(await finish_even_if_disconnected(run(None)), status=status)
     key = idempotency.check_key(request.headers.get("idempotency-key"))
     digest = idempotency.fingerprint(f"{request.method} {request.path}", payload)
-    if precheck is not None:
-        await precheck(owner, key)
+    checked = await precheck(owner, key) if precheck is not None else None
+    if isinstance(checked, idempotency.Precheck) and not checked.known:
+        # A new key is recorded by the write itself, with its answer: one transaction, nothing to release.
+        try:
+            body = await finish_even_if_disconnected(run(idempotency.Pending(owner, key, digest, checked.seen)))
+        except idempotency.KeyTaken:
+            pass  # a concurrent request with this key recorded first: answer as for any known key
+        else:
+            return json_response(body, status=status)
 
     async def claim_and_write() -> Any:
         claimed = await idempotency.claim(owner=owner, key=key, digest=digest)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -64,8 +63,7 @@ ERRORS = [IdempotencyKeyRequired, IdempotencyKeyInvalid, IdempotencyKeyReused, I
 
 def fingerprint(operation: str, body: Any) -> str:
     """A digest of the operation and its canonical JSON body."""
-    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(f"{operation}\n{canonical}".encode()).hexdigest()
+    return hashlib.sha256(operation.encode() + b"\n" + dumps(body, sort_keys=True)).hexdigest()
 
 
 @dataclass
@@ -93,6 +91,42 @@ class Claim:
                 await conn.execute("DELETE FROM idempotency_record WHERE id = $1 AND status IS NULL", self.record_id)
             return
         await IdempotencyRecord.filter(id=self.record_id, status__isnull=True).delete()
+
+
+class KeyTaken(Exception):
+    """A concurrent request recorded a pending key first: answer through `claim` (replay, 409 or 422)."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A key with no record yet: the write stores it with its answer, in its own transaction.
+
+    No claim is committed first, so a failed write leaves nothing to release. `seen` carries what
+    the precheck read on the way (the service's own data), saving the write a round trip.
+    """
+
+    owner: str
+    key: str
+    digest: str
+    seen: Any = None
+
+    async def complete(self, status: int, body: Any) -> None:
+        """Record the key with its answer (inside the write's transaction); KeyTaken when it is no longer new."""
+        try:
+            await IdempotencyRecord.create(
+                owner=self.owner, key=self.key, fingerprint=self.digest, status=status,
+                response=dumps(body).decode(), claimed_at=clock.now(),
+            )  # fmt: skip
+        except IntegrityError:
+            raise KeyTaken() from None
+
+
+@dataclass(frozen=True)
+class Precheck:
+    """What a precheck learnt: whether the key has a record, and what else it read for the write."""
+
+    known: bool
+    seen: Any = None
 
 
 def check_key(raw: str | None) -> str:

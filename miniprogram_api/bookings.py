@@ -96,6 +96,7 @@ async def slots(request: Request, code: str) -> HTTPResponse:
         be.BookingExists,
         be.BookingLimitReached,
         be.BookingRestricted,
+        be.BookingBusy,
     ],
 )
 @citizen_required(loa=2)
@@ -109,7 +110,7 @@ async def book(request: Request) -> HTTPResponse:
         owner=principal.subject,
         payload=body.model_dump(),
         precheck=lambda owner, key: service.check_seat(
-            deps, matter_code=body.matter_code, slot_id=body.slot_id, owner=owner, key=key
+            deps, citizen_id=principal.id, matter_code=body.matter_code, slot_id=body.slot_id, owner=owner, key=key
         ),
         run=lambda claim: service.book(
             deps,

@@ -41,6 +41,7 @@ TABLES = [
     "case_sequence",
     "booking",
     "booking_slot",
+    "booking_account",
     "booking_revoked_ticket",
     "hall_schedule",
     "hall_closure",

@@ -53,6 +53,10 @@ class BookingLimitReached(Conflict):
     code, message = "BOOKING_LIMIT_REACHED", "您的有效预约已达上限，请先办理或取消已有预约"
 
 
+class BookingBusy(Conflict):
+    code, message = "BOOKING_BUSY", "您的其他预约正在同时提交，请稍后重试"
+
+
 class CutoffPassed(Conflict):
     code, message = "BOOKING_CUTOFF_PASSED", "已过该时段的预约、取消或改约截止时间"
 

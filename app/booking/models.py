@@ -74,6 +74,20 @@ class Slot(Model):
         indexes = (("hall_code", "section", "day"),)
 
 
+class BookingAccount(Model):
+    """A citizen's booking sequence, bumped by every new booking (PostgreSQL's one-statement booking).
+
+    The booking statement reads the citizen's bookings, checks the caps in Python, then writes only if
+    the sequence it read is still current: two simultaneous bookings of one citizen cannot both pass.
+    """
+
+    citizen_id = fields.UUIDField(primary_key=True)
+    seq = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "booking_account"
+
+
 class Booking(Model):
     """A citizen's counter appointment. `version` changes when a reschedule revokes the old ticket."""
 

@@ -22,6 +22,7 @@ from app import clock, idempotency, sql
 from app.booking import calendar as cal
 from app.booking import tickets
 from app.booking.errors import (
+    BookingBusy,
     BookingExists,
     BookingLimitReached,
     BookingNotActive,
@@ -41,7 +42,7 @@ from app.booking.models import Booking, BookingStatus, Counter, HallClosure, Hal
 from app.cache import LocalCache
 from app.clock import SHANGHAI
 from app.errors import DomainError
-from app.idempotency import Claim
+from app.idempotency import Claim, KeyTaken, Pending
 from app.jsontext import dumps
 from app.matters import guides
 from app.matters.models import Hall
@@ -419,64 +420,81 @@ async def booking_dict(deps: BookingDeps, booking: Booking, guide: dict[str, Any
     }
 
 
-# PostgreSQL: the booking's writes in one statement (the booking, its reminder, the idempotent answer,
-# then the seat). No seat left → no row returned, and the caller's transaction rolls everything back.
+# PostgreSQL books in one statement, after one read (`_SEEN_SQL`, the precheck's): the citizen's
+# booking sequence (a), if it is still the one read and the slot still shows a seat; then the seat
+# (s), the booking (b), its reminder (n) and the idempotent answer (k: a new key with its answer, or
+# c: a claimed key's answer). A concurrent booking of the same citizen bumped the sequence first: a
+# is empty after its row lock (PostgreSQL re-reads a locked row), nothing is written, and the caller
+# reads again. The caps were checked in Python on what was read, which the sequence proves current.
 _BOOK_SQL = """
-WITH b AS (
+WITH a AS (
+    INSERT INTO booking_account AS acc (citizen_id, seq)
+    SELECT $2, 1 WHERE EXISTS (SELECT 1 FROM booking_slot WHERE id = $6 AND booked < capacity)
+    ON CONFLICT (citizen_id) DO UPDATE SET seq = acc.seq + 1 WHERE acc.seq = $21
+    RETURNING seq
+), s AS (
+    UPDATE booking_slot SET booked = booked + 1
+    WHERE id = $6 AND booked < capacity AND EXISTS (SELECT 1 FROM a)
+    RETURNING id
+), b AS (
     INSERT INTO booking (id, citizen_id, matter_code, hall_code, section, slot_id, day, starts_at, ends_at,
         noshow_at, status, version, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'booked', 1, $11, $11)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'booked', 1, $11, $11 FROM s
     RETURNING id
 ), n AS (
     INSERT INTO notification (id, kind, citizen_id, subject_type, subject_id, payload, dedupe_key, status,
         send_after, attempts, created_at, updated_at)
     SELECT $12, $13, $2, $14, $15, $16::jsonb, $17, 'pending', $18::timestamptz, 0, $11, $11
     FROM b WHERE $18::timestamptz IS NOT NULL
-), i AS (
+), k AS (
+    INSERT INTO idempotency_record (owner, key, fingerprint, status, response, claimed_at)
+    SELECT $22::varchar, $23::varchar, $24::varchar, 201, $19, $11 FROM b WHERE $22::varchar IS NOT NULL
+), c AS (
     UPDATE idempotency_record SET status = 201, response = $19 WHERE id = $20 AND EXISTS (SELECT 1 FROM b)
 )
-UPDATE booking_slot SET booked = booked + 1
-WHERE id = $6 AND booked < capacity AND EXISTS (SELECT 1 FROM b)
-RETURNING id
+SELECT EXISTS (SELECT 1 FROM s) AS seated, EXISTS (SELECT 1 FROM a) AS admitted,
+    EXISTS (SELECT 1 FROM booking_slot WHERE id = $6 AND booked < capacity) AS seat_seen
+"""
+
+# What a booking needs to know, in one read: a seat left, the key's record, and only when a seat is
+# left (the storm's commonest answer is "full") the citizen's booking sequence and bookings for the caps.
+_SEEN_SQL = """
+WITH s AS (SELECT coalesce((SELECT booked < capacity FROM booking_slot WHERE id = $1), false) AS seat)
+SELECT s.seat,
+    EXISTS (SELECT 1 FROM idempotency_record WHERE owner = $2 AND key = $3) AS known,
+    CASE WHEN s.seat THEN coalesce((SELECT seq FROM booking_account WHERE citizen_id = $4), 0) END AS seq,
+    CASE WHEN s.seat THEN ARRAY(
+        SELECT (status, matter_code, day) FROM booking
+        WHERE citizen_id = $4 AND (status = 'booked' OR (status = 'no_show' AND day >= $5))
+    ) END AS rows
+FROM s
 """
 
 
-_SEAT_AND_KEY_SQL = (
-    "SELECT (SELECT booked < capacity FROM booking_slot WHERE id = $1), "
-    "EXISTS (SELECT 1 FROM idempotency_record WHERE owner = $2 AND key = $3)"
-)
+_BOOK_ATTEMPTS = 8  # reads and writes of one booking racing others of the same citizen, before BOOKING_BUSY
 
 
-async def _seat_left(sid: str, owner: str, key: str) -> tuple[bool, bool]:
-    """(a seat is left, the key has a record): one round trip on PostgreSQL, the storm's commonest question."""
-    if sql.is_postgres():
-        async with sql.connection() as conn:
-            left, known = await conn.fetchrow(_SEAT_AND_KEY_SQL, sid, owner, key)
-        return bool(left), bool(known)
-    left = await Slot.filter(id=sid, booked__lt=F("capacity")).exists()
-    return left, left or await idempotency.known(owner=owner, key=key)
+@dataclass(frozen=True)
+class Seen:
+    """One read for a booking on PostgreSQL: a seat left, the key known, the citizen's sequence and bookings."""
+
+    seat: bool
+    known: bool
+    seq: int = 0
+    rows: list[tuple[str, str, dt.date]] = field(default_factory=list)
+
+
+async def _seen(deps: BookingDeps, sid: str, citizen_id: uuid.UUID, owner: str, key: str) -> Seen:
+    since = clock.today() - dt.timedelta(days=deps.settings.booking_noshow_days)
+    async with sql.connection() as conn:
+        row = await conn.fetchrow(_SEEN_SQL, sid, owner, key, citizen_id, since)
+    return Seen(row["seat"], row["known"], row["seq"] or 0, [tuple(r) for r in row["rows"] or ()])
 
 
 async def _write_booking(
     booking: Booking, reminder: dict[str, Any] | None, body: dict[str, Any], claim: Claim | None
 ) -> None:
-    """Inside the booking's transaction: the booking, its reminder, the idempotent answer, then the seat.
-
-    On PostgreSQL one statement does it all; on SQLite the ORM does it step by step.
-    """
-    if sql.is_postgres():
-        r = reminder or {}
-        async with sql.connection() as conn:
-            seat = await conn.fetchval(
-                _BOOK_SQL, booking.id, booking.citizen_id, booking.matter_code, booking.hall_code, booking.section,
-                booking.slot_id, booking.day, booking.starts_at, booking.ends_at, booking.noshow_at,
-                booking.created_at, uuid.uuid4(), r.get("kind"), r.get("subject_type"), r.get("subject_id"),
-                dumps(r["payload"]).decode() if reminder else None, r.get("dedupe_key"), r.get("send_after"),
-                dumps(body).decode(), claim.record_id if claim else None,
-            )  # fmt: skip
-        if seat is None:
-            raise SlotFull(details={"slot_id": booking.slot_id})
-        return
+    """SQLite, inside the booking's transaction: the booking, its reminder, the idempotent answer, then the seat."""
     await booking.save(force_create=True)
     if reminder is not None:
         await notify.enqueue(fresh=True, **reminder)
@@ -486,22 +504,54 @@ async def _write_booking(
     await _take_seat(booking.slot_id)
 
 
-async def check_seat(deps: BookingDeps, *, matter_code: str, slot_id: str, owner: str, key: str) -> None:
+async def _book_in_one_statement(
+    booking: Booking, reminder: dict[str, Any] | None, body: dict[str, Any], claim: Claim | Pending | None, seq: int
+) -> bool | None:
+    """PostgreSQL: `_BOOK_SQL`. True booked, False no seat, None the sequence moved on (read again)."""
+    r = reminder or {}
+    pending = claim if isinstance(claim, Pending) else None
+    async with sql.connection() as conn:
+        row = await conn.fetchrow(
+            _BOOK_SQL, booking.id, booking.citizen_id, booking.matter_code, booking.hall_code, booking.section,
+            booking.slot_id, booking.day, booking.starts_at, booking.ends_at, booking.noshow_at,
+            booking.created_at, uuid.uuid4(), r.get("kind"), r.get("subject_type"), r.get("subject_id"),
+            dumps(r["payload"]).decode() if reminder else None, r.get("dedupe_key"), r.get("send_after"),
+            dumps(body).decode(), claim.record_id if isinstance(claim, Claim) else None, seq,
+            pending.owner if pending else None, pending.key if pending else None, pending.digest if pending else None,
+        )  # fmt: skip
+    if row["seated"]:
+        return True
+    if row["admitted"] or not row["seat_seen"]:
+        return False
+    return None
+
+
+async def check_seat(
+    deps: BookingDeps, *, citizen_id: str, matter_code: str, slot_id: str, owner: str, key: str
+) -> idempotency.Precheck:
     """Refuse a booking that cannot succeed (unknown, closed or full slot) with reads only, unless its key has history.
 
     Most attempts on a popular slot find it full and learn it here, with no write and no transaction.
-    A key with a record goes on to its replay (or 422 / 409). Not the guard: the conditional UPDATE of `book` is.
+    A key with a record goes on to its replay (or 422 / 409); a new key is recorded by `book` itself,
+    which gets what was read here (on PostgreSQL, the caps' data too). Not the guard: `book`'s writes are.
     """
     try:
         guide = await _bookable_guide(deps, matter_code)
         sid, _, _ = await _resolve_slot(deps, _place(guide), slot_id)
     except DomainError:
         if await idempotency.known(owner=owner, key=key):
-            return
+            return idempotency.Precheck(known=True)
         raise
-    left, known = await _seat_left(sid, owner, key)
+    if sql.is_postgres():
+        seen = await _seen(deps, sid, uuid.UUID(citizen_id), owner, key)
+        left, known = seen.seat, seen.known
+    else:
+        seen = None
+        left = await Slot.filter(id=sid, booked__lt=F("capacity")).exists()
+        known = await idempotency.known(owner=owner, key=key)
     if not left and not known:
         raise SlotFull(details={"slot_id": sid})
+    return idempotency.Precheck(known=known, seen=seen)
 
 
 async def book(
@@ -510,7 +560,7 @@ async def book(
     citizen_id: str,
     matter_code: str,
     slot_id: str,
-    claim: Claim | None = None,
+    claim: Claim | Pending | None = None,
 ) -> dict[str, Any]:
     """Book a seat; the seat, the booking, its reminder and the idempotent answer commit together.
 
@@ -536,16 +586,51 @@ async def book(
         updated_at=now,
     )
     body = await booking_dict(deps, booking, guide)
+    reminder = _reminder(deps, booking, guide)
     try:
+        if sql.is_postgres():
+            await _book_postgres(deps, booking, reminder, body, claim)
+            return body
         async with in_transaction():
             # The citizen's lock first, then a fresh read (a new statement sees what the last holder committed).
             await _lock_citizen(booking.citizen_id)
+            if isinstance(claim, Pending):  # a retry that came first has recorded the key: KeyTaken, its replay
+                await claim.complete(201, body)
             _admit(deps, await _citizen_bookings(deps, booking.citizen_id), booking.matter_code, booking.day)
             # SLOT_FULL here rolls the whole booking back.
-            await _write_booking(booking, _reminder(deps, booking, guide), body, claim)
-    except IntegrityError:  # the partial unique index: a concurrent booking of the same matter and day
+            await _write_booking(booking, reminder, body, claim if isinstance(claim, Claim) else None)
+    except IntegrityError as exc:
+        if getattr(exc.__cause__, "table_name", None) == "idempotency_record":
+            raise KeyTaken() from None  # a concurrent request recorded this key first
+        # the partial unique index: a concurrent booking of the same matter and day
         raise BookingExists(details={"matter_code": guide["code"], "date": slot.day.isoformat()}) from None
     return body
+
+
+async def _book_postgres(
+    deps: BookingDeps, booking: Booking, reminder: dict[str, Any] | None, body: dict[str, Any],
+    claim: Claim | Pending | None,
+) -> None:  # fmt: skip
+    """The caps checked on one read, then one statement that writes only if that read is still current."""
+    pending = claim if isinstance(claim, Pending) else None
+    seen = pending.seen if pending is not None and isinstance(pending.seen, Seen) else None
+    # Each lost race means another booking of this citizen went through, and the caps end those soon.
+    for _ in range(_BOOK_ATTEMPTS):
+        if seen is None:
+            owner, key = (pending.owner, pending.key) if pending else ("", "")
+            seen = await _seen(deps, booking.slot_id, booking.citizen_id, owner, key)
+        if pending is not None and seen.known:
+            raise KeyTaken()  # a retry of this request was recorded meanwhile: it answers as a known key
+        if not seen.seat:
+            raise SlotFull(details={"slot_id": booking.slot_id})
+        _admit(deps, seen.rows, booking.matter_code, booking.day)
+        booked = await _book_in_one_statement(booking, reminder, body, claim, seen.seq)
+        if booked:
+            return
+        if booked is False:
+            raise SlotFull(details={"slot_id": booking.slot_id})
+        seen = None  # another booking of this citizen committed since the read: read again
+    raise BookingBusy()
 
 
 async def _own_booking(citizen_id: str, booking_id: str) -> Booking:

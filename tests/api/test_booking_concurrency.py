@@ -354,6 +354,39 @@ async def test_same_citizen_limit_holds_under_repeated_races(
     assert await Booking.all().count() == 15
 
 
+@pytest.mark.postgres
+async def test_same_citizen_racing_itself_gets_booking_busy_and_leaks_nothing(
+    client, seeded, fake_clock, make_citizen, admin_headers, monkeypatch
+):
+    """With one attempt per request, a request whose read another booking of the citizen overtook answers
+    409 BOOKING_BUSY; seats, bookings and recorded keys still match one for one."""
+    from app.booking import service as booking_service
+
+    monkeypatch.setattr(booking_service, "_BOOK_ATTEMPTS", 1)
+    await put_schedule(client, admin_headers, capacity={"commercial": 100})
+    _, citizen = await make_citizen(loa=2)
+    _, resp = await client.get(f"/api/v1/matters/{MATTER}/slots", headers=citizen)
+    days: dict[str, str] = {}
+    for s in resp.json["items"]:
+        if s["bookable"]:
+            days.setdefault(s["date"], s["slot_id"])
+    busy = created = 0
+    for _ in range(3):
+        responses = await asyncio.gather(*(post_booking(client, citizen, sid) for sid in days.values()))
+        no_5xx(responses)
+        counts = tally(responses)
+        assert set(counts) <= {(201, None), (409, "BOOKING_BUSY"), (409, "BOOKING_EXISTS")}, counts
+        busy += counts.get((409, "BOOKING_BUSY"), 0)
+        created += counts.get((201, None), 0)
+        assert all(r.json["error"]["message"] for r in responses if r.status == 409)
+    assert busy > 0  # seven simultaneous first bookings of one citizen: all but one lose the first race
+    booked = await Booking.filter(status=BookingStatus.booked).count()
+    assert booked == created >= 3  # each round books at least once; a busy request changes nothing
+    assert sum(await Slot.all().values_list("booked", flat=True)) == booked
+    assert await IdempotencyRecord.filter(status=201).count() == booked
+    assert await IdempotencyRecord.all().count() == booked
+
+
 # -- one idempotency key, many requests ------------------------------------------------------------
 
 
