@@ -247,7 +247,7 @@ async def _decide(
     """A refusal to answer, or the booking to check in (the caller writes that)."""
     try:
         claims, body, signature = tickets.decode(ticket)
-        tickets.check_signature(body, signature, await deps.tokens.public_key(claims.kid))
+        tickets.check_signature(await deps.tokens.signed(claims.kid, tickets.CONTEXT + body, signature))
     except tickets.TicketInvalid as exc:
         return _refusal("invalid", reason=exc.reason)
     if principal.role != "admin" and claims.hall != principal.hall:

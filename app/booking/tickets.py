@@ -147,14 +147,23 @@ def decode(text: Any) -> tuple[TicketClaims, bytes, bytes]:
     return claims, body, signature
 
 
-def check_signature(body: bytes, signature: bytes, key: Ed25519PublicKey | None) -> None:
-    """Raise TicketInvalid unless the signature verifies with this key."""
-    if key is None:
+def check_signature(valid: bool | None) -> None:
+    """Raise TicketInvalid unless the signature was found valid (None: its key id is unknown)."""
+    if valid is None:
         raise TicketInvalid("kid")
+    if not valid:
+        raise TicketInvalid("signature")
+
+
+def verify_with(key: Ed25519PublicKey | None, body: bytes, signature: bytes) -> bool | None:
+    """Verify a ticket's signature with a public key (None when there is no key)."""
+    if key is None:
+        return None
     try:
         key.verify(signature, CONTEXT + body)
     except InvalidSignature:
-        raise TicketInvalid("signature") from None
+        return False
+    return True
 
 
 def verify_offline(text: str, jwks: dict[str, Any]) -> TicketClaims:
@@ -166,5 +175,5 @@ def verify_offline(text: str, jwks: dict[str, Any]) -> TicketClaims:
             candidate = jwt.PyJWK(jwk).key
             if isinstance(candidate, Ed25519PublicKey):
                 key = candidate
-    check_signature(body, signature, key)
+    check_signature(verify_with(key, body, signature))
     return claims

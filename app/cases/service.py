@@ -683,7 +683,7 @@ async def progress_by_code(deps: CaseDeps, *, code: str) -> dict[str, Any]:
     """A case by the signed code of its receipt (the QR code)."""
     try:
         case_id, kid, body, signature = codes.decode(code)
-        codes.check(body, signature, await deps.tokens.public_key(kid))
+        codes.check(await deps.tokens.signed(kid, codes.CONTEXT + body, signature))
     except codes.CaseCodeInvalid:
         raise ProgressNotFound() from None
     case = await Case.get_or_none(id=case_id)

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.cache import LocalCache
 from app.settings import Settings
@@ -439,3 +440,39 @@ def test_same_origin(headers, ok):
 
 def test_same_origin_requires_the_same_scheme():
     assert _same_origin(_request({"Origin": "http://zw.example.cn"})) is False
+
+
+# --- signatures of personal codes (tickets, case codes) ---------------------------------------------
+
+
+async def test_signed_agrees_with_verification_for_the_active_and_an_older_key(worker, settings):
+    """`signed` re-signs with the active key and verifies with older ones: the same verdicts either way."""
+    a = worker()
+    data = b"zd-ticket-v1\x00" + uuid.uuid4().bytes
+    kids: list[str] = []
+
+    def build(kid: str) -> bytes:
+        kids.append(kid)
+        return data
+
+    _, old_sig = await a.sign(build)
+    old_kid = kids[-1]
+    # the active key: our own signature passes, a flipped bit, a foreign key's and a truncated one do not
+    assert await a.signed(old_kid, data, old_sig) is True
+    forged = bytes([old_sig[0] ^ 1]) + old_sig[1:]
+    assert await a.signed(old_kid, data, forged) is False
+    assert await a.signed(old_kid, data, Ed25519PrivateKey.generate().sign(data)) is False
+    assert await a.signed(old_kid, data, old_sig[:63]) is False
+    assert await a.signed(old_kid, data + b"x", old_sig) is False
+    # after a rotation the old key only verifies (its signature still passes, a forgery still fails)
+    new_kid = await create_key(PiiCipher.from_settings(settings), activate=True)
+    b = worker()
+    await b.sign(build)
+    assert kids[-1] == new_kid
+    assert await b.signed(old_kid, data, old_sig) is True
+    assert await b.signed(old_kid, data, forged) is False
+    assert await b.signed(new_kid, data, old_sig) is False  # right bytes, wrong key
+    assert await b.signed("19700101-deadbeef", data, old_sig) is None  # no such key
+    assert await retire_key(old_kid)
+    c = worker()
+    assert await c.signed(old_kid, data, old_sig) is None  # a retired key verifies nothing
