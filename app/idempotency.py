@@ -3,6 +3,8 @@
 A first request claims its key (a row committed on its own); the service stores the answer in
 the same transaction as its change, so a retry replays it. The same key with another body is 422,
 a request still in flight is 409; a failed request releases its key so the client may retry.
+Where a precheck has seen that the key is new, the write may instead record key and answer in its
+own transaction (`Pending`): no claim to commit first, nothing to release when it fails.
 """
 
 from __future__ import annotations
