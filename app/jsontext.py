@@ -1,12 +1,13 @@
 """The one JSON text format of the service (compact UTF-8, Chinese readable), also for stored answers.
 
-orjson writes exactly what `json.dumps(ensure_ascii=False, separators=(",", ":"))` wrote (the stored
-answers and fingerprints of earlier releases stay comparable), about ten times faster: every answer
-of the hot paths passes through here.
+orjson writes what `json.dumps(ensure_ascii=False, separators=(",", ":"))` wrote, byte for byte but
+for small floats' exponents (1e-7, not 1e-07), so stored answers and fingerprints of earlier
+releases stay comparable; about ten times faster: every answer of the hot paths passes through here.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -16,7 +17,12 @@ _OPTIONS = orjson.OPT_NON_STR_KEYS  # as the standard library: int and bool keys
 
 def dumps(data: Any, *, sort_keys: bool = False) -> bytes:
     """Compact UTF-8 JSON (Chinese kept readable)."""
-    return orjson.dumps(data, option=_OPTIONS | orjson.OPT_SORT_KEYS if sort_keys else _OPTIONS)
+    try:
+        return orjson.dumps(data, option=_OPTIONS | orjson.OPT_SORT_KEYS if sort_keys else _OPTIONS)
+    except orjson.JSONEncodeError:
+        # What orjson cannot write (an integer beyond 64 bits, e.g. a path's version echoed in an
+        # error's details) the standard library still can, in the same format.
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys).encode()
 
 
 def loads(text: bytes | str) -> Any:
