@@ -88,7 +88,7 @@ class Claim:
 
     async def release(self) -> None:
         """Forget the claim (the request failed and changed nothing)."""
-        if sql.is_postgres():  # the storm's every SLOT_FULL comes through here (see app/sql.py)
+        if sql.is_postgres():  # a failed write's every claim comes through here (see app/sql.py)
             async with sql.connection() as conn:
                 await conn.execute("DELETE FROM idempotency_record WHERE id = $1 AND status IS NULL", self.record_id)
             return

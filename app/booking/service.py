@@ -267,20 +267,16 @@ async def _resolve_slot(
 # -- booking -----------------------------------------------------------------------------------
 
 
-_CITIZEN_BOOKINGS_SQL = (
-    "SELECT status, matter_code, day FROM booking "
-    "WHERE citizen_id = $1 AND (status = 'booked' OR (status = 'no_show' AND day >= $2))"
-)
+def _noshow_since(deps: BookingDeps) -> dt.date:
+    """The first day whose no-shows count towards the restriction."""
+    return clock.today() - dt.timedelta(days=deps.settings.booking_noshow_days)
 
 
 async def _citizen_bookings(deps: BookingDeps, citizen_id: uuid.UUID) -> list[tuple[str, str, dt.date]]:
-    """(status, matter, day) of the citizen's active bookings and recent no-shows, in one query."""
-    since = clock.today() - dt.timedelta(days=deps.settings.booking_noshow_days)
-    if sql.is_postgres():
-        async with sql.connection() as conn:
-            return [tuple(row) for row in await conn.fetch(_CITIZEN_BOOKINGS_SQL, citizen_id, since)]
+    """(status, matter, day) of the active bookings and recent no-shows (SQLite; `_SEEN_SQL` on PostgreSQL)."""
     return await Booking.filter(
-        Q(citizen_id=citizen_id) & (Q(status=BookingStatus.booked) | Q(status=BookingStatus.no_show, day__gte=since))
+        Q(citizen_id=citizen_id)
+        & (Q(status=BookingStatus.booked) | Q(status=BookingStatus.no_show, day__gte=_noshow_since(deps)))
     ).values_list("status", "matter_code", "day")
 
 
@@ -312,10 +308,11 @@ def _admit(deps: BookingDeps, rows: list[tuple[str, str, dt.date]], matter_code:
 
 
 async def _lock_citizen(citizen_id: uuid.UUID) -> None:
-    """Serialise one citizen's booking writes (PostgreSQL row lock, taken first in every such transaction).
+    """Serialise one citizen's cancels and reschedules (and SQLite's bookings): a row lock taken first.
 
-    The caps (one per matter and day, at most N active) then hold under races, and because every
-    citizen-scoped write takes this lock before any booking or slot row, they cannot deadlock.
+    Taken before any booking or slot row, so these writes cannot deadlock. New bookings on PostgreSQL
+    serialise on the citizen's `booking_account` row instead, in one statement that locks it, then
+    the slot: it waits on nothing these writes hold after they have taken their slots.
     """
     if sql.is_postgres():
         async with sql.connection() as conn:
@@ -485,9 +482,8 @@ class Seen:
 
 
 async def _seen(deps: BookingDeps, sid: str, citizen_id: uuid.UUID, owner: str, key: str) -> Seen:
-    since = clock.today() - dt.timedelta(days=deps.settings.booking_noshow_days)
     async with sql.connection() as conn:
-        row = await conn.fetchrow(_SEEN_SQL, sid, owner, key, citizen_id, since)
+        row = await conn.fetchrow(_SEEN_SQL, sid, owner, key, citizen_id, _noshow_since(deps))
     return Seen(row["seat"], row["known"], row["seq"] or 0, [tuple(r) for r in row["rows"] or ()])
 
 
