@@ -137,39 +137,46 @@ _TARGET_FIELDS = (
     "id", "citizen_id", "matter_code", "hall_code", "section", "day", "starts_at", "ends_at", "noshow_at", "status",
     "version", "queue_no", "counter", "checked_in_at", "cancelled_at",
 )  # fmt: skip
-_TARGET_SQL = (
-    "SELECT " + ", ".join(f"b.{f}" for f in _TARGET_FIELDS) + ", c.name_enc, c.phone_enc "
-    "FROM booking b LEFT JOIN citizen c ON c.id = b.citizen_id WHERE b.id = $1"
+_TARGET_COLUMNS = ", ".join(f"b.{f}" for f in _TARGET_FIELDS) + ", c.name_enc, c.phone_enc"
+_TARGET_SQL = f"SELECT {_TARGET_COLUMNS} FROM booking b LEFT JOIN citizen c ON c.id = b.citizen_id WHERE b.id = $1"  # noqa: S608 - constant columns
+_LETTER_SQL = (
+    "CASE q.section " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SECTION_LETTERS.items()) + " ELSE 'Z' END"
 )
 
-# One statement checks a booking in on PostgreSQL: it locks the booking if it still admits its holder
-# (b), takes the section's next number (q), marks the booking (u), writes the check-in (c) and the
-# scan with its answer (s). A nonce already used fails the scan's unique key and undoes all of it;
-# a booking another desk took this instant leaves b empty, so nothing is written and no number is spent.
-_CHECK_IN_SQL = """
+# One statement checks a booking in on PostgreSQL, reading it as it goes: it locks the booking if it
+# admits its holder now (b: booked, this ticket's version, inside the check-in window), takes the
+# section's next number (q, n), marks the booking (u), writes the check-in (c) and the scan (s), and
+# returns the booking with its holder's encrypted name and phone for the answer. Anything else (a
+# refusal, or another desk winning this instant) leaves b empty: nothing is written, no number is
+# spent, and the caller reads the booking to say why. A nonce already used fails the scan's unique
+# key and undoes all of it.
+_CHECK_IN_SQL = f"""
 WITH b AS (
-    SELECT id FROM booking WHERE id = $1 AND status = 'booked' AND version = $2 FOR UPDATE
+    SELECT {_TARGET_COLUMNS} FROM booking b LEFT JOIN citizen c ON c.id = b.citizen_id
+    WHERE b.id = $1 AND b.status = 'booked' AND b.version = $2 AND b.starts_at <= $3 AND b.noshow_at >= $4
+    FOR UPDATE OF b
 ), q AS (
-    INSERT INTO queue_counter (hall_code, section, day, issued) SELECT $3, $4, $5, 1 FROM b
+    INSERT INTO queue_counter (hall_code, section, day, issued) SELECT b.hall_code, b.section, $5, 1 FROM b
     ON CONFLICT (hall_code, section, day) DO UPDATE SET issued = queue_counter.issued + 1
-    RETURNING $6::text || lpad(issued::text, greatest(3, length(issued::text)), '0') AS queue_no
+    RETURNING section, issued
+), n AS (
+    SELECT {_LETTER_SQL} || lpad(q.issued::text, greatest(3, length(q.issued::text)), '0') AS issued_no FROM q
 ), u AS (
-    UPDATE booking SET status = 'checked_in', checked_in_at = $7, counter = $8, updated_at = $7,
-        queue_no = q.queue_no
-    FROM q WHERE booking.id = $1 RETURNING booking.id
+    UPDATE booking SET status = 'checked_in', checked_in_at = $4, counter = $6, updated_at = $4, queue_no = n.issued_no
+    FROM n WHERE booking.id = $1 RETURNING booking.id
 ), c AS (
     INSERT INTO checkin (id, booking_id, hall_code, section, day, queue_no, counter, staff_id, kind, created_at)
-    SELECT $9, $1, $3, $4, $5, q.queue_no, $8, $10, 'booking', $7 FROM q, u
+    SELECT $7, $1, b.hall_code, b.section, $5, n.issued_no, $6, $8, 'booking', $4 FROM b, n, u
+), s AS (
+    INSERT INTO desk_scan (staff_id, nonce, hall_code, result, booking_id, ticket_digest, created_at, checkin_id)
+    SELECT $8, $9, $10, 'checked_in', $1, $11, $4, $7 FROM u
 )
-INSERT INTO desk_scan (staff_id, nonce, hall_code, result, booking_id, ticket_digest, response, created_at)
-SELECT $10, $11, $12, 'checked_in', $1, $13, $14 || q.queue_no || $15, $7 FROM q, u
-RETURNING response
-"""
+SELECT b.*, n.issued_no FROM b, n, u
+"""  # noqa: S608 - constant columns and section letters
 _SCAN_SQL = (
     "INSERT INTO desk_scan (staff_id, nonce, hall_code, result, booking_id, ticket_digest, response, created_at) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
-_QUEUE_MARK = "\u2063queue\u2063"  # stands for the queue number in an answer written before the number exists
 
 
 @dataclass(frozen=True)
@@ -183,15 +190,17 @@ class Scan:
     at: dt.datetime
 
 
+def _target(row: Any) -> ScanTarget:
+    values = {f: row[f] for f in _TARGET_FIELDS}
+    values["status"] = BookingStatus(values["status"])
+    return ScanTarget(**values, name_enc=row["name_enc"], phone_enc=row["phone_enc"])
+
+
 async def _load_target(booking_id: uuid.UUID) -> ScanTarget | None:
     if sql.is_postgres():
         async with sql.connection() as conn:
             row = await conn.fetchrow(_TARGET_SQL, booking_id)
-        if row is None:
-            return None
-        values = dict(row)
-        values["status"] = BookingStatus(values["status"])
-        return ScanTarget(**values)
+        return None if row is None else _target(row)
     booking = await Booking.get_or_none(id=booking_id)
     if booking is None:
         return None
@@ -215,6 +224,19 @@ def _citizen_label(deps: BookingDeps, target: ScanTarget) -> dict[str, str | Non
     return out
 
 
+def _materials(guide: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": m["name"],
+            "form": m["form"],
+            "form_name": MATERIAL_FORM_NAMES[MaterialForm(m["form"])],
+            "copies": m["copies"],
+            "required": m["required"],
+        }
+        for m in guide["materials"]
+    ]
+
+
 async def _booking_view(deps: BookingDeps, target: ScanTarget) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     _, _, guide = await guides.guide_document(deps.cache, target.matter_code, base_url=deps.settings.base_url)
     view = {
@@ -228,23 +250,21 @@ async def _booking_view(deps: BookingDeps, target: ScanTarget) -> tuple[dict[str
         "ends_at": clock.iso(target.ends_at),
         "citizen": _citizen_label(deps, target),
     }
-    materials = [
-        {
-            "name": m["name"],
-            "form": m["form"],
-            "form_name": MATERIAL_FORM_NAMES[MaterialForm(m["form"])],
-            "copies": m["copies"],
-            "required": m["required"],
-        }
-        for m in guide["materials"]
-    ]
-    return view, materials
+    return view, _materials(guide)
 
 
-async def _decide(
-    deps: BookingDeps, principal: Principal, ticket: str, counter: str | None, now: dt.datetime
-) -> dict[str, Any] | ScanTarget:
-    """A refusal to answer, or the booking to check in (the caller writes that)."""
+@dataclass(frozen=True)
+class Verified:
+    """A ticket whose signature is ours, scanned where it may be, and the hall's check-in window."""
+
+    claims: tickets.TicketClaims
+    early: dt.timedelta  # how long before its slot a booking may check in
+
+
+async def _verify(
+    deps: BookingDeps, principal: Principal, ticket: str, counter: str | None
+) -> dict[str, Any] | Verified:
+    """A refusal the ticket alone gives (invalid, wrong hall), else the verified ticket."""
     try:
         claims, body, signature = tickets.decode(ticket)
         tickets.check_signature(await deps.tokens.signed(claims.kid, tickets.CONTEXT + body, signature))
@@ -258,6 +278,16 @@ async def _decide(
             ticket_hall=claims.hall,
             hall_name=hall.name if hall else None,
         )
+    # The ticket's hall is its booking's (the ticket is signed for this version of the booking).
+    hall_cal = await calendar_of(deps, claims.hall)
+    if principal.role == "admin":  # clerks had their counter checked against their own hall already
+        await _check_counter(deps, claims.hall, counter)
+    return Verified(claims, dt.timedelta(minutes=hall_cal.config.early_minutes))
+
+
+async def _decide(deps: BookingDeps, ticket: Verified, now: dt.datetime) -> dict[str, Any] | None:
+    """Why the booking does not admit its holder now (read afresh), or None when it does."""
+    claims = ticket.claims
     target = await _load_target(claims.booking_id)
     if target is None or claims.version > target.version:
         return _refusal("invalid", reason="unknown")
@@ -267,11 +297,7 @@ async def _decide(
         return _refusal("cancelled", booking_id=str(target.id), cancelled_at=clock.iso(target.cancelled_at))
     if target.status is BookingStatus.checked_in:
         return await _already(deps, target)
-    hall_cal = await calendar_of(deps, target.hall_code)
-    if principal.role == "admin":  # clerks had their counter checked against their own hall already
-        await _check_counter(deps, target.hall_code, counter)
-    config = hall_cal.config
-    opens = target.starts_at - dt.timedelta(minutes=config.early_minutes)
+    opens = target.starts_at - ticket.early
     closes = target.noshow_at  # what the no-show job goes by, fixed when the booking was made
     if target.status is BookingStatus.no_show or now > closes:
         return _refusal(
@@ -287,7 +313,7 @@ async def _decide(
             opens_at=clock.iso(opens),
             booking_id=str(target.id),
         )
-    return target
+    return None
 
 
 async def _already(deps: BookingDeps, target: ScanTarget) -> dict[str, Any]:
@@ -306,55 +332,70 @@ async def _already(deps: BookingDeps, target: ScanTarget) -> dict[str, Any]:
     return refusal
 
 
-async def _commit_check_in(deps: BookingDeps, target: ScanTarget, counter: str | None, scan: Scan) -> str | None:
-    """Check the booking in and log the scan, all or nothing; the answer's text, or None when another desk won."""
+async def _answer(
+    deps: BookingDeps, target: ScanTarget, *, queue_no: str, checkin_id: uuid.UUID, at: dt.datetime,
+    counter: str | None,
+) -> str:  # fmt: skip
+    """A check-in's answer: built when it is made, and again for a replay of its nonce (same bytes)."""
     view, materials = await _booking_view(deps, target)
-    now, today, checkin_id = scan.at, clock.today(), uuid.uuid4()
-    response = {
-        "result": "checked_in",
-        "ok": True,
-        "message": MESSAGES["checked_in"],
-        "queue_no": _QUEUE_MARK,  # the first string value after fixed text: see the partition below
-        "checkin_id": str(checkin_id),
-        "checked_in_at": clock.iso(now),
-        "counter": counter,
-        "undo_until": clock.iso(now + dt.timedelta(minutes=deps.settings.checkin_undo_minutes)),
-        "booking": view,
-        "materials": materials,
-        "details": {},
-        "scanned_at": clock.iso(now),
-    }
-    head, mark, tail = dumps(response).decode().partition(_QUEUE_MARK)
-    assert mark, "the queue mark must survive JSON encoding"
+    iso = clock.iso(at)
+    return dumps(
+        {
+            "result": "checked_in",
+            "ok": True,
+            "message": MESSAGES["checked_in"],
+            "queue_no": queue_no,
+            "checkin_id": str(checkin_id),
+            "checked_in_at": iso,
+            "counter": counter,
+            "undo_until": clock.iso(at + dt.timedelta(minutes=deps.settings.checkin_undo_minutes)),
+            "booking": view,
+            "materials": materials,
+            "details": {},
+            "scanned_at": iso,
+        }
+    ).decode()
+
+
+async def _commit_check_in(deps: BookingDeps, ticket: Verified, counter: str | None, scan: Scan) -> str | None:
+    """Check the booking in if it admits its holder now, and log the scan, all or nothing; the answer, else None."""
+    claims, now, today, checkin_id = ticket.claims, scan.at, clock.today(), uuid.uuid4()
     if sql.is_postgres():
         async with sql.connection() as conn:
-            return await conn.fetchval(
-                _CHECK_IN_SQL, target.id, target.version, target.hall_code, target.section, today,
-                SECTION_LETTERS.get(target.section, "Z"), now, counter, checkin_id, scan.staff_id, scan.nonce,
-                scan.hall_code, scan.ticket_digest, head, tail,
+            row = await conn.fetchrow(
+                _CHECK_IN_SQL, claims.booking_id, claims.version, now + ticket.early, now, today, counter,
+                checkin_id, scan.staff_id, scan.nonce, scan.hall_code, scan.ticket_digest,
             )  # fmt: skip
-    async with in_transaction():
-        won = await Booking.filter(id=target.id, status=BookingStatus.booked, version=target.version).update(
-            status=BookingStatus.checked_in, checked_in_at=now, counter=counter, updated_at=now
-        )
-        if not won:
+        if row is None:
             return None
-        # Last: the hall section's counter row stays locked until commit, so take it as late as possible.
-        queue_no = await next_queue_no(target.hall_code, target.section, today)
-        await CheckIn.create(
-            id=checkin_id, booking_id=target.id, hall_code=target.hall_code, section=target.section, day=today,
-            queue_no=queue_no, counter=counter, staff_id=scan.staff_id, kind="booking", created_at=now,
-        )  # fmt: skip
-        await Booking.filter(id=target.id).update(queue_no=queue_no)
-        text = head + queue_no + tail
-        await _log_scan(scan, "checked_in", str(target.id), text)
-    return text
+        target, queue_no = _target(row), row["issued_no"]
+    else:
+        async with in_transaction():
+            won = await Booking.filter(
+                id=claims.booking_id, status=BookingStatus.booked, version=claims.version,
+                starts_at__lte=now + ticket.early, noshow_at__gte=now,
+            ).update(status=BookingStatus.checked_in, checked_in_at=now, counter=counter, updated_at=now)  # fmt: skip
+            if not won:
+                return None
+            target = await _load_target(claims.booking_id)
+            assert target is not None
+            # Last: the hall section's counter row stays locked until commit, so take it as late as possible.
+            queue_no = await next_queue_no(target.hall_code, target.section, today)
+            await CheckIn.create(
+                id=checkin_id, booking_id=target.id, hall_code=target.hall_code, section=target.section, day=today,
+                queue_no=queue_no, counter=counter, staff_id=scan.staff_id, kind="booking", created_at=now,
+            )  # fmt: skip
+            await Booking.filter(id=target.id).update(queue_no=queue_no)
+            await _log_scan(scan, "checked_in", str(target.id), None, checkin_id=checkin_id)
+    return await _answer(deps, target, queue_no=queue_no, checkin_id=checkin_id, at=now, counter=counter)
 
 
-async def _log_scan(scan: Scan, result: str, booking_id: str | None, text: str) -> None:
+async def _log_scan(
+    scan: Scan, result: str, booking_id: str | None, text: str | None, *, checkin_id: uuid.UUID | None = None
+) -> None:
     """The scan's row with its answer (its unique nonce makes a repeat fail here)."""
     bid = uuid.UUID(booking_id) if booking_id else None
-    if sql.is_postgres():
+    if sql.is_postgres() and checkin_id is None:
         async with sql.connection() as conn:
             await conn.execute(
                 _SCAN_SQL, scan.staff_id, scan.nonce, scan.hall_code, result, bid, scan.ticket_digest, text, scan.at
@@ -362,8 +403,21 @@ async def _log_scan(scan: Scan, result: str, booking_id: str | None, text: str) 
         return
     await DeskScan.create(
         staff_id=scan.staff_id, nonce=scan.nonce, hall_code=scan.hall_code, result=result,
-        booking_id=bid, ticket_digest=scan.ticket_digest, response=text, created_at=scan.at,
+        booking_id=bid, ticket_digest=scan.ticket_digest, response=text, created_at=scan.at, checkin_id=checkin_id,
     )  # fmt: skip
+
+
+async def _replay(deps: BookingDeps, prior: DeskScan) -> str | None:
+    """The answer a scan got, for a repeat of its nonce: stored, or built again from the check-in it made."""
+    if prior.response is not None:
+        return prior.response
+    checkin = await CheckIn.get_or_none(id=prior.checkin_id) if prior.checkin_id else None
+    target = await _load_target(checkin.booking_id) if checkin and checkin.booking_id else None
+    if checkin is None or target is None:
+        return None
+    return await _answer(
+        deps, target, queue_no=checkin.queue_no, checkin_id=checkin.id, at=checkin.created_at, counter=checkin.counter
+    )
 
 
 async def check_in(deps: BookingDeps, *, principal: Principal, ticket: str, nonce: str, counter: str | None) -> str:
@@ -379,26 +433,34 @@ async def check_in(deps: BookingDeps, *, principal: Principal, ticket: str, nonc
         at=clock.now(),
     )
     try:
+        outcome = await _verify(deps, principal, ticket, counter)
         for _ in range(3):
-            outcome = await _decide(deps, principal, ticket, counter, scan.at)
-            if isinstance(outcome, ScanTarget):
+            if isinstance(outcome, Verified):
+                # First try to check in (one statement); only when the booking does not admit its
+                # holder now is it read again to say why.
                 text = await _commit_check_in(deps, outcome, counter, scan)
                 if text is not None:
                     return text
-                continue  # another desk (or a cancel) changed the booking this instant: decide again
+                refusal = await _decide(deps, outcome, scan.at)
+                if refusal is None:
+                    continue  # it admits its holder now: another desk (or an undo) changed it this instant
+                outcome = refusal
             outcome["scanned_at"] = clock.iso(scan.at)
             booking_id = (outcome.get("booking") or {}).get("id") or outcome["details"].get("booking_id")
             text = dumps(outcome).decode()
-            # A scan repeating a committed nonce fails on the unique key here and answers what the first one stored.
+            # A scan repeating a committed nonce fails on the unique key here and answers what the first one got.
             await _log_scan(scan, outcome["result"], booking_id, text)
             return text
     except IntegrityError:
         prior = await DeskScan.get_or_none(staff_id=staff_id, nonce=nonce)
-        if prior is None or prior.response is None:
+        if prior is None:
             raise Conflict("相同的扫码正在处理中", code="SCAN_IN_FLIGHT") from None
         if prior.ticket_digest != scan.ticket_digest:  # a nonce names one scan: never replay it for another ticket
             raise NonceReused() from None
-        return prior.response
+        text = await _replay(deps, prior)
+        if text is None:
+            raise Conflict("相同的扫码正在处理中", code="SCAN_IN_FLIGHT") from None
+        return text
     raise Conflict("该预约正在被其他窗口处理，请重扫", code="SCAN_IN_FLIGHT")
 
 

@@ -174,8 +174,11 @@ class DeskScan(Model):
     result = fields.CharField(max_length=24)
     booking_id = fields.UUIDField(null=True)
     ticket_digest = fields.CharField(max_length=64)
-    response = fields.TextField(null=True)  # the answer's JSON text: a replay is byte-identical
+    # The answer's JSON text, replayed for the same nonce. A check-in stores none: its answer is built
+    # again from its check-in row (`checkin_id`), so the check-in is one statement (app/booking/desk.py).
+    response = fields.TextField(null=True)
     created_at = fields.DatetimeField()
+    checkin_id = fields.UUIDField(null=True)
 
     class Meta:
         table = "desk_scan"
