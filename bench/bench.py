@@ -2235,6 +2235,19 @@ def selected_phases() -> list[Phase]:
     return [ph for ph in PHASES if ph.name in names]
 
 
+def selected_paths(phases: list[Phase]) -> list[Phase]:
+    """BENCH_PATHS (comma-separated path names) keeps only those paths, and each phase's baseline, in the phases."""
+    raw = os.environ.get("BENCH_PATHS", "").strip()
+    if not raw:
+        return phases
+    names = {name.strip() for name in raw.split(",") if name.strip()}
+    unknown = names - {p.name for ph in phases for p in ph.paths}
+    if unknown:
+        raise BenchError(f"BENCH_PATHS names paths the selected phases do not have: {sorted(unknown)}", EXIT_SERVER)
+    kept = [replace(ph, paths=[p for i, p in enumerate(ph.paths) if i == 0 or p.name in names]) for ph in phases]
+    return [ph for ph in kept if len(ph.paths) > 1]
+
+
 def time_bound(phases: list[Phase], cfg: Config) -> float:
     """Seconds the whole run may take: the reset, then per phase start-up, setup (with the paths' own setups and
     checks), every wrk run and slack."""
@@ -2299,7 +2312,7 @@ def main() -> int:
         return EXIT_SERVER
     try:
         cfg = Config.from_env()
-        chosen = selected_phases()
+        chosen = selected_paths(selected_phases())
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -2339,7 +2352,8 @@ def main() -> int:
         reset_database(deadline)
         flush_redis()
         for phase in chosen:
-            index = PHASES.index(phase)  # a phase's files keep their names when BENCH_PHASES picks some
+            # a phase's files keep their names when BENCH_PHASES (or BENCH_PATHS) picks some
+            index = [ph.name for ph in PHASES].index(phase.name)
             current = {"name": phase.name, "title": phase.title, "env": dict(phase.env), "paths": [], "memory": {}}
             phases.append(current)
             run_phase(index, phase, cfg, deadline, current)
