@@ -420,3 +420,25 @@ async def test_random_short_inputs_after_the_prefix(ticket: str):
             rng.shuffle(chars)
             tail = "".join(chars)
         assert isinstance(outcome("ZT1" + tail), TicketInvalid), tail
+
+
+def test_fast_base32_reads_what_the_standard_library_reads() -> None:
+    """Every length of the alphabet: the same bytes as base64.b32decode, or the same refusal."""
+    import base64
+    import binascii
+
+    rng = random.Random(5)
+    texts = [base64.b32encode(rng.randbytes(n)).decode().rstrip("=") for n in range(0, 140)]
+    texts += ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 48))) for _ in range(3000)]
+    texts += ["MY======", "MZXQ====", "MZXW6===", "MZXW6YQ=", "M", "MZX", "MZXW6Y"]
+    for text in texts:
+        try:
+            expected: bytes | None = base64.b32decode(text + "=" * (-len(text) % 8))
+        except binascii.Error:
+            expected = None
+        try:
+            got: bytes | None = tickets._b32decode(text)
+        except binascii.Error:
+            got = None
+        assert got == expected, text
+    assert tickets._b32decode("") == b""
