@@ -146,7 +146,8 @@ _LETTER_SQL = (
 # One statement checks a booking in on PostgreSQL, reading it as it goes: it locks the booking if it
 # admits its holder now (b: booked, this ticket's version, inside the check-in window), takes the
 # section's next number (q, n), marks the booking (u), writes the check-in (c) and the scan (s), and
-# returns the booking with its holder's encrypted name and phone for the answer. Anything else (a
+# returns the booking with its holder's encrypted name and phone for the answer. A ticket whose
+# signature is unchecked must be the one issued ($12, see Verified). Anything else (a
 # refusal, or another desk winning this instant) leaves b empty: nothing is written, no number is
 # spent, and the caller reads the booking to say why. A nonce already used fails the scan's unique
 # key and undoes all of it.
@@ -154,6 +155,7 @@ _CHECK_IN_SQL = f"""
 WITH b AS (
     SELECT {_TARGET_COLUMNS} FROM booking b LEFT JOIN citizen c ON c.id = b.citizen_id
     WHERE b.id = $1 AND b.status = 'booked' AND b.version = $2 AND b.starts_at <= $3 AND b.noshow_at >= $4
+        AND ($12::text IS NULL OR b.ticket_digest = $12)
     FOR UPDATE OF b
 ), q AS (
     INSERT INTO queue_counter (hall_code, section, day, issued) SELECT b.hall_code, b.section, $5, 1 FROM b
@@ -255,18 +257,44 @@ async def _booking_view(deps: BookingDeps, target: ScanTarget) -> tuple[dict[str
 
 @dataclass(frozen=True)
 class Verified:
-    """A ticket whose signature is ours, scanned where it may be, and the hall's check-in window."""
+    """A ticket scanned where it may be, with its hall's check-in window.
+
+    `digest` is set while its signature is unchecked: the check-in statement then admits it only if
+    it is the very ticket issued for its booking (booking.ticket_digest), which we signed. Any other
+    outcome checks the signature before saying anything about the booking.
+    """
 
     claims: tickets.TicketClaims
     early: dt.timedelta  # how long before its slot a booking may check in
+    body: bytes
+    signature: bytes
+    digest: str | None = None
+
+
+async def _read_ticket(
+    deps: BookingDeps, principal: Principal, ticket: str, counter: str | None
+) -> dict[str, Any] | Verified:
+    """A refusal the ticket alone gives, or the ticket (a clerk's own hall's goes on unverified: see Verified)."""
+    try:
+        claims, body, signature = tickets.decode(ticket)
+    except tickets.TicketInvalid as exc:
+        return _refusal("invalid", reason=exc.reason)
+    if principal.role != "admin" and claims.hall == principal.hall:
+        early = dt.timedelta(minutes=(await calendar_of(deps, claims.hall)).config.early_minutes)
+        return Verified(claims, early, body, signature, tickets.digest(body, signature))
+    return await _verify(deps, principal, claims, body, signature, counter)
 
 
 async def _verify(
-    deps: BookingDeps, principal: Principal, ticket: str, counter: str | None
+    deps: BookingDeps,
+    principal: Principal,
+    claims: tickets.TicketClaims,
+    body: bytes,
+    signature: bytes,
+    counter: str | None,
 ) -> dict[str, Any] | Verified:
-    """A refusal the ticket alone gives (invalid, wrong hall), else the verified ticket."""
+    """Check the signature, then the hall: a refusal (invalid, wrong hall), else the verified ticket."""
     try:
-        claims, body, signature = tickets.decode(ticket)
         tickets.check_signature(await deps.tokens.signed(claims.kid, tickets.CONTEXT + body, signature))
     except tickets.TicketInvalid as exc:
         return _refusal("invalid", reason=exc.reason)
@@ -282,7 +310,7 @@ async def _verify(
     hall_cal = await calendar_of(deps, claims.hall)
     if principal.role == "admin":  # clerks had their counter checked against their own hall already
         await _check_counter(deps, claims.hall, counter)
-    return Verified(claims, dt.timedelta(minutes=hall_cal.config.early_minutes))
+    return Verified(claims, dt.timedelta(minutes=hall_cal.config.early_minutes), body, signature)
 
 
 async def _decide(deps: BookingDeps, ticket: Verified, now: dt.datetime) -> dict[str, Any] | None:
@@ -364,17 +392,22 @@ async def _commit_check_in(deps: BookingDeps, ticket: Verified, counter: str | N
         async with sql.connection() as conn:
             row = await conn.fetchrow(
                 _CHECK_IN_SQL, claims.booking_id, claims.version, now + ticket.early, now, today, counter,
-                checkin_id, scan.staff_id, scan.nonce, scan.hall_code, scan.ticket_digest,
+                checkin_id, scan.staff_id, scan.nonce, scan.hall_code, scan.ticket_digest, ticket.digest,
             )  # fmt: skip
         if row is None:
             return None
         target, queue_no = _target(row), row["issued_no"]
     else:
         async with in_transaction():
-            won = await Booking.filter(
+            admits = Booking.filter(
                 id=claims.booking_id, status=BookingStatus.booked, version=claims.version,
                 starts_at__lte=now + ticket.early, noshow_at__gte=now,
-            ).update(status=BookingStatus.checked_in, checked_in_at=now, counter=counter, updated_at=now)  # fmt: skip
+            )  # fmt: skip
+            if ticket.digest is not None:
+                admits = admits.filter(ticket_digest=ticket.digest)
+            won = await admits.update(
+                status=BookingStatus.checked_in, checked_in_at=now, counter=counter, updated_at=now
+            )
             if not won:
                 return None
             target = await _load_target(claims.booking_id)
@@ -433,15 +466,17 @@ async def check_in(deps: BookingDeps, *, principal: Principal, ticket: str, nonc
         at=clock.now(),
     )
     try:
-        outcome = await _verify(deps, principal, ticket, counter)
+        outcome = await _read_ticket(deps, principal, ticket, counter)
         for _ in range(3):
             if isinstance(outcome, Verified):
                 # First try to check in (one statement); only when the booking does not admit its
-                # holder now is it read again to say why.
+                # holder now is the signature checked (if it was not) and the booking read to say why.
                 text = await _commit_check_in(deps, outcome, counter, scan)
                 if text is not None:
                     return text
-                refusal = await _decide(deps, outcome, scan.at)
+                if outcome.digest is not None:
+                    outcome = await _verify(deps, principal, outcome.claims, outcome.body, outcome.signature, counter)
+                refusal = await _decide(deps, outcome, scan.at) if isinstance(outcome, Verified) else outcome
                 if refusal is None:
                     continue  # it admits its holder now: another desk (or an undo) changed it this instant
                 outcome = refusal

@@ -109,6 +109,9 @@ class Booking(Model):
     cancelled_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
+    # SHA-256 of the ticket issued for this version (tickets.digest): a desk scanning exactly that ticket
+    # needs no signature check. A ticket signed since with a newer key is checked as before.
+    ticket_digest = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "booking"

@@ -377,6 +377,11 @@ async def ticket_for(deps: BookingDeps, booking: Booking) -> str:
     )
 
 
+def _ticket_digest(text: str) -> str:
+    _, body, signature = tickets.decode(text)
+    return tickets.digest(body, signature)
+
+
 async def booking_dict(deps: BookingDeps, booking: Booking, guide: dict[str, Any] | None = None) -> dict[str, Any]:
     """The citizen-facing shape of a booking (with its ticket while it admits its holder)."""
     if guide is None:
@@ -435,8 +440,8 @@ WITH a AS (
     RETURNING id
 ), b AS (
     INSERT INTO booking (id, citizen_id, matter_code, hall_code, section, slot_id, day, starts_at, ends_at,
-        noshow_at, status, version, created_at, updated_at)
-    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'booked', 1, $11, $11 FROM s
+        noshow_at, status, version, created_at, updated_at, ticket_digest)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'booked', 1, $11, $11, $25 FROM s
     RETURNING id
 ), n AS (
     INSERT INTO notification (id, kind, citizen_id, subject_type, subject_id, payload, dedupe_key, status,
@@ -514,6 +519,7 @@ async def _book_in_one_statement(
             dumps(r["payload"]).decode() if reminder else None, r.get("dedupe_key"), r.get("send_after"),
             dumps(body).decode(), claim.record_id if isinstance(claim, Claim) else None, seq,
             pending.owner if pending else None, pending.key if pending else None, pending.digest if pending else None,
+            booking.ticket_digest,
         )  # fmt: skip
     if row["seated"]:
         return True
@@ -582,6 +588,7 @@ async def book(
         updated_at=now,
     )
     body = await booking_dict(deps, booking, guide)
+    booking.ticket_digest = _ticket_digest(body["ticket"])
     reminder = _reminder(deps, booking, guide)
     try:
         if sql.is_postgres():
@@ -744,7 +751,9 @@ async def reschedule(deps: BookingDeps, *, citizen_id: str, booking_id: str, slo
             booking.starts_at, booking.ends_at = slot.starts_at, slot.ends_at
             booking.noshow_at = slot.ends_at + dt.timedelta(minutes=config.grace_minutes)
             booking.version = old_version + 1
+            booking.ticket_digest = _ticket_digest(await ticket_for(deps, booking))
             changed = await Booking.filter(id=booking.id, version=old_version, status=BookingStatus.booked).update(
+                ticket_digest=booking.ticket_digest,
                 slot_id=booking.slot_id,
                 day=booking.day,
                 starts_at=booking.starts_at,

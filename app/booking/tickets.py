@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import re
 import struct
 import uuid
@@ -85,6 +86,11 @@ def payload(
     start = int(starts_at.timestamp()) // 60
     length = int((ends_at - starts_at).total_seconds()) // 60
     return _HEAD.pack(FORMAT, booking_id.bytes, version, start, length) + _short(hall) + _short(kid)
+
+
+def digest(body: bytes, signature: bytes) -> str:
+    """SHA-256 of a ticket's bytes (what `decode` returns), recorded when it is issued."""
+    return hashlib.sha256(body + signature).hexdigest()
 
 
 def encode(body: bytes, signature: bytes) -> str:

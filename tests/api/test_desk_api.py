@@ -914,3 +914,61 @@ async def test_jwks_verifies_tickets_offline_and_old_tickets_survive_key_rotatio
     clerk = await desk.clerk()
     assert (await scan(client, clerk, booking["ticket"]))["result"] == "checked_in"  # the old ticket
     assert (await scan(client, clerk, other["ticket"]))["result"] == "checked_in"
+
+
+# -- the issued ticket's digest (a scan of exactly that ticket skips the signature check) -----------
+
+
+def digest_of(ticket: str) -> str:
+    _, body, signature = tickets.decode(ticket)
+    return tickets.digest(body, signature)
+
+
+async def test_bookings_record_the_digest_of_the_ticket_issued_and_reschedules_renew_it(client, desk, fake_clock):
+    booking = await desk.booking()
+    assert (await Booking.get(id=booking["id"])).ticket_digest == digest_of(booking["ticket"])
+    citizen = await desk.citizen()
+    later = (await slots_of(client, citizen))[1]
+    _, moved = await client.post(
+        f"/api/v1/bookings/{booking['id']}/reschedule", json={"slot_id": later["slot_id"]}, headers=citizen
+    )
+    assert moved.status == 200, moved.text
+    row = await Booking.get(id=booking["id"])
+    assert row.ticket_digest == digest_of(moved.json["ticket"]) != digest_of(booking["ticket"])
+
+
+async def test_tickets_other_than_the_one_recorded_are_verified_then_checked_in(client, app, desk, fake_clock):
+    """A booking without a recorded digest, and a ticket signed again with a newer key: the signature decides."""
+    unrecorded = await desk.booking()
+    await Booking.filter(id=unrecorded["id"]).update(ticket_digest=None)
+    resigned = await desk.booking(matter=FOOD)
+    await create_key(app.ctx.auth.cipher, activate=True)
+    _, mine = await client.get(f"/api/v1/bookings/{resigned['id']}", headers=await desk.citizen())
+    assert mine.json["ticket"] != resigned["ticket"]  # the same claims, signed with the new key
+    at(fake_clock, "10:45")
+    clerk = await desk.clerk()
+    assert (await scan(client, clerk, unrecorded["ticket"]))["result"] == "checked_in"
+    assert (await scan(client, clerk, mine.json["ticket"]))["result"] == "checked_in"
+    # a forged signature on the clerk's own hall's booking is still invalid, and changes nothing
+    third = await desk.booking(phone="13900000003")
+    details = assert_refusal(await scan(client, clerk, changed_char(third["ticket"], -5)), "invalid")
+    assert details == {"reason": "signature"}
+    assert (await Booking.get(id=third["id"])).status is BookingStatus.booked
+    assert await CheckIn.filter(booking_id=third["id"]).count() == 0
+
+
+async def test_a_replay_after_an_undo_still_answers_the_first_check_in(client, desk, fake_clock):
+    booking = await desk.booking()
+    at(fake_clock, "10:45")
+    clerk = await desk.clerk()
+    body = {"ticket": booking["ticket"], "nonce": "scan-undo-1", "counter": "B01"}
+    _, first = await client.post(CHECKINS, json=body, headers=clerk)
+    assert first.json["result"] == "checked_in"
+    _, undone = await client.post(f"{CHECKINS}/{first.json['checkin_id']}/undo", headers=clerk)
+    assert undone.status == 200, undone.text
+    again = await scan(client, clerk, booking["ticket"], counter="B01")
+    assert again["queue_no"] == "B002"
+    fake_clock.advance(seconds=30)
+    _, replay = await client.post(CHECKINS, json=body, headers=clerk)
+    assert replay.status == 200 and replay.content == first.content
+    assert await CheckIn.filter(booking_id=booking["id"]).count() == 2
