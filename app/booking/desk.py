@@ -1,9 +1,10 @@
 """The front desk: verify a ticket and check its holder in, queue numbers, walk-ins, undo, revocations.
 
 A scan always gets an answer the desk can show (`checked_in` or a typed refusal), never a 5xx
-for what a scanner typed. Every scan is logged with its nonce: the same nonce replays the stored
-answer and writes nothing new. Of many simultaneous scans of one ticket exactly one wins the
-conditional UPDATE of the booking.
+for what a scanner typed. Every scan is logged with its nonce: the same nonce replays the first
+answer (a refusal's is stored; a check-in's is built again from its check-in row) and writes
+nothing new. Of many simultaneous scans of one ticket exactly one wins the conditional UPDATE of
+the booking.
 """
 
 from __future__ import annotations
