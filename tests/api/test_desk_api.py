@@ -955,6 +955,10 @@ async def test_tickets_other_than_the_one_recorded_are_verified_then_checked_in(
     assert details == {"reason": "signature"}
     assert (await Booking.get(id=third["id"])).status is BookingStatus.booked
     assert await CheckIn.filter(booking_id=third["id"]).count() == 0
+    # nor does a forged ticket of a booking already checked in learn anything about it
+    details = assert_refusal(await scan(client, clerk, changed_char(resigned["ticket"], -5)), "invalid")
+    assert details == {"reason": "signature"}
+    assert (await scan(client, clerk, resigned["ticket"]))["result"] == "already_checked_in"  # the issued one
 
 
 async def test_a_replay_after_an_undo_still_answers_the_first_check_in(client, desk, fake_clock):
