@@ -180,8 +180,8 @@ WITH b AS (
 SELECT b.*, n.issued_no FROM b, n, u
 """  # noqa: S608 - constant columns and section letters
 _SCAN_SQL = (
-    "INSERT INTO desk_scan (staff_id, nonce, hall_code, result, booking_id, ticket_digest, response, created_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    "INSERT INTO desk_scan (staff_id, nonce, hall_code, result, booking_id, ticket_digest, response, created_at, "
+    "checkin_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 )
 
 
@@ -287,8 +287,7 @@ async def _read_ticket(
     except tickets.TicketInvalid as exc:
         return _refusal("invalid", reason=exc.reason)
     if principal.role != "admin" and claims.hall == principal.hall:
-        early = dt.timedelta(minutes=(await calendar_of(deps, claims.hall)).config.early_minutes)
-        return Verified(claims, early, body, signature, tickets.digest(body, signature))
+        return Verified(claims, await _early(deps, claims.hall), body, signature, tickets.digest(body, signature))
     return await _verify(deps, principal, claims, body, signature, counter)
 
 
@@ -313,11 +312,14 @@ async def _verify(
             ticket_hall=claims.hall,
             hall_name=hall.name if hall else None,
         )
-    # The ticket's hall is its booking's (the ticket is signed for this version of the booking).
-    hall_cal = await calendar_of(deps, claims.hall)
     if principal.role == "admin":  # clerks had their counter checked against their own hall already
         await _check_counter(deps, claims.hall, counter)
-    return Verified(claims, dt.timedelta(minutes=hall_cal.config.early_minutes), body, signature)
+    return Verified(claims, await _early(deps, claims.hall), body, signature)
+
+
+async def _early(deps: BookingDeps, hall: str) -> dt.timedelta:
+    """How long before its slot a booking of this hall may check in (a ticket's hall is its booking's)."""
+    return dt.timedelta(minutes=(await calendar_of(deps, hall)).config.early_minutes)
 
 
 async def _decide(
@@ -436,11 +438,12 @@ async def _log_scan(
 ) -> None:
     """The scan's row with its answer (its unique nonce makes a repeat fail here)."""
     bid = uuid.UUID(booking_id) if booking_id else None
-    if sql.is_postgres() and checkin_id is None:
+    if sql.is_postgres():
         async with sql.connection() as conn:
             await conn.execute(
-                _SCAN_SQL, scan.staff_id, scan.nonce, scan.hall_code, result, bid, scan.ticket_digest, text, scan.at
-            )
+                _SCAN_SQL, scan.staff_id, scan.nonce, scan.hall_code, result, bid, scan.ticket_digest, text, scan.at,
+                checkin_id,
+            )  # fmt: skip
         return
     await DeskScan.create(
         staff_id=scan.staff_id, nonce=scan.nonce, hall_code=scan.hall_code, result=result,

@@ -125,10 +125,13 @@ def decode(text: Any) -> tuple[TicketClaims, bytes, bytes]:
         raise TicketInvalid("format")
     data = text[len(PREFIX) :].strip()
     # ASCII first: str.upper() maps some non-ASCII letters ('ı', 'ſ') into A-Z.
-    if not data.isascii() or not _ALPHABET.fullmatch(data.upper()):
+    if not data.isascii():
+        raise TicketInvalid("encoding")
+    data = data.upper()
+    if not _ALPHABET.fullmatch(data):
         raise TicketInvalid("encoding")
     try:
-        raw = _b32decode(data.upper())
+        raw = _b32decode(data)
     except (binascii.Error, ValueError):
         raise TicketInvalid("encoding") from None
     if len(raw) < _HEAD.size + 2 + 64:
