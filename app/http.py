@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -153,11 +152,6 @@ def _after_orphaned_write(task: asyncio.Future[Any], on_error: Callable[[], Awai
         cleanup = asyncio.ensure_future(on_error())
         _cleanups.add(cleanup)
         cleanup.add_done_callback(_cleanups.discard)
-
-
-def etag_for(body: bytes) -> str:
-    """A strong ETag derived from the content."""
-    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
 
 
 def etag_matches(request: Request, etag: str) -> bool:

@@ -16,7 +16,7 @@ from sanic import HTTPResponse, Request, Sanic
 from sanic.exceptions import SanicException
 
 from app.errors import DomainError, error_body
-from app.http import dumps
+from app.jsontext import dumps
 
 access_log = logging.getLogger("app.access")
 log = logging.getLogger("app")

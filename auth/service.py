@@ -36,7 +36,7 @@ from tortoise.transactions import in_transaction
 from app import cache as cache_bus
 from app import clock
 from app.errors import InvalidInput, NotFound
-from app.http import dumps
+from app.jsontext import dumps
 from app.ratelimit import Limit, hit, reset
 from app.settings import Settings
 from app.store import Store

@@ -6,7 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
 
 from app.errors import InvalidInput, MatterNotFound, VersionNotFound
-from app.http import JSON_TYPE, cached_response, doc, dumps, etag_for, json_response, parse_query
+from app.http import JSON_TYPE, cached_response, doc, dumps, json_response, parse_query
+from app.jsontext import etag_for
 from app.matters import guides, service
 from app.matters.schemas import Section
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import math
 import re
@@ -17,6 +16,8 @@ import qrcode
 import qrcode.constants
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from qrcode.image.svg import SvgPathImage
+
+from app.jsontext import etag_for
 
 MAX_DATA_LENGTH = 1000
 POSTER_EC = "Q"  # posters hang on walls and get scuffed: 25 % recovery for a short URL costs one version at most
@@ -226,8 +227,8 @@ _RENDERERS = {"png": render_png, "svg": render_svg}
 
 
 def etag_of(content: bytes) -> str:
-    """A strong ETag from the bytes (same format as app.http.etag_for, which this module must not import)."""
-    return '"' + hashlib.blake2b(content, digest_size=12).hexdigest() + '"'
+    """A strong ETag from the bytes."""
+    return etag_for(content)
 
 
 @functools.lru_cache(maxsize=2048)

@@ -25,7 +25,7 @@ from app import cache as cache_bus
 from app import clock
 from app.cache import LocalCache
 from app.errors import InvalidInput
-from app.http import dumps
+from app.jsontext import dumps
 from app.matters.models import Hall, Matter, MatterStatus
 from app.matters.schemas import SECTION_NAMES, Section
 from app.matters.service import GUIDE_NAMESPACE

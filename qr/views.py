@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sanic import Blueprint, HTTPResponse, Request, redirect
 
 from app.errors import InvalidInput, pydantic_details
-from app.http import JSON_TYPE, cached_response, doc, etag_for, json_response, parse_body, parse_query
+from app.http import JSON_TYPE, cached_response, doc, json_response, parse_body, parse_query
+from app.jsontext import etag_for
 from app.matters.schemas import Section
 from app.wechat.errors import WeChatError, WeChatRateLimited, WeChatUnavailable
 from auth.errors import STAFF_AUTH_ERRORS

@@ -344,7 +344,7 @@ def fake_clock() -> FakeClock:
 @pytest.fixture
 def fake_wechat(base_settings: Settings):
     """A fake WeChat API on 127.0.0.1 knowing the settings' official account and mini program."""
-    from app.wechat.fake_server import FakeWeChat
+    from tests.fakes.wechat import FakeWeChat
 
     apps = {
         base_settings.wechat_mp_appid: base_settings.wechat_mp_secret,

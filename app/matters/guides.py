@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.cache import LocalCache
-from app.http import dumps, etag_for
+from app.jsontext import dumps, etag_for
 from app.matters import service
 
 NAMESPACE = service.GUIDE_NAMESPACE

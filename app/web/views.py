@@ -16,7 +16,8 @@ from app.cases import service as cases
 from app.cases.errors import ProgressNotFound
 from app.errors import DomainError, InvalidInput, MatterNotFound
 from app.feedback.errors import RangeInvalid
-from app.http import cached_response, doc, etag_for, parse_query
+from app.http import cached_response, doc, parse_query
+from app.jsontext import etag_for
 from app.matters import guides, service
 from app.matters.schemas import SECTION_NAMES, Section
 from app.ratelimit import TooManyRequests

@@ -12,7 +12,7 @@ import zxingcpp
 from PIL import Image, ImageDraw
 from pydantic import ValidationError
 
-from app.http import etag_for
+from app.jsontext import etag_for
 from qr.render import (
     MAX_DATA_LENGTH,
     ImageOptions,

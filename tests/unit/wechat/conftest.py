@@ -10,7 +10,7 @@ import pytest
 from app.settings import Settings
 from app.store import Store, make_store
 from app.wechat.client import WeChatClient
-from app.wechat.fake_server import FakeWeChat
+from tests.fakes.wechat import FakeWeChat
 
 
 @pytest.fixture

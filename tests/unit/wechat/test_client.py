@@ -30,7 +30,7 @@ from app.wechat.errors import (
     WeChatTokenInvalid,
     WeChatUnavailable,
 )
-from app.wechat.fake_server import FakeWeChat
+from tests.fakes.wechat import FakeWeChat
 
 STABLE = "/cgi-bin/stable_token"
 TEMPLATE = "/cgi-bin/message/template/send"

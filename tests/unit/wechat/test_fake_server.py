@@ -17,7 +17,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from app.wechat.fake_server import FakeWeChat
+from tests.fakes.wechat import FakeWeChat
 
 ROOT = Path(__file__).resolve().parents[3]
 MP, MP_SECRET = "wxdevofficialacct", "dev-mp-secret"
@@ -296,7 +296,7 @@ def test_authorize_redirects_back_with_a_code(http: httpx.Client):
 def test_runs_standalone_with_the_dev_apps():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.wechat.fake_server", "--port", "0"],
+        [sys.executable, "-m", "tests.fakes.wechat", "--port", "0"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -320,7 +320,7 @@ def test_runs_standalone_with_the_dev_apps():
 def test_standalone_apps_option():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.wechat.fake_server", "--port", "0", "--app", "wxother:s3cret"],
+        [sys.executable, "-m", "tests.fakes.wechat", "--port", "0", "--app", "wxother:s3cret"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -5,7 +5,7 @@ loop is doing. Paths, query parameters, JSON shapes and errcode/errmsg follow We
 
 Standalone (so client developers can log in without WeChat):
 
-    python -m app.wechat.fake_server --port 9100 \
+    python -m tests.fakes.wechat --port 9100 \
         --app wxdevofficialacct:dev-mp-secret --app wxdevminiprogram:dev-mini-secret
 
 then run the service with WECHAT_API_BASE and WECHAT_OAUTH_BASE set to the printed URL, register a
@@ -686,7 +686,7 @@ def _parse_app(value: str) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the fake in the foreground until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m app.wechat.fake_server", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.wechat", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--app", type=_parse_app, action="append", default=None, metavar="APPID:SECRET")
