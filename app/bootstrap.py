@@ -1,1 +1,75 @@
-"""Build the services' dependencies from settings: the one wiring used by the server, the CLI and the tests."""
+"""Build the services' dependencies from settings: the one wiring used by the server, the CLI and the tests.
+
+Every domain receives its dependencies the same way: a frozen `...Deps` dataclass of that domain,
+passed as the first argument of each service function that needs infrastructure. This module is
+the only place those dataclasses are constructed (tests included, through `build_services`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.booking.service import BookingDeps
+from app.cache import LocalCache
+from app.cases.service import CaseDeps
+from app.settings import Settings
+from app.store import Store, make_store
+from app.wechat.client import WeChatClient
+from auth.pii import PiiCipher
+from auth.realname import make_verifier
+from auth.service import PROFILES, AuthDeps
+from auth.sms import make_sender
+from auth.tokens import TokenAuthority
+from qr.analytics import ScanRecorder
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a channel calls services with, built once per worker (or per CLI command, or per test)."""
+
+    settings: Settings
+    store: Store
+    cache: LocalCache
+    cipher: PiiCipher
+    tokens: TokenAuthority
+    wechat: WeChatClient
+    scans: ScanRecorder
+    auth: AuthDeps
+    booking: BookingDeps
+    cases: CaseDeps
+
+    async def aclose(self) -> None:
+        """Flush what is buffered and close the outgoing clients (worker or command end)."""
+        await self.scans.flush()  # nothing counted is lost on a clean shutdown
+        await self.wechat.aclose()
+        await self.store.aclose()
+
+
+def build_services(settings: Settings, *, store: Store | None = None) -> Services:
+    """Construct every domain's dependencies from settings (no I/O: clients connect lazily)."""
+    store = store if store is not None else make_store(settings)
+    cache = LocalCache(store, ttl=settings.guide_cache_seconds or 1)
+    cache.track_keys(PROFILES)
+    cipher = PiiCipher.from_settings(settings)
+    tokens = TokenAuthority(settings, cipher, cache)
+    wechat = WeChatClient(settings, store)
+    return Services(
+        settings=settings,
+        store=store,
+        cache=cache,
+        cipher=cipher,
+        tokens=tokens,
+        wechat=wechat,
+        scans=ScanRecorder(store),
+        auth=AuthDeps(
+            settings=settings,
+            store=store,
+            tokens=tokens,
+            cipher=cipher,
+            sms=make_sender(settings),
+            verifier=make_verifier(settings),
+            wechat=wechat,
+        ),
+        booking=BookingDeps(settings=settings, cache=cache, tokens=tokens, cipher=cipher),
+        cases=CaseDeps(settings=settings, cache=cache, tokens=tokens, cipher=cipher, store=store),
+    )

@@ -9,9 +9,26 @@ import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from app.bootstrap import Services
+    from auth.service import AuthDeps
+
+
+def _services(settings: Settings) -> Services:
+    """The command's services, built once by the same bootstrap the workers use."""
+    from app.bootstrap import build_services
+
+    global _built
+    if _built is None or _built.settings is not settings:
+        _built = build_services(settings)
+    return _built
+
+
+_built: Services | None = None
 
 
 def _with_db(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
@@ -20,15 +37,15 @@ def _with_db(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
 
     async def runner() -> Any:
         from app import cache as cache_bus
-        from app.cache import LocalCache
-        from app.store import make_store
 
         # Writes from the CLI invalidate the running workers' caches through Redis.
-        cache_bus.bind(LocalCache(make_store(settings)))
+        services = _services(settings)
+        cache_bus.bind(services.cache)
         await db.init_db(settings)
         try:
             return await work()
         finally:
+            cache_bus.unbind(services.cache)
             await db.close_db()
 
     return asyncio.run(runner())
@@ -132,26 +149,9 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _auth_deps(settings: Settings) -> Any:
+def _auth_deps(settings: Settings) -> AuthDeps:
     """Identity services outside the HTTP app (CLI): the same wiring the workers use."""
-    from app.cache import LocalCache
-    from app.store import make_store
-    from auth.pii import PiiCipher
-    from auth.realname import make_verifier
-    from auth.service import AuthDeps
-    from auth.sms import make_sender
-    from auth.tokens import TokenAuthority
-
-    store = make_store(settings)
-    cipher = PiiCipher.from_settings(settings)
-    return AuthDeps(
-        settings=settings,
-        store=store,
-        tokens=TokenAuthority(settings, cipher, LocalCache(store)),
-        cipher=cipher,
-        sms=make_sender(settings),
-        verifier=make_verifier(settings),
-    )
+    return _services(settings).auth
 
 
 def cmd_staff_create(settings: Settings, args: argparse.Namespace) -> int:

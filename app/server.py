@@ -8,12 +8,14 @@ import logging
 import os
 
 from sanic import Sanic
+from sanic.config import Config
 from sanic_ext import Extend
 
 from app import cache as cache_bus
 from app import db, idempotency
 from app.booking import service as booking
 from app.booking.service import BookingDeps
+from app.bootstrap import Services, build_services
 from app.cache import LocalCache
 from app.cases import uploads
 from app.cases.service import CaseDeps
@@ -21,15 +23,12 @@ from app.jobs import Scheduler
 from app.notify import delivery
 from app.observe import configure_logging, install
 from app.settings import Settings
-from app.store import make_store
+from app.store import Store
 from app.web import Pages
 from app.wechat.callback import Callback
 from app.wechat.client import WeChatClient
 from app.wechat.replies import ReplyDeps, Responder
-from auth.pii import PiiCipher
-from auth.realname import make_verifier
-from auth.service import PROFILES, AuthDeps
-from auth.sms import make_sender
+from auth.service import AuthDeps
 from auth.tokens import TokenAuthority
 from qr.analytics import ScanRecorder
 
@@ -60,6 +59,50 @@ async def _housekeeping(settings: Settings) -> None:
         pass
 
 
+class AppContext:
+    """What handlers find on `request.app.ctx`: the settings, the pages and the worker's services."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pages = Pages()
+        self.services: Services  # set when the worker starts
+        self.wechat_callback: Callback
+        self.scheduler: Scheduler
+
+    # The worker's dependencies, under the names handlers use.
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    @property
+    def cache(self) -> LocalCache:
+        return self.services.cache
+
+    @property
+    def tokens(self) -> TokenAuthority:
+        return self.services.tokens
+
+    @property
+    def wechat(self) -> WeChatClient:
+        return self.services.wechat
+
+    @property
+    def scans(self) -> ScanRecorder:
+        return self.services.scans
+
+    @property
+    def auth(self) -> AuthDeps:
+        return self.services.auth
+
+    @property
+    def booking(self) -> BookingDeps:
+        return self.services.booking
+
+    @property
+    def cases(self) -> CaseDeps:
+        return self.services.cases
+
+
 def create_app(settings: Settings | None = None) -> Sanic:
     """Build the Sanic app for these settings (read from the environment when omitted)."""
     if not isinstance(settings, Settings):
@@ -67,7 +110,8 @@ def create_app(settings: Settings | None = None) -> Sanic:
         settings = Settings.from_env()
     configure_logging(settings.log_level)
     name = settings.app_name if next(_names) == 0 else f"{settings.app_name}_{os.getpid()}_{next(_names)}"
-    app = Sanic(name)
+    ctx = AppContext(settings)
+    app: Sanic[Config, AppContext] = Sanic(name, ctx=ctx)
     app.config.update(
         ACCESS_LOG=False,  # our structured access log replaces Sanic's
         REQUEST_MAX_SIZE=16 * 1024 * 1024,
@@ -95,8 +139,6 @@ def create_app(settings: Settings | None = None) -> Sanic:
         "bearer", "http", scheme="bearer", bearer_format="JWT",
         description="EdDSA access token (Authorization: Bearer ...); H5 pages use the httpOnly cookie zd_at",
     )  # fmt: skip
-    app.ctx.settings = settings
-    app.ctx.pages = Pages()
     install(app)
 
     from app.booking.views import bp as booking_staff
@@ -138,57 +180,33 @@ def create_app(settings: Settings | None = None) -> Sanic:
             await db.init_db(settings)
             if not os.environ.get(_PREPARED_FLAG):
                 await prepare(settings)
-        app.ctx.store = make_store(settings)
-        app.ctx.cache = LocalCache(app.ctx.store, ttl=settings.guide_cache_seconds or 1)
-        app.ctx.cache.track_keys(PROFILES)
-        cache_bus.bind(app.ctx.cache)
-        cipher = PiiCipher.from_settings(settings)
-        app.ctx.tokens = TokenAuthority(settings, cipher, app.ctx.cache)
-        app.ctx.wechat = WeChatClient(settings, app.ctx.store)
-        app.ctx.auth = AuthDeps(
-            settings=settings,
-            store=app.ctx.store,
-            tokens=app.ctx.tokens,
-            cipher=cipher,
-            sms=make_sender(settings),
-            verifier=make_verifier(settings),
-            wechat=app.ctx.wechat,
-        )
-        app.ctx.booking = BookingDeps(settings=settings, cache=app.ctx.cache, tokens=app.ctx.tokens, cipher=cipher)
-        app.ctx.cases = CaseDeps(
-            settings=settings, cache=app.ctx.cache, tokens=app.ctx.tokens, cipher=cipher, store=app.ctx.store
-        )
-        app.ctx.scans = ScanRecorder(app.ctx.store)
-        app.ctx.wechat_callback = Callback(
-            settings,
-            app.ctx.store,
-            Responder(
-                ReplyDeps(
-                    settings=settings, cache=app.ctx.cache, scans=app.ctx.scans, booking=app.ctx.booking,
-                    cases=app.ctx.cases, wechat=app.ctx.wechat,
-                )
-            ),
+        services = build_services(settings)
+        cache_bus.bind(services.cache)
+        ctx.services = services
+        replies = ReplyDeps(
+            settings=settings, cache=services.cache, scans=services.scans, booking=services.booking,
+            cases=services.cases, wechat=services.wechat,
         )  # fmt: skip
+        ctx.wechat_callback = Callback(settings, services.store, Responder(replies))
         scheduler = Scheduler()
-        scheduler.add("cache-sync", settings.cache_poll_seconds, app.ctx.cache.sync)
-        scheduler.add("scan-flush", 2.0, app.ctx.scans.flush)
-        scheduler.add("booking-no-shows", 60.0, functools.partial(booking.mark_no_shows, app.ctx.booking), cluster=True)
+        scheduler.add("cache-sync", settings.cache_poll_seconds, services.cache.sync)
+        scheduler.add("scan-flush", 2.0, services.scans.flush)
+        no_shows = functools.partial(booking.mark_no_shows, services.booking)
+        scheduler.add("booking-no-shows", 60.0, no_shows, cluster=True)
         scheduler.add("housekeeping", 3600.0, functools.partial(_housekeeping, settings), cluster=True)
-        # Every worker drains the outbox (claims use SKIP LOCKED, so they never take the same row).
-        scheduler.add(
-            "notify-delivery", 1.0, functools.partial(delivery.deliver, settings=settings, wechat=app.ctx.wechat)
-        )
-        app.ctx.scheduler = scheduler
+        # Every worker drains the outbox (claims use SKIP LOCKED, so they never take the same row):
+        # a job of each worker, not a cluster one.
+        deliver = functools.partial(delivery.deliver, settings=settings, wechat=services.wechat)
+        scheduler.add("notify-delivery", 1.0, deliver)
+        ctx.scheduler = scheduler
         scheduler.start()
         log.info("worker ready", extra={"route": settings.db_backend})
 
     @app.after_server_stop
     async def _worker_stop(app: Sanic) -> None:
-        await app.ctx.scheduler.stop()
-        cache_bus.unbind(app.ctx.cache)
-        await app.ctx.scans.flush()  # nothing counted is lost on a clean shutdown
-        await app.ctx.wechat.aclose()
-        await app.ctx.store.aclose()
+        await ctx.scheduler.stop()
+        cache_bus.unbind(ctx.services.cache)
+        await ctx.services.aclose()
         if settings.manage_db:
             await db.close_db()
 

@@ -245,26 +245,17 @@ async def client(app: Sanic) -> AsyncIterator[AppClient]:
 
 
 @pytest.fixture
-def auth_deps(settings: Settings):
-    """Identity services wired like the workers' (own store client and token cache)."""
-    from app.cache import LocalCache
-    from app.store import make_store
-    from auth.pii import PiiCipher
-    from auth.realname import make_verifier
-    from auth.service import AuthDeps
-    from auth.sms import ConsoleSender
-    from auth.tokens import TokenAuthority
+def services(settings: Settings):
+    """Every domain's dependencies, built by the one bootstrap as a worker builds them."""
+    from app.bootstrap import build_services
 
-    store = make_store(settings)
-    cipher = PiiCipher.from_settings(settings)
-    return AuthDeps(
-        settings=settings,
-        store=store,
-        tokens=TokenAuthority(settings, cipher, LocalCache(store)),
-        cipher=cipher,
-        sms=ConsoleSender(),
-        verifier=make_verifier(settings),
-    )
+    return build_services(settings)
+
+
+@pytest.fixture
+def auth_deps(services):
+    """Identity services wired like the workers' (own store client and token cache)."""
+    return services.auth
 
 
 @pytest.fixture
