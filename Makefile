@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test lint fmt bench migrate fake-wechat clean
+.PHONY: venv run test lint fmt bench migrate clean
 
 venv: $(STAMP)
 
@@ -17,12 +17,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: venv
 	$(BIN)/python -m app run
 
-## Install and run the whole test suite on SQLite/in-process, then PostgreSQL/Redis, plus ruff.
+## Install and run the whole test suite: ruff, the layer contracts, then pytest on SQLite/in-process and PostgreSQL/Redis.
 test: venv
 	bash scripts/test.sh
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 fmt: venv
 	$(BIN)/ruff format .

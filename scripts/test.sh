@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: ruff, then pytest on SQLite + in-process store, then on PostgreSQL + Redis.
+# The whole test suite: ruff, the layer contracts, then pytest on SQLite + in-process store, then on PostgreSQL + Redis.
 # Starts PostgreSQL and Redis when they are not running. Exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +48,9 @@ run_pytest() {
 
 step "ruff"
 "$BIN/ruff" check . || status=1
+
+step "layer contracts (import-linter, .importlinter)"
+"$BIN/lint-imports" --no-cache || status=1
 
 ensure_browser
 run_pytest "SQLite + in-process store" TEST_DATABASE_URL= TEST_REDIS_URL=
