@@ -33,6 +33,7 @@ from app.wechat.errors import (
     WeChatTokenInvalid,
     WeChatUnavailable,
 )
+from auth.redact import RedactingFilter, redact
 
 log = logging.getLogger("app.wechat")
 
@@ -52,32 +53,14 @@ CODE_ERRCODES = frozenset({40029, 40163})
 OAUTH_SCOPES = frozenset({"snsapi_base", "snsapi_userinfo"})
 _STATE = re.compile(r"^[A-Za-z0-9]{1,128}$")  # WeChat only passes a-zA-Z0-9 state values through
 
-_SENSITIVE = re.compile(r"(?<![A-Za-z0-9_])(access_token|secret|js_code|code|refresh_token|session_key)=[^&\s\"'#]*")
-
-
-def redact(text: str) -> str:
-    """Replace credential values in a URL or query string with `***`."""
-    return _SENSITIVE.sub(r"\1=***", text)
-
-
-class _RedactFilter(logging.Filter):
-    """Redacts credentials in the URLs httpx logs at INFO (`HTTP Request: POST https://…?access_token=…`)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message when it carries a credential."""
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
 
 def _install_log_redaction() -> None:
-    # Logger filters only see records logged on that exact logger, so each httpx/httpcore logger gets one.
+    # httpx logs each URL at INFO (`HTTP Request: POST https://…?access_token=…`), and logger filters only see
+    # records logged on that exact logger, so each httpx/httpcore logger gets the one log redactor.
     for name in ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy"):
         logger = logging.getLogger(name)
-        if not any(isinstance(f, _RedactFilter) for f in logger.filters):
-            logger.addFilter(_RedactFilter())
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
 
 
 @dataclass(frozen=True)

@@ -587,7 +587,7 @@ async def test_credentials_never_logged(
     tokens = used_tokens(fake)
     assert len(tokens) == 2
     text = caplog.text
-    assert "access_token=***" in text  # httpx did log the URLs, redacted
+    assert "access_token=[redacted]" in text  # httpx did log the URLs, redacted
     for secret in (*tokens, settings.wechat_mp_secret, settings.wechat_mini_secret, session.session_key, "js-code-1"):
         assert secret not in text
     assert_clean(caught.value, *tokens)
