@@ -1,8 +1,10 @@
 """The one background mechanism: periodic jobs per worker and cluster-wide jobs under a DB lease.
 
-Worker jobs (cache sync, buffer flushes) run in every worker. Cluster jobs (outbox delivery,
-no-show marking) run in exactly one worker at a time: a worker takes a job's lease with a
-conditional UPDATE, which the database serialises on SQLite and PostgreSQL alike.
+Worker jobs run in every worker: cache sync, buffer flushes, and outbox delivery, which is safe in
+parallel because each worker claims its rows with `SELECT … FOR UPDATE SKIP LOCKED`
+(app/notify/delivery.py). Cluster jobs (no-show marking, housekeeping) run in exactly one worker at a
+time: a worker takes a job's lease with a conditional UPDATE, which the database serialises on SQLite
+and PostgreSQL alike.
 """
 
 from __future__ import annotations

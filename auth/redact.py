@@ -2,9 +2,11 @@
 
 `RedactingFilter` rewrites each record before a handler formats it:
 
-* 18-character identity card numbers (17 digits + digit/X, not inside a longer digit run) are
-  masked like "430***********1234"; 11-digit mainland mobile numbers (optionally "+86"/"0086"/"86"
-  prefixed or written "138-1234-5678", not inside a longer digit run) like "138****5678";
+* 18-character identity card numbers (17 digits + digit/X) are masked like "430***********1234";
+  11-digit mainland mobile numbers (optionally "+86"/"0086"/"86" prefixed or written "138-1234-5678")
+  like "138****5678"; either only when it stands alone, not inside a longer run of ASCII letters and
+  digits, so request ids, UUIDs and hex digests (SHA-256, ETags) pass whole; Chinese text or
+  punctuation around a number does not protect it;
 * JWTs (three base64url segments starting "eyJ") become "[token]"; "Bearer <anything>" becomes
   "Bearer [redacted]" (and "Basic <base64 credentials>" "Basic [redacted]");
 * the values of query parameters (also URL-encoded ones, "code%3D…") and of JSON / repr keys named
@@ -21,8 +23,9 @@ rendered, redacted message replaces both), every `extra` attribute (path, query,
 …; non-strings by the same rule as args), a traceback (formatted, redacted and kept as
 `exc_text`, with `exc_info` dropped when it contained a match) and `stack_info`. If redaction
 itself fails the message is dropped, never logged raw. Not covered: 15-digit first-generation ID
-numbers, numbers split by spaces other than the phone formats above, and handlers added to the
-root logger after `install_redaction` ran.
+numbers, numbers split by spaces other than the phone formats above, numbers glued to ASCII letters
+("ID430802…", "13812345678abc": indistinguishable from a hex id), and handlers added to the root
+logger after `install_redaction` ran.
 """
 
 from __future__ import annotations
@@ -51,8 +54,11 @@ _KEYED = re.compile(
     rf"""(["'])({_HIDDEN_NAMES})\1(\s*:\s*)(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s,}}\]]+)""",
     re.IGNORECASE,
 )
-_ID_NUMBER = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
-_MOBILE = re.compile(r"(?<!\d)((?:\+|00)?86[ -]?)?(1[3-9]\d(?:[ -]?\d{4}){2})(?!\d)")
+# ASCII letters and digits on either side mean the digits are part of an identifier (a request id, a UUID,
+# a hex digest), never a number of a person; \b or \w would also count Chinese characters as word characters.
+_ALONE_BEFORE, _ALONE_AFTER = r"(?<![A-Za-z0-9])", r"(?![A-Za-z0-9])"
+_ID_NUMBER = re.compile(rf"{_ALONE_BEFORE}\d{{17}}[\dXx]{_ALONE_AFTER}")
+_MOBILE = re.compile(rf"{_ALONE_BEFORE}((?:\+|00)?86[ -]?)?(1[3-9]\d(?:[ -]?\d{{4}}){{2}}){_ALONE_AFTER}")
 _NOT_DIGIT = re.compile(r"\D")
 
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, __file__, 0, "", None, None))) | {

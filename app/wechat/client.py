@@ -3,8 +3,8 @@
 wechatpy's own HTTP client is blocking and refreshes tokens without a lock (STACK-NOTES.md), so the
 handful of endpoints we need are called here. The access token of each app id lives in the store
 (`wechat:token:{appid}`) so every worker and host uses the same one; it is fetched from
-`/cgi-bin/stable_token` by one caller at a time under a store lock, and force-refreshed only after
-WeChat rejected it (40001/42001), replacing it only if it is still the one that failed.
+`/cgi-bin/stable_token` by one caller at a time under redis-py's lock in the store, and force-refreshed
+only after WeChat rejected it (40001/42001), replacing it only if it is still the one that failed.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import re
-import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -22,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import LockNotOwnedError, RedisError, WatchError
 
 from app.settings import Settings
 from app.store import Store
@@ -34,6 +33,7 @@ from app.wechat.errors import (
     WeChatTokenInvalid,
     WeChatUnavailable,
 )
+from auth.redact import RedactingFilter, redact
 
 log = logging.getLogger("app.wechat")
 
@@ -53,32 +53,14 @@ CODE_ERRCODES = frozenset({40029, 40163})
 OAUTH_SCOPES = frozenset({"snsapi_base", "snsapi_userinfo"})
 _STATE = re.compile(r"^[A-Za-z0-9]{1,128}$")  # WeChat only passes a-zA-Z0-9 state values through
 
-_SENSITIVE = re.compile(r"(?<![A-Za-z0-9_])(access_token|secret|js_code|code|refresh_token|session_key)=[^&\s\"'#]*")
-
-
-def redact(text: str) -> str:
-    """Replace credential values in a URL or query string with `***`."""
-    return _SENSITIVE.sub(r"\1=***", text)
-
-
-class _RedactFilter(logging.Filter):
-    """Redacts credentials in the URLs httpx logs at INFO (`HTTP Request: POST https://…?access_token=…`)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message when it carries a credential."""
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
 
 def _install_log_redaction() -> None:
-    # Logger filters only see records logged on that exact logger, so each httpx/httpcore logger gets one.
+    # httpx logs each URL at INFO (`HTTP Request: POST https://…?access_token=…`), and logger filters only see
+    # records logged on that exact logger, so each httpx/httpcore logger gets the one log redactor.
     for name in ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy"):
         logger = logging.getLogger(name)
-        if not any(isinstance(f, _RedactFilter) for f in logger.filters):
-            logger.addFilter(_RedactFilter())
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
 
 
 @dataclass(frozen=True)
@@ -246,31 +228,26 @@ class WeChatClient:
 
     @asynccontextmanager
     async def _store_lock(self, appid: str) -> AsyncIterator[None]:
-        """A lock across workers and hosts: SET NX PX, released by compare-and-delete.
-
-        redis-py's `store.lock()` releases with a Lua script, which fakeredis (the embedded store)
-        cannot run without the optional `lupa` package, so the same protocol is spelled out here
-        with commands both backends support.
-        """
-        name = f"wechat:token-lock:{appid}"
-        owner = secrets.token_hex(16).encode()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + LOCK_WAIT
-        held = False
+        """A lock across workers and hosts: redis-py's `Lock` (SET NX PX, released by a Lua compare-and-delete)."""
+        lock = self._store.lock(
+            f"wechat:token-lock:{appid}", timeout=LOCK_TIMEOUT, sleep=LOCK_POLL, blocking_timeout=LOCK_WAIT
+        )
         try:
-            while not (held := bool(await self._store.set(name, owner, nx=True, px=LOCK_TIMEOUT * 1000))):
-                if loop.time() >= deadline:
-                    raise WeChatUnavailable("微信接口凭证正在刷新，请稍后再试", details={"reason": "token_lock_busy"})
-                await asyncio.sleep(LOCK_POLL)
+            held = await lock.acquire()
         except RedisError:
             # Without the store there is no shared lock; this worker's own lock still serialises its callers.
             log.warning("store unavailable: refreshing the %s access token without the shared lock", appid)
+            held = None
+        if held is False:
+            raise WeChatUnavailable("微信接口凭证正在刷新，请稍后再试", details={"reason": "token_lock_busy"})
         try:
             yield
         finally:
             if held:
                 try:
-                    await self._compare_and_delete(name, owner)
+                    await lock.release()
+                except LockNotOwnedError:
+                    log.warning("the token lock of %s expired before the refresh ended", appid)
                 except RedisError:
                     log.warning("store unavailable: the token lock of %s will expire by itself", appid)
 

@@ -9,64 +9,64 @@ from app.jobs import JobLease, Scheduler, take_lease
 
 
 async def test_first_owner_takes_the_lease(fake_clock):
-    assert await take_lease("outbox", "worker-a", 30) is True
-    lease = await JobLease.get(name="outbox")
+    assert await take_lease("no-shows", "worker-a", 30) is True
+    lease = await JobLease.get(name="no-shows")
     assert lease.owner == "worker-a"
     assert lease.until == fake_clock.current + dt.timedelta(seconds=30)
 
 
 async def test_second_owner_is_refused_while_the_lease_is_valid(fake_clock):
-    assert await take_lease("outbox", "worker-a", 30)
-    assert await take_lease("outbox", "worker-b", 30) is False
+    assert await take_lease("no-shows", "worker-a", 30)
+    assert await take_lease("no-shows", "worker-b", 30) is False
     fake_clock.advance(seconds=29)
-    assert await take_lease("outbox", "worker-b", 30) is False
-    lease = await JobLease.get(name="outbox")
+    assert await take_lease("no-shows", "worker-b", 30) is False
+    lease = await JobLease.get(name="no-shows")
     assert lease.owner == "worker-a"
     assert await JobLease.all().count() == 1
 
 
 async def test_lease_is_taken_over_after_expiry(fake_clock):
-    assert await take_lease("outbox", "worker-a", 30)
+    assert await take_lease("no-shows", "worker-a", 30)
     fake_clock.advance(seconds=31)
-    assert await take_lease("outbox", "worker-b", 30) is True
-    lease = await JobLease.get(name="outbox")
+    assert await take_lease("no-shows", "worker-b", 30) is True
+    lease = await JobLease.get(name="no-shows")
     assert lease.owner == "worker-b"
     assert lease.until == fake_clock.current + dt.timedelta(seconds=30)
     # and now the old owner is the one refused
-    assert await take_lease("outbox", "worker-a", 30) is False
+    assert await take_lease("no-shows", "worker-a", 30) is False
 
 
 async def test_lease_is_held_until_its_end_and_free_right_after(fake_clock):
-    assert await take_lease("outbox", "worker-a", 30)
+    assert await take_lease("no-shows", "worker-a", 30)
     fake_clock.advance(seconds=30)
-    assert await take_lease("outbox", "worker-b", 30) is False  # until == now: still held
+    assert await take_lease("no-shows", "worker-b", 30) is False  # until == now: still held
     fake_clock.advance(milliseconds=1)
-    assert await take_lease("outbox", "worker-b", 30) is True
+    assert await take_lease("no-shows", "worker-b", 30) is True
 
 
 async def test_owner_renews(fake_clock):
-    assert await take_lease("outbox", "worker-a", 30)
+    assert await take_lease("no-shows", "worker-a", 30)
     fake_clock.advance(seconds=20)
-    assert await take_lease("outbox", "worker-a", 30) is True
-    lease = await JobLease.get(name="outbox")
+    assert await take_lease("no-shows", "worker-a", 30) is True
+    lease = await JobLease.get(name="no-shows")
     assert lease.until == fake_clock.current + dt.timedelta(seconds=30)
     # renewed: another owner is still refused after the first lease would have ended
     fake_clock.advance(seconds=20)
-    assert await take_lease("outbox", "worker-b", 30) is False
+    assert await take_lease("no-shows", "worker-b", 30) is False
     # an owner may also renew after its lease ran out, if nobody took it
     fake_clock.advance(seconds=60)
-    assert await take_lease("outbox", "worker-a", 30) is True
-    assert (await JobLease.get(name="outbox")).owner == "worker-a"
+    assert await take_lease("no-shows", "worker-a", 30) is True
+    assert (await JobLease.get(name="no-shows")).owner == "worker-a"
 
 
 async def test_leases_of_different_jobs_are_independent(fake_clock):
-    assert await take_lease("outbox", "worker-a", 30)
-    assert await take_lease("no-show", "worker-b", 30)
-    assert await take_lease("outbox", "worker-b", 30) is False
-    assert await take_lease("no-show", "worker-a", 30) is False
+    assert await take_lease("no-shows", "worker-a", 30)
+    assert await take_lease("housekeeping", "worker-b", 30)
+    assert await take_lease("no-shows", "worker-b", 30) is False
+    assert await take_lease("housekeeping", "worker-a", 30) is False
     assert sorted(await JobLease.all().values_list("name", "owner")) == [
-        ("no-show", "worker-b"),
-        ("outbox", "worker-a"),
+        ("housekeeping", "worker-b"),
+        ("no-shows", "worker-a"),
     ]
 
 
@@ -137,20 +137,20 @@ async def test_a_cluster_job_runs_in_one_worker_only():
         return job
 
     a, b = Scheduler(), Scheduler()
-    a.add("outbox", 0.01, counter("a"), cluster=True)
+    a.add("no-shows", 0.01, counter("a"), cluster=True)
     a.start()
     for _ in range(200):
         if runs["a"]:
             break
         await asyncio.sleep(0.01)
-    b.add("outbox", 0.01, counter("b"), cluster=True)
+    b.add("no-shows", 0.01, counter("b"), cluster=True)
     b.start()
     await asyncio.sleep(0.1)
     await a.stop()
     await b.stop()
     assert runs["a"] >= 1
     assert runs["b"] == 0  # a holds the lease and keeps renewing it
-    assert (await JobLease.get(name="outbox")).owner == a.owner
+    assert (await JobLease.get(name="no-shows")).owner == a.owner
 
 
 async def test_the_app_schedules_the_cache_sync_tick(client, app, settings):
@@ -158,3 +158,10 @@ async def test_the_app_schedules_the_cache_sync_tick(client, app, settings):
     assert jobs["cache-sync"].every == settings.cache_poll_seconds
     assert jobs["cache-sync"].cluster is False
     assert jobs["cache-sync"].func == app.ctx.cache.sync
+
+
+async def test_outbox_delivery_runs_in_every_worker_and_leased_jobs_in_one(client, app):
+    # Delivery claims rows with SKIP LOCKED, so it needs no lease; what app.jobs documents is what the app does.
+    cluster = {job.name: job.cluster for job in app.ctx.scheduler.jobs}
+    assert cluster["notify-delivery"] is False
+    assert cluster["booking-no-shows"] is True and cluster["housekeeping"] is True

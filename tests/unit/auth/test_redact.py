@@ -108,6 +108,69 @@ def test_redact_handles_large_input_quickly():
     assert time.monotonic() - started < 1.0
 
 
+# --- identifiers are not numbers of a person ---------------------------------------------------
+
+# Hex identifiers whose digit runs look like an ID number or a mobile (the request id is the one a log once
+# showed as "326a4c5f54ad431***********0000a0").
+IDENTIFIERS = [
+    "326a4c5f54ad431000000000000000a0",  # a request id: per-process hex prefix + hex counter
+    "0f13812345678c" + "0" * 18,  # a mobile's digits inside a 32-hex id
+    "550e8400-e29b-41d4-a716-a13812345678",  # a UUID whose last group ends in a mobile's digits
+    "13812345-678a-4bcd-8ef0-123456789abc",
+    "ab430802199001011234cd" + "e" * 42,  # an ID number's digits inside a SHA-256 hex digest
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+]
+
+
+@pytest.mark.parametrize("identifier", IDENTIFIERS)
+def test_identifiers_pass_whole(identifier):
+    for text in (identifier, f"request_id={identifier}", f'ETag: W/"{identifier}"', f"[{identifier}] 已受理"):
+        assert redact(text) == text
+
+
+def test_generated_ids_and_digests_pass_whole():
+    import hashlib
+
+    for i in range(2000):
+        seed = f"{i}-13812345678-{ID_NUMBER}".encode()
+        for value in (
+            uuid.uuid4().hex,
+            str(uuid.uuid4()),
+            hashlib.sha256(seed).hexdigest(),
+            f'W/"{hashlib.blake2b(seed, digest_size=16).hexdigest()}"',  # an ETag
+        ):
+            assert redact(value) == value
+
+
+def test_request_id_field_survives_the_filter(capture):
+    logger, stream = capture
+    logger.handlers[0].setFormatter(JsonFormatter())
+    rid, path = "326a4c5f54ad431000000000000000a0", f"/api/v1/uploads/{uuid.uuid4()}"
+    logger.info("request %s for %s", rid, PHONE, extra={"request_id": rid, "path": path})
+    line = json.loads(stream.getvalue())
+    assert line["request_id"] == rid and line["path"] == path
+    assert line["msg"] == f"request {rid} for 138****5678"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (f"手机{PHONE}，身份证{ID_NUMBER}。", f"手机138****5678，身份证{ID_NUMBER[:3]}***********{ID_NUMBER[-4:]}。"),
+        (f"联系电话：{PHONE}（白天）", "联系电话：138****5678（白天）"),
+        (f"申请人{ID_NUMBER[:-1]}X办理", f"申请人{ID_NUMBER[:3]}***********{ID_NUMBER[-4:-1]}X办理"),
+        (f"({PHONE})", "(138****5678)"),
+        (f"phone={PHONE}&id={ID_NUMBER}", f"phone=138****5678&id={ID_NUMBER[:3]}***********{ID_NUMBER[-4:]}"),
+        (f"user_{PHONE}", "user_138****5678"),
+        (
+            f"rid 326a4c5f54ad431000000000000000a0 phone {PHONE}",
+            "rid 326a4c5f54ad431000000000000000a0 phone 138****5678",
+        ),
+    ],
+)
+def test_numbers_next_to_chinese_or_punctuation_are_masked(raw, expected):
+    assert redact(raw) == expected
+
+
 # --- the filter on a real handler --------------------------------------------------------------
 
 

@@ -155,6 +155,32 @@ async def test_lock_held_too_long_is_unavailable(
     assert fake.count(STABLE) == 0
 
 
+async def test_lock_expired_during_the_fetch_still_returns_the_token(
+    wechat: WeChatClient,
+    fake: FakeWeChat,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    # redis-py's Lock releases with a Lua compare-and-delete, which the in-process store runs too (fakeredis[lua]).
+    monkeypatch.setattr(client_module, "LOCK_TIMEOUT", 0.1)
+    fake.delay(STABLE, 0.3)
+    with caplog.at_level(logging.WARNING, logger="app.wechat"):
+        token = await wechat.access_token(appid="wxdevofficialacct")
+    assert await store.get("wechat:token:wxdevofficialacct") == token.encode()
+    assert not await store.exists("wechat:token-lock:wxdevofficialacct")
+    assert "expired before the refresh ended" in caplog.text
+    assert fake.count(STABLE) == 1
+
+
+async def test_lock_is_released_for_the_next_refresh(wechat: WeChatClient, fake: FakeWeChat, store: Store):
+    first = await wechat.access_token(appid="wxdevofficialacct")
+    second = await wechat.refresh_access_token(appid="wxdevofficialacct", rejected=first)
+    assert second != first
+    assert not await store.exists("wechat:token-lock:wxdevofficialacct")
+    assert fake.count(STABLE) == 2
+
+
 async def test_unknown_appid_is_refused_without_a_call(wechat: WeChatClient, fake: FakeWeChat):
     with pytest.raises(WeChatError) as caught:
         await wechat.access_token(appid="wxsomeoneelse")
@@ -561,7 +587,7 @@ async def test_credentials_never_logged(
     tokens = used_tokens(fake)
     assert len(tokens) == 2
     text = caplog.text
-    assert "access_token=***" in text  # httpx did log the URLs, redacted
+    assert "access_token=[redacted]" in text  # httpx did log the URLs, redacted
     for secret in (*tokens, settings.wechat_mp_secret, settings.wechat_mini_secret, session.session_key, "js-code-1"):
         assert secret not in text
     assert_clean(caught.value, *tokens)
