@@ -212,7 +212,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
 
     @app.main_process_stop
     async def _main_stop(app: Sanic) -> None:
-        # A SQLite file with workers can hang the main process on an aiosqlite thread (ARCHITECTURE.md, "Facts about our dependencies").
+        # A SQLite file with workers can hang the main process on an aiosqlite thread (ARCHITECTURE.md).
         if settings.manage_db:
             await db.close_db()
 

@@ -22,7 +22,7 @@ _fake_server = None
 def make_store(settings: Settings) -> Store:
     """A client for REDIS_URL with an explicit retry policy, else one in-process fake shared per process."""
     if settings.redis_url:
-        # Pooled connections can be stale after a Redis restart: retry with backoff (ARCHITECTURE.md, "Facts about our dependencies").
+        # Pooled connections can be stale after a Redis restart: retry with backoff (ARCHITECTURE.md).
         return aioredis.from_url(
             settings.redis_url,
             decode_responses=False,

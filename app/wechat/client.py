@@ -1,8 +1,8 @@
 """The async WeChat HTTP API client: one shared httpx.AsyncClient, access tokens shared through the store.
 
-wechatpy's own HTTP client is blocking and refreshes tokens without a lock (ARCHITECTURE.md, "Facts about our dependencies"), so the
-handful of endpoints we need are called here. The access token of each app id lives in the store
-(`wechat:token:{appid}`) so every worker and host uses the same one; it is fetched from
+wechatpy's own HTTP client is blocking and refreshes tokens without a lock (ARCHITECTURE.md, "Facts
+about our dependencies"), so the handful of endpoints we need are called here. The access token of
+each app id lives in the store (`wechat:token:{appid}`) so every worker and host uses the same one; it is fetched from
 `/cgi-bin/stable_token` by one caller at a time under redis-py's lock in the store, and force-refreshed
 only after WeChat rejected it (40001/42001), replacing it only if it is still the one that failed.
 """
