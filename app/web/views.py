@@ -25,6 +25,8 @@ from app.matters import guides, service
 from app.matters.schemas import SECTION_NAMES, Section
 from app.ratelimit import TooManyRequests
 from app.stats import indicators
+from app.stats import present as stats_present
+from app.stats.types import IndicatorReport
 from app.web import ACTIONS
 
 bp = Blueprint("web", url_prefix="")
@@ -230,6 +232,11 @@ async def progress_by_code(request: Request, code: str) -> HTTPResponse:
     return await _progress_page(request, code=code[:200])
 
 
+def _stats_context(report: IndicatorReport) -> dict[str, Any]:
+    """What stats.html shows: the API's report, generated_at in Asia/Shanghai to the minute."""
+    return {**stats_present.report_json(report), "generated_at": _minute(report.generated_at)}
+
+
 @bp.route("/stats", methods=["GET", "HEAD"])
 @doc(tag=TAG, summary="改革成效看板（公开：最多跑一次率、零跑路率、按时办结率、好评率等，服务端渲染图表）",
      query=StatsPageQuery, errors=[InvalidInput, RangeInvalid, TooManyRequests])  # fmt: skip
@@ -239,8 +246,7 @@ async def stats_page(request: Request) -> HTTPResponse:
     start, end = indicators.period(q.date_from, q.date_to)
     ctx = request.app.ctx
     report = await indicators.public_report(
-        settings=ctx.settings, store=ctx.store, client=request.remote_addr or request.ip or "unknown",
-        date_from=start, date_to=end,
-    )  # fmt: skip
-    html = ctx.pages.render("stats.html", r=report)
+        ctx.stats, client=request.remote_addr or request.ip or "unknown", date_from=start, date_to=end
+    )
+    html = ctx.pages.render("stats.html", r=_stats_context(report))
     return HTTPResponse(html, content_type=HTML, headers={"Cache-Control": "public, max-age=60"})
