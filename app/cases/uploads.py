@@ -157,14 +157,14 @@ async def accept(
     await hit(deps.store, UPLOADS_PER_HOUR, owner_id)
     accepted = await accepted_types(deps.cache, deps.settings.base_url, matter_code, material)
     return await receive(
-        settings=deps.settings, owner_id=owner_id, content_type=content_type, content_length=content_length,
-        chunks=chunks, accepted=accepted,
+        deps, owner_id=owner_id, content_type=content_type, content_length=content_length, chunks=chunks,
+        accepted=accepted,
     )  # fmt: skip
 
 
 async def receive(
+    deps: CaseDeps,
     *,
-    settings: Settings,
     owner_id: str,
     content_type: str | None,
     content_length: int | None,
@@ -172,6 +172,7 @@ async def receive(
     accepted: Iterable[str] | None = None,
 ) -> UploadInfo:
     """Stream a multipart body's `file` part to storage and record it for its owner."""
+    settings = deps.settings
     limit = settings.upload_max_bytes
     if content_length is not None and content_length > limit + MULTIPART_OVERHEAD:
         raise UploadTooLarge(details={"max_bytes": limit})  # refused before reading a byte of the body
