@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from app.booking.service import BookingDeps
 from app.cache import LocalCache
 from app.cases.service import CaseDeps
+from app.feedback.deps import FeedbackDeps
 from app.settings import Settings
+from app.stats.deps import StatsDeps
 from app.store import Store, make_store
 from app.wechat.client import WeChatClient
 from auth.pii import PiiCipher
@@ -37,6 +39,8 @@ class Services:
     auth: AuthDeps
     booking: BookingDeps
     cases: CaseDeps
+    feedback: FeedbackDeps
+    stats: StatsDeps
 
     async def aclose(self) -> None:
         """Flush what is buffered and close the outgoing clients (worker or command end)."""
@@ -72,4 +76,6 @@ def build_services(settings: Settings, *, store: Store | None = None) -> Service
         ),
         booking=BookingDeps(settings=settings, cache=cache, tokens=tokens, cipher=cipher),
         cases=CaseDeps(settings=settings, cache=cache, tokens=tokens, cipher=cipher, store=store),
+        feedback=FeedbackDeps(settings=settings, store=store, cache=cache),
+        stats=StatsDeps(settings=settings, store=store),
     )

@@ -19,10 +19,12 @@ from app.bootstrap import Services, build_services
 from app.cache import LocalCache
 from app.cases import uploads
 from app.cases.service import CaseDeps
+from app.feedback.deps import FeedbackDeps
 from app.jobs import Scheduler
 from app.notify import delivery
 from app.observe import configure_logging, install
 from app.settings import Settings
+from app.stats.deps import StatsDeps
 from app.store import Store
 from app.web import Pages
 from app.wechat.callback import Callback
@@ -102,6 +104,14 @@ class AppContext:
     def cases(self) -> CaseDeps:
         return self.services.cases
 
+    @property
+    def feedback(self) -> FeedbackDeps:
+        return self.services.feedback
+
+    @property
+    def stats(self) -> StatsDeps:
+        return self.services.stats
+
 
 def create_app(settings: Settings | None = None) -> Sanic:
     """Build the Sanic app for these settings (read from the environment when omitted)."""
@@ -146,6 +156,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     from app.feedback.views import bp as feedback_staff
     from app.matters.views import bp as catalogue_admin
     from app.ops import bp as ops
+    from app.stats.views import bp as stats_admin
     from app.web.views import bp as web
     from app.wechat.views import bp as wechat_callback
     from auth.admin_views import bp as staff_admin
@@ -159,7 +170,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
 
     for blueprint in (
         ops, auth, me, catalogue, bookings, cases, catalogue_admin, staff_admin, booking_staff, cases_staff, qr, web,
-        wechat_callback, feedback, feedback_staff,
+        wechat_callback, feedback, feedback_staff, stats_admin,
     ):  # fmt: skip
         app.blueprint(blueprint)
 

@@ -32,3 +32,10 @@ async def connection() -> AsyncIterator[Any]:
             yield conn
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise IntegrityError(exc) from exc
+
+
+def placeholders(n: int) -> list[str]:
+    """`n` parameter markers for the current backend: `$1, $2, …` on PostgreSQL, `?` on SQLite."""
+    if is_postgres():
+        return [f"${i}" for i in range(1, n + 1)]
+    return ["?"] * n

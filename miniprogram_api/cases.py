@@ -9,8 +9,8 @@ from sanic import Blueprint, HTTPResponse, Request
 
 from app import idempotency
 from app.cases import errors as ce
-from app.cases import service, uploads
-from app.cases.models import CaseStatus
+from app.cases import present, service, uploads
+from app.cases.types import CaseStatus
 from app.errors import InvalidInput, MatterNotFound, ServiceUnavailable
 from app.http import doc, idempotent, json_response, parse_body, parse_query
 from app.jsontext import dumps
@@ -213,17 +213,14 @@ def _deps(request: Request) -> service.CaseDeps:
 async def upload(request: Request) -> HTTPResponse:
     """Store one file for the caller; it expires unless a case uses it within a day."""
     query = parse_query(request, UploadQuery)
-    ctx = request.app.ctx
     length = request.headers.get("content-length")
 
     async def chunks() -> Any:
         while (chunk := await request.stream.read()) is not None:
             yield chunk
 
-    body = await uploads.accept(
-        settings=ctx.settings,
-        store=ctx.store,
-        cache=ctx.cache,
+    result = await uploads.accept(
+        _deps(request),
         owner_id=request.ctx.principal.id,
         matter_code=query.matter_code,
         material=query.material,
@@ -231,7 +228,7 @@ async def upload(request: Request) -> HTTPResponse:
         content_length=int(length) if length and length.isdigit() else None,
         chunks=chunks(),
     )
-    return json_response(body, status=201, headers=PRIVATE)
+    return json_response(present.upload_json(result), status=201, headers=PRIVATE)
 
 
 @bp.get("/uploads/<upload_id:str>")
@@ -239,8 +236,8 @@ async def upload(request: Request) -> HTTPResponse:
 @citizen_required(loa=2)
 async def upload_detail(request: Request, upload_id: str) -> HTTPResponse:
     """One of the caller's uploads (another citizen's is 404)."""
-    body = await uploads.get_upload(owner_id=request.ctx.principal.id, upload_id=upload_id)
-    return json_response(body, headers=PRIVATE)
+    result = await uploads.get_upload(owner_id=request.ctx.principal.id, upload_id=upload_id)
+    return json_response(present.upload_json(result), headers=PRIVATE)
 
 
 @bp.post("/cases")
@@ -270,12 +267,9 @@ async def submit(request: Request) -> HTTPResponse:
     """File an application with the guide's materials."""
     body = parse_body(request, CaseIn)
     principal = request.ctx.principal
-    return await idempotent(
-        request,
-        owner=principal.subject,
-        payload=body.model_dump(mode="json"),
-        replay=lambda text: service.unseal_answer(_deps(request), text),
-        run=lambda claim: service.submit(
+
+    async def run(claim: idempotency.Claim | None) -> dict[str, Any]:
+        result = await service.submit(
             _deps(request),
             principal=principal,
             matter_code=body.matter_code,
@@ -284,7 +278,15 @@ async def submit(request: Request) -> HTTPResponse:
             materials=[m.model_dump() for m in body.materials],
             delivery=body.delivery.model_dump(mode="json"),
             claim=claim,
-        ),
+        )
+        return present.submission_json(result)
+
+    return await idempotent(
+        request,
+        owner=principal.subject,
+        payload=body.model_dump(mode="json"),
+        replay=lambda text: service.unseal_answer(_deps(request), text),
+        run=run,
     )
 
 
@@ -294,14 +296,14 @@ async def submit(request: Request) -> HTTPResponse:
 async def my_cases(request: Request) -> HTTPResponse:
     """The caller's cases, newest first."""
     q = parse_query(request, ListQuery)
-    body = await service.my_cases(
+    page = await service.my_cases(
         _deps(request),
         principal=request.ctx.principal,
         status=q.status.value if q.status else None,
         page=q.page,
         page_size=q.page_size,
     )
-    return json_response(body, headers=PRIVATE)
+    return json_response(present.page_json(page), headers=PRIVATE)
 
 
 @bp.get("/cases/<case_no:str>")
@@ -314,8 +316,8 @@ async def my_cases(request: Request) -> HTTPResponse:
 @citizen_required(loa=2)
 async def case_detail(request: Request, case_no: str) -> HTTPResponse:
     """One case with its timeline and the expected date of its next step."""
-    body = await service.case_detail(_deps(request), principal=request.ctx.principal, case_no=case_no)
-    return json_response(body, headers=PRIVATE)
+    view = await service.case_detail(_deps(request), principal=request.ctx.principal, case_no=case_no)
+    return json_response(present.case_json(view), headers=PRIVATE)
 
 
 @bp.get("/cases/<case_no:str>/<image:str>")
@@ -352,7 +354,7 @@ async def withdraw(request: Request, case_no: str) -> HTTPResponse:
     result = await service.withdraw(
         _deps(request), principal=request.ctx.principal, case_no=case_no, reason=body.reason
     )
-    return json_response(result)
+    return json_response(present.case_json(result))
 
 
 @bp.post("/cases/<case_no:str>/resubmit")
@@ -384,7 +386,7 @@ async def resubmit(request: Request, case_no: str) -> HTTPResponse:
         case_no=case_no,
         materials=[m.model_dump() for m in body.materials],
     )
-    return json_response(result)
+    return json_response(present.case_json(result))
 
 
 @bp.get("/progress")
@@ -397,11 +399,11 @@ async def resubmit(request: Request, case_no: str) -> HTTPResponse:
 async def progress(request: Request) -> HTTPResponse:
     """Anonymous progress: the same 404 for a wrong number and a wrong code."""
     q = parse_query(request, ProgressQuery)
-    body = await service.query_progress(
+    view = await service.query_progress(
         _deps(request),
         client=request.remote_addr or request.ip or "unknown",
         case_no=q.case_no,
         query_code=q.query_code,
         code=q.code,
     )
-    return json_response(body, headers=PRIVATE)
+    return json_response(present.progress_json(view), headers=PRIVATE)

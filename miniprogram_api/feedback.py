@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sanic import Blueprint, HTTPResponse, Request
 
 from app.errors import InvalidInput, MatterNotFound, ServiceUnavailable
-from app.feedback import consult, ratings
+from app.feedback import consult, present, ratings
 from app.feedback import errors as fe
-from app.feedback.models import SubjectType
+from app.feedback.deps import FeedbackDeps
+from app.feedback.types import SubjectType
 from app.http import doc, idempotent, json_response, parse_body, parse_query
-from app.idempotency import IdempotencyInFlight, IdempotencyKeyInvalid, IdempotencyKeyReused
+from app.idempotency import Claim, IdempotencyInFlight, IdempotencyKeyInvalid, IdempotencyKeyReused
 from app.ratelimit import TooManyRequests
 from auth.errors import CITIZEN_AUTH_ERRORS
 from auth.guards import citizen_required
@@ -66,6 +67,10 @@ class PageQuery(BaseModel):
     page_size: int = Field(default=20, ge=1, le=100)
 
 
+def _deps(request: Request) -> FeedbackDeps:
+    return request.app.ctx.feedback
+
+
 @bp.post("/matters/<code:str>/questions")
 @doc(tag=TAG, summary="咨询事项（登录后；限频，5–500 字；可带 Idempotency-Key 以便安全重试）", body=QuestionIn,
      status=201, secured="bearer",
@@ -75,17 +80,19 @@ class PageQuery(BaseModel):
 async def ask(request: Request, code: str) -> HTTPResponse:
     """Ask the matter's department; the answer comes within the service level, with a push."""
     body = parse_body(request, QuestionIn)
-    ctx, principal = request.app.ctx, request.ctx.principal
+    principal = request.ctx.principal
+
+    async def run(claim: Claim | None) -> dict[str, Any]:
+        asked = await consult.ask(_deps(request), principal=principal, matter_code=code, text=body.text, claim=claim)
+        return present.question_json(asked)
+
     return await idempotent(
         request,
         owner=principal.subject,
         payload={"matter_code": code, **body.model_dump()},
         key_required=False,  # a retry with the key asks once; without it, each request is a question
-        run=lambda claim: consult.ask(
-            settings=ctx.settings, store=ctx.store, cache=ctx.cache, principal=principal, matter_code=code,
-            text=body.text, claim=claim,
-        ),
-    )  # fmt: skip
+        run=run,
+    )
 
 
 @bp.get("/questions")
@@ -94,8 +101,8 @@ async def ask(request: Request, code: str) -> HTTPResponse:
 async def my_questions(request: Request) -> HTTPResponse:
     """The caller's questions with their answers."""
     q = parse_query(request, PageQuery)
-    body = await consult.my_questions(principal=request.ctx.principal, page=q.page, page_size=q.page_size)
-    return json_response(body, headers=PRIVATE)
+    page = await consult.my_questions(principal=request.ctx.principal, page=q.page, page_size=q.page_size)
+    return json_response(present.question_page_json(page), headers=PRIVATE)
 
 
 @bp.get("/questions/<question_id:str>")
@@ -103,9 +110,8 @@ async def my_questions(request: Request) -> HTTPResponse:
 @citizen_required(loa=1)
 async def my_question(request: Request, question_id: str) -> HTTPResponse:
     """One of the caller's questions."""
-    return json_response(
-        await consult.my_question(principal=request.ctx.principal, question_id=question_id), headers=PRIVATE
-    )
+    question = await consult.my_question(principal=request.ctx.principal, question_id=question_id)
+    return json_response(present.question_json(question), headers=PRIVATE)
 
 
 @bp.post("/ratings")
@@ -123,10 +129,10 @@ async def rate(request: Request) -> HTTPResponse:
     """Rate once; 不满意 or 非常不满意 opens a rectification for the responsible department."""
     body = parse_body(request, RatingIn)
     result = await ratings.rate(
-        settings=request.app.ctx.settings, principal=request.ctx.principal, subject_type=body.subject_type,
+        _deps(request), principal=request.ctx.principal, subject_type=body.subject_type,
         subject_id=body.subject_id, level=body.level, tags=body.tags, comment=body.comment,
     )  # fmt: skip
-    return json_response(result, status=201)
+    return json_response(present.rating_json(result), status=201)
 
 
 @bp.get("/ratings")
@@ -135,8 +141,8 @@ async def rate(request: Request) -> HTTPResponse:
 async def my_ratings(request: Request) -> HTTPResponse:
     """The caller's ratings with the follow-up of any rectification."""
     q = parse_query(request, PageQuery)
-    body = await ratings.my_ratings(principal=request.ctx.principal, page=q.page, page_size=q.page_size)
-    return json_response(body, headers=PRIVATE)
+    page = await ratings.my_ratings(principal=request.ctx.principal, page=q.page, page_size=q.page_size)
+    return json_response(present.rating_page_json(page), headers=PRIVATE)
 
 
 @bp.get("/ratings/<rating_id:str>")
@@ -144,7 +150,8 @@ async def my_ratings(request: Request) -> HTTPResponse:
 @citizen_required(loa=1)
 async def my_rating(request: Request, rating_id: str) -> HTTPResponse:
     """One rating, with its rectification's steps and the department's reply."""
-    return json_response(await ratings.my_rating(principal=request.ctx.principal, rating_id=rating_id), headers=PRIVATE)
+    rating = await ratings.my_rating(principal=request.ctx.principal, rating_id=rating_id)
+    return json_response(present.rating_json(rating), headers=PRIVATE)
 
 
 @bp.post("/ratings/<rating_id:str>/addendum")
@@ -154,11 +161,7 @@ async def my_rating(request: Request, rating_id: str) -> HTTPResponse:
 async def add_to(request: Request, rating_id: str) -> HTTPResponse:
     """Add to a rating once."""
     body = parse_body(request, AddendumIn)
-    return json_response(
-        await ratings.add_to(
-            settings=request.app.ctx.settings,
-            principal=request.ctx.principal,
-            rating_id=rating_id,
-            comment=body.comment,
-        )
+    rating = await ratings.add_to(
+        _deps(request), principal=request.ctx.principal, rating_id=rating_id, comment=body.comment
     )
+    return json_response(present.rating_json(rating))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any
 
 from app import workdays
 from app.cases import lifecycle
-from app.cases.models import Case, CaseStatus
+from app.cases.models import Case
+from app.cases.types import CaseStatus, Sla
 from app.settings import Settings
 
 
@@ -25,18 +25,17 @@ def schedule(settings: Settings, case: Case) -> None:
     )
 
 
-def sla(case: Case, today: dt.date) -> dict[str, Any]:
+def sla(case: Case, today: dt.date) -> Sla:
     """Where a case stands against its promised time: green, yellow (80 % used), red (overdue) or paused."""
     if case.due_on is None:
-        return {"state": "not_started", "due_on": None, "days_left": None}
-    due = case.due_on.isoformat()
+        return Sla("not_started", None, None)
     if case.status is CaseStatus.suspended:
-        return {"state": "paused", "due_on": None, "days_left": None, "suspended_on": case.suspended_on.isoformat()}
+        return Sla("paused", None, None, suspended_on=case.suspended_on)
     if case.status in lifecycle.CLOCK_RUNNING:
         if today > case.due_on:
             state, left = "red", -workdays.workdays_between(case.due_on, today)
         else:
             state = "yellow" if case.warn_on is not None and today >= case.warn_on else "green"
             left = workdays.workdays_between(today, case.due_on)
-        return {"state": state, "due_on": due, "days_left": left}
-    return {"state": "stopped", "due_on": due, "days_left": None}
+        return Sla(state, case.due_on, left)
+    return Sla("stopped", case.due_on, None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.cases.models import CaseStatus as S
+from app.cases.types import CaseStatus as S
 
 CLERK, REVIEWER, ADMIN, CITIZEN = "clerk", "reviewer", "admin", "citizen"
 STAFF = frozenset({CLERK, REVIEWER, ADMIN})

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import enum
-
 from tortoise import fields
 from tortoise.models import Model
 
+from app.cases.types import CaseStatus
 
-class CaseStatus(enum.StrEnum):
-    """Where a case stands (see lifecycle.TRANSITIONS for the moves between them)."""
-
-    submitted = "submitted"
-    accepted = "accepted"
-    rejected = "rejected"
-    correction_required = "correction_required"
-    resubmitted = "resubmitted"
-    under_review = "under_review"
-    suspended = "suspended"
-    approved = "approved"
-    denied = "denied"
-    delivered = "delivered"
-    completed = "completed"
-    withdrawn = "withdrawn"
+__all__ = ["Case", "CaseEvent", "CaseMaterial", "CaseSequence", "CaseStatus", "Upload"]
 
 
 class Upload(Model):

@@ -1,180 +1,220 @@
-"""How a case is shown: to its applicant or principal (masked), to an anonymous query, to staff (in full)."""
+"""The API's JSON of the case results (app.cases.types): the mini program's and the staff console's.
+
+Times in ISO 8601 with +08:00, dates as YYYY-MM-DD; the key order is the API's.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
-from app import clock, workdays
-from app.cases import lifecycle
-from app.cases.due import sla
-from app.cases.lifecycle import STATUS_NAMES
-from app.cases.models import Case, CaseEvent, CaseMaterial, CaseStatus, Upload
-from app.notify import service as notify
-from app.notify.models import Notification
-from auth.pii import PiiCipher, PiiDecryptError, mask_id_number, mask_name, mask_phone
-from auth.tokens import Principal
+from app import clock
+from app.cases.types import (
+    CasePage,
+    CaseSummary,
+    CaseView,
+    DeliveryView,
+    Feed,
+    MaterialItem,
+    NextStep,
+    PartyView,
+    ProgressView,
+    Receipt,
+    Sla,
+    StaffCasePage,
+    StaffCaseView,
+    Submission,
+    TimelineEntry,
+    UploadInfo,
+)
 
 
-def open_delivery(cipher: PiiCipher, case: Case, *, full: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"method": case.delivery.get("method", "window"), "tracking_no": case.tracking_no}
-    if out["method"] == "ems" and case.delivery.get("address_enc"):
-        try:
-            address = json.loads(cipher.decrypt(case.delivery["address_enc"], aad=f"case:{case.id}:address"))
-        except (PiiDecryptError, ValueError):
-            address = {}
-        if not full:
-            address = {
-                "name": mask_name(address.get("name", "")),
-                "phone": mask_phone(address.get("phone", "")),
-                "region": address.get("region", ""),
-                "detail": "****",
-            }
-        out["address"] = address
-    return out
+def _day(value: dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
-_PRINCIPAL_COLUMNS = {"name": "principal_name_enc", "id_number": "principal_id_enc", "phone": "principal_phone_enc"}
+def sla_json(sla: Sla) -> dict[str, Any]:
+    """The SLA block."""
+    body: dict[str, Any] = {"state": sla.state, "due_on": _day(sla.due_on), "days_left": sla.days_left}
+    if sla.state == "paused":
+        body["suspended_on"] = _day(sla.suspended_on)
+    return body
 
 
-def _open(cipher: PiiCipher, case: Case, field: str) -> str:
-    """A principal's field in clear ('' when absent); `field` is also the ciphertext's associated data."""
-    token = getattr(case, _PRINCIPAL_COLUMNS[field])
-    if not token:
-        return ""
-    try:
-        return cipher.decrypt(token, aad=f"case:{case.id}:{field}")
-    except PiiDecryptError:
-        return ""
+def _next_step(step: NextStep | None) -> dict[str, Any] | None:
+    return None if step is None else {"name": step.name, "expected_by": _day(step.expected_by)}
 
 
-def next_step(case: Case) -> dict[str, Any] | None:
-    """What happens next and by when (as far as the service can promise it)."""
-    s = case.status
-    if s in {CaseStatus.submitted, CaseStatus.resubmitted}:
-        base = clock.local_date(case.updated_at)
-        return {"name": "窗口受理", "expected_by": workdays.add_workdays(base, 1).isoformat()}
-    if s is CaseStatus.correction_required:
-        return {"name": "申请人补正材料", "expected_by": None}
-    if s in {CaseStatus.accepted, CaseStatus.under_review}:
-        return {"name": "审批决定", "expected_by": case.due_on.isoformat() if case.due_on else None}
-    if s in {CaseStatus.approved, CaseStatus.denied}:
-        return {"name": "结果送达", "expected_by": case.due_on.isoformat() if case.due_on else None}
-    if s is CaseStatus.suspended:
-        return {"name": "特殊环节结束后恢复计时", "expected_by": None}
-    if s is CaseStatus.delivered:
-        return {"name": "办结", "expected_by": None}
-    return None
+def summary_json(s: CaseSummary) -> dict[str, Any]:
+    """A case as a list shows it."""
+    return {
+        "case_no": s.case_no,
+        "matter": {"code": s.matter_code, "name": s.matter_name, "guide_version": s.guide_version},
+        "status": s.status.value,
+        "status_name": s.status_name,
+        "submitted_at": clock.iso(s.submitted_at),
+        "updated_at": clock.iso(s.updated_at),
+        "promised_days": s.promised_days,
+        "accepted_on": _day(s.accepted_on),
+        "sla": sla_json(s.sla),
+        "next_step": _next_step(s.next_step),
+    }
 
 
-async def _timeline(case: Case, *, internal: bool) -> list[dict[str, Any]]:
-    rows = await CaseEvent.filter(case_id=case.id).order_by("id")
+def _timeline(entries: tuple[TimelineEntry, ...], *, internal: bool) -> list[dict[str, Any]]:
     out = []
-    for e in rows:
-        item = {
+    for e in entries:
+        item: dict[str, Any] = {
             "action": e.action,
-            "label": lifecycle.MOVES[e.action].label,
-            "status": e.to_status,
-            "status_name": STATUS_NAMES[CaseStatus(e.to_status)],
-            "text": e.public_text,
-            "at": clock.iso(e.created_at),
+            "label": e.label,
+            "status": e.status.value,
+            "status_name": e.status_name,
+            "text": e.text,
+            "at": clock.iso(e.at),
         }
         if internal:
-            item.update(actor={"kind": e.actor_kind, "id": e.actor_id}, note=e.internal_note, data=e.data)
+            item.update(actor={"kind": e.actor_kind, "id": e.actor_id}, note=e.note, data=e.data)
         out.append(item)
     return out
 
 
-async def _materials(case: Case) -> list[dict[str, Any]]:
-    rows = await CaseMaterial.filter(case_id=case.id).order_by("round", "id")
-    uploads = {u.id: u for u in await Upload.filter(id__in=[r.upload_id for r in rows])}
-    out = []
-    for r in rows:
-        u = uploads.get(r.upload_id)
-        out.append(
-            {
-                "name": r.name,
-                "round": r.round,
-                "upload_id": str(r.upload_id),
-                "filename": u.filename if u else None,
-                "file_type": u.file_type if u else None,
-                "size": u.size if u else None,
-                "sha256": u.sha256 if u else None,
-            }
-        )
-    return out
+def _materials(items: tuple[MaterialItem, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": m.name,
+            "round": m.round,
+            "upload_id": str(m.upload_id),
+            "filename": m.filename,
+            "file_type": m.file_type,
+            "size": m.size,
+            "sha256": m.sha256,
+        }
+        for m in items
+    ]
 
 
-def summary(case: Case, today: dt.date) -> dict[str, Any]:
-    return {
-        "case_no": case.case_no,
-        "matter": {"code": case.matter_code, "name": case.matter_name, "guide_version": case.guide_version},
-        "status": case.status.value,
-        "status_name": STATUS_NAMES[case.status],
-        "submitted_at": clock.iso(case.submitted_at),
-        "updated_at": clock.iso(case.updated_at),
-        "promised_days": case.promised_days,
-        "accepted_on": case.accepted_on.isoformat() if case.accepted_on else None,
-        "sla": sla(case, today),
-        "next_step": next_step(case),
-    }
+def _party(p: PartyView) -> dict[str, Any]:
+    return {"kind": p.kind, "name": p.name, "id_number": p.id_number, "phone": p.phone}
 
 
-async def case_view(cipher: PiiCipher, case: Case, *, audience: str) -> dict[str, Any]:
-    """A case as its applicant or principal sees it (`owner`), or as an anonymous query does (`public`)."""
-    body = summary(case, clock.today())
-    name = _open(cipher, case, "name")
-    if audience == "owner":
-        body.update(
-            id=str(case.id),
-            agent=case.agent,
-            principal={
-                "kind": case.principal_kind,
-                "name": mask_name(name) if name else "",
-                "id_number": mask_id_number(_open(cipher, case, "id_number"))
-                if case.principal_kind == "person"
-                else "",
-                "phone": mask_phone(_open(cipher, case, "phone")) if case.principal_phone_enc else None,
-            },
-            delivery=open_delivery(cipher, case, full=False),
-            correction=case.correction,
-            materials=await _materials(case),
-            form=case.form,
-            hall=case.hall_code,
-            department=case.department_code,
-        )
-    else:
-        body.update(principal={"name": mask_name(name) if name else ""})
-    body["timeline"] = await _timeline(case, internal=False)
+def _delivery(d: DeliveryView) -> dict[str, Any]:
+    body: dict[str, Any] = {"method": d.method, "tracking_no": d.tracking_no}
+    if d.address is not None:
+        body["address"] = dict(d.address)
     return body
 
 
-async def staff_view(cipher: PiiCipher, case: Case, *, principal: Principal) -> dict[str, Any]:
-    """A case for staff: full data, internal notes, the actions they may take and the pushes' delivery status."""
-    body = summary(case, clock.today())
+def receipt_json(r: Receipt) -> dict[str, Any]:
+    """The receipt block."""
+    return {"case_code": r.case_code, "progress_url": r.progress_url}
+
+
+def case_json(v: CaseView) -> dict[str, Any]:
+    """A case for its applicant, agent or principal (with the receipt when the view carries it)."""
+    body = summary_json(v.summary)
     body.update(
-        id=str(case.id),
-        agent=case.agent,
-        principal={
-            "kind": case.principal_kind,
-            "name": _open(cipher, case, "name"),
-            "id_number": _open(cipher, case, "id_number"),
-            "phone": _open(cipher, case, "phone") or None,
-        },
-        applicant_account=str(case.citizen_id),
-        delivery=open_delivery(cipher, case, full=True),
-        correction=case.correction,
-        form=case.form,
-        materials=await _materials(case),
-        hall=case.hall_code,
-        department=case.department_code,
-        suspended_days=case.suspended_days,
-        actions=lifecycle.actions_for(case.status, principal.role or ""),
-        timeline=await _timeline(case, internal=True),
-        notifications=[
-            notify.notification_dict(n)
-            for n in await Notification.filter(subject_type="case", subject_id=case.case_no).order_by("created_at")
-        ],
+        id=str(v.id),
+        agent=v.agent,
+        principal=_party(v.principal),
+        delivery=_delivery(v.delivery),
+        correction=v.correction,
+        materials=_materials(v.materials),
+        form=v.form,
+        hall=v.hall,
+        department=v.department,
+        timeline=_timeline(v.timeline, internal=False),
+    )
+    if v.receipt is not None:
+        body["receipt"] = receipt_json(v.receipt)
+    return body
+
+
+def submission_json(s: Submission) -> dict[str, Any]:
+    """The answer to a submission: the case, its query code (shown once) and the receipt."""
+    body = case_json(s.case)
+    body["query_code"] = s.query_code
+    body["receipt"] = receipt_json(s.receipt)
+    return body
+
+
+def progress_json(v: ProgressView) -> dict[str, Any]:
+    """A case for an anonymous query."""
+    body = summary_json(v.summary)
+    body["principal"] = {"name": v.principal_name}
+    body["timeline"] = _timeline(v.timeline, internal=False)
+    return body
+
+
+def staff_case_json(v: StaffCaseView) -> dict[str, Any]:
+    """A case for staff, in full."""
+    body = summary_json(v.summary)
+    body.update(
+        id=str(v.id),
+        agent=v.agent,
+        principal=_party(v.principal),
+        applicant_account=str(v.applicant_account),
+        delivery=_delivery(v.delivery),
+        correction=v.correction,
+        form=v.form,
+        materials=_materials(v.materials),
+        hall=v.hall,
+        department=v.department,
+        suspended_days=v.suspended_days,
+        actions=list(v.actions),
+        timeline=_timeline(v.timeline, internal=True),
+        notifications=[dict(n) for n in v.notifications],
     )
     return body
+
+
+def page_json(p: CasePage) -> dict[str, Any]:
+    """A page of the caller's cases."""
+    return {"items": [summary_json(s) for s in p.items], "total": p.total, "page": p.page, "page_size": p.page_size}
+
+
+def staff_page_json(p: StaffCasePage) -> dict[str, Any]:
+    """A page of cases in a staff member's scope."""
+    items = []
+    for i in p.items:
+        item = summary_json(i.summary)
+        item.update(hall=i.hall, department=i.department, actions=list(i.actions))
+        items.append(item)
+    return {"items": items, "total": p.total, "page": p.page, "page_size": p.page_size}
+
+
+def feed_json(f: Feed) -> dict[str, Any]:
+    """The provincial feed's page."""
+    items = [
+        {
+            "event_id": e.event_id,
+            "case_no": e.case_no,
+            "matter_code": e.matter_code,
+            "matter_name": e.matter_name,
+            "department": e.department,
+            "hall": e.hall,
+            "action": e.action,
+            "from_status": e.from_status,
+            "status": e.status,
+            "at": clock.iso(e.at),
+            "submitted_at": clock.iso(e.submitted_at),
+            "promised_days": e.promised_days,
+            "due_on": _day(e.due_on),
+            "online": True,
+        }
+        for e in f.items
+    ]
+    return {"items": items, "next_cursor": f.next_cursor}
+
+
+def upload_json(u: UploadInfo) -> dict[str, Any]:
+    """An upload for its owner."""
+    return {
+        "id": str(u.id),
+        "filename": u.filename,
+        "size": u.size,
+        "file_type": u.file_type,
+        "sha256": u.sha256,
+        "created_at": clock.iso(u.created_at),
+        "expires_at": clock.iso(u.expires_at),
+        "in_use": u.in_use,
+    }

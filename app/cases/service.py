@@ -22,9 +22,10 @@ from typing import Any
 from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
-from app import clock, sql, workdays
-from app.cache import LocalCache
-from app.cases import codes, due, lifecycle, present
+from app import clock, workdays
+from app.cases import codes, due, lifecycle, present, read
+from app.cases import sql as case_sql
+from app.cases.deps import CaseDeps
 from app.cases.errors import (
     ActionInvalid,
     CaseChanged,
@@ -41,8 +42,21 @@ from app.cases.errors import (
     UploadNotFound,
 )
 from app.cases.lifecycle import STATUS_NAMES
-from app.cases.models import Case, CaseEvent, CaseMaterial, CaseSequence, CaseStatus, Upload
-from app.cases.uploads import check_type
+from app.cases.models import Case, CaseEvent, CaseMaterial, Upload
+from app.cases.types import (
+    CasePage,
+    CaseStatus,
+    CaseView,
+    Feed,
+    FeedEvent,
+    MaterialFile,
+    ProgressView,
+    Receipt,
+    StaffCasePage,
+    StaffCaseView,
+    Submission,
+)
+from app.cases.uploads import check_type, path_of
 from app.errors import InvalidInput, MatterNotFound
 from app.idempotency import Claim
 from app.jsontext import dumps
@@ -51,25 +65,12 @@ from app.matters.models import MatterVersion
 from app.notify import service as notify
 from app.ratelimit import Limit, hit
 from app.settings import Settings
-from app.store import Store
 from auth.errors import AssuranceTooLow
 from auth.models import Citizen
-from auth.pii import PiiCipher
-from auth.tokens import Principal, TokenAuthority
+from auth.tokens import Principal
 
 QUERY_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud and typed from a receipt
 QUERY_CODE_LENGTH = 8  # 40 bits, behind a rate limit
-
-
-@dataclass(frozen=True)
-class CaseDeps:
-    """What the case services need."""
-
-    settings: Settings
-    cache: LocalCache
-    tokens: TokenAuthority
-    cipher: PiiCipher
-    store: Store
 
 
 @dataclass(frozen=True)
@@ -87,14 +88,7 @@ class Party:
 
 async def _next_case_no(prefix: str, day: dt.date) -> str:
     """`ZJJ20261126000042`: the prefix, the date and that day's sequence (one upsert, inside the transaction)."""
-    p = ("$1", "$2") if sql.is_postgres() else ("?", "?")
-    rows = await CaseSequence._meta.db.execute_query_dict(
-        "INSERT INTO case_sequence (prefix, day, issued) "  # noqa: S608 - placeholders only
-        f"VALUES ({p[0]}, {p[1]}, 1) ON CONFLICT (prefix, day) "
-        "DO UPDATE SET issued = case_sequence.issued + 1 RETURNING issued",
-        [prefix, day],
-    )
-    return f"{prefix}{day:%Y%m%d}{rows[0]['issued']:06d}"
+    return f"{prefix}{day:%Y%m%d}{await case_sql.next_case_sequence(prefix, day):06d}"
 
 
 def new_query_code() -> str:
@@ -226,7 +220,7 @@ async def submit(
     materials: list[dict[str, Any]],
     delivery: dict[str, Any],
     claim: Claim | None = None,
-) -> dict[str, Any]:
+) -> Submission:
     """File an application: the case, its materials, first event, notification and answer commit together."""
     _, _, guide = await guides.guide_document(deps.cache, matter_code, base_url=deps.settings.base_url)
     if guide["status"] != "active":
@@ -278,14 +272,14 @@ async def submit(
         await case.save(force_create=True)
         await _bind(case, taken, 1, now)
         await _record(deps, case, "submit", None, ("citizen", principal.id), "申请已提交，等待窗口受理", "", {}, now)
-        body = await present.case_view(deps.cipher, case, audience="owner")
-        body["query_code"] = code  # shown once: the case keeps only its keyed hash
-        body["receipt"] = await receipt(deps, case)
+        # The query code is shown once: the case keeps only its keyed hash.
+        result = Submission(await read.case_view(deps.cipher, case), code, await receipt(deps, case))
         if claim is not None:
             # The retry of a lost answer needs the code too: the stored answer holds it encrypted (see unseal_answer).
+            body = present.submission_json(result)
             sealed = dict(body, query_code=None, query_code_sealed=deps.cipher.encrypt(code, aad=_SEAL_AAD))
             await claim.complete(201, sealed)
-    return body
+    return result
 
 
 _SEAL_AAD = "idempotent-answer:query_code"
@@ -311,10 +305,10 @@ def _seal_delivery(deps: CaseDeps, case_id: uuid.UUID, delivery: dict[str, Any])
     }
 
 
-async def receipt(deps: CaseDeps, case: Case) -> dict[str, Any]:
+async def receipt(deps: CaseDeps, case: Case) -> Receipt:
     """The receipt's signed case code and the progress page it opens."""
     code = await codes.issue(deps.tokens.sign, case.id)
-    return {"case_code": code, "progress_url": f"{deps.settings.base_url}/p/{code}"}
+    return Receipt(code, f"{deps.settings.base_url}/p/{code}")
 
 
 # ---------------------------------------------------------------- events and notifications
@@ -356,7 +350,7 @@ async def _record(
             "status_name": STATUS_NAMES[case.status],
             "text": public_text,
             "at": clock.iso(now),
-            "url": (await receipt(deps, case))["progress_url"],
+            "url": (await receipt(deps, case)).progress_url,
         },
         dedupe_key=f"case:{case.id}:v{case.version}",
         send_after=now,
@@ -513,36 +507,47 @@ async def _case_by_no(case_no: str) -> Case:
     return case
 
 
-async def _may_read(deps: CaseDeps, principal: Principal, case: Case) -> bool:
+Reader = Principal | uuid.UUID
+"""Who reads a case: a signed-in citizen (API, H5), or the account a WeChat subscriber's openid is bound to."""
+
+
+async def _reader(who: Reader) -> tuple[uuid.UUID, int]:
+    """(account id, assurance level): a token's level, or the account's own for a bound subscriber."""
+    if isinstance(who, Principal):
+        return uuid.UUID(who.id), who.loa
+    loa = await Citizen.filter(id=who, disabled=False).first().values_list("loa", flat=True)
+    return who, int(loa or 0)
+
+
+async def _may_read(who: Reader, case: Case) -> bool:
     """The applicant's account, or the principal (被代办人) once signed in with the same verified ID number."""
-    if str(case.citizen_id) == principal.id:
+    citizen_id, loa = await _reader(who)
+    if case.citizen_id == citizen_id:
         return True
-    if principal.loa < 3:
+    if loa < 3:
         return False
-    bidx = await Citizen.filter(id=uuid.UUID(principal.id)).first().values_list("id_number_bidx", flat=True)
+    bidx = await Citizen.filter(id=citizen_id).first().values_list("id_number_bidx", flat=True)
     return bool(bidx) and hmac.compare_digest(bidx, case.principal_id_bidx)
 
 
-async def citizen_case(deps: CaseDeps, *, principal: Principal, case_no: str) -> Case:
+async def citizen_case(deps: CaseDeps, *, principal: Reader, case_no: str) -> Case:
     """A case the citizen may see (the same 404 as a case that does not exist)."""
     case = await _case_by_no(case_no)
-    if not await _may_read(deps, principal, case):
+    if not await _may_read(principal, case):
         raise CaseNotFound(details={"case_no": case_no[:32]})
     return case
 
 
-async def withdraw(deps: CaseDeps, *, principal: Principal, case_no: str, reason: str | None) -> dict[str, Any]:
+async def withdraw(deps: CaseDeps, *, principal: Principal, case_no: str, reason: str | None) -> CaseView:
     """The applicant withdraws before acceptance."""
     case = await citizen_case(deps, principal=principal, case_no=case_no)
     if str(case.citizen_id) != principal.id:
         raise CaseNotFound(details={"case_no": case_no[:32]})  # the principal reads, the applicant acts
     case = await _move(deps, case, "withdraw", role="citizen", actor=("citizen", principal.id), args={"reason": reason})
-    return await present.case_view(deps.cipher, case, audience="owner")
+    return await read.case_view(deps.cipher, case)
 
 
-async def resubmit(
-    deps: CaseDeps, *, principal: Principal, case_no: str, materials: list[dict[str, Any]]
-) -> dict[str, Any]:
+async def resubmit(deps: CaseDeps, *, principal: Principal, case_no: str, materials: list[dict[str, Any]]) -> CaseView:
     """Hand in the materials a 补正 asked for."""
     case = await citizen_case(deps, principal=principal, case_no=case_no)
     if str(case.citizen_id) != principal.id:
@@ -556,21 +561,22 @@ async def resubmit(
     only = set((case.correction or {}).get("materials", []))
     taken = await _take_uploads(deps, owner_id=principal.id, guide=guide, given=materials, only=only)
     case = await _move(deps, case, "resubmit", role="citizen", actor=("citizen", principal.id), args={}, taken=taken)
-    return await present.case_view(deps.cipher, case, audience="owner")
+    return await read.case_view(deps.cipher, case)
 
 
-async def case_detail(deps: CaseDeps, *, principal: Principal, case_no: str) -> dict[str, Any]:
-    """A case for its applicant, agent or principal: the timeline, the next step and the receipt's code."""
+async def case_detail(deps: CaseDeps, *, principal: Reader, case_no: str) -> CaseView:
+    """A case for its applicant, agent or principal: the timeline, the next step and the receipt's code.
+
+    `principal` is the caller's token, or the account id a WeChat subscriber is bound to: the same read rule.
+    """
     case = await citizen_case(deps, principal=principal, case_no=case_no)
-    body = await present.case_view(deps.cipher, case, audience="owner")
-    body["receipt"] = await receipt(deps, case)
-    return body
+    return await read.case_view(deps.cipher, case, receipt=await receipt(deps, case))
 
 
 async def receipt_url(deps: CaseDeps, *, principal: Principal, case_no: str) -> str:
     """What the receipt's QR code holds: the progress page of the case, signed."""
     case = await citizen_case(deps, principal=principal, case_no=case_no)
-    return str((await receipt(deps, case))["progress_url"])
+    return (await receipt(deps, case)).progress_url
 
 
 async def staff_case(deps: CaseDeps, *, principal: Principal, case_no: str) -> Case:
@@ -581,33 +587,46 @@ async def staff_case(deps: CaseDeps, *, principal: Principal, case_no: str) -> C
     return case
 
 
-async def staff_detail(deps: CaseDeps, *, principal: Principal, case_no: str) -> dict[str, Any]:
+async def staff_detail(deps: CaseDeps, *, principal: Principal, case_no: str) -> StaffCaseView:
     """A case in the staff member's scope, in full."""
     case = await staff_case(deps, principal=principal, case_no=case_no)
-    return await present.staff_view(deps.cipher, case, principal=principal)
+    return await read.staff_view(deps.cipher, case, principal=principal)
+
+
+async def staff_material(deps: CaseDeps, *, principal: Principal, case_no: str, upload_id: str) -> MaterialFile:
+    """A material's stored file of a case in the staff member's scope (404 for a file the case does not hold)."""
+    case = await staff_case(deps, principal=principal, case_no=case_no)
+    try:
+        uid = uuid.UUID(upload_id)
+    except ValueError:
+        raise UploadNotFound(details={"upload_id": upload_id[:64]}) from None
+    row = await Upload.get_or_none(id=uid) if await CaseMaterial.exists(case_id=case.id, upload_id=uid) else None
+    if row is None:
+        raise UploadNotFound(details={"upload_id": upload_id[:64]})
+    return MaterialFile(case.case_no, row.id, row.file_type, path_of(deps.settings, row))
 
 
 async def act(
     deps: CaseDeps, *, principal: Principal, case_no: str, action: str, args: dict[str, Any]
-) -> dict[str, Any]:
+) -> StaffCaseView:
     """A staff action on a case (accept, reject, require_correction, start_review, …)."""
     case = await staff_case(deps, principal=principal, case_no=case_no)
     role = principal.role or ""
     case = await _move(deps, case, action, role=role, actor=("staff", principal.id), args=args)
-    return await present.staff_view(deps.cipher, case, principal=principal)
+    return await read.staff_view(deps.cipher, case, principal=principal)
 
 
 async def my_cases(
-    deps: CaseDeps, *, principal: Principal, status: str | None, page: int, page_size: int
-) -> dict[str, Any]:
-    """The caller's cases (as applicant or agent), newest first."""
-    query = Case.filter(citizen_id=uuid.UUID(principal.id))
+    deps: CaseDeps, *, principal: Reader, status: str | None = None, page: int = 1, page_size: int = 20
+) -> CasePage:
+    """The caller's cases (as applicant or agent), newest first: the API's list and the WeChat menu's."""
+    query = Case.filter(citizen_id=uuid.UUID(principal.id) if isinstance(principal, Principal) else principal)
     if status:
         query = query.filter(status=status)
     total = await query.count()
     rows = await query.order_by("-submitted_at", "-case_no").offset((page - 1) * page_size).limit(page_size)
     today = clock.today()
-    return {"items": [present.summary(r, today) for r in rows], "total": total, "page": page, "page_size": page_size}
+    return CasePage(tuple(read.summary(r, today) for r in rows), total, page, page_size)
 
 
 async def staff_cases(
@@ -618,7 +637,7 @@ async def staff_cases(
     status: str | None,
     page: int,
     page_size: int,
-) -> dict[str, Any]:
+) -> StaffCasePage:
     """Cases in the staff member's scope: all, `mine` (I acted on), `due_soon` (yellow) or `overdue` (red)."""
     query = Case.all()
     if principal.role == "reviewer":
@@ -640,16 +659,7 @@ async def staff_cases(
     total = await query.count()
     order = ("due_on", "submitted_at") if view in {"due_soon", "overdue"} else ("-submitted_at", "-case_no")
     rows = await query.order_by(*order).offset((page - 1) * page_size).limit(page_size)
-    items = []
-    for r in rows:
-        item = present.summary(r, today)
-        item.update(
-            hall=r.hall_code,
-            department=r.department_code,
-            actions=lifecycle.actions_for(r.status, principal.role or ""),
-        )
-        items.append(item)
-    return {"items": items, "total": total, "page": page, "page_size": page_size}
+    return StaffCasePage(tuple(read.staff_item(r, today, principal) for r in rows), total, page, page_size)
 
 
 # ---------------------------------------------------------------- anonymous progress
@@ -657,7 +667,7 @@ async def staff_cases(
 
 async def query_progress(
     deps: CaseDeps, *, client: str, case_no: str | None, query_code: str | None, code: str | None
-) -> dict[str, Any]:
+) -> ProgressView:
     """An anonymous query behind its rate limits (per client address, and per case number)."""
     per_client = Limit("progress-ip-1m", deps.settings.progress_rate_per_minute, 60)
     await hit(deps.store, per_client, client)
@@ -668,7 +678,7 @@ async def query_progress(
     return await progress(deps, case_no=case_no or "", query_code=query_code or "")
 
 
-async def progress(deps: CaseDeps, *, case_no: str, query_code: str) -> dict[str, Any]:
+async def progress(deps: CaseDeps, *, case_no: str, query_code: str) -> ProgressView:
     """A case by its number and query code; one 404 for a wrong number and a wrong code alike."""
     number = case_no.strip().upper()[:32]
     expected = query_code_hash(deps.settings, number, query_code)
@@ -676,10 +686,10 @@ async def progress(deps: CaseDeps, *, case_no: str, query_code: str) -> dict[str
     stored = case.query_code_hash if case is not None else "0" * 64
     if not hmac.compare_digest(stored, expected) or case is None:
         raise ProgressNotFound()
-    return await present.case_view(deps.cipher, case, audience="public")
+    return await read.progress_view(deps.cipher, case)
 
 
-async def progress_by_code(deps: CaseDeps, *, code: str) -> dict[str, Any]:
+async def progress_by_code(deps: CaseDeps, *, code: str) -> ProgressView:
     """A case by the signed code of its receipt (the QR code)."""
     try:
         case_id, kid, body, signature = codes.decode(code)
@@ -689,7 +699,7 @@ async def progress_by_code(deps: CaseDeps, *, code: str) -> dict[str, Any]:
     case = await Case.get_or_none(id=case_id)
     if case is None:
         raise ProgressNotFound()
-    return await present.case_view(deps.cipher, case, audience="public")
+    return await read.progress_view(deps.cipher, case)
 
 
 # ---------------------------------------------------------------- feed
@@ -711,7 +721,7 @@ def _after(cursor: str | None) -> int:
         raise CursorInvalid(details={"cursor": cursor[:64]}) from None
 
 
-async def feed(deps: CaseDeps, *, cursor: str | None, limit: int) -> dict[str, Any]:
+async def feed(deps: CaseDeps, *, cursor: str | None, limit: int) -> Feed:
     """Every case event in commit-safe order for the provincial platform (办件上报), `limit` at a time.
 
     Events newer than `feed_lag_seconds` wait for the next call: ids are given out before commit, so a
@@ -729,22 +739,21 @@ async def feed(deps: CaseDeps, *, cursor: str | None, limit: int) -> dict[str, A
     for e in events:
         c = cases[e.case_id]
         items.append(
-            {
-                "event_id": e.id,
-                "case_no": c.case_no,
-                "matter_code": c.matter_code,
-                "matter_name": c.matter_name,
-                "department": c.department_code,
-                "hall": c.hall_code,
-                "action": e.action,
-                "from_status": e.from_status,
-                "status": e.to_status,
-                "at": clock.iso(e.created_at),
-                "submitted_at": clock.iso(c.submitted_at),
-                "promised_days": c.promised_days,
-                "due_on": c.due_on.isoformat() if c.due_on else None,
-                "online": True,
-            }
+            FeedEvent(
+                event_id=e.id,
+                case_no=c.case_no,
+                matter_code=c.matter_code,
+                matter_name=c.matter_name,
+                department=c.department_code,
+                hall=c.hall_code,
+                action=e.action,
+                from_status=e.from_status,
+                status=e.to_status,
+                at=e.created_at,
+                submitted_at=c.submitted_at,
+                promised_days=c.promised_days,
+                due_on=c.due_on,
+            )
         )
     next_cursor = _cursor(events[-1].id) if events else (cursor or None)
-    return {"items": items, "next_cursor": next_cursor}
+    return Feed(tuple(items), next_cursor)

@@ -27,13 +27,14 @@ import multipart
 
 from app import clock
 from app.cache import LocalCache
+from app.cases.deps import CaseDeps
 from app.cases.errors import FileTypeMismatch, MaterialUnknown, UploadInvalid, UploadNotFound, UploadTooLarge
 from app.cases.models import Upload
+from app.cases.types import UploadInfo
 from app.matters import guides
 from app.matters.schemas import FILE_TYPES
 from app.ratelimit import Limit, hit
 from app.settings import Settings
-from app.store import Store
 
 log = logging.getLogger("app.cases.uploads")
 
@@ -143,36 +144,35 @@ async def accepted_types(cache: LocalCache, base_url: str, matter_code: str | No
 
 
 async def accept(
+    deps: CaseDeps,
     *,
-    settings: Settings,
-    store: Store,
-    cache: LocalCache,
     owner_id: str,
     matter_code: str | None,
     material: str | None,
     content_type: str | None,
     content_length: int | None,
     chunks: AsyncIterator[bytes],
-) -> dict[str, Any]:
+) -> UploadInfo:
     """An upload as the API takes it: the owner's hourly limit, the material's types, then the stream."""
-    await hit(store, UPLOADS_PER_HOUR, owner_id)
-    accepted = await accepted_types(cache, settings.base_url, matter_code, material)
+    await hit(deps.store, UPLOADS_PER_HOUR, owner_id)
+    accepted = await accepted_types(deps.cache, deps.settings.base_url, matter_code, material)
     return await receive(
-        settings=settings, owner_id=owner_id, content_type=content_type, content_length=content_length,
-        chunks=chunks, accepted=accepted,
+        deps, owner_id=owner_id, content_type=content_type, content_length=content_length, chunks=chunks,
+        accepted=accepted,
     )  # fmt: skip
 
 
 async def receive(
+    deps: CaseDeps,
     *,
-    settings: Settings,
     owner_id: str,
     content_type: str | None,
     content_length: int | None,
     chunks: AsyncIterator[bytes],
     accepted: Iterable[str] | None = None,
-) -> dict[str, Any]:
+) -> UploadInfo:
     """Stream a multipart body's `file` part to storage and record it for its owner."""
+    settings = deps.settings
     limit = settings.upload_max_bytes
     if content_length is not None and content_length > limit + MULTIPART_OVERHEAD:
         raise UploadTooLarge(details={"max_bytes": limit})  # refused before reading a byte of the body
@@ -236,7 +236,7 @@ async def receive(
     finally:
         await sink.close()
         await sink.discard()
-    return upload_dict(row)
+    return upload_info(row)
 
 
 async def _bounded(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
@@ -259,23 +259,23 @@ def _place(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)  # same content at the same address: replacing is harmless and atomic
 
 
-def upload_dict(row: Upload) -> dict[str, Any]:
-    """The public shape of an upload."""
-    return {
-        "id": str(row.id),
-        "filename": row.filename,
-        "size": row.size,
-        "file_type": row.file_type,
-        "sha256": row.sha256,
-        "created_at": clock.iso(row.created_at),
-        "expires_at": clock.iso(row.expires_at),
-        "in_use": row.case_id is not None,
-    }
+def upload_info(row: Upload) -> UploadInfo:
+    """An upload as its owner sees it."""
+    return UploadInfo(
+        row.id,
+        row.filename,
+        row.size,
+        row.file_type,
+        row.sha256,
+        row.created_at,
+        row.expires_at,
+        row.case_id is not None,
+    )
 
 
-async def get_upload(*, owner_id: str, upload_id: str) -> dict[str, Any]:
+async def get_upload(*, owner_id: str, upload_id: str) -> UploadInfo:
     """One of the caller's uploads (anyone else's is 404)."""
-    return upload_dict(await own_upload(owner_id, upload_id))
+    return upload_info(await own_upload(owner_id, upload_id))
 
 
 async def own_upload(owner_id: str, upload_id: str) -> Upload:

@@ -3,7 +3,6 @@ provincial feed (/api/v1/admin/cases/feed)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,8 +10,8 @@ from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import file_stream
 
 from app.cases import errors as ce
-from app.cases import lifecycle, service, uploads
-from app.cases.models import CaseMaterial, CaseStatus, Upload
+from app.cases import lifecycle, present, service
+from app.cases.types import CaseStatus
 from app.errors import InvalidInput
 from app.http import doc, json_response, parse_body, parse_query
 from auth.errors import STAFF_AUTH_ERRORS
@@ -71,7 +70,7 @@ def _deps(request: Request) -> service.CaseDeps:
 async def staff_cases(request: Request) -> HTTPResponse:
     """Cases in the caller's departments or hall."""
     q = parse_query(request, StaffListQuery)
-    body = await service.staff_cases(
+    page = await service.staff_cases(
         _deps(request),
         principal=request.ctx.principal,
         view=None if q.view == "all" else q.view,
@@ -79,7 +78,7 @@ async def staff_cases(request: Request) -> HTTPResponse:
         page=q.page,
         page_size=q.page_size,
     )
-    return json_response(body, headers=PRIVATE)
+    return json_response(present.staff_page_json(page), headers=PRIVATE)
 
 
 @bp.get("/staff/cases/<case_no:str>")
@@ -88,8 +87,8 @@ async def staff_cases(request: Request) -> HTTPResponse:
 @staff
 async def staff_case(request: Request, case_no: str) -> HTTPResponse:
     """One case with everything staff need."""
-    body = await service.staff_detail(_deps(request), principal=request.ctx.principal, case_no=case_no)
-    return json_response(body, headers=PRIVATE)
+    view = await service.staff_detail(_deps(request), principal=request.ctx.principal, case_no=case_no)
+    return json_response(present.staff_case_json(view), headers=PRIVATE)
 
 
 @bp.post("/staff/cases/<case_no:str>/actions")
@@ -116,7 +115,7 @@ async def act(request: Request, case_no: str) -> HTTPResponse:
     result = await service.act(
         _deps(request), principal=request.ctx.principal, case_no=case_no, action=body.action, args=args
     )
-    return json_response(result)
+    return json_response(present.staff_case_json(result))
 
 
 @bp.get("/staff/cases/<case_no:str>/materials/<upload_id:str>")
@@ -125,20 +124,14 @@ async def act(request: Request, case_no: str) -> HTTPResponse:
 @staff
 async def material_file(request: Request, case_no: str, upload_id: str) -> HTTPResponse:
     """A material's file, streamed from storage."""
-    deps = _deps(request)
-    case = await service.staff_case(deps, principal=request.ctx.principal, case_no=case_no)
-    try:
-        uid = uuid.UUID(upload_id)
-    except ValueError:
-        raise ce.UploadNotFound(details={"upload_id": upload_id[:64]}) from None
-    row = await Upload.get_or_none(id=uid) if await CaseMaterial.exists(case_id=case.id, upload_id=uid) else None
-    if row is None:
-        raise ce.UploadNotFound(details={"upload_id": upload_id[:64]})
-    media = {"pdf": "application/pdf", "jpg": "image/jpeg", "png": "image/png"}.get(row.file_type)
+    found = await service.staff_material(
+        _deps(request), principal=request.ctx.principal, case_no=case_no, upload_id=upload_id
+    )
+    media = {"pdf": "application/pdf", "jpg": "image/jpeg", "png": "image/png"}.get(found.file_type)
     return await file_stream(
-        uploads.path_of(deps.settings, row),
+        found.path,
         mime_type=media or "application/octet-stream",
-        filename=f"{case.case_no}-{row.id}.{row.file_type}",
+        filename=f"{found.case_no}-{found.upload_id}.{found.file_type}",
         headers=PRIVATE,
     )
 
@@ -150,4 +143,5 @@ async def material_file(request: Request, case_no: str, upload_id: str) -> HTTPR
 async def feed(request: Request) -> HTTPResponse:
     """Case events after the cursor; follow `next_cursor` (it stays put when nothing new has come)."""
     q = parse_query(request, FeedQuery)
-    return json_response(await service.feed(_deps(request), cursor=q.cursor, limit=q.limit), headers=PRIVATE)
+    feed_page = await service.feed(_deps(request), cursor=q.cursor, limit=q.limit)
+    return json_response(present.feed_json(feed_page), headers=PRIVATE)

@@ -11,7 +11,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from app import clock, workdays
-from app.cache import LocalCache
+from app.feedback.deps import FeedbackDeps
 from app.feedback.errors import (
     ConsultNotOffered,
     QuestionAnswered,
@@ -19,13 +19,13 @@ from app.feedback.errors import (
     QuestionNotFound,
     QuestionOutOfScope,
 )
-from app.feedback.models import Question, QuestionStatus
+from app.feedback.models import Question
+from app.feedback.present import question_json
+from app.feedback.types import QuestionPage, QuestionStatus, QuestionView, StaffQuestionFields
 from app.idempotency import Claim
 from app.matters import guides
 from app.notify import service as notify
 from app.ratelimit import Limit, hit
-from app.settings import Settings
-from app.store import Store
 from auth.tokens import Principal
 
 # What must not reach a public FAQ: e-mail addresses, case numbers, and any run of 7 or more digits however it
@@ -45,20 +45,14 @@ def anonymise(text: str) -> str:
 
 
 async def ask(
-    *,
-    settings: Settings,
-    store: Store,
-    cache: LocalCache,
-    principal: Principal,
-    matter_code: str,
-    text: str,
-    claim: Claim | None = None,
-) -> dict[str, Any]:
+    deps: FeedbackDeps, *, principal: Principal, matter_code: str, text: str, claim: Claim | None = None
+) -> QuestionView:
     """Ask a question about a matter (rate limited per citizen); answers its record with the due date."""
-    _, _, guide = await guides.guide_document(cache, matter_code, base_url=settings.base_url)
+    settings = deps.settings
+    _, _, guide = await guides.guide_document(deps.cache, matter_code, base_url=settings.base_url)
     if guide["status"] != "active":
         raise ConsultNotOffered(details={"matter_code": guide["code"]})
-    await hit(store, Limit("consult-citizen-1h", settings.consult_per_hour, 3600), principal.id)
+    await hit(deps.store, Limit("consult-citizen-1h", settings.consult_per_hour, 3600), principal.id)
     now, today = clock.now(), clock.today()
     row = Question(
         id=uuid.uuid4(),
@@ -72,12 +66,12 @@ async def ask(
         due_on=workdays.add_workdays(today, settings.consult_days),
         warn_on=workdays.add_workdays(today, max(settings.consult_days - 1, 0)),
     )
-    body = question_dict(row, owner=True)
+    view = question_view(row)
     async with in_transaction():  # the question and, for a retryable request, its stored answer
         await row.save(force_create=True)
         if claim is not None:
-            await claim.complete(201, body)
-    return body
+            await claim.complete(201, question_json(view))
+    return view
 
 
 def _sla(row: Question, today: dt.date) -> str:
@@ -88,38 +82,36 @@ def _sla(row: Question, today: dt.date) -> str:
     return "due_soon" if today >= row.warn_on else "open"
 
 
-def question_dict(row: Question, *, owner: bool = False, staff: bool = False) -> dict[str, Any]:
-    """The shape of a question for its asker or for staff."""
-    body = {
-        "id": str(row.id),
-        "matter": {"code": row.matter_code, "name": row.matter_name},
-        "department": row.department_code,
-        "text": row.text,
-        "status": row.status.value,
-        "asked_at": clock.iso(row.asked_at),
-        "due_on": row.due_on.isoformat(),
-        "sla": _sla(row, clock.today()),
-        "answer": row.answer,
-        "answered_at": clock.iso(row.answered_at),
-        "published": row.published_at is not None,
-    }
-    if staff:
-        body.update(answered_by=str(row.answered_by) if row.answered_by else None, faq_question=row.faq_question,
-                    faq_answer=row.faq_answer)  # fmt: skip
-    return body
+def question_view(row: Question, *, staff: bool = False) -> QuestionView:
+    """A question for its asker, or for staff."""
+    return QuestionView(
+        id=row.id,
+        matter_code=row.matter_code,
+        matter_name=row.matter_name,
+        department=row.department_code,
+        text=row.text,
+        status=row.status,
+        asked_at=row.asked_at,
+        due_on=row.due_on,
+        sla=_sla(row, clock.today()),
+        answer=row.answer,
+        answered_at=row.answered_at,
+        published=row.published_at is not None,
+        staff=StaffQuestionFields(row.answered_by, row.faq_question, row.faq_answer) if staff else None,
+    )
 
 
-async def my_questions(*, principal: Principal, page: int, page_size: int) -> dict[str, Any]:
+async def my_questions(*, principal: Principal, page: int, page_size: int) -> QuestionPage:
     """The caller's questions, newest first."""
     query = Question.filter(citizen_id=uuid.UUID(principal.id))
     total = await query.count()
     rows = await query.order_by("-asked_at").offset((page - 1) * page_size).limit(page_size)
-    return {"items": [question_dict(r, owner=True) for r in rows], "total": total, "page": page, "page_size": page_size}
+    return QuestionPage(tuple(question_view(r) for r in rows), total, page, page_size)
 
 
-async def my_question(*, principal: Principal, question_id: str) -> dict[str, Any]:
+async def my_question(*, principal: Principal, question_id: str) -> QuestionView:
     """One of the caller's questions (anyone else's is 404)."""
-    return question_dict(await _question(question_id, citizen_id=principal.id), owner=True)
+    return question_view(await _question(question_id, citizen_id=principal.id))
 
 
 async def _question(question_id: str, *, citizen_id: str | None = None) -> Question:
@@ -137,11 +129,12 @@ async def _question(question_id: str, *, citizen_id: str | None = None) -> Quest
 
 
 def _check_scope(principal: Principal, row: Question) -> None:
-    if principal.role != "admin" and row.department_code not in principal.departments:
+    """The one staff-scope rule (a question belongs to its department, not to a hall)."""
+    if not principal.covers(department=row.department_code, hall=None):
         raise QuestionOutOfScope(details={"department": row.department_code})
 
 
-async def staff_questions(*, principal: Principal, view: str | None, page: int, page_size: int) -> dict[str, Any]:
+async def staff_questions(*, principal: Principal, view: str | None, page: int, page_size: int) -> QuestionPage:
     """Questions of the reviewer's departments: all, unanswered, due soon or overdue (the oldest first)."""
     query = Question.all()
     if principal.role != "admin":
@@ -156,10 +149,10 @@ async def staff_questions(*, principal: Principal, view: str | None, page: int, 
     total = await query.count()
     order = ("due_on", "asked_at") if view else ("-asked_at",)
     rows = await query.order_by(*order).offset((page - 1) * page_size).limit(page_size)
-    return {"items": [question_dict(r, staff=True) for r in rows], "total": total, "page": page, "page_size": page_size}
+    return QuestionPage(tuple(question_view(r, staff=True) for r in rows), total, page, page_size)
 
 
-async def answer(*, settings: Settings, principal: Principal, question_id: str, text: str) -> dict[str, Any]:
+async def answer(deps: FeedbackDeps, *, principal: Principal, question_id: str, text: str) -> QuestionView:
     """Answer a question of one's department; the asker is notified in the same transaction."""
     row = await _question(question_id)
     _check_scope(principal, row)
@@ -180,7 +173,7 @@ async def answer(*, settings: Settings, principal: Principal, question_id: str, 
                 "question": row.text[:40],
                 "answer": text[:200],
                 "at": clock.iso(now),
-                "url": f"{settings.base_url}/m/{row.matter_code}",
+                "url": f"{deps.settings.base_url}/m/{row.matter_code}",
             },
             dedupe_key=f"consultation:{row.id}:answered",
             fresh=True,
@@ -191,12 +184,12 @@ async def answer(*, settings: Settings, principal: Principal, question_id: str, 
         now,
         uuid.UUID(principal.id),
     )
-    return question_dict(row, staff=True)
+    return question_view(row, staff=True)
 
 
 async def publish(
-    *, cache: LocalCache, principal: Principal, question_id: str, question: str | None, answer_text: str | None
-) -> dict[str, Any]:
+    deps: FeedbackDeps, *, principal: Principal, question_id: str, question: str | None, answer_text: str | None
+) -> QuestionView:
     """Publish an answered question as FAQ on the guide page, anonymised (the staff's wording, else masked)."""
     row = await _question(question_id)
     _check_scope(principal, row)
@@ -206,18 +199,18 @@ async def publish(
     row.faq_answer = anonymise(answer_text or row.answer or "")
     row.published_at = clock.now()
     await row.save(update_fields=["faq_question", "faq_answer", "published_at"])
-    await guides.invalidate(cache)  # the guide page shows it at once
-    return question_dict(row, staff=True)
+    await guides.invalidate(deps.cache)  # the guide page shows it at once
+    return question_view(row, staff=True)
 
 
-async def unpublish(*, cache: LocalCache, principal: Principal, question_id: str) -> dict[str, Any]:
+async def unpublish(deps: FeedbackDeps, *, principal: Principal, question_id: str) -> QuestionView:
     """Take a published FAQ off the guide page."""
     row = await _question(question_id)
     _check_scope(principal, row)
     row.published_at = None
     await row.save(update_fields=["published_at"])
-    await guides.invalidate(cache)
-    return question_dict(row, staff=True)
+    await guides.invalidate(deps.cache)
+    return question_view(row, staff=True)
 
 
 async def published_faq(matter_code: str, *, limit: int = 20) -> list[dict[str, str]]:

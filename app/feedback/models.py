@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import enum
-
 from tortoise import fields
 from tortoise.models import Model
 
+from app.feedback.types import QuestionStatus, RectificationStatus, SubjectType
 
-class QuestionStatus(enum.StrEnum):
-    """pending -> answered."""
-
-    pending = "pending"
-    answered = "answered"
+__all__ = [
+    "Question",
+    "QuestionStatus",
+    "Rating",
+    "Rectification",
+    "RectificationStatus",
+    "RectificationStep",
+    "SubjectType",
+]
 
 
 class Question(Model):
@@ -39,14 +42,6 @@ class Question(Model):
         table = "consultation"
 
 
-class SubjectType(enum.StrEnum):
-    """What a rating is about (一事一评)."""
-
-    case = "case"
-    visit = "visit"
-    consultation = "consultation"
-
-
 class Rating(Model):
     """A five-level rating (5 非常满意 … 1 非常不满意) of one case, visit or answered question."""
 
@@ -69,18 +64,6 @@ class Rating(Model):
     class Meta:
         table = "rating"
         unique_together = (("subject_type", "subject_id"),)
-
-
-class RectificationStatus(enum.StrEnum):
-    """open -> verified -> rectified -> replied -> closed; contested (an admin decides) -> dismissed or back."""
-
-    open = "open"
-    verified = "verified"
-    rectified = "rectified"
-    replied = "replied"
-    closed = "closed"
-    contested = "contested"
-    dismissed = "dismissed"
 
 
 class Rectification(Model):

@@ -22,6 +22,7 @@ from app import clock, workdays
 from app.booking.models import Booking, CheckIn
 from app.cases.models import Case, CaseStatus
 from app.errors import InvalidInput
+from app.feedback.deps import FeedbackDeps
 from app.feedback.errors import (
     AddendumExists,
     AlreadyRated,
@@ -34,18 +35,24 @@ from app.feedback.errors import (
     RectificationOutOfScope,
     StepOutOfOrder,
 )
-from app.feedback.models import (
-    Question,
+from app.feedback.models import Question, Rating, Rectification, RectificationStep
+from app.feedback.types import (
     QuestionStatus,
-    Rating,
-    Rectification,
+    RatedSummary,
+    RatingPage,
+    RatingView,
+    RectificationDetail,
+    RectificationItem,
+    RectificationPage,
     RectificationStatus,
-    RectificationStep,
+    RectificationView,
+    SatisfactionReport,
+    SatisfactionRow,
+    StepView,
     SubjectType,
 )
 from app.matters.models import Matter
 from app.notify import service as notify
-from app.settings import Settings
 from auth.tokens import Principal
 
 LEVELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
@@ -134,16 +141,17 @@ async def _subject(citizen_id: uuid.UUID, subject_type: SubjectType, subject_id:
 
 
 async def rate(
+    deps: FeedbackDeps,
     *,
-    settings: Settings,
     principal: Principal,
     subject_type: SubjectType,
     subject_id: str,
     level: int,
     tags: list[str],
     comment: str,
-) -> dict[str, Any]:
+) -> RatingView:
     """Rate a finished case, visit or answer once; a bad rating opens its rectification in the same transaction."""
+    settings = deps.settings
     citizen_id = uuid.UUID(principal.id)
     subject = await _subject(citizen_id, subject_type, subject_id)
     now = clock.now()
@@ -159,7 +167,7 @@ async def rate(
         async with in_transaction():
             await rating.save(force_create=True)
             if level in BAD_LEVELS:
-                await _open_rectification(settings, rating, now)
+                await _open_rectification(deps, rating, now)
     except IntegrityError:  # (subject_type, subject_id) is unique: rated already, perhaps this very instant
         prior = await Rating.get_or_none(subject_type=subject_type, subject_id=rating.subject_id)
         if prior is not None and (prior.citizen_id, prior.level, prior.tags, prior.comment) == (
@@ -168,12 +176,12 @@ async def rate(
             rating.tags,
             rating.comment,
         ):
-            return await rating_dict(prior, owner=True)  # the same rating sent again (a retry): its answer
+            return await rating_view(prior)  # the same rating sent again (a retry): its answer
         raise AlreadyRated(details={"subject_type": subject_type.value, "subject_id": subject_id}) from None
-    return await rating_dict(rating, owner=True)
+    return await rating_view(rating)
 
 
-async def _open_rectification(settings: Settings, rating: Rating, now: dt.datetime) -> Rectification:
+async def _open_rectification(deps: FeedbackDeps, rating: Rating, now: dt.datetime) -> Rectification:
     row = await Rectification.create(
         id=uuid.uuid4(),
         rating_id=rating.id,
@@ -181,7 +189,7 @@ async def _open_rectification(settings: Settings, rating: Rating, now: dt.dateti
         hall_code=rating.hall_code,
         status=R.open,
         opened_at=now,
-        due_on=workdays.add_workdays(clock.today(), settings.rectify_days),
+        due_on=workdays.add_workdays(clock.today(), deps.settings.rectify_days),
     )
     await RectificationStep.create(
         rectification_id=row.id, action="open", from_status="", to_status=R.open.value, actor_kind="system",
@@ -190,14 +198,15 @@ async def _open_rectification(settings: Settings, rating: Rating, now: dt.dateti
     return row
 
 
-async def add_to(*, settings: Settings, principal: Principal, rating_id: str, comment: str) -> dict[str, Any]:
+async def add_to(deps: FeedbackDeps, *, principal: Principal, rating_id: str, comment: str) -> RatingView:
     """Add to one's rating once (追评), within the rating window from the rating; the rating is never rewritten."""
+    settings = deps.settings
     rating = await _own_rating(principal, rating_id)
     if clock.now() - rating.created_at > dt.timedelta(days=settings.rating_window_days):
         raise RatingWindowClosed(details={"days": settings.rating_window_days})
     if not await Rating.filter(id=rating.id, addendum__isnull=True).update(addendum=comment, addendum_at=clock.now()):
         raise AddendumExists(details={"rating_id": str(rating.id)})
-    return await rating_dict(await Rating.get(id=rating.id), owner=True)
+    return await rating_view(await Rating.get(id=rating.id))
 
 
 async def _own_rating(principal: Principal, rating_id: str) -> Rating:
@@ -211,39 +220,37 @@ async def _own_rating(principal: Principal, rating_id: str) -> Rating:
     return rating
 
 
-async def rating_dict(
-    rating: Rating, *, owner: bool = False, staff: bool = False, preloaded: dict[uuid.UUID, Any] | None = None
-) -> dict[str, Any]:
+async def rating_view(
+    rating: Rating,
+    *,
+    staff: bool = False,
+    preloaded: dict[uuid.UUID, tuple[Rectification, list[RectificationStep]]] | None = None,
+) -> RatingView:
     """A rating with its rectification's progress (what the citizen follows up on)."""
-    body: dict[str, Any] = {
-        "id": str(rating.id),
-        "subject_type": rating.subject_type.value,
-        "subject_id": rating.subject_id,
-        "level": rating.level,
-        "level_name": LEVELS[rating.level],
-        "tags": rating.tags,
-        "comment": rating.comment,
-        "addendum": rating.addendum,
-        "addendum_at": clock.iso(rating.addendum_at),
-        "matter_code": rating.matter_code,
-        "department": rating.department_code,
-        "hall": rating.hall_code,
-        "counter": rating.counter,
-        "created_at": clock.iso(rating.created_at),
-        "rectification": None,
-    }
-    if staff:
-        body["excluded"] = rating.excluded
-    found = preloaded.get(rating.id) if preloaded is not None else await _rectifications_of([rating.id])
-    if preloaded is None:
-        found = found.get(rating.id)
-    if found is not None:
-        rect, steps = found
-        body["rectification"] = rectification_dict(rect, steps, internal=staff)
-    return body
+    found = (preloaded if preloaded is not None else await _rectifications_of([rating.id])).get(rating.id)
+    return RatingView(
+        id=rating.id,
+        subject_type=rating.subject_type,
+        subject_id=rating.subject_id,
+        level=rating.level,
+        level_name=LEVELS[rating.level],
+        tags=tuple(rating.tags),
+        comment=rating.comment,
+        addendum=rating.addendum,
+        addendum_at=rating.addendum_at,
+        matter_code=rating.matter_code,
+        department=rating.department_code,
+        hall=rating.hall_code,
+        counter=rating.counter,
+        created_at=rating.created_at,
+        rectification=rectification_view(*found, internal=staff) if found is not None else None,
+        excluded=rating.excluded if staff else None,
+    )
 
 
-async def _rectifications_of(rating_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[Rectification, list[Any]]]:
+async def _rectifications_of(
+    rating_ids: list[uuid.UUID],
+) -> dict[uuid.UUID, tuple[Rectification, list[RectificationStep]]]:
     """The rectifications of these ratings with their steps, in two queries."""
     rects = await Rectification.filter(rating_id__in=rating_ids) if rating_ids else []
     steps = await _steps_of([r.id for r in rects])
@@ -263,46 +270,46 @@ _CITIZEN_STATUS = {R.contested: "reviewing", R.dismissed: "reviewed"}
 _CITIZEN_STEP = {"contest": "复核中", "uphold": "复核完成", "reject": "复核完成，继续整改"}
 
 
-def rectification_dict(rect: Rectification, steps: list[RectificationStep], *, internal: bool) -> dict[str, Any]:
+def rectification_view(rect: Rectification, steps: list[RectificationStep], *, internal: bool) -> RectificationView:
     """A rectification's state and steps (notes and contests stay internal; the citizen sees steps and the reply)."""
-    today = clock.today()
     open_ = rect.status not in {R.closed, R.dismissed}
-    return {
-        "id": str(rect.id),
-        "status": rect.status.value if internal else _CITIZEN_STATUS.get(rect.status, rect.status.value),
-        "due_on": rect.due_on.isoformat(),
-        "overdue": open_ and today > rect.due_on,
-        "reply": rect.reply,
-        "closed_at": clock.iso(rect.closed_at),
-        "steps": [
-            {
-                "action": s.action,
-                "label": STEP_NAMES.get(s.action, s.action)
+    return RectificationView(
+        id=rect.id,
+        status=rect.status.value if internal else _CITIZEN_STATUS.get(rect.status, rect.status.value),
+        due_on=rect.due_on,
+        overdue=open_ and clock.today() > rect.due_on,
+        reply=rect.reply,
+        closed_at=rect.closed_at,
+        steps=tuple(
+            StepView(
+                action=s.action,
+                label=STEP_NAMES.get(s.action, s.action)
                 if internal
                 else _CITIZEN_STEP.get(s.action, STEP_NAMES.get(s.action, s.action)),
-                "status": s.to_status if internal else _CITIZEN_STATUS.get(R(s.to_status), s.to_status),
-                "at": clock.iso(s.created_at),
-                **({"note": s.note, "actor": {"kind": s.actor_kind, "id": s.actor_id}} if internal else {}),
-            }
+                status=s.to_status if internal else _CITIZEN_STATUS.get(R(s.to_status), s.to_status),
+                at=s.created_at,
+                internal=internal,
+                **({"note": s.note, "actor_kind": s.actor_kind, "actor_id": s.actor_id} if internal else {}),
+            )
             for s in steps
             if internal or s.action != "reject"  # a rejected contest simply continues, as far as the citizen sees
-        ],
-    }
+        ),
+    )
 
 
-async def my_ratings(*, principal: Principal, page: int, page_size: int) -> dict[str, Any]:
+async def my_ratings(*, principal: Principal, page: int, page_size: int) -> RatingPage:
     """The caller's ratings, newest first."""
     query = Rating.filter(citizen_id=uuid.UUID(principal.id))
     total = await query.count()
     rows = await query.order_by("-created_at").offset((page - 1) * page_size).limit(page_size)
     rects = await _rectifications_of([r.id for r in rows])
-    items = [await rating_dict(r, owner=True, preloaded=rects) for r in rows]
-    return {"items": items, "total": total, "page": page, "page_size": page_size}
+    items = tuple([await rating_view(r, preloaded=rects) for r in rows])
+    return RatingPage(items, total, page, page_size)
 
 
-async def my_rating(*, principal: Principal, rating_id: str) -> dict[str, Any]:
+async def my_rating(*, principal: Principal, rating_id: str) -> RatingView:
     """One of the caller's ratings with the follow-up of its rectification."""
-    return await rating_dict(await _own_rating(principal, rating_id), owner=True)
+    return await rating_view(await _own_rating(principal, rating_id))
 
 
 # ---------------------------------------------------------------- rectification, for staff
@@ -323,7 +330,7 @@ async def _rectification(principal: Principal, rect_id: str) -> Rectification:
 
 async def staff_rectifications(
     *, principal: Principal, status: str | None, overdue: bool, page: int, page_size: int
-) -> dict[str, Any]:
+) -> RectificationPage:
     """Rectifications of the caller's departments (or hall), the most urgent first."""
     query = Rectification.all()
     if principal.role == "reviewer":
@@ -341,25 +348,22 @@ async def staff_rectifications(
     items = []
     for rect in rows:
         rating = ratings[rect.rating_id]
-        item = rectification_dict(rect, steps.get(rect.id, []), internal=True)
-        item["rating"] = {"level": rating.level, "level_name": LEVELS[rating.level], "comment": rating.comment,
-                          "matter_code": rating.matter_code, "subject_type": rating.subject_type.value}  # fmt: skip
-        items.append(item)
-    return {"items": items, "total": total, "page": page, "page_size": page_size}
+        level = rating.level
+        rated = RatedSummary(level, LEVELS[level], rating.comment, rating.matter_code, rating.subject_type)
+        items.append(RectificationItem(rectification_view(rect, steps.get(rect.id, []), internal=True), rated))
+    return RectificationPage(tuple(items), total, page, page_size)
 
 
-async def staff_rectification(*, principal: Principal, rect_id: str) -> dict[str, Any]:
+async def staff_rectification(*, principal: Principal, rect_id: str) -> RectificationDetail:
     """One rectification with its rating and every step."""
     rect = await _rectification(principal, rect_id)
-    body = rectification_dict(rect, (await _steps_of([rect.id])).get(rect.id, []), internal=True)
-    body["rating"] = await rating_dict(await Rating.get(id=rect.rating_id), staff=True)
-    body["rating"].pop("rectification", None)
-    return body
+    view = rectification_view(rect, (await _steps_of([rect.id])).get(rect.id, []), internal=True)
+    return RectificationDetail(view, await rating_view(await Rating.get(id=rect.rating_id), staff=True))
 
 
 async def step(
-    *, settings: Settings, principal: Principal, rect_id: str, action: str, note: str, reply: str | None
-) -> dict[str, Any]:
+    deps: FeedbackDeps, *, principal: Principal, rect_id: str, action: str, note: str, reply: str | None
+) -> RectificationDetail:
     """Take the next step of a rectification (409 when out of order); a reply reaches the citizen by the outbox."""
     rect = await _rectification(principal, rect_id)
     sources, target, roles = STEPS[action]
@@ -404,7 +408,7 @@ async def step(
                     "level_name": LEVELS[rating.level],
                     "reply": changes["reply"][:200],
                     "at": clock.iso(now),
-                    "url": f"{settings.base_url}/m/{rating.matter_code}",
+                    "url": f"{deps.settings.base_url}/m/{rating.matter_code}",
                 },
                 dedupe_key=f"rating:{rating.id}:reply",
                 fresh=True,
@@ -417,7 +421,7 @@ async def step(
 
 async def satisfaction(
     *, by: str, date_from: dt.date | None = None, date_to: dt.date | None = None, key: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[SatisfactionRow]:
     """Counts per level and the satisfaction rate (好评率: levels 3-5) per matter, department, hall or counter."""
     column = {"matter": "matter_code", "department": "department_code", "hall": "hall_code", "counter": "counter"}[by]
     query = Rating.filter(excluded=False)
@@ -441,23 +445,27 @@ async def satisfaction(
         total = sum(levels.values())
         good = sum(n for lv, n in levels.items() if lv in GOOD_LEVELS)
         out.append(
-            {
-                by: name,
-                "total": total,
-                "levels": {str(lv): levels.get(lv, 0) for lv in sorted(LEVELS, reverse=True)},
-                "good": good,
-                "bad": total - good,
-                "satisfaction_rate": round(good / total, 4) if total else None,
-            }
+            SatisfactionRow(
+                key=name,
+                total=total,
+                levels=tuple((lv, levels.get(lv, 0)) for lv in sorted(LEVELS, reverse=True)),
+                good=good,
+                bad=total - good,
+                satisfaction_rate=round(good / total, 4) if total else None,
+            )
         )
     return out
+
+
+async def satisfaction_report(*, by: str, date_from: dt.date, date_to: dt.date) -> SatisfactionReport:
+    """The rating aggregates of a checked period, grouped by matter, department, hall or counter."""
+    rows = await satisfaction(by=by, date_from=date_from, date_to=date_to)
+    return SatisfactionReport(by, date_from, date_to, tuple(rows))
 
 
 async def matter_satisfaction(matter_code: str) -> dict[str, Any] | None:
     """The public satisfaction of a matter (for its guide page); None before its first rating."""
     rows = await satisfaction(by="matter", key=matter_code)
     return (
-        {"total": rows[0]["total"], "satisfaction_rate": rows[0]["satisfaction_rate"], "good": rows[0]["good"]}
-        if rows
-        else None
+        {"total": rows[0].total, "satisfaction_rate": rows[0].satisfaction_rate, "good": rows[0].good} if rows else None
     )

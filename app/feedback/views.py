@@ -1,25 +1,24 @@
-"""Staff API for consultation and rectification (/api/v1/staff/...), ratings and indicators for administrators."""
+"""Staff API for consultation and rectification (/api/v1/staff/...) and administrators' decisions on contests."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sanic import Blueprint, HTTPResponse, Request
 
 from app.errors import InvalidInput
-from app.feedback import consult, ratings
+from app.feedback import consult, present, ratings
 from app.feedback import errors as fe
-from app.feedback.models import RectificationStatus
+from app.feedback.deps import FeedbackDeps
+from app.feedback.types import RectificationStatus
 from app.http import doc, json_response, parse_body, parse_query
-from app.stats import indicators
 from auth.errors import STAFF_AUTH_ERRORS
 from auth.guards import admin_required, staff_required
 
 bp = Blueprint("feedback_staff", url_prefix="/api/v1")
 TAG = "staff 咨询答复与差评整改"
-ADMIN_TAG = "admin 好差评与改革指标"
+ADMIN_TAG = "admin 好差评与改革指标"  # the aggregates and indicators are app.stats.views
 PRIVATE = {"Cache-Control": "private, no-store"}
 reviewer = staff_required("reviewer", "admin")
 staff = staff_required("clerk", "reviewer", "admin")
@@ -83,22 +82,8 @@ class DecisionIn(BaseModel):
     note: str = Field(min_length=2, max_length=1000)
 
 
-class StatsQuery(BaseModel):
-    """Grouping and period of the rating aggregates."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-    by: Literal["matter", "department", "hall", "counter"] = "department"
-    date_from: dt.date | None = Field(default=None, alias="from")
-    date_to: dt.date | None = Field(default=None, alias="to")
-
-
-class IndicatorQuery(BaseModel):
-    """The period of the indicators (default: this year to today)."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-    date_from: dt.date | None = Field(default=None, alias="from", description="起始日期（默认今年 1 月 1 日）")
-    date_to: dt.date | None = Field(default=None, alias="to", description="结束日期（默认今天）")
-    format: Literal["json", "csv"] = "json"
+def _deps(request: Request) -> FeedbackDeps:
+    return request.app.ctx.feedback
 
 
 @bp.get("/staff/questions")
@@ -108,10 +93,10 @@ class IndicatorQuery(BaseModel):
 async def staff_questions(request: Request) -> HTTPResponse:
     """Questions for the caller's departments."""
     q = parse_query(request, QuestionListQuery)
-    body = await consult.staff_questions(
+    page = await consult.staff_questions(
         principal=request.ctx.principal, view=None if q.view == "all" else q.view, page=q.page, page_size=q.page_size
     )
-    return json_response(body, headers=PRIVATE)
+    return json_response(present.question_page_json(page), headers=PRIVATE)
 
 
 @bp.post("/staff/questions/<question_id:str>/answer")
@@ -123,9 +108,9 @@ async def answer(request: Request, question_id: str) -> HTTPResponse:
     """Answer a question of one's department."""
     body = parse_body(request, AnswerIn)
     result = await consult.answer(
-        settings=request.app.ctx.settings, principal=request.ctx.principal, question_id=question_id, text=body.answer
+        _deps(request), principal=request.ctx.principal, question_id=question_id, text=body.answer
     )
-    return json_response(result)
+    return json_response(present.question_json(result))
 
 
 @bp.post("/staff/questions/<question_id:str>/publish")
@@ -136,13 +121,14 @@ async def answer(request: Request, question_id: str) -> HTTPResponse:
 async def publish(request: Request, question_id: str) -> HTTPResponse:
     """Show an answered question on the guide page, or take it off."""
     body = parse_body(request, PublishIn)
-    cache, principal = request.app.ctx.cache, request.ctx.principal
+    deps, principal = _deps(request), request.ctx.principal
     if not body.published:
-        return json_response(await consult.unpublish(cache=cache, principal=principal, question_id=question_id))
-    result = await consult.publish(
-        cache=cache, principal=principal, question_id=question_id, question=body.question, answer_text=body.answer
-    )
-    return json_response(result)
+        result = await consult.unpublish(deps, principal=principal, question_id=question_id)
+    else:
+        result = await consult.publish(
+            deps, principal=principal, question_id=question_id, question=body.question, answer_text=body.answer
+        )
+    return json_response(present.question_json(result))
 
 
 @bp.get("/staff/rectifications")
@@ -152,11 +138,11 @@ async def publish(request: Request, question_id: str) -> HTTPResponse:
 async def rectifications(request: Request) -> HTTPResponse:
     """Rectifications in the caller's scope, the nearest deadline first."""
     q = parse_query(request, RectListQuery)
-    body = await ratings.staff_rectifications(
+    page = await ratings.staff_rectifications(
         principal=request.ctx.principal, status=q.status.value if q.status else None, overdue=q.overdue,
         page=q.page, page_size=q.page_size,
     )  # fmt: skip
-    return json_response(body, headers=PRIVATE)
+    return json_response(present.rectification_page_json(page), headers=PRIVATE)
 
 
 @bp.get("/staff/rectifications/<rect_id:str>")
@@ -165,9 +151,8 @@ async def rectifications(request: Request) -> HTTPResponse:
 @staff
 async def rectification(request: Request, rect_id: str) -> HTTPResponse:
     """One rectification."""
-    return json_response(
-        await ratings.staff_rectification(principal=request.ctx.principal, rect_id=rect_id), headers=PRIVATE
-    )
+    detail = await ratings.staff_rectification(principal=request.ctx.principal, rect_id=rect_id)
+    return json_response(present.rectification_detail_json(detail), headers=PRIVATE)
 
 
 @bp.post("/staff/rectifications/<rect_id:str>/steps")
@@ -179,10 +164,10 @@ async def rectification_step(request: Request, rect_id: str) -> HTTPResponse:
     """Take the next step; out of order is 409."""
     body = parse_body(request, StepIn)
     result = await ratings.step(
-        settings=request.app.ctx.settings, principal=request.ctx.principal, rect_id=rect_id, action=body.action,
-        note=body.note, reply=body.reply,
+        _deps(request), principal=request.ctx.principal, rect_id=rect_id, action=body.action, note=body.note,
+        reply=body.reply,
     )  # fmt: skip
-    return json_response(result)
+    return json_response(present.rectification_detail_json(result))
 
 
 @bp.post("/admin/rectifications/<rect_id:str>/decision")
@@ -194,37 +179,7 @@ async def decide(request: Request, rect_id: str) -> HTTPResponse:
     """An administrator decides a contested rating."""
     body = parse_body(request, DecisionIn)
     result = await ratings.step(
-        settings=request.app.ctx.settings, principal=request.ctx.principal, rect_id=rect_id, action=body.decision,
-        note=body.note, reply=None,
+        _deps(request), principal=request.ctx.principal, rect_id=rect_id, action=body.decision, note=body.note,
+        reply=None,
     )  # fmt: skip
-    return json_response(result)
-
-
-@bp.get("/admin/ratings/stats")
-@doc(tag=ADMIN_TAG, summary="好差评统计（按事项、部门、大厅、窗口）", query=StatsQuery, secured="bearer",
-     errors=[*STAFF_AUTH_ERRORS, InvalidInput, fe.RangeInvalid])  # fmt: skip
-@admin_required
-async def rating_stats(request: Request) -> HTTPResponse:
-    """Counts per level and the satisfaction rate per group."""
-    q = parse_query(request, StatsQuery)
-    start, end = indicators.period(q.date_from, q.date_to)
-    items = await ratings.satisfaction(by=q.by, date_from=start, date_to=end)
-    return json_response({"by": q.by, "from": start.isoformat(), "to": end.isoformat(), "items": items})
-
-
-@bp.get("/admin/indicators")
-@doc(tag=ADMIN_TAG, summary="改革指标（全市、分板块、分部门；format=csv 导出）", query=IndicatorQuery, secured="bearer",
-     errors=[*STAFF_AUTH_ERRORS, InvalidInput, fe.RangeInvalid])  # fmt: skip
-@admin_required
-async def indicator_report(request: Request) -> HTTPResponse:
-    """The indicators against the year's targets; `format=csv` for a spreadsheet."""
-    q = parse_query(request, IndicatorQuery)
-    start, end = indicators.period(q.date_from, q.date_to)
-    report = await indicators.compute(settings=request.app.ctx.settings, date_from=start, date_to=end)
-    if q.format == "csv":
-        return HTTPResponse(
-            indicators.to_csv(report).encode(),
-            content_type="text/csv; charset=utf-8",
-            headers={**PRIVATE, "Content-Disposition": f'attachment; filename="indicators-{start}-{end}.csv"'},
-        )
-    return json_response(report, headers=PRIVATE)
+    return json_response(present.rectification_detail_json(result))

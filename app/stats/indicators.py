@@ -8,10 +8,7 @@ the year's target (years counted from `reform_start_year`: 80 / 90 / 95 % by def
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
-import io
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,25 +24,18 @@ from app.errors import ServiceUnavailable
 from app.feedback.errors import RangeInvalid
 from app.feedback.models import Rating
 from app.feedback.ratings import GOOD_LEVELS
-from app.jsontext import dumps
+from app.jsontext import dumps, loads
 from app.matters.models import Department, Matter, MatterStatus
 from app.matters.schemas import SECTION_NAMES, Section
 from app.ratelimit import Limit, hit
 from app.settings import Settings
-from app.store import Store
+from app.stats import present
+from app.stats.deps import StatsDeps
+from app.stats.types import NAMES, Indicator, IndicatorReport, ScopeReport
 from qr.models import Code, ScanDaily
 
-NAMES = {
-    "one_visit_rate": "最多跑一次率",
-    "zero_visit_rate": "零跑路率",
-    "online_depth_rate": "网办深度≥3 事项占比",
-    "online_case_rate": "网上申报办件占比",
-    "on_time_rate": "按时办结率",
-    "avg_days_to_complete": "平均办结工作日",
-    "no_show_rate": "预约爽约率",
-    "satisfaction_rate": "好评率",
-    "scans_per_matter": "事项平均扫码次数",
-}
+__all__ = ["NAMES", "compute", "period", "public_report", "target_for"]
+
 EARLIEST = dt.date(2000, 1, 1)
 PUBLIC_CACHE_SECONDS = 60
 SHARES_WITH_TARGET = ("one_visit_rate", "online_depth_rate", "online_case_rate", "on_time_rate", "satisfaction_rate")
@@ -70,7 +60,7 @@ class _Counts:
     good: int = 0
     scans: int = 0
 
-    def indicators(self) -> dict[str, float | int | None]:
+    def indicators(self) -> dict[str, float | None]:
         def share(a: int, b: int) -> float | None:
             return round(a / b, 4) if b else None
 
@@ -86,8 +76,8 @@ class _Counts:
             "scans_per_matter": round(self.scans / self.matters, 2) if self.matters else None,
         }
 
-    def counts(self) -> dict[str, int]:
-        return dict(self.__dict__)
+    def counts(self) -> tuple[tuple[str, int], ...]:
+        return tuple(self.__dict__.items())
 
 
 def period(date_from: dt.date | None, date_to: dt.date | None) -> tuple[dt.date, dt.date]:
@@ -100,13 +90,12 @@ def period(date_from: dt.date | None, date_to: dt.date | None) -> tuple[dt.date,
     return start, end
 
 
-async def public_report(
-    *, settings: Settings, store: Store, client: str, date_from: dt.date, date_to: dt.date
-) -> dict[str, Any]:
+async def public_report(deps: StatsDeps, *, client: str, date_from: dt.date, date_to: dt.date) -> IndicatorReport:
     """The report for the public dashboard: rate limited per address and shared for a minute per period.
 
     Without the store (Redis down) the page still works, uncached and unlimited, as public pages must.
     """
+    store = deps.store
     key = f"indicators:{date_from}:{date_to}"
     with contextlib.suppress(ServiceUnavailable):  # 429 stands; a store that is down only skips the limit
         await hit(store, Limit("stats-page-ip-1m", 30, 60), client)
@@ -114,10 +103,10 @@ async def public_report(
     with contextlib.suppress(Exception):
         cached = await store.get(key)
     if cached:
-        return json.loads(cached)
-    report = await compute(settings=settings, date_from=date_from, date_to=date_to)
+        return present.report_from_json(loads(cached))
+    report = await compute(deps, date_from=date_from, date_to=date_to)
     with contextlib.suppress(Exception):
-        await store.set(key, dumps(report), ex=PUBLIC_CACHE_SECONDS)
+        await store.set(key, dumps(present.report_json(report)), ex=PUBLIC_CACHE_SECONDS)
     return report
 
 
@@ -132,8 +121,9 @@ def target_for(settings: Settings, year: int) -> int:
     return settings.reform_targets[min(index, len(settings.reform_targets) - 1)]
 
 
-async def compute(*, settings: Settings, date_from: dt.date, date_to: dt.date) -> dict[str, Any]:
+async def compute(deps: StatsDeps, *, date_from: dt.date, date_to: dt.date) -> IndicatorReport:
     """Every indicator for the city, by section and by department, with the year's target."""
+    settings = deps.settings
     begin, end = clock.day_start(date_from), clock.day_start(date_to + dt.timedelta(days=1))
     city = _Counts()
     sections: defaultdict[str, _Counts] = defaultdict(_Counts)
@@ -211,54 +201,35 @@ async def compute(*, settings: Settings, date_from: dt.date, date_to: dt.date) -
 
     target = target_for(settings, date_to.year)
     names = dict(await Department.all().values_list("code", "name"))
-    return {
-        "from": date_from.isoformat(),
-        "to": date_to.isoformat(),
-        "generated_at": clock.iso(clock.now()),
-        "year_of_reform": max(date_to.year - settings.reform_start_year + 1, 1),
-        "target_percent": target,
-        "names": NAMES,
-        "city": _scope_view(city, target),
-        "by_section": [
-            {"section": s.value, "name": SECTION_NAMES[s], **_scope_view(sections[s.value], target)}
+    return IndicatorReport(
+        date_from=date_from,
+        date_to=date_to,
+        generated_at=clock.now(),
+        year_of_reform=max(date_to.year - settings.reform_start_year + 1, 1),
+        target_percent=target,
+        city=_scope("city", "", "全市", city, target),
+        by_section=tuple(
+            _scope("section", s.value, SECTION_NAMES[s], sections[s.value], target)
             for s in Section
             if s.value in sections
-        ],
-        "by_department": [
-            {"department": code, "name": names.get(code, code), **_scope_view(departments[code], target)}
-            for code in sorted(departments)
-        ],
-    }
+        ),
+        by_department=tuple(
+            _scope("department", code, names.get(code, code), departments[code], target) for code in sorted(departments)
+        ),
+    )
 
 
-def _scope_view(counts: _Counts, target: int) -> dict[str, Any]:
+def _scope(kind: str, key: str, name: str, counts: _Counts, target: int) -> ScopeReport:
     values = counts.indicators()
-    return {
-        "indicators": {
-            key: {
-                "value": value,
-                "target": target / 100 if key in SHARES_WITH_TARGET else None,
-                "met": (value >= target / 100) if key in SHARES_WITH_TARGET and value is not None else None,
-            }
-            for key, value in values.items()
-        },
-        "counts": counts.counts(),
-    }
-
-
-def to_csv(report: dict[str, Any]) -> str:
-    """The report as CSV: one row per scope and indicator (UTF-8 with BOM so Excel reads the Chinese)."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["scope", "key", "name", "indicator", "indicator_name", "value", "target", "met"])
-    rows = [("city", "", "全市", report["city"])]
-    rows += [("section", s["section"], s["name"], s) for s in report["by_section"]]
-    rows += [("department", d["department"], d["name"], d) for d in report["by_department"]]
-    for scope, key, name, data in rows:
-        for indicator, v in data["indicators"].items():
-            writer.writerow(
-                [scope, key, name, indicator, NAMES[indicator], "" if v["value"] is None else v["value"],
-                 "" if v["target"] is None else v["target"], "" if v["met"] is None else str(v["met"]).lower()]
-            )  # fmt: skip
-    return out.getvalue()
+    indicators = tuple(
+        (
+            key_,
+            Indicator(
+                value=value,
+                target=target / 100 if key_ in SHARES_WITH_TARGET else None,
+                met=(value >= target / 100) if key_ in SHARES_WITH_TARGET and value is not None else None,
+            ),
+        )
+        for key_, value in values.items()
+    )
+    return ScopeReport(kind, key, name, indicators, counts.counts())

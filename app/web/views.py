@@ -6,14 +6,17 @@ import contextlib
 import datetime as dt
 import itertools
 import secrets
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request, redirect
 
+from app import clock
 from app.booking import service as booking
 from app.booking.errors import BookingNotOffered
 from app.cases import service as cases
 from app.cases.errors import ProgressNotFound
+from app.cases.types import ProgressView
 from app.errors import DomainError, InvalidInput, MatterNotFound
 from app.feedback.errors import RangeInvalid
 from app.http import cached_response, doc, parse_query
@@ -22,6 +25,8 @@ from app.matters import guides, service
 from app.matters.schemas import SECTION_NAMES, Section
 from app.ratelimit import TooManyRequests
 from app.stats import indicators
+from app.stats import present as stats_present
+from app.stats.types import IndicatorReport
 from app.web import ACTIONS
 
 bp = Blueprint("web", url_prefix="")
@@ -166,6 +171,29 @@ async def _book_page(request: Request, guide: dict) -> HTTPResponse:
     return HTTPResponse(html, content_type=HTML, headers={"Cache-Control": "public, max-age=30"})
 
 
+def _minute(at: dt.datetime) -> str:
+    return f"{at.astimezone(clock.SHANGHAI):%Y-%m-%d %H:%M}"
+
+
+def _progress_context(view: ProgressView) -> dict[str, Any]:
+    """What progress.html shows of a case: times in Asia/Shanghai to the minute, dates as YYYY-MM-DD."""
+    s = view.summary
+    step = s.next_step
+    return {
+        "case_no": s.case_no,
+        "matter": {"name": s.matter_name},
+        "principal": {"name": view.principal_name},
+        "status_name": s.status_name,
+        "sla": {"state": s.sla.state, "due_on": s.sla.due_on.isoformat() if s.sla.due_on else None},
+        "submitted_at": _minute(s.submitted_at),
+        "promised_days": s.promised_days,
+        "next_step": None
+        if step is None
+        else {"name": step.name, "expected_by": step.expected_by.isoformat() if step.expected_by else None},
+        "timeline": [{"label": e.label, "at": _minute(e.at), "text": e.text} for e in view.timeline],
+    }
+
+
 async def _progress_page(request: Request, *, case_no: str = "", query_code: str = "", code: str = "") -> HTTPResponse:
     """The progress page: a case's timeline, or the query form with what went wrong."""
     pages = request.app.ctx.pages
@@ -173,7 +201,7 @@ async def _progress_page(request: Request, *, case_no: str = "", query_code: str
         return HTTPResponse(pages.render("progress.html", case=None, case_no=case_no, error=None),
                             content_type=HTML, headers=PRIVATE_PAGE)  # fmt: skip
     try:
-        case = await cases.query_progress(
+        view = await cases.query_progress(
             request.app.ctx.cases,
             client=request.remote_addr or request.ip or "unknown",
             case_no=case_no,
@@ -185,7 +213,8 @@ async def _progress_page(request: Request, *, case_no: str = "", query_code: str
             raise
         html = pages.render("progress.html", case=None, case_no=case_no[:32], error=exc.message)
         return HTTPResponse(html, status=exc.status, content_type=HTML, headers={**PRIVATE_PAGE, **exc.headers})
-    return HTTPResponse(pages.render("progress.html", case=case), content_type=HTML, headers=PRIVATE_PAGE)
+    html = pages.render("progress.html", case=_progress_context(view))
+    return HTTPResponse(html, content_type=HTML, headers=PRIVATE_PAGE)
 
 
 @bp.route("/p", methods=["GET", "HEAD"])
@@ -203,6 +232,11 @@ async def progress_by_code(request: Request, code: str) -> HTTPResponse:
     return await _progress_page(request, code=code[:200])
 
 
+def _stats_context(report: IndicatorReport) -> dict[str, Any]:
+    """What stats.html shows: the API's report, generated_at in Asia/Shanghai to the minute."""
+    return {**stats_present.report_json(report), "generated_at": _minute(report.generated_at)}
+
+
 @bp.route("/stats", methods=["GET", "HEAD"])
 @doc(tag=TAG, summary="改革成效看板（公开：最多跑一次率、零跑路率、按时办结率、好评率等，服务端渲染图表）",
      query=StatsPageQuery, errors=[InvalidInput, RangeInvalid, TooManyRequests])  # fmt: skip
@@ -212,8 +246,7 @@ async def stats_page(request: Request) -> HTTPResponse:
     start, end = indicators.period(q.date_from, q.date_to)
     ctx = request.app.ctx
     report = await indicators.public_report(
-        settings=ctx.settings, store=ctx.store, client=request.remote_addr or request.ip or "unknown",
-        date_from=start, date_to=end,
-    )  # fmt: skip
-    html = ctx.pages.render("stats.html", r=report)
+        ctx.stats, client=request.remote_addr or request.ip or "unknown", date_from=start, date_to=end
+    )
+    html = ctx.pages.render("stats.html", r=_stats_context(report))
     return HTTPResponse(html, content_type=HTML, headers={"Cache-Control": "public, max-age=60"})

@@ -23,10 +23,9 @@ from app import clock
 from app.booking import service as booking_service
 from app.booking.service import BookingDeps
 from app.cache import LocalCache
-from app.cases import present
 from app.cases import service as case_service
-from app.cases.models import Case
 from app.cases.service import CaseDeps
+from app.cases.types import CaseSummary, TimelineEntry
 from app.errors import DomainError
 from app.matters import service as matter_service
 from app.settings import Settings
@@ -217,15 +216,15 @@ class Responder:
                 view = await case_service.query_progress(
                     deps, client=f"wx:{openid}", case_no=case_no, query_code=code, code=None
                 )
-            else:
-                citizen = await self._citizen(openid)
-                case = await Case.get_or_none(case_no=case_no)
-                if citizen is None or case is None or case.citizen_id != citizen:
-                    return NOT_FOUND_CASE  # the same answer as an unknown number
-                view = await present.case_view(deps.cipher, case, audience="public")
+                return _case_text(view.summary, view.timeline)
+            citizen = await self._citizen(openid)
+            if citizen is None:
+                return NOT_FOUND_CASE  # the same answer as an unknown number
+            # The API's read rule: the applicant or agent, or the principal (被代办人) with a verified identity.
+            case = await case_service.case_detail(deps, principal=citizen, case_no=case_no)
+            return _case_text(case.summary, case.timeline)
         except DomainError as exc:
             return NOT_FOUND_CASE if exc.status == 404 else exc.message
-        return _case_text(view)
 
     async def _bookings(self, openid: str) -> str:
         citizen = await self._citizen(openid)
@@ -247,27 +246,25 @@ class Responder:
         citizen = await self._citizen(openid)
         if citizen is None:
             return f"请先登录后查看您的办件：{self._sign_in_url()}"
-        rows = await Case.filter(citizen_id=citizen).order_by("-submitted_at").limit(5)
-        if not rows:
+        page = await case_service.my_cases(self.deps.cases, principal=citizen, page=1, page_size=5)
+        if not page.items:
             return "您还没有网上申报的办件。"
-        today = clock.today()
         lines = []
-        for row in rows:
-            view = present.summary(row, today)
-            when = (view["next_step"] or {}).get("expected_by")
-            lines.append(
-                f"· {row.case_no} {row.matter_name}：{view['status_name']}" + (f"，预计 {when} 前" if when else "")
-            )
+        for case in page.items:
+            when = case.next_step.expected_by if case.next_step else None
+            by = f"，预计 {when:%Y-%m-%d} 前" if when else ""
+            lines.append(f"· {case.case_no} {case.matter_name}：{case.status_name}{by}")
         return "您的办件：\n" + "\n".join(lines)
 
 
-def _case_text(view: dict[str, Any]) -> str:
-    lines = [f"办件 {view['case_no']}（{view['matter']['name']}）", f"当前状态：{view['status_name']}"]
-    step = view.get("next_step")
+def _case_text(case: CaseSummary, timeline: tuple[TimelineEntry, ...]) -> str:
+    """A case's status, next step and latest event as a WeChat text (times in Asia/Shanghai)."""
+    lines = [f"办件 {case.case_no}（{case.matter_name}）", f"当前状态：{case.status_name}"]
+    step = case.next_step
     if step:
-        by = f"，预计 {step['expected_by']} 前" if step.get("expected_by") else ""
-        lines.append(f"下一步：{step['name']}{by}")
-    if view.get("timeline"):
-        last = view["timeline"][-1]
-        lines.append(f"最新进展（{last['at'][5:16].replace('T', ' ')}）：{last['text']}")
+        by = f"，预计 {step.expected_by:%Y-%m-%d} 前" if step.expected_by else ""
+        lines.append(f"下一步：{step.name}{by}")
+    if timeline:
+        last = timeline[-1]
+        lines.append(f"最新进展（{last.at.astimezone(clock.SHANGHAI):%m-%d %H:%M}）：{last.text}")
     return "\n".join(lines)

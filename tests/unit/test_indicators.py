@@ -27,7 +27,8 @@ from app.feedback.errors import RangeInvalid
 from app.feedback.models import Rating, SubjectType
 from app.matters.models import Department, Matter, MatterStatus
 from app.settings import Settings
-from app.stats import indicators
+from app.stats import indicators, present
+from app.stats.types import IndicatorReport
 from qr.models import Code, ScanChannel, ScanDaily
 
 FROM, TO = dt.date(2026, 3, 1), dt.date(2026, 3, 31)
@@ -362,6 +363,16 @@ def mismatches(report: dict[str, Any], *, target: float) -> list[str]:
 # ---------------------------------------------------------------- tests
 
 
+async def _typed(services, settings: Settings, **period: Any) -> IndicatorReport:
+    """The report computed with these settings (the workers' other dependencies)."""
+    return await indicators.compute(dataclasses.replace(services.stats, settings=settings), **period)
+
+
+async def _report(services, settings: Settings, **period: Any) -> dict[str, Any]:
+    """The report as the API's JSON: what these tests assert."""
+    return present.report_json(await _typed(services, settings, **period))
+
+
 def test_march_2026_is_a_plain_month():
     """The hand counts of working days assume Monday to Friday work in March 2026, no holiday, no 调休."""
     for n in range(31):
@@ -370,9 +381,9 @@ def test_march_2026_is_a_plain_month():
     assert FROM.isoweekday() == 7  # 2026-03-01 is a Sunday
 
 
-async def test_every_indicator_for_city_sections_and_departments(settings):
+async def test_every_indicator_for_city_sections_and_departments(settings, services):
     await seed_march()
-    report = await indicators.compute(settings=settings, date_from=FROM, date_to=TO)
+    report = await _report(services, settings, date_from=FROM, date_to=TO)
 
     assert report["from"] == "2026-03-01" and report["to"] == "2026-03-31"
     assert report["target_percent"] == 95 and report["year_of_reform"] == 9  # 2026 - 2018 + 1
@@ -393,14 +404,14 @@ async def test_every_indicator_for_city_sections_and_departments(settings):
         assert {k for k in TARGETED if indicators_[k]["met"] is False} == TARGETED - met, scope
 
 
-async def test_counter_visits_of_a_booking_count_for_its_matters_department(settings):
+async def test_counter_visits_of_a_booking_count_for_its_matters_department(settings, services):
     """网上申报办件占比 of a department: its online cases against its online cases and its counter visits.
 
     A check-in of a booking is a visit for the booked matter, so for the matter's department; a department
     whose matters drew counter visits cannot show 100 % online.
     """
     await seed_march()
-    report = await indicators.compute(settings=settings, date_from=FROM, date_to=TO)
+    report = await _report(services, settings, date_from=FROM, date_to=TO)
     by_department = {d["department"]: d for d in report["by_department"]}
     # scjgj: 5 online cases, check-ins K2 (booking B1 of M1) and K6 (booking B5 of M3): 5 / 7
     assert by_department["scjgj"]["counts"]["counter_visits"] == 2
@@ -410,11 +421,11 @@ async def test_counter_visits_of_a_booking_count_for_its_matters_department(sett
     assert by_department["gjjzx"]["indicators"]["online_case_rate"]["value"] == 0.75
 
 
-async def test_year_targets_and_met(settings):
+async def test_year_targets_and_met(settings, services):
     await seed_march()
     # A reform that started in 2026: year 1, target 80 %; on-time 4 / 5 = 0.8 meets it exactly (>=).
     first_year = dataclasses.replace(settings, reform_start_year=2026)
-    report = await indicators.compute(settings=first_year, date_from=FROM, date_to=TO)
+    report = await _report(services, first_year, date_from=FROM, date_to=TO)
     assert report["target_percent"] == 80 and report["year_of_reform"] == 1
     city = report["city"]["indicators"]
     assert city["on_time_rate"] == {"value": 0.8, "target": 0.8, "met": True}
@@ -428,7 +439,7 @@ async def test_year_targets_and_met(settings):
     configured = Settings.from_env({"REFORM_TARGETS": "60,75", "REFORM_START_YEAR": "2025"})
     assert configured.reform_targets == (60, 75) and configured.reform_start_year == 2025
     custom = dataclasses.replace(settings, reform_targets=configured.reform_targets, reform_start_year=2025)
-    report = await indicators.compute(settings=custom, date_from=FROM, date_to=TO)
+    report = await _report(services, custom, date_from=FROM, date_to=TO)
     assert report["target_percent"] == 75 and report["year_of_reform"] == 2
     got = scopes(report)
     assert got["city"]["indicators"]["one_visit_rate"] == {"value": 0.6, "target": 0.75, "met": False}
@@ -463,18 +474,18 @@ def test_target_for_each_year_of_the_reform(settings):
         (D(2017, 1, 1), D(2017, 12, 31), 80, 0.8, 1),  # before the reform: year 1 at the earliest
     ],
 )
-async def test_target_of_a_period_is_its_end_years(settings, date_from, date_to, percent, share, year):
+async def test_target_of_a_period_is_its_end_years(settings, date_from, date_to, percent, share, year, services):
     await make_department("scjgj")
     await make_matter(M1, section="commercial", department="scjgj", visits=1, online_depth=3)
-    report = await indicators.compute(settings=settings, date_from=date_from, date_to=date_to)
+    report = await _report(services, settings, date_from=date_from, date_to=date_to)
     assert report["target_percent"] == percent and report["year_of_reform"] == year
     # one matter with visits 1: 最多跑一次率 1 / 1, met whatever the target
     assert report["city"]["indicators"]["one_visit_rate"] == {"value": 1.0, "target": share, "met": True}
     assert report["city"]["indicators"]["zero_visit_rate"] == {"value": 0.0, "target": None, "met": None}
 
 
-async def test_nothing_to_count(settings):
-    report = await indicators.compute(settings=settings, date_from=FROM, date_to=TO)
+async def test_nothing_to_count(settings, services):
+    report = await _report(services, settings, date_from=FROM, date_to=TO)
     assert report["by_section"] == [] and report["by_department"] == []
     for key, item in report["city"]["indicators"].items():
         assert item["value"] is None and item["met"] is None, key
@@ -482,7 +493,7 @@ async def test_nothing_to_count(settings):
     assert set(report["city"]["counts"].values()) == {0}
 
 
-async def test_range_boundaries_are_whole_days_in_shanghai(settings):
+async def test_range_boundaries_are_whole_days_in_shanghai(settings, services):
     """from and to are inclusive dates in Asia/Shanghai: [from 00:00 +08:00, to + 1 day 00:00 +08:00)."""
     await make_department("scjgj")
     await make_matter(M1, section="commercial", department="scjgj", visits=1, online_depth=3)
@@ -518,7 +529,7 @@ async def test_range_boundaries_are_whole_days_in_shanghai(settings):
     for day, scans in ((D(2026, 2, 28), 1), (D(2026, 3, 1), 10), (D(2026, 3, 31), 100), (D(2026, 4, 1), 1000)):
         await make_scans("qm1", day, scans)
 
-    report = await indicators.compute(settings=settings, date_from=FROM, date_to=TO)
+    report = await _report(services, settings, date_from=FROM, date_to=TO)
     counts = {k: v for k, v in report["city"]["counts"].items() if k not in {"one_visit", "zero_visit", "deep"}}
     assert counts == {
         "matters": 1,
@@ -540,7 +551,7 @@ async def test_range_boundaries_are_whole_days_in_shanghai(settings):
     assert city["satisfaction_rate"] == 1.0  # 3 / 3
 
     # A one-day period: only that Shanghai day.
-    day = await indicators.compute(settings=settings, date_from=FROM, date_to=FROM)
+    day = await _report(services, settings, date_from=FROM, date_to=FROM)
     counts = day["city"]["counts"]
     got = {k: counts[k] for k in ("online_cases", "counter_visits", "ratings", "finished", "days_total", "scans",
                                   "bookings_due")}  # fmt: skip
@@ -569,10 +580,11 @@ def test_period_defaults_and_errors(fake_clock):
         indicators.period(D(2000, 1, 1), D(2026, 1, 1))
 
 
-async def test_csv_one_row_per_scope_and_indicator_matching_the_json(settings):
+async def test_csv_one_row_per_scope_and_indicator_matching_the_json(settings, services):
     await seed_march()
-    report = await indicators.compute(settings=settings, date_from=FROM, date_to=TO)
-    text = indicators.to_csv(report)
+    typed = await _typed(services, settings, date_from=FROM, date_to=TO)
+    text = present.to_csv(typed)
+    report = present.report_json(typed)
     assert text.startswith("\ufeff")  # Excel reads the UTF-8 Chinese with the BOM
     assert text.endswith("\r\n") and "\n" not in text.replace("\r\n", "")
     rows = list(csv.reader(io.StringIO(text[1:])))
@@ -606,9 +618,9 @@ async def test_csv_one_row_per_scope_and_indicator_matching_the_json(settings):
     assert ["department", "scjgj", "市市场监督管理局", "avg_days_to_complete", "平均办结工作日", "2.75", "", ""] in body
 
 
-async def test_csv_leaves_missing_values_empty(settings):
-    report = await indicators.compute(settings=settings, date_from=FROM, date_to=TO)
-    rows = list(csv.reader(io.StringIO(indicators.to_csv(report)[1:])))
+async def test_csv_leaves_missing_values_empty(settings, services):
+    typed = await _typed(services, settings, date_from=FROM, date_to=TO)
+    rows = list(csv.reader(io.StringIO(present.to_csv(typed)[1:])))
     assert len(rows) == 1 + 9  # only the city
     for row in rows[1:]:
         assert row[5] == "" and row[7] == "", row

@@ -13,10 +13,11 @@ import pytest
 
 from app import clock
 from app.cache import LocalCache
-from app.cases import service
+from app.cases import present, service
 from app.cases.errors import CaseChanged
 from app.cases.lifecycle import STATUS_NAMES
 from app.cases.models import Case, CaseEvent, CaseStatus, Upload
+from app.cases.types import StaffCaseView
 from app.matters import service as catalogue
 from app.notify import delivery
 from app.notify import service as notify
@@ -108,7 +109,7 @@ async def new_upload(citizen: Citizen, file_type: str) -> Upload:
 async def submit(deps, citizen: Citizen) -> dict:
     pdf = await new_upload(citizen, "pdf")
     png = await new_upload(citizen, "png")
-    return await service.submit(
+    result = await service.submit(
         deps,
         principal=citizen_principal(citizen),
         matter_code=MATTER,
@@ -120,9 +121,10 @@ async def submit(deps, citizen: Citizen) -> dict:
         ],
         delivery={"method": "window"},
     )
+    return present.submission_json(result)
 
 
-async def step(deps, citizen: Citizen, case_no: str, action: str, args: dict | None) -> dict:
+async def step(deps, citizen: Citizen, case_no: str, action: str, args: dict | None) -> object:
     if args is not None:
         return await service.act(deps, principal=ADMIN, case_no=case_no, action=action, args=args)
     assert action == "resubmit"
@@ -195,10 +197,10 @@ async def test_concurrent_steps_one_wins_and_the_loser_leaves_no_trace(fake_cloc
         service.act(deps, principal=ADMIN, case_no=case_no, action="reject", args={"reason": "材料不符"}),
         return_exceptions=True,
     )
-    won = [r for r in results if isinstance(r, dict)]
-    lost = [r for r in results if not isinstance(r, dict)]
+    won = [r for r in results if isinstance(r, StaffCaseView)]
+    lost = [r for r in results if not isinstance(r, StaffCaseView)]
     assert len(won) == 1 and len(lost) == 1 and isinstance(lost[0], CaseChanged), results
-    winner = won[0]["status"]
+    winner = won[0].summary.status.value
     case = await Case.get(case_no=case_no)
     assert case.status.value == winner and case.version == 2
     events = await CaseEvent.filter(case_id=case.id).order_by("id").values_list("to_status", flat=True)

@@ -1,0 +1,262 @@
+"""What the case services answer: the status enumeration and typed results (no ORM, so channels may import it).
+
+Dates and times stay `date` / aware `datetime` here; each channel's presenter formats them
+(`app.cases.present` for JSON, the H5 page and the WeChat replies for their own text).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class CaseStatus(enum.StrEnum):
+    """Where a case stands (see lifecycle.TRANSITIONS for the moves between them)."""
+
+    submitted = "submitted"
+    accepted = "accepted"
+    rejected = "rejected"
+    correction_required = "correction_required"
+    resubmitted = "resubmitted"
+    under_review = "under_review"
+    suspended = "suspended"
+    approved = "approved"
+    denied = "denied"
+    delivered = "delivered"
+    completed = "completed"
+    withdrawn = "withdrawn"
+
+
+@dataclass(frozen=True)
+class Sla:
+    """Where a case stands against its promised time: green, yellow, red, paused, stopped or not_started."""
+
+    state: str
+    due_on: dt.date | None
+    days_left: int | None
+    suspended_on: dt.date | None = None  # only while paused
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """What happens next and by when (as far as the service can promise it)."""
+
+    name: str
+    expected_by: dt.date | None
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    """A case in a list: its number, matter, status and time."""
+
+    case_no: str
+    matter_code: str
+    matter_name: str
+    guide_version: int
+    status: CaseStatus
+    status_name: str
+    submitted_at: dt.datetime
+    updated_at: dt.datetime
+    promised_days: int
+    accepted_on: dt.date | None
+    sla: Sla
+    next_step: NextStep | None
+
+
+@dataclass(frozen=True)
+class StaffCaseItem:
+    """A case in a staff list: the summary, where it is handled and what the caller may do now."""
+
+    summary: CaseSummary
+    hall: str
+    department: str
+    actions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One step of a case's timeline; `actor_*`, `note` and `data` are filled for staff only."""
+
+    action: str
+    label: str
+    status: CaseStatus
+    status_name: str
+    text: str
+    at: dt.datetime
+    actor_kind: str | None = None
+    actor_id: str | None = None
+    note: str | None = None
+    data: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class MaterialItem:
+    """A file handed in for one of the guide's materials (None where the upload is gone)."""
+
+    name: str
+    round: int
+    upload_id: uuid.UUID
+    filename: str | None
+    file_type: str | None
+    size: int | None
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class PartyView:
+    """The principal (被代办人 or the applicant) as the audience may see them (masked for citizens)."""
+
+    kind: str
+    name: str
+    id_number: str
+    phone: str | None
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    """How the result reaches the applicant; the address only for EMS (masked for citizens)."""
+
+    method: str
+    tracking_no: str | None
+    address: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The receipt's signed case code and the progress page it opens."""
+
+    case_code: str
+    progress_url: str
+
+
+@dataclass(frozen=True)
+class ProgressView:
+    """A case as an anonymous query sees it: summary, the principal's masked name, the public timeline."""
+
+    summary: CaseSummary
+    principal_name: str
+    timeline: tuple[TimelineEntry, ...]
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """A case as its applicant, agent or principal sees it (personal data masked)."""
+
+    summary: CaseSummary
+    id: uuid.UUID
+    agent: bool
+    principal: PartyView
+    delivery: DeliveryView
+    correction: Mapping[str, Any] | None
+    materials: tuple[MaterialItem, ...]
+    form: Mapping[str, Any]
+    hall: str
+    department: str
+    timeline: tuple[TimelineEntry, ...]
+    receipt: Receipt | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A filed application: the case, its query code (shown this once) and its receipt."""
+
+    case: CaseView
+    query_code: str
+    receipt: Receipt
+
+
+@dataclass(frozen=True)
+class StaffCaseView:
+    """A case for staff: full data, internal notes, the actions they may take and the pushes' delivery."""
+
+    summary: CaseSummary
+    id: uuid.UUID
+    agent: bool
+    principal: PartyView
+    applicant_account: uuid.UUID
+    delivery: DeliveryView
+    correction: Mapping[str, Any] | None
+    form: Mapping[str, Any]
+    materials: tuple[MaterialItem, ...]
+    hall: str
+    department: str
+    suspended_days: int
+    actions: tuple[str, ...]
+    timeline: tuple[TimelineEntry, ...]
+    notifications: tuple[Mapping[str, Any], ...]  # the notify domain's shape
+
+
+@dataclass(frozen=True)
+class CasePage:
+    """A page of the caller's cases."""
+
+    items: tuple[CaseSummary, ...]
+    total: int
+    page: int
+    page_size: int
+
+
+@dataclass(frozen=True)
+class StaffCasePage:
+    """A page of the cases in a staff member's scope."""
+
+    items: tuple[StaffCaseItem, ...]
+    total: int
+    page: int
+    page_size: int
+
+
+@dataclass(frozen=True)
+class FeedEvent:
+    """One case event of the provincial feed (办件上报)."""
+
+    event_id: int
+    case_no: str
+    matter_code: str
+    matter_name: str
+    department: str
+    hall: str
+    action: str
+    from_status: str | None
+    status: str
+    at: dt.datetime
+    submitted_at: dt.datetime
+    promised_days: int
+    due_on: dt.date | None
+
+
+@dataclass(frozen=True)
+class Feed:
+    """Case events after a cursor, and where to continue."""
+
+    items: tuple[FeedEvent, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """An uploaded file as its owner sees it."""
+
+    id: uuid.UUID
+    filename: str
+    size: int
+    file_type: str
+    sha256: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    in_use: bool
+
+
+@dataclass(frozen=True)
+class MaterialFile:
+    """A case material's stored file, for staff to download."""
+
+    case_no: str
+    upload_id: uuid.UUID
+    file_type: str
+    path: Path
