@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
 
-from app.booking import admin, desk
+from app.booking import admin, desk, present
 from app.booking import errors as be
 from app.booking.calendar import ScheduleConfig
+from app.booking.deps import BookingDeps
 from app.errors import InvalidInput
 from app.http import JSON_TYPE, doc, finish_even_if_disconnected, json_response, parse_body, parse_query
 from app.matters.schemas import Section
@@ -104,7 +105,7 @@ class NotificationQuery(BaseModel):
     page_size: int = Field(default=20, ge=1, le=100)
 
 
-def _deps(request: Request) -> Any:
+def _deps(request: Request) -> BookingDeps:
     return request.app.ctx.booking
 
 
@@ -125,12 +126,12 @@ def _deps(request: Request) -> Any:
 async def check_in(request: Request) -> HTTPResponse:
     """Verify a ticket and give a queue number."""
     body = parse_body(request, CheckInBody)
-    text = await finish_even_if_disconnected(
+    answer = await finish_even_if_disconnected(
         desk.check_in(
             _deps(request), principal=request.ctx.principal, ticket=body.ticket, nonce=body.nonce, counter=body.counter
         )
     )
-    return HTTPResponse(text, content_type=JSON_TYPE)
+    return HTTPResponse(present.scan_text(answer), content_type=JSON_TYPE)
 
 
 @bp.post("/desk/checkins/<checkin_id:str>/undo")
@@ -222,7 +223,7 @@ async def get_schedule(request: Request, hall: str) -> HTTPResponse:
 @admin_required
 async def put_schedule(request: Request, hall: str) -> HTTPResponse:
     """Replace a hall's calendar."""
-    return json_response(await admin.put_schedule(hall=hall, config=parse_body(request)))
+    return json_response(await admin.put_schedule(_deps(request), hall=hall, config=parse_body(request)))
 
 
 @bp.get("/admin/halls/<hall:str>/closures")
@@ -246,7 +247,8 @@ async def list_closures(request: Request, hall: str) -> HTTPResponse:
 async def add_closure(request: Request, hall: str) -> HTTPResponse:
     """Close a hall on a date."""
     body = parse_body(request, ClosureBody)
-    return json_response(await admin.add_closure(hall=hall, day=body.date, reason=body.reason), status=201)
+    result = await admin.add_closure(_deps(request), hall=hall, day=body.date, reason=body.reason)
+    return json_response(result, status=201)
 
 
 @bp.delete("/admin/halls/<hall:str>/closures/<day:str>")
@@ -263,7 +265,7 @@ async def remove_closure(request: Request, hall: str, day: str) -> HTTPResponse:
         date = dt.date.fromisoformat(day)
     except ValueError:
         raise InvalidInput("日期应为 YYYY-MM-DD", code="DATE_INVALID") from None
-    await admin.remove_closure(hall=hall, day=date)
+    await admin.remove_closure(_deps(request), hall=hall, day=date)
     return json_response({"date": date.isoformat(), "removed": True})
 
 
@@ -288,7 +290,7 @@ async def put_counters(request: Request, hall: str) -> HTTPResponse:
     """Replace a hall's counters."""
     body = parse_body(request, CountersBody)
     counters = [c.model_dump(mode="json") for c in body.counters]
-    return json_response(await admin.put_counters(hall=hall, counters=counters))
+    return json_response(await admin.put_counters(_deps(request), hall=hall, counters=counters))
 
 
 @bp.get("/admin/notifications")
