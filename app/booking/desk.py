@@ -28,17 +28,21 @@ from app.booking.models import Booking, CheckIn, DeskScan, RevokedTicket
 from app.booking.types import (
     BookingStatus,
     CheckedIn,
+    CheckInRecord,
     DeskBooking,
     Material,
+    Revocation,
+    RevocationList,
     ScanAnswer,
     ScanRefusal,
     StoredScan,
+    Undone,
+    WalkIn,
 )
 from app.errors import Conflict, InvalidInput
 from app.jsontext import dumps
 from app.matters import guides
 from app.matters.models import Hall
-from app.matters.schemas import SECTION_NAMES, Section
 from auth.errors import OutOfScope
 from auth.models import Citizen
 from auth.pii import PiiDecryptError, mask_name, mask_phone
@@ -427,7 +431,7 @@ async def check_in(
 
 async def walk_in(
     deps: BookingDeps, *, principal: Principal, section: str, counter: str | None, hall: str | None
-) -> dict[str, Any]:
+) -> WalkIn:
     """A queue number for a citizen without a booking."""
     hall_code = _hall_of(principal, hall)
     await calendar_of(deps, hall_code)  # HALL_NOT_FOUND for an unknown hall (cached)
@@ -439,19 +443,13 @@ async def walk_in(
             id=uuid.uuid4(), booking_id=None, hall_code=hall_code, section=section, day=today,
             queue_no=queue_no, counter=counter, staff_id=uuid.UUID(principal.id), kind="walk_in", created_at=now,
         )  # fmt: skip
-    return {
-        "checkin_id": str(checkin.id),
-        "kind": "walk_in",
-        "queue_no": queue_no,
-        "hall": hall_code,
-        "section": section,
-        "section_name": SECTION_NAMES[Section(section)],
-        "issued_at": clock.iso(now),
-        "undo_until": clock.iso(now + dt.timedelta(minutes=deps.settings.checkin_undo_minutes)),
-    }
+    return WalkIn(
+        checkin_id=checkin.id, queue_no=queue_no, hall=hall_code, section=section, issued_at=now,
+        undo_until=now + dt.timedelta(minutes=deps.settings.checkin_undo_minutes),
+    )  # fmt: skip
 
 
-async def undo(deps: BookingDeps, *, principal: Principal, checkin_id: str) -> dict[str, Any]:
+async def undo(deps: BookingDeps, *, principal: Principal, checkin_id: str) -> Undone:
     """Take back a check-in within a few minutes (the booking admits its holder again)."""
     try:
         cid = uuid.UUID(checkin_id)
@@ -479,31 +477,29 @@ async def undo(deps: BookingDeps, *, principal: Principal, checkin_id: str) -> d
                 )
     except IntegrityError:  # since checking in, the citizen booked the same matter for the same day
         raise BookingExists("该市民已另行预约同一事项同一天的时段，不能撤销此次签到") from None
-    return {"checkin_id": str(cid), "queue_no": checkin.queue_no, "undone_at": clock.iso(now)}
+    return Undone(checkin_id=cid, queue_no=checkin.queue_no, undone_at=now)
 
 
-async def list_checkins(*, principal: Principal, hall: str | None, day: dt.date | None) -> dict[str, Any]:
+async def list_checkins(*, principal: Principal, hall: str | None, day: dt.date | None) -> tuple[CheckInRecord, ...]:
     """A hall's check-ins of a day, latest first (the desk page's recent list)."""
     hall_code = _hall_of(principal, hall)
     rows = await CheckIn.filter(hall_code=hall_code, day=day or clock.today()).order_by("-created_at").limit(200)
-    return {
-        "items": [
-            {
-                "checkin_id": str(r.id),
-                "kind": r.kind,
-                "queue_no": r.queue_no,
-                "section": r.section,
-                "counter": r.counter,
-                "booking_id": str(r.booking_id) if r.booking_id else None,
-                "created_at": clock.iso(r.created_at),
-                "undone_at": clock.iso(r.undone_at),
-            }
-            for r in rows
-        ]
-    }
+    return tuple(
+        CheckInRecord(
+            checkin_id=r.id,
+            kind=r.kind,
+            queue_no=r.queue_no,
+            section=r.section,
+            counter=r.counter,
+            booking_id=r.booking_id,
+            created_at=r.created_at,
+            undone_at=r.undone_at,
+        )
+        for r in rows
+    )
 
 
-async def revocations(*, principal: Principal, hall: str | None, since: dt.datetime | None) -> dict[str, Any]:
+async def revocations(*, principal: Principal, hall: str | None, since: dt.datetime | None) -> RevocationList:
     """Revoked tickets of a hall whose slots are not over: what an offline desk must refuse."""
     hall_code = _hall_of(principal, hall)
     now = clock.now()
@@ -511,17 +507,17 @@ async def revocations(*, principal: Principal, hall: str | None, since: dt.datet
     if since is not None:
         query = query.filter(revoked_at__gte=since.astimezone(dt.UTC))  # SQLite compares stored UTC text
     rows = await query.order_by("revoked_at", "id")
-    return {
-        "hall": hall_code,
-        "generated_at": clock.iso(now),
-        "items": [
-            {
-                "booking_id": str(r.booking_id),
-                "version": r.version,
-                "reason": r.reason,
-                "revoked_at": clock.iso(r.revoked_at),
-                "expires_at": clock.iso(r.expires_at),
-            }
+    return RevocationList(
+        hall=hall_code,
+        generated_at=now,
+        items=tuple(
+            Revocation(
+                booking_id=r.booking_id,
+                version=r.version,
+                reason=r.reason,
+                revoked_at=r.revoked_at,
+                expires_at=r.expires_at,
+            )
             for r in rows
-        ],
-    }
+        ),
+    )

@@ -15,12 +15,16 @@ from app.booking.types import (
     BookingPage,
     BookingView,
     CheckedIn,
+    CheckInRecord,
     DeskBooking,
     Material,
+    RevocationList,
     ScanAnswer,
     ScanRefusal,
     SlotList,
     StoredScan,
+    Undone,
+    WalkIn,
 )
 from app.jsontext import dumps
 from app.matters.schemas import MATERIAL_FORM_NAMES, SECTION_NAMES, MaterialForm, Section
@@ -173,3 +177,59 @@ def scan_text(answer: ScanAnswer) -> str:
         return answer.text
     body = checked_in_json(answer) if isinstance(answer, CheckedIn) else refusal_json(answer)
     return dumps(body).decode()
+
+
+def walk_in_json(ticket: WalkIn) -> dict[str, Any]:
+    """A walk-in's queue number."""
+    return {
+        "checkin_id": str(ticket.checkin_id),
+        "kind": "walk_in",
+        "queue_no": ticket.queue_no,
+        "hall": ticket.hall,
+        "section": ticket.section,
+        "section_name": SECTION_NAMES[Section(ticket.section)],
+        "issued_at": clock.iso(ticket.issued_at),
+        "undo_until": clock.iso(ticket.undo_until),
+    }
+
+
+def undone_json(undone: Undone) -> dict[str, Any]:
+    """A check-in taken back."""
+    return {"checkin_id": str(undone.checkin_id), "queue_no": undone.queue_no, "undone_at": clock.iso(undone.undone_at)}
+
+
+def checkins_json(rows: tuple[CheckInRecord, ...]) -> dict[str, Any]:
+    """A hall's queue numbers of a day."""
+    return {
+        "items": [
+            {
+                "checkin_id": str(r.checkin_id),
+                "kind": r.kind,
+                "queue_no": r.queue_no,
+                "section": r.section,
+                "counter": r.counter,
+                "booking_id": str(r.booking_id) if r.booking_id else None,
+                "created_at": clock.iso(r.created_at),
+                "undone_at": clock.iso(r.undone_at),
+            }
+            for r in rows
+        ]
+    }
+
+
+def revocations_json(revoked: RevocationList) -> dict[str, Any]:
+    """What an offline desk must refuse."""
+    return {
+        "hall": revoked.hall,
+        "generated_at": clock.iso(revoked.generated_at),
+        "items": [
+            {
+                "booking_id": str(r.booking_id),
+                "version": r.version,
+                "reason": r.reason,
+                "revoked_at": clock.iso(r.revoked_at),
+                "expires_at": clock.iso(r.expires_at),
+            }
+            for r in revoked.items
+        ],
+    }

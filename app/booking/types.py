@@ -198,6 +198,61 @@ class StoredScan:
     text: str
 
 
+@dataclass(frozen=True)
+class WalkIn:
+    """A queue number given without a booking."""
+
+    checkin_id: uuid.UUID
+    queue_no: str
+    hall: str
+    section: str
+    issued_at: dt.datetime
+    undo_until: dt.datetime
+
+
+@dataclass(frozen=True)
+class Undone:
+    """A check-in taken back."""
+
+    checkin_id: uuid.UUID
+    queue_no: str
+    undone_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class CheckInRecord:
+    """One queue number a hall gave (a booking's check-in or a walk-in)."""
+
+    checkin_id: uuid.UUID
+    kind: str
+    queue_no: str
+    section: str
+    counter: str | None
+    booking_id: uuid.UUID | None
+    created_at: dt.datetime
+    undone_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """A ticket version that no longer admits its holder."""
+
+    booking_id: uuid.UUID
+    version: int
+    reason: str
+    revoked_at: dt.datetime
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class RevocationList:
+    """A hall's revoked tickets whose slots are not over, as of `generated_at`."""
+
+    hall: str
+    generated_at: dt.datetime
+    items: tuple[Revocation, ...]
+
+
 ScanAnswer = CheckedIn | ScanRefusal | StoredScan
 
 

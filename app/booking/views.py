@@ -144,7 +144,8 @@ async def check_in(request: Request) -> HTTPResponse:
 @clerk
 async def undo(request: Request, checkin_id: str) -> HTTPResponse:
     """Take a check-in back."""
-    return json_response(await desk.undo(_deps(request), principal=request.ctx.principal, checkin_id=checkin_id))
+    undone = await desk.undo(_deps(request), principal=request.ctx.principal, checkin_id=checkin_id)
+    return json_response(present.undone_json(undone))
 
 
 @bp.get("/desk/checkins")
@@ -153,8 +154,8 @@ async def undo(request: Request, checkin_id: str) -> HTTPResponse:
 async def checkins(request: Request) -> HTTPResponse:
     """Recent queue numbers of the hall."""
     query = parse_query(request, HallQuery)
-    body = await desk.list_checkins(principal=request.ctx.principal, hall=query.hall, day=query.date)
-    return json_response(body)
+    rows = await desk.list_checkins(principal=request.ctx.principal, hall=query.hall, day=query.date)
+    return json_response(present.checkins_json(rows))
 
 
 @bp.post("/desk/tickets")
@@ -177,7 +178,7 @@ async def walk_in(request: Request) -> HTTPResponse:
         counter=body.counter,
         hall=body.hall,
     )
-    return json_response(result, status=201)
+    return json_response(present.walk_in_json(result), status=201)
 
 
 @bp.get("/desk/revocations")
@@ -197,8 +198,8 @@ async def revocations(request: Request) -> HTTPResponse:
         raise InvalidInput("since 须带时区，如 2026-11-26T09:00:00+08:00", code="SINCE_NEEDS_OFFSET")
     if since is not None and not 2000 <= since.year <= 2100:
         raise InvalidInput("since 超出合理的时间范围", code="SINCE_OUT_OF_RANGE")
-    body = await desk.revocations(principal=request.ctx.principal, hall=query.hall, since=since)
-    return json_response(body, headers={"Cache-Control": "private, no-store"})
+    revoked = await desk.revocations(principal=request.ctx.principal, hall=query.hall, since=since)
+    return json_response(present.revocations_json(revoked), headers={"Cache-Control": "private, no-store"})
 
 
 # -- administration ----------------------------------------------------------------------------
