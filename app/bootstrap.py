@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.booking.service import BookingDeps
+from app.booking.deps import BookingDeps
 from app.cache import LocalCache
 from app.cases.service import CaseDeps
 from app.feedback.deps import FeedbackDeps

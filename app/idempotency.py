@@ -131,6 +131,43 @@ class Precheck:
     seen: Any = None
 
 
+# -- SQL fragments for writes that record their answer in their own statement (PostgreSQL) ---------------
+# Named parameters (app/sql.py `named`), all prefixed `idem_`; their values come from `answer_values`.
+
+KNOWN_SQL = "EXISTS (SELECT 1 FROM idempotency_record WHERE owner = :idem_owner AND key = :idem_key)"
+"""Whether the key has a record (a boolean expression)."""
+
+
+_KNOWN = sql.named(f"SELECT {KNOWN_SQL}")
+
+
+def answer_sql(source: str, *, at: str) -> tuple[str, str]:
+    """Two statements storing the answer when CTE `source` has a row: a new key's record, a claimed key's answer.
+
+    Only one applies: the first for a `Pending` key (`:idem_owner` set), the second for a `Claim`
+    (`:idem_record_id` set). `at` is the SQL expression of the time the key is recorded.
+    """
+    record = f"""INSERT INTO idempotency_record (owner, key, fingerprint, status, response, claimed_at)
+    SELECT :idem_owner::varchar, :idem_key::varchar, :idem_digest::varchar, :idem_status::int, :idem_response, {at}
+    FROM {source} WHERE :idem_owner::varchar IS NOT NULL"""  # noqa: S608 - constant names only
+    complete = f"""UPDATE idempotency_record SET status = :idem_status::int, response = :idem_response
+    WHERE id = :idem_record_id AND EXISTS (SELECT 1 FROM {source})"""  # noqa: S608 - constant names only
+    return record, complete
+
+
+def answer_values(claim: Claim | Pending | None, status: int, body: Any) -> dict[str, Any]:
+    """`answer_sql`'s values: the key (a `Pending`) or the claimed record (a `Claim`), and the answer."""
+    pending = claim if isinstance(claim, Pending) else None
+    return {
+        "idem_owner": pending.owner if pending else None,
+        "idem_key": pending.key if pending else None,
+        "idem_digest": pending.digest if pending else None,
+        "idem_status": status,
+        "idem_response": dumps(body).decode(),
+        "idem_record_id": claim.record_id if isinstance(claim, Claim) else None,
+    }
+
+
 def check_key(raw: str | None) -> str:
     """The header's key, or 400 when missing or malformed."""
     if raw is None or raw == "":
@@ -144,9 +181,7 @@ async def known(*, owner: str, key: str) -> bool:
     """Whether a key has a record (claimed, answered, or not yet swept)."""
     if sql.is_postgres():
         async with sql.connection() as conn:
-            return bool(
-                await conn.fetchval("SELECT 1 FROM idempotency_record WHERE owner = $1 AND key = $2", owner, key)
-            )
+            return bool(await conn.fetchval(_KNOWN.text, *_KNOWN.args({"idem_owner": owner, "idem_key": key})))
     return await IdempotencyRecord.exists(owner=owner, key=key)
 
 

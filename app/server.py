@@ -13,8 +13,8 @@ from sanic_ext import Extend
 
 from app import cache as cache_bus
 from app import db, idempotency
-from app.booking import service as booking
-from app.booking.service import BookingDeps
+from app.booking import jobs as booking_jobs
+from app.booking.deps import BookingDeps
 from app.bootstrap import Services, build_services
 from app.cache import LocalCache
 from app.cases import uploads
@@ -56,7 +56,7 @@ async def prepare(settings: Settings) -> None:
 async def _housekeeping(settings: Settings) -> None:
     """Forget expired idempotency keys, revocations of tickets whose slots are over and unused uploads."""
     await idempotency.sweep()
-    await booking.sweep_revocations()
+    await booking_jobs.sweep_revocations()
     while await uploads.sweep(settings):
         pass
 
@@ -202,7 +202,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
         scheduler = Scheduler()
         scheduler.add("cache-sync", settings.cache_poll_seconds, services.cache.sync)
         scheduler.add("scan-flush", 2.0, services.scans.flush)
-        no_shows = functools.partial(booking.mark_no_shows, services.booking)
+        no_shows = functools.partial(booking_jobs.mark_no_shows, services.booking)
         scheduler.add("booking-no-shows", 60.0, no_shows, cluster=True)
         scheduler.add("housekeeping", 3600.0, functools.partial(_housekeeping, settings), cluster=True)
         # Every worker drains the outbox (claims use SKIP LOCKED, so they never take the same row):

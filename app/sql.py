@@ -3,12 +3,18 @@
 The ORM stays the reference (and SQLite's path). The booking storm and desk check-ins spend most of
 their CPU in query building (bench/, booking phase); there the same writes go to asyncpg as a
 handful of fixed statements, which asyncpg prepares once per connection. Tests run both paths.
+
+Statements are written with named parameters (`:slot_id`) and numbered once, at import, by `named`;
+a statement that runs on both backends gets its markers from `placeholders`, the one place where
+PostgreSQL's `$1` and SQLite's `?` differ.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -39,3 +45,32 @@ def placeholders(n: int) -> list[str]:
     if is_postgres():
         return [f"${i}" for i in range(1, n + 1)]
     return ["?"] * n
+
+
+# `:name`, but not the second colon of a `::type` cast nor a colon inside a word.
+_NAME = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A PostgreSQL statement written with named parameters, numbered `$1…$n` once (`args` orders the values)."""
+
+    text: str
+    names: tuple[str, ...]
+
+    def args(self, values: Mapping[str, Any]) -> list[Any]:
+        """The values in the statement's parameter order (a KeyError names a value not given)."""
+        return [values[name] for name in self.names]
+
+
+def named(template: str) -> Statement:
+    """Number a statement's `:name` parameters in order of first use (one number per name)."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return Statement(_NAME.sub(number, template), tuple(names))

@@ -9,8 +9,9 @@ from sanic import Blueprint, HTTPResponse, Request
 
 from app import idempotency
 from app.booking import errors as be
-from app.booking import service
-from app.booking.models import BookingStatus
+from app.booking import present, service
+from app.booking.deps import BookingDeps
+from app.booking.types import BookingStatus
 from app.errors import InvalidInput, MatterNotFound
 from app.http import doc, idempotent, json_response, parse_body, parse_query
 from auth.errors import CITIZEN_AUTH_ERRORS
@@ -57,7 +58,7 @@ class ListQuery(BaseModel):
     page_size: int = Field(default=20, ge=1, le=100)
 
 
-def _deps(request: Request) -> service.BookingDeps:
+def _deps(request: Request) -> BookingDeps:
     return request.app.ctx.booking
 
 
@@ -73,10 +74,10 @@ def _deps(request: Request) -> service.BookingDeps:
 async def slots(request: Request, code: str) -> HTTPResponse:
     """Open slots of the matter's hall and section, with seats left."""
     query = parse_query(request, SlotQuery)
-    body = await service.list_slots(
+    slots = await service.list_slots(
         _deps(request), matter_code=code, hall=query.hall, date_from=query.date_from, date_to=query.date_to
     )
-    return json_response(body, headers=PRIVATE)
+    return json_response(present.slot_list_json(slots), headers=PRIVATE)
 
 
 @bp.post("/bookings")
@@ -105,6 +106,13 @@ async def book(request: Request) -> HTTPResponse:
     body = parse_body(request, BookBody)
     principal = request.ctx.principal
     deps = _deps(request)
+
+    async def run(claim: idempotency.Claim | idempotency.Pending | None) -> dict:
+        view = await service.book(
+            deps, citizen_id=principal.id, matter_code=body.matter_code, slot_id=body.slot_id, claim=claim
+        )
+        return present.booking_json(view)
+
     return await idempotent(
         request,
         owner=principal.subject,
@@ -112,13 +120,7 @@ async def book(request: Request) -> HTTPResponse:
         precheck=lambda owner, key: service.check_seat(
             deps, citizen_id=principal.id, matter_code=body.matter_code, slot_id=body.slot_id, owner=owner, key=key
         ),
-        run=lambda claim: service.book(
-            deps,
-            citizen_id=principal.id,
-            matter_code=body.matter_code,
-            slot_id=body.slot_id,
-            claim=claim,
-        ),
+        run=run,
     )
 
 
@@ -128,14 +130,14 @@ async def book(request: Request) -> HTTPResponse:
 async def my_bookings(request: Request) -> HTTPResponse:
     """The caller's bookings, latest slot first."""
     query = parse_query(request, ListQuery)
-    body = await service.list_bookings(
+    page = await service.list_bookings(
         _deps(request),
         citizen_id=request.ctx.principal.id,
         status=query.status.value if query.status else None,
         page=query.page,
         page_size=query.page_size,
     )
-    return json_response(body, headers=PRIVATE)
+    return json_response(present.booking_page_json(page), headers=PRIVATE)
 
 
 @bp.get("/bookings/<booking_id:str>")
@@ -143,8 +145,8 @@ async def my_bookings(request: Request) -> HTTPResponse:
 @citizen_required(loa=2)
 async def booking_detail(request: Request, booking_id: str) -> HTTPResponse:
     """One of the caller's bookings."""
-    body = await service.get_booking(_deps(request), citizen_id=request.ctx.principal.id, booking_id=booking_id)
-    return json_response(body, headers=PRIVATE)
+    detail = await service.get_booking(_deps(request), citizen_id=request.ctx.principal.id, booking_id=booking_id)
+    return json_response(present.booking_detail_json(detail), headers=PRIVATE)
 
 
 @bp.post("/bookings/<booking_id:str>/cancel")
@@ -157,8 +159,8 @@ async def booking_detail(request: Request, booking_id: str) -> HTTPResponse:
 @citizen_required(loa=2)
 async def cancel(request: Request, booking_id: str) -> HTTPResponse:
     """Cancel: the seat returns and the ticket is revoked."""
-    body = await service.cancel(_deps(request), citizen_id=request.ctx.principal.id, booking_id=booking_id)
-    return json_response(body)
+    view = await service.cancel(_deps(request), citizen_id=request.ctx.principal.id, booking_id=booking_id)
+    return json_response(present.booking_json(view))
 
 
 @bp.post("/bookings/<booking_id:str>/reschedule")
@@ -181,10 +183,10 @@ async def cancel(request: Request, booking_id: str) -> HTTPResponse:
 async def reschedule(request: Request, booking_id: str) -> HTTPResponse:
     """Move the booking to another slot."""
     body = parse_body(request, RescheduleBody)
-    result = await service.reschedule(
+    view = await service.reschedule(
         _deps(request), citizen_id=request.ctx.principal.id, booking_id=booking_id, slot_id=body.slot_id
     )
-    return json_response(result)
+    return json_response(present.booking_json(view))
 
 
 @bp.get("/bookings/<booking_id:str>/<image:str>")
@@ -202,6 +204,6 @@ async def ticket_image(request: Request, booking_id: str, image: str) -> HTTPRes
     if fmt is None:
         raise be.BookingNotFound(details={"path": image[:32]})
     opts = parse_query(request, ImageOptions)
-    text = await service.ticket_text(_deps(request), citizen_id=request.ctx.principal.id, booking_id=booking_id)
+    ticket = await service.get_ticket(_deps(request), citizen_id=request.ctx.principal.id, booking_id=booking_id)
     # Memoised like the matters' codes: a ticket's text stays the same until the booking changes.
-    return HTTPResponse(cached_render(fmt, text, opts), content_type=MEDIA_TYPES[fmt], headers=PRIVATE)
+    return HTTPResponse(cached_render(fmt, ticket.text, opts), content_type=MEDIA_TYPES[fmt], headers=PRIVATE)

@@ -12,9 +12,10 @@ from tortoise.transactions import in_transaction
 
 from app import clock
 from app.booking import calendar as cal
+from app.booking.calendars import schedules_changed
+from app.booking.deps import BookingDeps
 from app.booking.errors import HallNotFound
 from app.booking.models import Counter, HallClosure, HallSchedule, Slot
-from app.booking.service import schedules_changed
 from app.errors import Conflict, InvalidInput, NotFound, pydantic_details
 from app.matters.models import Hall
 
@@ -46,7 +47,7 @@ async def get_schedule(*, hall: str) -> dict[str, Any]:
     return {"hall": hall, "configured": row is not None, "config": config.model_dump(mode="json")}
 
 
-async def put_schedule(*, hall: str, config: Any) -> dict[str, Any]:
+async def put_schedule(deps: BookingDeps, *, hall: str, config: Any) -> dict[str, Any]:
     """Replace a hall's calendar; future slots take the new capacities (never below seats booked)."""
     await _hall(hall)
     try:
@@ -67,7 +68,7 @@ async def put_schedule(*, hall: str, config: Any) -> dict[str, Any]:
             await future.filter(booked__lte=seats).update(capacity=seats)
             # A cut below what is already booked keeps those bookings: the slot is simply full.
             await future.filter(booked__gt=seats).update(capacity=F("booked"))
-    await schedules_changed()
+    await schedules_changed(deps)
     return {"hall": hall, "configured": True, "config": data}
 
 
@@ -78,7 +79,7 @@ async def list_closures(*, hall: str) -> dict[str, Any]:
     return {"items": [{"date": r.day.isoformat(), "reason": r.reason} for r in rows]}
 
 
-async def add_closure(*, hall: str, day: dt.date, reason: str) -> dict[str, Any]:
+async def add_closure(deps: BookingDeps, *, hall: str, day: dt.date, reason: str) -> dict[str, Any]:
     """Close a hall on a date (existing bookings stay; the desk and citizens see the notice)."""
     await _hall(hall)
     if day < clock.today():
@@ -87,17 +88,17 @@ async def add_closure(*, hall: str, day: dt.date, reason: str) -> dict[str, Any]
         await HallClosure.create(hall_code=hall, day=day, reason=reason)
     except IntegrityError:
         raise ClosureExists(details={"date": day.isoformat()}) from None
-    await schedules_changed()
+    await schedules_changed(deps)
     booked = await Slot.filter(hall_code=hall, day=day, booked__gt=0).count()
     return {"date": day.isoformat(), "reason": reason, "slots_with_bookings": booked}
 
 
-async def remove_closure(*, hall: str, day: dt.date) -> None:
+async def remove_closure(deps: BookingDeps, *, hall: str, day: dt.date) -> None:
     """Reopen a hall on a date."""
     await _hall(hall)
     if not await HallClosure.filter(hall_code=hall, day=day).delete():
         raise ClosureNotFound(details={"date": day.isoformat()})
-    await schedules_changed()
+    await schedules_changed(deps)
 
 
 async def get_counters(*, hall: str) -> dict[str, Any]:
@@ -109,7 +110,7 @@ async def get_counters(*, hall: str) -> dict[str, Any]:
     }
 
 
-async def put_counters(*, hall: str, counters: list[dict[str, Any]]) -> dict[str, Any]:
+async def put_counters(deps: BookingDeps, *, hall: str, counters: list[dict[str, Any]]) -> dict[str, Any]:
     """Replace a hall's counters."""
     await _hall(hall)
     codes = [c["code"] for c in counters]
@@ -119,5 +120,5 @@ async def put_counters(*, hall: str, counters: list[dict[str, Any]]) -> dict[str
         await Counter.filter(hall_code=hall).delete()
         for c in counters:
             await Counter.create(hall_code=hall, **c)
-    await schedules_changed()  # desks check counters against the cached hall calendar
+    await schedules_changed(deps)  # desks check counters against the cached hall calendar
     return await get_counters(hall=hall)

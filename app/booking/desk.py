@@ -18,39 +18,37 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from app import clock, sql
-from app.booking import tickets
+from app import clock
+from app.booking import present, tickets
+from app.booking import sql as booking_sql
+from app.booking.calendars import calendar_of
+from app.booking.deps import BookingDeps
 from app.booking.errors import BookingExists, CheckInNotFound, CheckInUndone, CounterUnknown, UndoExpired
-from app.booking.models import (
-    Booking,
+from app.booking.models import Booking, CheckIn, DeskScan, RevokedTicket
+from app.booking.types import (
     BookingStatus,
-    CheckIn,
-    DeskScan,
-    QueueCounter,
-    RevokedTicket,
+    CheckedIn,
+    CheckInRecord,
+    DeskBooking,
+    Material,
+    Revocation,
+    RevocationList,
+    ScanAnswer,
+    ScanRefusal,
+    StoredScan,
+    Undone,
+    WalkIn,
 )
-from app.booking.service import BookingDeps, calendar_of
 from app.errors import Conflict, InvalidInput
 from app.jsontext import dumps
 from app.matters import guides
 from app.matters.models import Hall
-from app.matters.schemas import MATERIAL_FORM_NAMES, SECTION_NAMES, MaterialForm, Section
 from auth.errors import OutOfScope
 from auth.models import Citizen
 from auth.pii import PiiDecryptError, mask_name, mask_phone
 from auth.tokens import Principal
 
-SECTION_LETTERS = {
-    "investment": "A",
-    "commercial": "B",
-    "real_estate": "C",
-    "social_security": "D",
-    "tax": "E",
-    "public_security": "F",
-    "general": "G",
-}
 MESSAGES = {
-    "checked_in": "签到成功，请等候叫号",
     "invalid": "无效的预约码，请核对后重扫",
     "revoked": "该预约码已失效（预约已改约），请出示最新的预约码",
     "cancelled": "该预约已取消",
@@ -70,16 +68,13 @@ class HallRequired(InvalidInput):
 
 
 def _hall_of(principal: Principal, hall: str | None = None) -> str:
-    """The hall a desk action applies to: the clerk's own (admins name one)."""
-    if principal.role == "admin":
-        if not hall:
-            raise HallRequired()
-        return hall
-    if hall and hall != principal.hall:
+    """The hall a desk action applies to: the clerk's own (admins name one), within the staff's scope."""
+    if principal.role == "admin" and not hall:
+        raise HallRequired()
+    chosen = hall or principal.hall
+    if chosen is None or not principal.covers(department=None, hall=chosen):
         raise OutOfScope(details={"hall": hall})
-    if not principal.hall:
-        raise OutOfScope(details={"hall": None})
-    return principal.hall
+    return chosen
 
 
 async def _check_counter(deps: BookingDeps, hall: str, counter: str | None) -> None:
@@ -91,24 +86,8 @@ async def _check_counter(deps: BookingDeps, hall: str, counter: str | None) -> N
         raise CounterUnknown(details={"counter": counter, "counters": sorted(codes)})
 
 
-async def next_queue_no(hall: str, section: str, day: dt.date) -> str:
-    """The next queue number of a hall section today, e.g. `D007` (call inside a transaction).
-
-    One upsert with `RETURNING` (PostgreSQL and SQLite ≥ 3.35 alike), as in `_CHECK_IN_SQL`: the row
-    stays locked until our transaction ends, so the number is ours alone.
-    """
-    p = ("$1", "$2", "$3") if sql.is_postgres() else ("?", "?", "?")
-    rows = await QueueCounter._meta.db.execute_query_dict(
-        "INSERT INTO queue_counter (hall_code, section, day, issued) "  # noqa: S608 - placeholders only
-        f"VALUES ({p[0]}, {p[1]}, {p[2]}, 1) ON CONFLICT (hall_code, section, day) "
-        "DO UPDATE SET issued = queue_counter.issued + 1 RETURNING issued",
-        [hall, section, day],
-    )
-    return f"{SECTION_LETTERS.get(section, 'Z')}{rows[0]['issued']:03d}"
-
-
-def _refusal(result: str, message: str | None = None, **details: Any) -> dict[str, Any]:
-    return {"result": result, "ok": False, "message": message or MESSAGES[result], "details": details}
+def _refusal(result: str, at: dt.datetime, message: str | None = None, **details: Any) -> ScanRefusal:
+    return ScanRefusal(result=result, message=message or MESSAGES[result], details=details, scanned_at=at)
 
 
 @dataclass
@@ -135,56 +114,6 @@ class ScanTarget:
     issued_digest: str | None = None  # the digest of the ticket issued for this version (booking.ticket_digest)
 
 
-_TARGET_FIELDS = (
-    "id", "citizen_id", "matter_code", "hall_code", "section", "day", "starts_at", "ends_at", "noshow_at", "status",
-    "version", "queue_no", "counter", "checked_in_at", "cancelled_at",
-)  # fmt: skip
-_TARGET_COLUMNS = (
-    ", ".join(f"b.{f}" for f in _TARGET_FIELDS) + ", c.name_enc, c.phone_enc, b.ticket_digest AS issued_digest"
-)
-_TARGET_SQL = f"SELECT {_TARGET_COLUMNS} FROM booking b LEFT JOIN citizen c ON c.id = b.citizen_id WHERE b.id = $1"  # noqa: S608 - constant columns
-_LETTER_SQL = (
-    "CASE q.section " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SECTION_LETTERS.items()) + " ELSE 'Z' END"
-)
-
-# One statement checks a booking in on PostgreSQL, reading it as it goes: it locks the booking if it
-# admits its holder now (b: booked, this ticket's version, inside the check-in window), takes the
-# section's next number (q, n), marks the booking (u), writes the check-in (c) and the scan (s), and
-# returns the booking with its holder's encrypted name and phone for the answer. A ticket whose
-# signature is unchecked must be the one issued ($12, see Verified). Anything else (a refusal, or
-# another desk winning this instant) leaves b empty: nothing is written, no number is spent, and
-# the caller reads the booking to say why (reading it here too cost the check-ins 10 %: bench/README).
-# A nonce already used fails the scan's unique key and undoes all of it.
-_CHECK_IN_SQL = f"""
-WITH b AS (
-    SELECT {_TARGET_COLUMNS} FROM booking b LEFT JOIN citizen c ON c.id = b.citizen_id
-    WHERE b.id = $1 AND b.status = 'booked' AND b.version = $2 AND b.starts_at <= $3 AND b.noshow_at >= $4
-        AND ($12::text IS NULL OR b.ticket_digest = $12)
-    FOR UPDATE OF b
-), q AS (
-    INSERT INTO queue_counter (hall_code, section, day, issued) SELECT b.hall_code, b.section, $5, 1 FROM b
-    ON CONFLICT (hall_code, section, day) DO UPDATE SET issued = queue_counter.issued + 1
-    RETURNING section, issued
-), n AS (
-    SELECT {_LETTER_SQL} || lpad(q.issued::text, greatest(3, length(q.issued::text)), '0') AS issued_no FROM q
-), u AS (
-    UPDATE booking SET status = 'checked_in', checked_in_at = $4, counter = $6, updated_at = $4, queue_no = n.issued_no
-    FROM n WHERE booking.id = $1 RETURNING booking.id
-), c AS (
-    INSERT INTO checkin (id, booking_id, hall_code, section, day, queue_no, counter, staff_id, kind, created_at)
-    SELECT $7, $1, b.hall_code, b.section, $5, n.issued_no, $6, $8, 'booking', $4 FROM b, n, u
-), s AS (
-    INSERT INTO desk_scan (staff_id, nonce, hall_code, result, booking_id, ticket_digest, created_at, checkin_id)
-    SELECT $8, $9, $10, 'checked_in', $1, $11, $4, $7 FROM u
-)
-SELECT b.*, n.issued_no FROM b, n, u
-"""  # noqa: S608 - constant columns and section letters
-_SCAN_SQL = (
-    "INSERT INTO desk_scan (staff_id, nonce, hall_code, result, booking_id, ticket_digest, response, created_at, "
-    "checkin_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-)
-
-
 @dataclass(frozen=True)
 class Scan:
     """Who scanned what, and when: the scan log row's fixed part."""
@@ -197,7 +126,7 @@ class Scan:
 
 
 def _target(row: Any) -> ScanTarget:
-    values = {f: row[f] for f in _TARGET_FIELDS}
+    values = {f: row[f] for f in booking_sql.TARGET_FIELDS}
     values["status"] = BookingStatus(values["status"])
     return ScanTarget(
         **values, name_enc=row["name_enc"], phone_enc=row["phone_enc"], issued_digest=row["issued_digest"]
@@ -205,9 +134,8 @@ def _target(row: Any) -> ScanTarget:
 
 
 async def _load_target(booking_id: uuid.UUID) -> ScanTarget | None:
-    if sql.is_postgres():
-        async with sql.connection() as conn:
-            row = await conn.fetchrow(_TARGET_SQL, booking_id)
+    if booking_sql.enabled():
+        row = await booking_sql.target(booking_id)
         return None if row is None else _target(row)
     booking = await Booking.get_or_none(id=booking_id)
     if booking is None:
@@ -215,50 +143,40 @@ async def _load_target(booking_id: uuid.UUID) -> ScanTarget | None:
     enc = await Citizen.filter(id=booking.citizen_id).first().values_list("name_enc", "phone_enc")
     name_enc, phone_enc = enc or (None, None)
     return ScanTarget(
-        **{f: getattr(booking, f) for f in _TARGET_FIELDS}, name_enc=name_enc, phone_enc=phone_enc,
+        **{f: getattr(booking, f) for f in booking_sql.TARGET_FIELDS}, name_enc=name_enc, phone_enc=phone_enc,
         issued_digest=booking.ticket_digest,
     )  # fmt: skip
 
 
-def _citizen_label(deps: BookingDeps, target: ScanTarget) -> dict[str, str | None]:
+def _citizen_label(deps: BookingDeps, target: ScanTarget) -> tuple[str | None, str | None]:
     """Masked name and phone for the desk (never the full values)."""
-    out: dict[str, str | None] = {"name": None, "phone": None}
+    out: list[str | None] = []
     for field, masker in (("name", mask_name), ("phone", mask_phone)):
         token = getattr(target, f"{field}_enc")
+        value = None
         if token:
             try:
-                out[field] = masker(deps.cipher.decrypt(token, aad=f"citizen:{target.citizen_id}:{field}"))
+                value = masker(deps.cipher.decrypt(token, aad=f"citizen:{target.citizen_id}:{field}"))
             except PiiDecryptError:
-                out[field] = None
-    return out
+                value = None
+        out.append(value)
+    return out[0], out[1]
 
 
-def _materials(guide: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": m["name"],
-            "form": m["form"],
-            "form_name": MATERIAL_FORM_NAMES[MaterialForm(m["form"])],
-            "copies": m["copies"],
-            "required": m["required"],
-        }
-        for m in guide["materials"]
-    ]
+def _materials(guide: dict[str, Any]) -> tuple[Material, ...]:
+    return tuple(
+        Material(name=m["name"], form=m["form"], copies=m["copies"], required=m["required"]) for m in guide["materials"]
+    )
 
 
-async def _booking_view(deps: BookingDeps, target: ScanTarget) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+async def _booking_view(deps: BookingDeps, target: ScanTarget) -> tuple[DeskBooking, tuple[Material, ...]]:
     _, _, guide = await guides.guide_document(deps.cache, target.matter_code, base_url=deps.settings.base_url)
-    view = {
-        "id": str(target.id),
-        "matter": {"code": target.matter_code, "name": guide["name"]},
-        "hall": target.hall_code,
-        "section": target.section,
-        "section_name": SECTION_NAMES[Section(target.section)],
-        "date": target.day.isoformat(),
-        "starts_at": clock.iso(target.starts_at),
-        "ends_at": clock.iso(target.ends_at),
-        "citizen": _citizen_label(deps, target),
-    }
+    name, phone = _citizen_label(deps, target)
+    view = DeskBooking(
+        id=target.id, matter_code=target.matter_code, matter_name=guide["name"], hall=target.hall_code,
+        section=target.section, day=target.day, starts_at=target.starts_at, ends_at=target.ends_at,
+        citizen_name=name, citizen_phone=phone,
+    )  # fmt: skip
     return view, _materials(guide)
 
 
@@ -279,16 +197,16 @@ class Verified:
 
 
 async def _read_ticket(
-    deps: BookingDeps, principal: Principal, ticket: str, counter: str | None
-) -> dict[str, Any] | Verified:
+    deps: BookingDeps, principal: Principal, ticket: str, counter: str | None, at: dt.datetime
+) -> ScanRefusal | Verified:
     """A refusal the ticket alone gives, or the ticket (a clerk's own hall's goes on unverified: see Verified)."""
     try:
         claims, body, signature = tickets.decode(ticket)
     except tickets.TicketInvalid as exc:
-        return _refusal("invalid", reason=exc.reason)
+        return _refusal("invalid", at, reason=exc.reason)
     if principal.role != "admin" and claims.hall == principal.hall:
         return Verified(claims, await _early(deps, claims.hall), body, signature, tickets.digest(body, signature))
-    return await _verify(deps, principal, claims, body, signature, counter)
+    return await _verify(deps, principal, claims, body, signature, counter, at)
 
 
 async def _verify(
@@ -298,16 +216,18 @@ async def _verify(
     body: bytes,
     signature: bytes,
     counter: str | None,
-) -> dict[str, Any] | Verified:
+    at: dt.datetime,
+) -> ScanRefusal | Verified:
     """Check the signature, then the hall: a refusal (invalid, wrong hall), else the verified ticket."""
     try:
         tickets.check_signature(await deps.tokens.signed(claims.kid, tickets.CONTEXT + body, signature))
     except tickets.TicketInvalid as exc:
-        return _refusal("invalid", reason=exc.reason)
-    if principal.role != "admin" and claims.hall != principal.hall:
+        return _refusal("invalid", at, reason=exc.reason)
+    if not principal.covers(department=None, hall=claims.hall):
         hall = await Hall.get_or_none(code=claims.hall)
         return _refusal(
             "wrong_hall",
+            at,
             f"该预约应到「{hall.name if hall else claims.hall}」办理",
             ticket_hall=claims.hall,
             hall_name=hall.name if hall else None,
@@ -324,22 +244,23 @@ async def _early(deps: BookingDeps, hall: str) -> dt.timedelta:
 
 async def _decide(
     deps: BookingDeps, ticket: Verified, target: ScanTarget | None, now: dt.datetime
-) -> dict[str, Any] | None:
+) -> ScanRefusal | None:
     """Why the booking (read after the check-in statement) does not admit its holder now, or None when it does."""
     claims = ticket.claims
     if target is None or claims.version > target.version:
-        return _refusal("invalid", reason="unknown")
+        return _refusal("invalid", now, reason="unknown")
     if claims.version < target.version:
-        return _refusal("revoked", reason="rescheduled", booking_id=str(target.id))
+        return _refusal("revoked", now, reason="rescheduled", booking_id=str(target.id))
     if target.status is BookingStatus.cancelled:
-        return _refusal("cancelled", booking_id=str(target.id), cancelled_at=clock.iso(target.cancelled_at))
+        return _refusal("cancelled", now, booking_id=str(target.id), cancelled_at=clock.iso(target.cancelled_at))
     if target.status is BookingStatus.checked_in:
-        return await _already(deps, target)
+        return await _already(deps, target, now)
     opens = target.starts_at - ticket.early
     closes = target.noshow_at  # what the no-show job goes by, fixed when the booking was made
     if target.status is BookingStatus.no_show or now > closes:
         return _refusal(
             "too_late",
+            now,
             f"已超过签到时间（{clock.iso(closes)[11:16]} 截止），请重新预约或现场取号",
             closed_at=clock.iso(closes),
             booking_id=str(target.id),
@@ -347,6 +268,7 @@ async def _decide(
     if now < opens:
         return _refusal(
             "too_early",
+            now,
             f"未到签到时间，请于 {clock.iso(opens)[:16].replace('T', ' ')} 后签到",
             opens_at=clock.iso(opens),
             booking_id=str(target.id),
@@ -354,56 +276,46 @@ async def _decide(
     return None
 
 
-async def _already(deps: BookingDeps, target: ScanTarget) -> dict[str, Any]:
+async def _already(deps: BookingDeps, target: ScanTarget, now: dt.datetime) -> ScanRefusal:
     at = clock.iso(target.checked_in_at) or ""
     where = f"在 {target.counter} 窗口" if target.counter else ""
     view, materials = await _booking_view(deps, target)
-    refusal = _refusal(
-        "already_checked_in",
-        f"该预约已于 {at[11:16]} {where}签到，排队号 {target.queue_no}".replace("  ", " "),
-        checked_in_at=at,
-        counter=target.counter,
+    return ScanRefusal(
+        result="already_checked_in",
+        message=f"该预约已于 {at[11:16]} {where}签到，排队号 {target.queue_no}".replace("  ", " "),
+        details={
+            "checked_in_at": at, "counter": target.counter, "queue_no": target.queue_no, "booking_id": str(target.id),
+        },
+        scanned_at=now,
         queue_no=target.queue_no,
-        booking_id=str(target.id),
-    )
-    refusal.update(queue_no=target.queue_no, booking=view, materials=materials)
-    return refusal
+        booking=view,
+        materials=materials,
+    )  # fmt: skip
 
 
 async def _answer(
     deps: BookingDeps, target: ScanTarget, *, queue_no: str, checkin_id: uuid.UUID, at: dt.datetime,
     counter: str | None,
-) -> str:  # fmt: skip
-    """A check-in's answer: built when it is made, and again for a replay of its nonce (same bytes)."""
+) -> CheckedIn:  # fmt: skip
+    """A check-in's answer: built when it is made, and again for a replay of its nonce (the same)."""
     view, materials = await _booking_view(deps, target)
-    iso = clock.iso(at)
-    return dumps(
-        {
-            "result": "checked_in",
-            "ok": True,
-            "message": MESSAGES["checked_in"],
-            "queue_no": queue_no,
-            "checkin_id": str(checkin_id),
-            "checked_in_at": iso,
-            "counter": counter,
-            "undo_until": clock.iso(at + dt.timedelta(minutes=deps.settings.checkin_undo_minutes)),
-            "booking": view,
-            "materials": materials,
-            "details": {},
-            "scanned_at": iso,
-        }
-    ).decode()
+    return CheckedIn(
+        queue_no=queue_no, checkin_id=checkin_id, checked_in_at=at, counter=counter,
+        undo_until=at + dt.timedelta(minutes=deps.settings.checkin_undo_minutes), booking=view, materials=materials,
+        scanned_at=at,
+    )  # fmt: skip
 
 
-async def _commit_check_in(deps: BookingDeps, ticket: Verified, counter: str | None, scan: Scan) -> str | None:
+async def _commit_check_in(deps: BookingDeps, ticket: Verified, counter: str | None, scan: Scan) -> CheckedIn | None:
     """Check the booking in if it admits its holder now, and log the scan, all or nothing; the answer, else None."""
     claims, now, today, checkin_id = ticket.claims, scan.at, clock.today(), uuid.uuid4()
-    if sql.is_postgres():
-        async with sql.connection() as conn:
-            row = await conn.fetchrow(
-                _CHECK_IN_SQL, claims.booking_id, claims.version, now + ticket.early, now, today, counter,
-                checkin_id, scan.staff_id, scan.nonce, scan.hall_code, scan.ticket_digest, ticket.digest,
-            )  # fmt: skip
+    if booking_sql.enabled():
+        row = await booking_sql.check_in(
+            {"booking_id": claims.booking_id, "version": claims.version, "opens_by": now + ticket.early, "now": now,
+             "today": today, "counter": counter, "checkin_id": checkin_id, "staff_id": scan.staff_id,
+             "nonce": scan.nonce, "scan_hall": scan.hall_code, "ticket_digest": scan.ticket_digest,
+             "issued_digest": ticket.digest}
+        )  # fmt: skip
         if row is None:
             return None
         target, queue_no = _target(row), row["issued_no"]
@@ -423,7 +335,7 @@ async def _commit_check_in(deps: BookingDeps, ticket: Verified, counter: str | N
             target = await _load_target(claims.booking_id)
             assert target is not None
             # Last: the hall section's counter row stays locked until commit, so take it as late as possible.
-            queue_no = await next_queue_no(target.hall_code, target.section, today)
+            queue_no = await booking_sql.next_queue_no(target.hall_code, target.section, today)
             await CheckIn.create(
                 id=checkin_id, booking_id=target.id, hall_code=target.hall_code, section=target.section, day=today,
                 queue_no=queue_no, counter=counter, staff_id=scan.staff_id, kind="booking", created_at=now,
@@ -438,12 +350,12 @@ async def _log_scan(
 ) -> None:
     """The scan's row with its answer (its unique nonce makes a repeat fail here)."""
     bid = uuid.UUID(booking_id) if booking_id else None
-    if sql.is_postgres():
-        async with sql.connection() as conn:
-            await conn.execute(
-                _SCAN_SQL, scan.staff_id, scan.nonce, scan.hall_code, result, bid, scan.ticket_digest, text, scan.at,
-                checkin_id,
-            )  # fmt: skip
+    if booking_sql.enabled():
+        await booking_sql.log_scan(
+            {"staff_id": scan.staff_id, "nonce": scan.nonce, "scan_hall": scan.hall_code, "result": result,
+             "booking_id": bid, "ticket_digest": scan.ticket_digest, "response": text, "now": scan.at,
+             "checkin_id": checkin_id}
+        )  # fmt: skip
         return
     await DeskScan.create(
         staff_id=scan.staff_id, nonce=scan.nonce, hall_code=scan.hall_code, result=result,
@@ -451,10 +363,10 @@ async def _log_scan(
     )  # fmt: skip
 
 
-async def _replay(deps: BookingDeps, prior: DeskScan) -> str | None:
+async def _replay(deps: BookingDeps, prior: DeskScan) -> CheckedIn | StoredScan | None:
     """The answer a scan got, for a repeat of its nonce: stored, or built again from the check-in it made."""
     if prior.response is not None:
-        return prior.response
+        return StoredScan(prior.response)
     checkin = await CheckIn.get_or_none(id=prior.checkin_id) if prior.checkin_id else None
     target = await _load_target(checkin.booking_id) if checkin and checkin.booking_id else None
     if checkin is None or target is None:
@@ -464,8 +376,13 @@ async def _replay(deps: BookingDeps, prior: DeskScan) -> str | None:
     )
 
 
-async def check_in(deps: BookingDeps, *, principal: Principal, ticket: str, nonce: str, counter: str | None) -> str:
-    """Verify a scanned ticket and check its holder in; the answer's JSON text (a replay is byte-identical)."""
+async def check_in(
+    deps: BookingDeps, *, principal: Principal, ticket: str, nonce: str, counter: str | None
+) -> ScanAnswer:
+    """Verify a scanned ticket and check its holder in: the check-in, a typed refusal, or a repeated nonce's answer.
+
+    A refusal is logged with its answer's JSON text (present.refusal_json), which a repeat of the nonce replays.
+    """
     staff_id = uuid.UUID(principal.id)
     if principal.hall:
         await _check_counter(deps, principal.hall, counter)
@@ -477,75 +394,69 @@ async def check_in(deps: BookingDeps, *, principal: Principal, ticket: str, nonc
         at=clock.now(),
     )
     try:
-        outcome = await _read_ticket(deps, principal, ticket, counter)
+        outcome = await _read_ticket(deps, principal, ticket, counter, scan.at)
         for _ in range(3):
             if isinstance(outcome, Verified):
                 # First try to check in (one statement); only when the booking does not admit its
                 # holder now is it read, to say why.
-                text = await _commit_check_in(deps, outcome, counter, scan)
-                if text is not None:
-                    return text
+                answer = await _commit_check_in(deps, outcome, counter, scan)
+                if answer is not None:
+                    return answer
                 target = await _load_target(outcome.claims.booking_id)
                 # Not the ticket issued for this booking (or no booking): its signature decides first.
                 if outcome.digest is not None and (target is None or target.issued_digest != outcome.digest):
-                    outcome = await _verify(deps, principal, outcome.claims, outcome.body, outcome.signature, counter)
+                    outcome = await _verify(
+                        deps, principal, outcome.claims, outcome.body, outcome.signature, counter, scan.at
+                    )
                 refusal = await _decide(deps, outcome, target, scan.at) if isinstance(outcome, Verified) else outcome
                 if refusal is None:
                     continue  # it admits its holder now: another desk (or an undo) changed it this instant
                 outcome = refusal
-            outcome["scanned_at"] = clock.iso(scan.at)
-            booking_id = (outcome.get("booking") or {}).get("id") or outcome["details"].get("booking_id")
-            text = dumps(outcome).decode()
+            text = dumps(present.refusal_json(outcome)).decode()
             # A scan repeating a committed nonce fails on the unique key here and answers what the first one got.
-            await _log_scan(scan, outcome["result"], booking_id, text)
-            return text
+            await _log_scan(scan, outcome.result, outcome.booking_id, text)
+            return outcome
     except IntegrityError:
         prior = await DeskScan.get_or_none(staff_id=staff_id, nonce=nonce)
         if prior is None:
             raise Conflict("相同的扫码正在处理中", code="SCAN_IN_FLIGHT") from None
         if prior.ticket_digest != scan.ticket_digest:  # a nonce names one scan: never replay it for another ticket
             raise NonceReused() from None
-        text = await _replay(deps, prior)
-        if text is None:
+        replayed = await _replay(deps, prior)
+        if replayed is None:
             raise Conflict("相同的扫码正在处理中", code="SCAN_IN_FLIGHT") from None
-        return text
+        return replayed
     raise Conflict("该预约正在被其他窗口处理，请重扫", code="SCAN_IN_FLIGHT")
 
 
 async def walk_in(
     deps: BookingDeps, *, principal: Principal, section: str, counter: str | None, hall: str | None
-) -> dict[str, Any]:
+) -> WalkIn:
     """A queue number for a citizen without a booking."""
     hall_code = _hall_of(principal, hall)
     await calendar_of(deps, hall_code)  # HALL_NOT_FOUND for an unknown hall (cached)
     await _check_counter(deps, hall_code, counter)
     now, today = clock.now(), clock.today()
     async with in_transaction():
-        queue_no = await next_queue_no(hall_code, section, today)
+        queue_no = await booking_sql.next_queue_no(hall_code, section, today)
         checkin = await CheckIn.create(
             id=uuid.uuid4(), booking_id=None, hall_code=hall_code, section=section, day=today,
             queue_no=queue_no, counter=counter, staff_id=uuid.UUID(principal.id), kind="walk_in", created_at=now,
         )  # fmt: skip
-    return {
-        "checkin_id": str(checkin.id),
-        "kind": "walk_in",
-        "queue_no": queue_no,
-        "hall": hall_code,
-        "section": section,
-        "section_name": SECTION_NAMES[Section(section)],
-        "issued_at": clock.iso(now),
-        "undo_until": clock.iso(now + dt.timedelta(minutes=deps.settings.checkin_undo_minutes)),
-    }
+    return WalkIn(
+        checkin_id=checkin.id, queue_no=queue_no, hall=hall_code, section=section, issued_at=now,
+        undo_until=now + dt.timedelta(minutes=deps.settings.checkin_undo_minutes),
+    )  # fmt: skip
 
 
-async def undo(deps: BookingDeps, *, principal: Principal, checkin_id: str) -> dict[str, Any]:
+async def undo(deps: BookingDeps, *, principal: Principal, checkin_id: str) -> Undone:
     """Take back a check-in within a few minutes (the booking admits its holder again)."""
     try:
         cid = uuid.UUID(checkin_id)
     except ValueError:
         raise CheckInNotFound() from None
     checkin = await CheckIn.get_or_none(id=cid)
-    if checkin is None or (principal.role != "admin" and checkin.hall_code != principal.hall):
+    if checkin is None or not principal.covers(department=None, hall=checkin.hall_code):
         raise CheckInNotFound()
     if checkin.undone_at is not None:
         raise CheckInUndone(details={"undone_at": clock.iso(checkin.undone_at)})
@@ -566,31 +477,29 @@ async def undo(deps: BookingDeps, *, principal: Principal, checkin_id: str) -> d
                 )
     except IntegrityError:  # since checking in, the citizen booked the same matter for the same day
         raise BookingExists("该市民已另行预约同一事项同一天的时段，不能撤销此次签到") from None
-    return {"checkin_id": str(cid), "queue_no": checkin.queue_no, "undone_at": clock.iso(now)}
+    return Undone(checkin_id=cid, queue_no=checkin.queue_no, undone_at=now)
 
 
-async def list_checkins(*, principal: Principal, hall: str | None, day: dt.date | None) -> dict[str, Any]:
+async def list_checkins(*, principal: Principal, hall: str | None, day: dt.date | None) -> tuple[CheckInRecord, ...]:
     """A hall's check-ins of a day, latest first (the desk page's recent list)."""
     hall_code = _hall_of(principal, hall)
     rows = await CheckIn.filter(hall_code=hall_code, day=day or clock.today()).order_by("-created_at").limit(200)
-    return {
-        "items": [
-            {
-                "checkin_id": str(r.id),
-                "kind": r.kind,
-                "queue_no": r.queue_no,
-                "section": r.section,
-                "counter": r.counter,
-                "booking_id": str(r.booking_id) if r.booking_id else None,
-                "created_at": clock.iso(r.created_at),
-                "undone_at": clock.iso(r.undone_at),
-            }
-            for r in rows
-        ]
-    }
+    return tuple(
+        CheckInRecord(
+            checkin_id=r.id,
+            kind=r.kind,
+            queue_no=r.queue_no,
+            section=r.section,
+            counter=r.counter,
+            booking_id=r.booking_id,
+            created_at=r.created_at,
+            undone_at=r.undone_at,
+        )
+        for r in rows
+    )
 
 
-async def revocations(*, principal: Principal, hall: str | None, since: dt.datetime | None) -> dict[str, Any]:
+async def revocations(*, principal: Principal, hall: str | None, since: dt.datetime | None) -> RevocationList:
     """Revoked tickets of a hall whose slots are not over: what an offline desk must refuse."""
     hall_code = _hall_of(principal, hall)
     now = clock.now()
@@ -598,17 +507,17 @@ async def revocations(*, principal: Principal, hall: str | None, since: dt.datet
     if since is not None:
         query = query.filter(revoked_at__gte=since.astimezone(dt.UTC))  # SQLite compares stored UTC text
     rows = await query.order_by("revoked_at", "id")
-    return {
-        "hall": hall_code,
-        "generated_at": clock.iso(now),
-        "items": [
-            {
-                "booking_id": str(r.booking_id),
-                "version": r.version,
-                "reason": r.reason,
-                "revoked_at": clock.iso(r.revoked_at),
-                "expires_at": clock.iso(r.expires_at),
-            }
+    return RevocationList(
+        hall=hall_code,
+        generated_at=now,
+        items=tuple(
+            Revocation(
+                booking_id=r.booking_id,
+                version=r.version,
+                reason=r.reason,
+                revoked_at=r.revoked_at,
+                expires_at=r.expires_at,
+            )
             for r in rows
-        ],
-    }
+        ),
+    )

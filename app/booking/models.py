@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import enum
-
 from tortoise import fields
 from tortoise.models import Model
 
-
-class BookingStatus(enum.StrEnum):
-    """booked -> checked_in | cancelled | no_show."""
-
-    booked = "booked"
-    checked_in = "checked_in"
-    cancelled = "cancelled"
-    no_show = "no_show"
+from app.booking.types import BookingStatus
 
 
 class HallSchedule(Model):

@@ -1,26 +1,29 @@
-"""Booking rules: calendars, slots, booking, cancelling, rescheduling, tickets and no-shows.
+"""Booking rules: slots, booking, cancelling, rescheduling and tickets.
 
 Seats are counted by the database: a booking takes its seat with one conditional UPDATE
 (`booked = booked + 1 WHERE booked < capacity`), which PostgreSQL row locks and SQLite's single
 writer both serialise, so a slot can never be overbooked. A partial unique index keeps one active
-booking per citizen, matter and day even under races.
+booking per citizen, matter and day even under races. Two paths write a booking: the ORM's (the
+reference, SQLite's) and PostgreSQL's one statement (app/booking/sql.py); they give the same answers
+(tests/unit/booking/test_paths_agree.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from app import cache as cache_bus
-from app import clock, idempotency, sql
+from app import clock, idempotency
 from app.booking import calendar as cal
-from app.booking import tickets
+from app.booking import present, tickets
+from app.booking import sql as booking_sql
+from app.booking.calendars import calendar_of
+from app.booking.deps import BookingDeps
 from app.booking.errors import (
     BookingBusy,
     BookingExists,
@@ -38,99 +41,30 @@ from app.booking.errors import (
     SlotNotFound,
     SlotOutsideWindow,
 )
-from app.booking.models import Booking, BookingStatus, Counter, HallClosure, HallSchedule, RevokedTicket, Slot
-from app.cache import LocalCache
+from app.booking.models import Booking, RevokedTicket, Slot
+from app.booking.sql import Seen
+from app.booking.types import (
+    BookingDetail,
+    BookingPage,
+    BookingStatus,
+    BookingView,
+    HallRef,
+    ReminderState,
+    SlotList,
+    SlotView,
+    Ticket,
+)
 from app.clock import SHANGHAI
 from app.errors import DomainError
 from app.idempotency import Claim, KeyTaken, Pending
-from app.jsontext import dumps
 from app.matters import guides
 from app.matters.models import Hall
-from app.matters.schemas import SECTION_NAMES, Section
 from app.notify import service as notify
 from app.notify.models import Notification
-from app.settings import Settings
 from auth.models import Citizen
-from auth.pii import PiiCipher
-from auth.tokens import TokenAuthority
 
-SCHEDULES = "schedules"
 MAX_RANGE_DAYS = 62
-STATUS_NAMES = {
-    BookingStatus.booked: "已预约",
-    BookingStatus.checked_in: "已签到",
-    BookingStatus.cancelled: "已取消",
-    BookingStatus.no_show: "已爽约",
-}
-
-
-@dataclass
-class BookingDeps:
-    """What the booking services need from the running app."""
-
-    settings: Settings
-    cache: LocalCache
-    tokens: TokenAuthority
-    cipher: PiiCipher
-
-
-# -- calendars ---------------------------------------------------------------------------------
-
-
-@dataclass
-class HallCalendar:
-    """A hall's schedule, closures and counters as one cached value, with slots and windows derived from it.
-
-    The derived values are memoised on the entry itself, so a calendar change (a new entry) drops them too.
-    """
-
-    hall: str
-    config: cal.ScheduleConfig
-    closed: frozenset[dt.date]
-    counters: frozenset[str]
-    known_slots: set[str] = field(default_factory=set)  # slot rows this worker knows exist
-    _days: dict[dt.date, dict[str, cal.SlotTime]] = field(default_factory=dict)
-    _windows: dict[dt.date, tuple[dt.date, ...]] = field(default_factory=dict)
-
-    def slots(self, day: dt.date) -> dict[str, cal.SlotTime]:
-        """The day's slots by "HH:MM", in order."""
-        hit = self._days.get(day)
-        if hit is None:
-            if len(self._days) > 400:
-                self._days.clear()
-            hit = self._days[day] = {s.hhmm: s for s in cal.day_slots(self.config, day, self.closed)}
-        return hit
-
-    def window(self, today: dt.date) -> tuple[dt.date, ...]:
-        """The open days a citizen may book on `today`."""
-        hit = self._windows.get(today)
-        if hit is None:
-            self._windows.clear()  # one "today" at a time
-            hit = self._windows[today] = tuple(cal.window(self.config, today, self.closed))
-        return hit
-
-
-async def calendar_of(deps: BookingDeps, hall_code: str) -> HallCalendar:
-    """A hall's calendar (cached per worker, dropped on every change)."""
-    hit = deps.cache.get(SCHEDULES, hall_code)
-    if hit is not None:
-        return hit
-    epoch = deps.cache.epoch(SCHEDULES)
-    if not await Hall.exists(code=hall_code):
-        raise HallNotFound(details={"hall": hall_code[:40]})
-    row = await HallSchedule.get_or_none(hall_code=hall_code)
-    config = cal.ScheduleConfig.model_validate(row.config) if row else cal.ScheduleConfig()
-    since = clock.today() - dt.timedelta(days=1)
-    closed = frozenset(await HallClosure.filter(hall_code=hall_code, day__gte=since).values_list("day", flat=True))
-    counters = frozenset(await Counter.filter(hall_code=hall_code, active=True).values_list("code", flat=True))
-    entry = HallCalendar(hall=hall_code, config=config, closed=closed, counters=counters)
-    deps.cache.put(SCHEDULES, hall_code, entry, epoch=epoch)
-    return entry
-
-
-async def schedules_changed() -> None:
-    """Every worker reloads hall calendars."""
-    await cache_bus.changed(SCHEDULES)
+_BOOK_ATTEMPTS = 8  # reads and writes of one booking racing others of the same citizen, before BOOKING_BUSY
 
 
 async def _bookable_guide(deps: BookingDeps, matter_code: str) -> dict[str, Any]:
@@ -145,7 +79,7 @@ async def _bookable_guide(deps: BookingDeps, matter_code: str) -> dict[str, Any]
 
 async def list_slots(
     deps: BookingDeps, *, matter_code: str, hall: str | None, date_from: dt.date | None, date_to: dt.date | None
-) -> dict[str, Any]:
+) -> SlotList:
     """The matter's bookable slots in a date range (within the hall's booking window)."""
     guide = await _bookable_guide(deps, matter_code)
     hall_code, section = guide["hall"]["code"], guide["section"]
@@ -176,36 +110,29 @@ async def list_slots(
             capacity = row.capacity if row else seats
             available = max(capacity - (row.booked if row else 0), 0)
             items.append(
-                {
-                    "slot_id": sid,
-                    "date": day.isoformat(),
-                    "starts_at": clock.iso(slot.starts_at),
-                    "ends_at": clock.iso(slot.ends_at),
-                    "capacity": capacity,
-                    "available": available,
-                    "bookable": available > 0 and slot.starts_at - cutoff > now,
-                }
-            )
-    return {
-        "matter_code": guide["code"],
-        "hall": {"code": hall_code, "name": guide["hall"]["name"]},
-        "section": section,
-        "section_name": SECTION_NAMES[Section(section)],
-        "slot_minutes": config.slot_minutes,
-        "window": {"from": days[0].isoformat() if days else None, "to": days[-1].isoformat() if days else None},
-        "items": items,
-    }
+                SlotView(
+                    slot_id=sid, day=day, starts_at=slot.starts_at, ends_at=slot.ends_at, capacity=capacity,
+                    available=available, bookable=available > 0 and slot.starts_at - cutoff > now,
+                )
+            )  # fmt: skip
+    return SlotList(
+        matter_code=guide["code"],
+        hall=HallRef(code=hall_code, name=guide["hall"]["name"]),
+        section=section,
+        slot_minutes=config.slot_minutes,
+        window_from=days[0] if days else None,
+        window_to=days[-1] if days else None,
+        items=tuple(items),
+    )
 
 
 async def _ensure_slot_row(sid: str, hall: str, section: str, slot: cal.SlotTime, seats: int) -> None:
     """Create the slot's row on first use (a conflict means another request already did)."""
-    if sql.is_postgres():
-        async with sql.connection() as conn:
-            await conn.execute(
-                "INSERT INTO booking_slot (id, hall_code, section, day, starts_at, ends_at, capacity, booked) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, 0) ON CONFLICT (id) DO NOTHING",
-                sid, hall, section, slot.day, slot.starts_at, slot.ends_at, seats,
-            )  # fmt: skip
+    if booking_sql.enabled():
+        await booking_sql.ensure_slot(
+            {"id": sid, "hall_code": hall, "section": section, "day": slot.day, "starts_at": slot.starts_at,
+             "ends_at": slot.ends_at, "capacity": seats}
+        )  # fmt: skip
         return
     if await Slot.exists(id=sid):
         return
@@ -273,7 +200,7 @@ def _noshow_since(deps: BookingDeps) -> dt.date:
 
 
 async def _citizen_bookings(deps: BookingDeps, citizen_id: uuid.UUID) -> list[tuple[str, str, dt.date]]:
-    """(status, matter, day) of the active bookings and recent no-shows (SQLite; `_SEEN_SQL` on PostgreSQL)."""
+    """(status, matter, day) of the active bookings and recent no-shows (the ORM path; sql.SEEN on PostgreSQL)."""
     return await Booking.filter(
         Q(citizen_id=citizen_id)
         & (Q(status=BookingStatus.booked) | Q(status=BookingStatus.no_show, day__gte=_noshow_since(deps)))
@@ -308,15 +235,14 @@ def _admit(deps: BookingDeps, rows: list[tuple[str, str, dt.date]], matter_code:
 
 
 async def _lock_citizen(citizen_id: uuid.UUID) -> None:
-    """Serialise one citizen's cancels and reschedules (and SQLite's bookings): a row lock taken first.
+    """Serialise one citizen's cancels and reschedules (and the ORM path's bookings): a row lock taken first.
 
     Taken before any booking or slot row, so these writes cannot deadlock. New bookings on PostgreSQL
     serialise on the citizen's `booking_account` row instead, in one statement that locks it, then
     the slot: it waits on nothing these writes hold after they have taken their slots.
     """
-    if sql.is_postgres():
-        async with sql.connection() as conn:
-            await conn.execute("SELECT 1 FROM citizen WHERE id = $1 FOR UPDATE", citizen_id)
+    if booking_sql.enabled():
+        await booking_sql.lock_citizen(citizen_id)
         return
     await Citizen.select_for_update().filter(id=citizen_id).only("id").first()
 
@@ -382,13 +308,11 @@ def _ticket_digest(text: str) -> str:
     return tickets.digest(body, signature)
 
 
-async def booking_dict(deps: BookingDeps, booking: Booking, guide: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The citizen-facing shape of a booking (with its ticket while it admits its holder)."""
+async def view_of(deps: BookingDeps, booking: Booking, guide: dict[str, Any] | None = None) -> BookingView:
+    """A booking as the citizen sees it (with its ticket while it admits its holder)."""
     if guide is None:
         _, _, guide = await guides.guide_document(deps.cache, booking.matter_code, base_url=deps.settings.base_url)
     config = (await calendar_of(deps, booking.hall_code)).config
-    base = f"{deps.settings.base_url}/api/v1/bookings/{booking.id}"
-    active = booking.status is BookingStatus.booked
     hall = guide["hall"]
     same_hall = hall["code"] == booking.hall_code
     if not same_hall:  # the matter has moved since it was booked: the booking keeps its own hall
@@ -397,135 +321,28 @@ async def booking_dict(deps: BookingDeps, booking: Booking, guide: dict[str, Any
             "code": booking.hall_code,
             **({k: getattr(row, k) for k in ("name", "address", "phone")} if row else {}),
         }
-    return {
-        "id": str(booking.id),
-        "status": str(booking.status),
-        "status_name": STATUS_NAMES[booking.status],
-        "matter": {"code": booking.matter_code, "name": guide["name"]},
-        "hall": {k: hall.get(k, "") for k in ("code", "name", "address", "phone")},
-        "section": booking.section,
-        "section_name": SECTION_NAMES[Section(booking.section)],
-        "counter_hint": guide.get("counter", "") if same_hall else "",
-        "slot_id": booking.slot_id,
-        "date": booking.day.isoformat(),
-        "starts_at": clock.iso(booking.starts_at),
-        "ends_at": clock.iso(booking.ends_at),
-        "version": booking.version,
-        "cancel_until": clock.iso(booking.starts_at - dt.timedelta(minutes=config.cutoff_minutes)),
-        "queue_no": booking.queue_no,
-        "counter": booking.counter,
-        "checked_in_at": clock.iso(booking.checked_in_at),
-        "cancelled_at": clock.iso(booking.cancelled_at),
-        "created_at": clock.iso(booking.created_at),
-        "ticket": await ticket_for(deps, booking) if active else None,
-        "links": {"self": base, "ticket_png": f"{base}/ticket.png", "ticket_svg": f"{base}/ticket.svg"},
-    }
-
-
-# PostgreSQL books in one statement, after one read (`_SEEN_SQL`, the precheck's): the citizen's
-# booking sequence (a), if it is still the one read and the slot still shows a seat; then the seat
-# (s), the booking (b), its reminder (n) and the idempotent answer (k: a new key with its answer, or
-# c: a claimed key's answer). A concurrent booking of the same citizen bumped the sequence first: a
-# is empty after its row lock (PostgreSQL re-reads a locked row), nothing is written, and the caller
-# reads again. The caps were checked in Python on what was read, which the sequence proves current.
-_BOOK_SQL = """
-WITH a AS (
-    INSERT INTO booking_account AS acc (citizen_id, seq)
-    SELECT $2, 1 WHERE EXISTS (SELECT 1 FROM booking_slot WHERE id = $6 AND booked < capacity)
-    ON CONFLICT (citizen_id) DO UPDATE SET seq = acc.seq + 1 WHERE acc.seq = $21
-    RETURNING seq
-), s AS (
-    UPDATE booking_slot SET booked = booked + 1
-    WHERE id = $6 AND booked < capacity AND EXISTS (SELECT 1 FROM a)
-    RETURNING id
-), b AS (
-    INSERT INTO booking (id, citizen_id, matter_code, hall_code, section, slot_id, day, starts_at, ends_at,
-        noshow_at, status, version, created_at, updated_at, ticket_digest)
-    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'booked', 1, $11, $11, $25 FROM s
-    RETURNING id
-), n AS (
-    INSERT INTO notification (id, kind, citizen_id, subject_type, subject_id, payload, dedupe_key, status,
-        send_after, attempts, created_at, updated_at)
-    SELECT $12, $13, $2, $14, $15, $16::jsonb, $17, 'pending', $18::timestamptz, 0, $11, $11
-    FROM b WHERE $18::timestamptz IS NOT NULL
-), k AS (
-    INSERT INTO idempotency_record (owner, key, fingerprint, status, response, claimed_at)
-    SELECT $22::varchar, $23::varchar, $24::varchar, 201, $19, $11 FROM b WHERE $22::varchar IS NOT NULL
-), c AS (
-    UPDATE idempotency_record SET status = 201, response = $19 WHERE id = $20 AND EXISTS (SELECT 1 FROM b)
-)
-SELECT EXISTS (SELECT 1 FROM s) AS seated, EXISTS (SELECT 1 FROM a) AS admitted,
-    EXISTS (SELECT 1 FROM booking_slot WHERE id = $6 AND booked < capacity) AS seat_seen
-"""
-
-# What a booking needs to know, in one read: a seat left, the key's record, and only when a seat is
-# left (the storm's commonest answer is "full") the citizen's booking sequence and bookings for the caps.
-_SEEN_SQL = """
-WITH s AS (SELECT coalesce((SELECT booked < capacity FROM booking_slot WHERE id = $1), false) AS seat)
-SELECT s.seat,
-    EXISTS (SELECT 1 FROM idempotency_record WHERE owner = $2 AND key = $3) AS known,
-    CASE WHEN s.seat THEN coalesce((SELECT seq FROM booking_account WHERE citizen_id = $4), 0) END AS seq,
-    CASE WHEN s.seat THEN ARRAY(
-        SELECT (status, matter_code, day) FROM booking
-        WHERE citizen_id = $4 AND (status = 'booked' OR (status = 'no_show' AND day >= $5))
-    ) END AS rows
-FROM s
-"""
-
-
-_BOOK_ATTEMPTS = 8  # reads and writes of one booking racing others of the same citizen, before BOOKING_BUSY
-
-
-@dataclass(frozen=True)
-class Seen:
-    """One read for a booking on PostgreSQL: a seat left, the key known, the citizen's sequence and bookings."""
-
-    seat: bool
-    known: bool
-    seq: int = 0
-    rows: list[tuple[str, str, dt.date]] = field(default_factory=list)
-
-
-async def _seen(deps: BookingDeps, sid: str, citizen_id: uuid.UUID, owner: str, key: str) -> Seen:
-    async with sql.connection() as conn:
-        row = await conn.fetchrow(_SEEN_SQL, sid, owner, key, citizen_id, _noshow_since(deps))
-    return Seen(row["seat"], row["known"], row["seq"] or 0, [tuple(r) for r in row["rows"] or ()])
-
-
-async def _write_booking(
-    booking: Booking, reminder: dict[str, Any] | None, body: dict[str, Any], claim: Claim | None
-) -> None:
-    """SQLite, inside the booking's transaction: the booking, its reminder, the idempotent answer, then the seat."""
-    await booking.save(force_create=True)
-    if reminder is not None:
-        await notify.enqueue(fresh=True, **reminder)
-    if claim is not None:
-        await claim.complete(201, body)
-    # The seat last: its row stays locked until commit, so others wait as little as possible.
-    await _take_seat(booking.slot_id)
-
-
-async def _book_in_one_statement(
-    booking: Booking, reminder: dict[str, Any] | None, body: dict[str, Any], claim: Claim | Pending | None, seq: int
-) -> bool | None:
-    """PostgreSQL: `_BOOK_SQL`. True booked, False no seat, None the sequence moved on (read again)."""
-    r = reminder or {}
-    pending = claim if isinstance(claim, Pending) else None
-    async with sql.connection() as conn:
-        row = await conn.fetchrow(
-            _BOOK_SQL, booking.id, booking.citizen_id, booking.matter_code, booking.hall_code, booking.section,
-            booking.slot_id, booking.day, booking.starts_at, booking.ends_at, booking.noshow_at,
-            booking.created_at, uuid.uuid4(), r.get("kind"), r.get("subject_type"), r.get("subject_id"),
-            dumps(r["payload"]).decode() if reminder else None, r.get("dedupe_key"), r.get("send_after"),
-            dumps(body).decode(), claim.record_id if isinstance(claim, Claim) else None, seq,
-            pending.owner if pending else None, pending.key if pending else None, pending.digest if pending else None,
-            booking.ticket_digest,
-        )  # fmt: skip
-    if row["seated"]:
-        return True
-    if row["admitted"] or not row["seat_seen"]:
-        return False
-    return None
+    return BookingView(
+        id=booking.id,
+        status=booking.status,
+        matter_code=booking.matter_code,
+        matter_name=guide["name"],
+        hall=HallRef(**{k: hall.get(k, "") for k in ("code", "name", "address", "phone")}),
+        section=booking.section,
+        counter_hint=guide.get("counter", "") if same_hall else "",
+        slot_id=booking.slot_id,
+        day=booking.day,
+        starts_at=booking.starts_at,
+        ends_at=booking.ends_at,
+        version=booking.version,
+        cancel_until=booking.starts_at - dt.timedelta(minutes=config.cutoff_minutes),
+        queue_no=booking.queue_no,
+        counter=booking.counter,
+        checked_in_at=booking.checked_in_at,
+        cancelled_at=booking.cancelled_at,
+        created_at=booking.created_at,
+        ticket=await ticket_for(deps, booking) if booking.status is BookingStatus.booked else None,
+        url=f"{deps.settings.base_url}/api/v1/bookings/{booking.id}",
+    )
 
 
 async def check_seat(
@@ -544,7 +361,7 @@ async def check_seat(
         if await idempotency.known(owner=owner, key=key):
             return idempotency.Precheck(known=True)
         raise
-    if sql.is_postgres():
+    if booking_sql.enabled():
         seen = await _seen(deps, sid, uuid.UUID(citizen_id), owner, key)
         left, known = seen.seat, seen.known
     else:
@@ -563,10 +380,11 @@ async def book(
     matter_code: str,
     slot_id: str,
     claim: Claim | Pending | None = None,
-) -> dict[str, Any]:
+) -> BookingView:
     """Book a seat; the seat, the booking, its reminder and the idempotent answer commit together.
 
     Callers run `check_seat` first (before claiming the key); the conditional UPDATE is the guard.
+    The idempotent answer stored is the API's (present.booking_json).
     """
     guide = await _bookable_guide(deps, matter_code)
     sid, slot, config = await _resolve_slot(deps, _place(guide), slot_id)
@@ -587,13 +405,14 @@ async def book(
         created_at=now,
         updated_at=now,
     )
-    body = await booking_dict(deps, booking, guide)
+    view = await view_of(deps, booking, guide)
+    body = present.booking_json(view)
     booking.ticket_digest = _ticket_digest(body["ticket"])
     reminder = _reminder(deps, booking, guide)
     try:
-        if sql.is_postgres():
-            await _book_postgres(deps, booking, reminder, body, claim)
-            return body
+        if booking_sql.enabled():
+            await _book_in_one_statement(deps, booking, reminder, body, claim)
+            return view
         async with in_transaction():
             # The citizen's lock first, then a fresh read (a new statement sees what the last holder committed).
             await _lock_citizen(booking.citizen_id)
@@ -607,14 +426,33 @@ async def book(
             raise KeyTaken() from None  # a concurrent request recorded this key first
         # the partial unique index: a concurrent booking of the same matter and day
         raise BookingExists(details={"matter_code": guide["code"], "date": slot.day.isoformat()}) from None
-    return body
+    return view
 
 
-async def _book_postgres(
+async def _seen(deps: BookingDeps, sid: str, citizen_id: uuid.UUID, owner: str, key: str) -> Seen:
+    return await booking_sql.seen(
+        slot_id=sid, citizen_id=citizen_id, owner=owner, key=key, noshow_since=_noshow_since(deps)
+    )
+
+
+async def _write_booking(
+    booking: Booking, reminder: dict[str, Any] | None, body: dict[str, Any], claim: Claim | None
+) -> None:
+    """The ORM path, inside the booking's transaction: the booking, its reminder, the idempotent answer, the seat."""
+    await booking.save(force_create=True)
+    if reminder is not None:
+        await notify.enqueue(fresh=True, **reminder)
+    if claim is not None:
+        await claim.complete(201, body)
+    # The seat last: its row stays locked until commit, so others wait as little as possible.
+    await _take_seat(booking.slot_id)
+
+
+async def _book_in_one_statement(
     deps: BookingDeps, booking: Booking, reminder: dict[str, Any] | None, body: dict[str, Any],
     claim: Claim | Pending | None,
 ) -> None:  # fmt: skip
-    """The caps checked on one read, then one statement that writes only if that read is still current."""
+    """The SQL path: the caps checked on one read, then one statement that writes only if that read is still current."""
     pending = claim if isinstance(claim, Pending) else None
     seen = pending.seen if pending is not None and isinstance(pending.seen, Seen) else None
     # Each lost race means another booking of this citizen went through, and the caps end those soon.
@@ -627,7 +465,7 @@ async def _book_postgres(
         if not seen.seat:
             raise SlotFull(details={"slot_id": booking.slot_id})
         _admit(deps, seen.rows, booking.matter_code, booking.day)
-        booked = await _book_in_one_statement(booking, reminder, body, claim, seen.seq)
+        booked = await booking_sql.book(booking, reminder, body, claim, seen.seq)
         if booked:
             return
         if booked is False:
@@ -649,30 +487,25 @@ async def _own_booking(citizen_id: str, booking_id: str) -> Booking:
 
 async def list_bookings(
     deps: BookingDeps, *, citizen_id: str, status: str | None, page: int, page_size: int
-) -> dict[str, Any]:
+) -> BookingPage:
     """The citizen's bookings, the latest slot first."""
     query = Booking.filter(citizen_id=uuid.UUID(citizen_id))
     if status:
         query = query.filter(status=status)
     total = await query.count()
     rows = await query.order_by("-starts_at", "-created_at").offset((page - 1) * page_size).limit(page_size)
-    return {
-        "items": [await booking_dict(deps, row) for row in rows],
-        "total": total,
-        "page": page,
-        "page_size": page_size,
-    }
+    return BookingPage(
+        items=tuple([await view_of(deps, row) for row in rows]), total=total, page=page, page_size=page_size
+    )
 
 
-async def get_booking(deps: BookingDeps, *, citizen_id: str, booking_id: str) -> dict[str, Any]:
+async def get_booking(deps: BookingDeps, *, citizen_id: str, booking_id: str) -> BookingDetail:
     """One of the citizen's bookings, with its reminder."""
     booking = await _own_booking(citizen_id, booking_id)
-    body = await booking_dict(deps, booking)
+    view = await view_of(deps, booking)
     reminder = await Notification.get_or_none(dedupe_key=_reminder_key(booking))  # this version's reminder
-    body["reminder"] = (
-        {"send_after": clock.iso(reminder.send_after), "status": str(reminder.status)} if reminder else None
-    )
-    return body
+    state = ReminderState(send_after=reminder.send_after, status=str(reminder.status)) if reminder else None
+    return BookingDetail(booking=view, reminder=state)
 
 
 async def _revoke(booking: Booking, reason: str) -> None:
@@ -697,11 +530,11 @@ async def _locked_active(booking: Booking, config: cal.ScheduleConfig) -> Bookin
     return booking
 
 
-async def cancel(deps: BookingDeps, *, citizen_id: str, booking_id: str) -> dict[str, Any]:
+async def cancel(deps: BookingDeps, *, citizen_id: str, booking_id: str) -> BookingView:
     """Cancel before the cutoff: the seat returns, the ticket is revoked, the reminder is dropped."""
     booking = await _own_booking(citizen_id, booking_id)
     if booking.status is BookingStatus.cancelled:
-        return await booking_dict(deps, booking)  # a retried cancel answers the same
+        return await view_of(deps, booking)  # a retried cancel answers the same
     config = (await calendar_of(deps, booking.hall_code)).config
     async with in_transaction():
         booking = await _locked_active(booking, config)
@@ -715,14 +548,14 @@ async def cancel(deps: BookingDeps, *, citizen_id: str, booking_id: str) -> dict
         await _revoke(booking, "cancelled")
         await notify.cancel_pending(subject_type="booking", subject_id=str(booking.id))
         booking.status, booking.cancelled_at = BookingStatus.cancelled, now
-    return await booking_dict(deps, booking)
+    return await view_of(deps, booking)
 
 
-async def reschedule(deps: BookingDeps, *, citizen_id: str, booking_id: str, slot_id: str) -> dict[str, Any]:
+async def reschedule(deps: BookingDeps, *, citizen_id: str, booking_id: str, slot_id: str) -> BookingView:
     """Move to another slot: the new seat is taken before the old one is released, in one transaction."""
     booking = await _own_booking(citizen_id, booking_id)
     if booking.status is BookingStatus.booked and booking.slot_id == slot_id:
-        return await booking_dict(deps, booking)  # already there (a retried request)
+        return await view_of(deps, booking)  # already there (a retried request)
     if booking.status is not BookingStatus.booked:
         raise BookingNotActive(details={"status": str(booking.status)})
     guide = await _bookable_guide(deps, booking.matter_code)
@@ -767,52 +600,12 @@ async def reschedule(deps: BookingDeps, *, citizen_id: str, booking_id: str, slo
             await _schedule_reminder(deps, booking, guide)
     except IntegrityError:
         raise BookingExists(details={"matter_code": booking.matter_code, "date": slot.day.isoformat()}) from None
-    return await booking_dict(deps, booking, guide)
+    return await view_of(deps, booking, guide)
 
 
-async def ticket_text(deps: BookingDeps, *, citizen_id: str, booking_id: str) -> str:
+async def get_ticket(deps: BookingDeps, *, citizen_id: str, booking_id: str) -> Ticket:
     """The ticket of an active booking (409 BOOKING_NOT_ACTIVE once it no longer admits anyone)."""
     booking = await _own_booking(citizen_id, booking_id)
     if booking.status is not BookingStatus.booked:
         raise BookingNotActive(details={"status": str(booking.status)})
-    return await ticket_for(deps, booking)
-
-
-# -- background --------------------------------------------------------------------------------
-
-
-async def mark_no_shows(deps: BookingDeps, *, batch: int = 500) -> int:
-    """Bookings nobody checked in by slot end plus the grace period become no-shows (with a notice)."""
-    now = clock.now()
-    rows = await Booking.filter(status=BookingStatus.booked, noshow_at__lt=now).order_by("noshow_at").limit(batch)
-    marked = 0
-    for booking in rows:
-        async with in_transaction():
-            changed = await Booking.filter(id=booking.id, status=BookingStatus.booked).update(
-                status=BookingStatus.no_show, updated_at=now
-            )
-            if not changed:
-                continue  # checked in or cancelled meanwhile
-            marked += 1
-            await notify.cancel_pending(subject_type="booking", subject_id=str(booking.id))
-            _, _, guide = await guides.guide_document(deps.cache, booking.matter_code, base_url=deps.settings.base_url)
-            await notify.enqueue(
-                kind="booking_no_show",
-                citizen_id=booking.citizen_id,
-                subject_type="booking",
-                subject_id=str(booking.id),
-                dedupe_key=f"booking:{booking.id}:no_show",
-                payload={
-                    "matter_name": guide["name"],
-                    "hall_name": guide["hall"]["name"],
-                    "starts_at": clock.iso(booking.starts_at),
-                    "limit": deps.settings.booking_noshow_limit,
-                    "days": deps.settings.booking_noshow_days,
-                },
-            )
-    return marked
-
-
-async def sweep_revocations() -> int:
-    """Forget revocations whose slots are long over."""
-    return await RevokedTicket.filter(expires_at__lt=clock.now()).delete()
+    return Ticket(booking_id=booking.id, version=booking.version, text=await ticket_for(deps, booking))

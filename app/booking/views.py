@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
 
-from app.booking import admin, desk
+from app.booking import admin, desk, present
 from app.booking import errors as be
 from app.booking.calendar import ScheduleConfig
+from app.booking.deps import BookingDeps
 from app.errors import InvalidInput
 from app.http import JSON_TYPE, doc, finish_even_if_disconnected, json_response, parse_body, parse_query
 from app.matters.schemas import Section
@@ -104,7 +105,7 @@ class NotificationQuery(BaseModel):
     page_size: int = Field(default=20, ge=1, le=100)
 
 
-def _deps(request: Request) -> Any:
+def _deps(request: Request) -> BookingDeps:
     return request.app.ctx.booking
 
 
@@ -125,12 +126,12 @@ def _deps(request: Request) -> Any:
 async def check_in(request: Request) -> HTTPResponse:
     """Verify a ticket and give a queue number."""
     body = parse_body(request, CheckInBody)
-    text = await finish_even_if_disconnected(
+    answer = await finish_even_if_disconnected(
         desk.check_in(
             _deps(request), principal=request.ctx.principal, ticket=body.ticket, nonce=body.nonce, counter=body.counter
         )
     )
-    return HTTPResponse(text, content_type=JSON_TYPE)
+    return HTTPResponse(present.scan_text(answer), content_type=JSON_TYPE)
 
 
 @bp.post("/desk/checkins/<checkin_id:str>/undo")
@@ -143,7 +144,8 @@ async def check_in(request: Request) -> HTTPResponse:
 @clerk
 async def undo(request: Request, checkin_id: str) -> HTTPResponse:
     """Take a check-in back."""
-    return json_response(await desk.undo(_deps(request), principal=request.ctx.principal, checkin_id=checkin_id))
+    undone = await desk.undo(_deps(request), principal=request.ctx.principal, checkin_id=checkin_id)
+    return json_response(present.undone_json(undone))
 
 
 @bp.get("/desk/checkins")
@@ -152,8 +154,8 @@ async def undo(request: Request, checkin_id: str) -> HTTPResponse:
 async def checkins(request: Request) -> HTTPResponse:
     """Recent queue numbers of the hall."""
     query = parse_query(request, HallQuery)
-    body = await desk.list_checkins(principal=request.ctx.principal, hall=query.hall, day=query.date)
-    return json_response(body)
+    rows = await desk.list_checkins(principal=request.ctx.principal, hall=query.hall, day=query.date)
+    return json_response(present.checkins_json(rows))
 
 
 @bp.post("/desk/tickets")
@@ -176,7 +178,7 @@ async def walk_in(request: Request) -> HTTPResponse:
         counter=body.counter,
         hall=body.hall,
     )
-    return json_response(result, status=201)
+    return json_response(present.walk_in_json(result), status=201)
 
 
 @bp.get("/desk/revocations")
@@ -196,8 +198,8 @@ async def revocations(request: Request) -> HTTPResponse:
         raise InvalidInput("since 须带时区，如 2026-11-26T09:00:00+08:00", code="SINCE_NEEDS_OFFSET")
     if since is not None and not 2000 <= since.year <= 2100:
         raise InvalidInput("since 超出合理的时间范围", code="SINCE_OUT_OF_RANGE")
-    body = await desk.revocations(principal=request.ctx.principal, hall=query.hall, since=since)
-    return json_response(body, headers={"Cache-Control": "private, no-store"})
+    revoked = await desk.revocations(principal=request.ctx.principal, hall=query.hall, since=since)
+    return json_response(present.revocations_json(revoked), headers={"Cache-Control": "private, no-store"})
 
 
 # -- administration ----------------------------------------------------------------------------
@@ -222,7 +224,7 @@ async def get_schedule(request: Request, hall: str) -> HTTPResponse:
 @admin_required
 async def put_schedule(request: Request, hall: str) -> HTTPResponse:
     """Replace a hall's calendar."""
-    return json_response(await admin.put_schedule(hall=hall, config=parse_body(request)))
+    return json_response(await admin.put_schedule(_deps(request), hall=hall, config=parse_body(request)))
 
 
 @bp.get("/admin/halls/<hall:str>/closures")
@@ -246,7 +248,8 @@ async def list_closures(request: Request, hall: str) -> HTTPResponse:
 async def add_closure(request: Request, hall: str) -> HTTPResponse:
     """Close a hall on a date."""
     body = parse_body(request, ClosureBody)
-    return json_response(await admin.add_closure(hall=hall, day=body.date, reason=body.reason), status=201)
+    result = await admin.add_closure(_deps(request), hall=hall, day=body.date, reason=body.reason)
+    return json_response(result, status=201)
 
 
 @bp.delete("/admin/halls/<hall:str>/closures/<day:str>")
@@ -263,7 +266,7 @@ async def remove_closure(request: Request, hall: str, day: str) -> HTTPResponse:
         date = dt.date.fromisoformat(day)
     except ValueError:
         raise InvalidInput("日期应为 YYYY-MM-DD", code="DATE_INVALID") from None
-    await admin.remove_closure(hall=hall, day=date)
+    await admin.remove_closure(_deps(request), hall=hall, day=date)
     return json_response({"date": date.isoformat(), "removed": True})
 
 
@@ -288,7 +291,7 @@ async def put_counters(request: Request, hall: str) -> HTTPResponse:
     """Replace a hall's counters."""
     body = parse_body(request, CountersBody)
     counters = [c.model_dump(mode="json") for c in body.counters]
-    return json_response(await admin.put_counters(hall=hall, counters=counters))
+    return json_response(await admin.put_counters(_deps(request), hall=hall, counters=counters))
 
 
 @bp.get("/admin/notifications")

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request, redirect
 
 from app import clock
+from app.booking import present as booking_present
 from app.booking import service as booking
 from app.booking.errors import BookingNotOffered
 from app.cases import service as cases
@@ -161,8 +162,10 @@ async def _book_page(request: Request, guide: dict) -> HTTPResponse:
     """Seats left per slot (public, read-only); booking itself happens in the mini program or the app."""
     slots = None
     with contextlib.suppress(BookingNotOffered):
-        slots = await booking.list_slots(
-            request.app.ctx.booking, matter_code=guide["code"], hall=None, date_from=None, date_to=None
+        slots = booking_present.slot_list_json(
+            await booking.list_slots(
+                request.app.ctx.booking, matter_code=guide["code"], hall=None, date_from=None, date_to=None
+            )
         )
     days = itertools.groupby(slots["items"] if slots else [], key=lambda s: s["date"])
     html = request.app.ctx.pages.render(

@@ -21,11 +21,12 @@ from wechatpy.messages import BaseMessage
 
 from app import clock
 from app.booking import service as booking_service
-from app.booking.service import BookingDeps
+from app.booking.deps import BookingDeps
 from app.cache import LocalCache
 from app.cases import service as case_service
 from app.cases.service import CaseDeps
 from app.cases.types import CaseSummary, TimelineEntry
+from app.clock import SHANGHAI
 from app.errors import DomainError
 from app.matters import service as matter_service
 from app.settings import Settings
@@ -233,12 +234,12 @@ class Responder:
         page = await booking_service.list_bookings(
             self.deps.booking, citizen_id=str(citizen), status="booked", page=1, page_size=5
         )
-        if not page["items"]:
+        if not page.items:
             return "您当前没有待办理的预约。发送事项名称可查看是否支持预约。"
         lines = [
-            f"· {b['matter']['name']}：{b['starts_at'][5:16].replace('T', ' ')}–{b['ends_at'][11:16]} "
-            f"{b['hall'].get('name', '')}"
-            for b in page["items"]
+            f"· {b.matter_name}：{b.starts_at.astimezone(SHANGHAI):%m-%d %H:%M}–"
+            f"{b.ends_at.astimezone(SHANGHAI):%H:%M} {b.hall.name}"
+            for b in page.items
         ]
         return "您的预约：\n" + "\n".join(lines) + "\n请按时前往，凭预约码在窗口扫码签到。"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from app.booking import service as booking_service
+from app.booking import jobs as booking_jobs
 from app.clock import SHANGHAI
 from app.matters import service as catalogue
 from auth import service as auth_service
@@ -509,7 +509,7 @@ async def test_two_no_shows_do_not_restrict(client, seeded, fake_clock, person):
     for day in ("2026-10-08", "2026-10-09"):
         await booked(client, alice, sid(day, "09:00"))
     fake_clock.current = local("2026-10-12", "10:00")
-    assert await booking_service.mark_no_shows(client.sanic_app.ctx.booking) == 2
+    assert await booking_jobs.mark_no_shows(client.sanic_app.ctx.booking) == 2
     await alice.login()
     await booked(client, alice, sid("2026-10-12", "14:00"))
 
