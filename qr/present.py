@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from app import clock
+from app.matters import present as catalogue_present
 from app.matters.service import Page
 from qr.service import CodeInfo, CodeLinks
 
@@ -20,12 +21,7 @@ def code(info: CodeInfo) -> dict[str, Any]:
 
 def code_page(result: Page[CodeInfo]) -> dict[str, Any]:
     """The API list envelope of codes."""
-    return {
-        "items": [code(c) for c in result.items],
-        "total": result.total,
-        "page": result.page,
-        "page_size": result.page_size,
-    }
+    return catalogue_present.page(result, code)
 
 
 def links(value: CodeLinks | None) -> dict[str, str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -43,10 +44,10 @@ def department(item: DepartmentInfo) -> dict[str, Any]:
     return asdict(item)
 
 
-def page(result: Page[MatterSummary]) -> dict[str, Any]:
-    """The API list envelope of a search."""
+def page(result: Page[Any], item: Callable[[Any], dict[str, Any]] = summary) -> dict[str, Any]:
+    """The API list envelope of one page (a search's by default), each item shaped by `item`."""
     return {
-        "items": [summary(m) for m in result.items],
+        "items": [item(m) for m in result.items],
         "total": result.total,
         "page": result.page,
         "page_size": result.page_size,
