@@ -8,11 +8,14 @@ the only place those dataclasses are constructed (tests included, through `build
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from app.booking.deps import BookingDeps
 from app.cache import LocalCache
 from app.cases.service import CaseDeps
 from app.feedback.deps import FeedbackDeps
+from app.guide.service import GuideDeps
+from app.matters.service import CatalogueDeps
 from app.settings import Settings
 from app.stats.deps import StatsDeps
 from app.store import Store, make_store
@@ -22,7 +25,9 @@ from auth.realname import make_verifier
 from auth.service import PROFILES, AuthDeps
 from auth.sms import make_sender
 from auth.tokens import TokenAuthority
+from qr import service as codes_service
 from qr.analytics import ScanRecorder
+from qr.service import CodeDeps
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,9 @@ class Services:
     cases: CaseDeps
     feedback: FeedbackDeps
     stats: StatsDeps
+    catalogue: CatalogueDeps
+    codes: CodeDeps
+    guide: GuideDeps
 
     async def aclose(self) -> None:
         """Flush what is buffered and close the outgoing clients (worker or command end)."""
@@ -57,6 +65,13 @@ def build_services(settings: Settings, *, store: Store | None = None) -> Service
     cipher = PiiCipher.from_settings(settings)
     tokens = TokenAuthority(settings, cipher, cache)
     wechat = WeChatClient(settings, store)
+    codes = CodeDeps(cache=cache, base_url=settings.base_url, wechat=wechat, mini_page=settings.wechat_mini_page)
+    # The catalogue imports neither codes nor the guide read model: what follows its writes is wired here.
+    catalogue = CatalogueDeps(
+        cache=cache,
+        on_published=(codes_service.ensure_default_code,),  # every published matter has its printed code
+        on_changed=(partial(codes_service.invalidate, codes),),  # code snapshots carry matter names and successors
+    )
     return Services(
         settings=settings,
         store=store,
@@ -78,4 +93,8 @@ def build_services(settings: Settings, *, store: Store | None = None) -> Service
         cases=CaseDeps(settings=settings, cache=cache, tokens=tokens, cipher=cipher, store=store),
         feedback=FeedbackDeps(settings=settings, store=store, cache=cache),
         stats=StatsDeps(settings=settings, store=store),
+        catalogue=catalogue,
+        codes=codes,
+        # The read model listens to the catalogue's and the codes' namespaces itself (app.guide.service).
+        guide=GuideDeps(cache=cache, base_url=settings.base_url, codes=codes),
     )

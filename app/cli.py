@@ -111,8 +111,11 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         bar.n = done
         bar.refresh()
 
+    deps = _services(settings).catalogue
     try:
-        report = _with_db(settings, lambda: service.import_catalogue(data, partial=args.partial, progress=progress))
+        report = _with_db(
+            settings, lambda: service.import_catalogue(deps, data=data, partial=args.partial, progress=progress)
+        )
     except ImportInvalid as exc:
         bar.close()
         errors = exc.details.get("errors", [])
@@ -274,10 +277,9 @@ def cmd_codes_zip(settings: Settings, args: argparse.Namespace) -> int:
         bar.n = done
         bar.refresh()
 
+    deps = _services(settings).codes
     try:
-        content, count = _with_db(
-            settings, lambda: service.section_zip(section=args.section, base_url=settings.base_url, progress=progress)
-        )
+        content, count = _with_db(settings, lambda: service.section_zip(deps, section=args.section, progress=progress))
     except DomainError as exc:
         bar.close()
         print(f"{exc.code}: {exc.message} {json.dumps(exc.details, ensure_ascii=False)}", file=sys.stderr)

@@ -20,7 +20,9 @@ from app.cache import LocalCache
 from app.cases import uploads
 from app.cases.service import CaseDeps
 from app.feedback.deps import FeedbackDeps
+from app.guide.service import GuideDeps
 from app.jobs import Scheduler
+from app.matters.service import CatalogueDeps
 from app.notify import delivery
 from app.observe import configure_logging, install
 from app.settings import Settings
@@ -33,6 +35,7 @@ from app.wechat.replies import ReplyDeps, Responder
 from auth.service import AuthDeps
 from auth.tokens import TokenAuthority
 from qr.analytics import ScanRecorder
+from qr.service import CodeDeps
 
 log = logging.getLogger("app")
 _names = itertools.count()
@@ -49,7 +52,11 @@ async def prepare(settings: Settings) -> None:
         await db.migrate(settings)
         await ensure_key(PiiCipher.from_settings(settings))
     if settings.load_demo and await service.catalogue_is_empty():
-        report = await demo.load_demo()
+        services = build_services(settings)
+        try:
+            report = await demo.load_demo(services.catalogue)
+        finally:
+            await services.aclose()
         log.info("demo catalogue loaded: %s matters", report.created)
 
 
@@ -112,6 +119,18 @@ class AppContext:
     def stats(self) -> StatsDeps:
         return self.services.stats
 
+    @property
+    def catalogue(self) -> CatalogueDeps:
+        return self.services.catalogue
+
+    @property
+    def codes(self) -> CodeDeps:
+        return self.services.codes
+
+    @property
+    def guide(self) -> GuideDeps:
+        return self.services.guide
+
 
 def create_app(settings: Settings | None = None) -> Sanic:
     """Build the Sanic app for these settings (read from the environment when omitted)."""
@@ -157,6 +176,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     from app.matters.views import bp as catalogue_admin
     from app.ops import bp as ops
     from app.stats.views import bp as stats_admin
+    from app.web.scan import bp as web_scan
     from app.web.views import bp as web
     from app.wechat.views import bp as wechat_callback
     from auth.admin_views import bp as staff_admin
@@ -170,7 +190,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
 
     for blueprint in (
         ops, auth, me, catalogue, bookings, cases, catalogue_admin, staff_admin, booking_staff, cases_staff, qr, web,
-        wechat_callback, feedback, feedback_staff, stats_admin,
+        web_scan, wechat_callback, feedback, feedback_staff, stats_admin,
     ):  # fmt: skip
         app.blueprint(blueprint)
 
@@ -196,7 +216,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
         ctx.services = services
         replies = ReplyDeps(
             settings=settings, cache=services.cache, scans=services.scans, booking=services.booking,
-            cases=services.cases, wechat=services.wechat,
+            cases=services.cases, wechat=services.wechat, codes=services.codes,
         )  # fmt: skip
         ctx.wechat_callback = Callback(settings, services.store, Responder(replies))
         scheduler = Scheduler()

@@ -6,9 +6,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
 
 from app.errors import InvalidInput, MatterNotFound, VersionNotFound
-from app.http import JSON_TYPE, cached_response, doc, dumps, json_response, parse_query
-from app.jsontext import etag_for
-from app.matters import guides, service
+from app.guide import service as guides
+from app.http import JSON_TYPE, cached_response, doc, json_response, parse_query
+from app.matters import present, service
 from app.matters.schemas import Section
 
 bp = Blueprint("catalogue", url_prefix="/api/v1")
@@ -32,21 +32,21 @@ class MatterQuery(BaseModel):
 @doc(tag=TAG, summary="七个业务板块及其事项数")
 async def sections(request: Request) -> HTTPResponse:
     """List the seven one-window sections."""
-    return json_response({"items": await service.list_sections()})
+    return json_response({"items": [present.section(s) for s in await service.list_sections()]})
 
 
 @bp.get("/halls")
 @doc(tag=TAG, summary="政务服务大厅及分厅")
 async def halls(request: Request) -> HTTPResponse:
     """List halls with address, phone and hours."""
-    return json_response({"items": await service.list_halls()})
+    return json_response({"items": [present.hall(h) for h in await service.list_halls()]})
 
 
 @bp.get("/departments")
 @doc(tag=TAG, summary="实施部门")
 async def departments(request: Request) -> HTTPResponse:
     """List departments."""
-    return json_response({"items": await service.list_departments()})
+    return json_response({"items": [present.department(d) for d in await service.list_departments()]})
 
 
 @bp.get("/matters")
@@ -62,7 +62,7 @@ async def matters(request: Request) -> HTTPResponse:
         page=query.page,
         page_size=query.page_size,
     )
-    return json_response(page.as_dict())
+    return json_response(present.page(page))
 
 
 @bp.get("/matters/<code:str>")
@@ -74,9 +74,9 @@ async def matters(request: Request) -> HTTPResponse:
 )
 async def guide(request: Request, code: str) -> HTTPResponse:
     """The current published guide of a matter."""
-    etag, body, _ = await guides.guide_document(request.app.ctx.cache, code, base_url=request.app.ctx.settings.base_url)
+    guide = await guides.guide(request.app.ctx.guide, code=code)
     return cached_response(
-        request, body, etag, content_type=JSON_TYPE, max_age=request.app.ctx.settings.guide_cache_seconds
+        request, guide.body, guide.etag, content_type=JSON_TYPE, max_age=request.app.ctx.settings.guide_cache_seconds
     )
 
 
@@ -84,7 +84,6 @@ async def guide(request: Request, code: str) -> HTTPResponse:
 @doc(tag=TAG, summary="事项指南的历史版本", errors=[MatterNotFound, VersionNotFound])
 async def version(request: Request, code: str, no: int) -> HTTPResponse:
     """A published or superseded version of a matter's guide (immutable, cached long)."""
-    data = await service.get_version(code, no, base_url=request.app.ctx.settings.base_url)
-    body = dumps(data)
-    max_age = 86400 if data["version_status"] == "superseded" else request.app.ctx.settings.guide_cache_seconds
-    return cached_response(request, body, etag_for(body), content_type=JSON_TYPE, max_age=max_age)
+    guide = await guides.version(request.app.ctx.guide, code=code, no=no)
+    max_age = 86400 if guide.data["version_status"] == "superseded" else request.app.ctx.settings.guide_cache_seconds
+    return cached_response(request, guide.body, guide.etag, content_type=JSON_TYPE, max_age=max_age)

@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
-import enum
-
 from tortoise import fields
 from tortoise.models import Model
 
+from qr.types import CodeAction, CodeStatus, ScanChannel
 
-class CodeAction(enum.StrEnum):
-    """What a code opens for its matter."""
-
-    guide = "guide"
-    book = "book"
-    apply = "apply"
-    progress = "progress"
-    consult = "consult"
-    rate = "rate"
-
-
-class CodeStatus(enum.StrEnum):
-    """Whether a code resolves."""
-
-    active = "active"
-    disabled = "disabled"
-
-
-class ScanChannel(enum.StrEnum):
-    """Where a scan came from."""
-
-    wechat = "wechat"
-    miniprogram = "miniprogram"
-    browser = "browser"
-    app = "app"
+__all__ = ["Code", "CodeAction", "CodeStatus", "ScanChannel"]
 
 
 class Code(Model):

@@ -14,21 +14,22 @@ import datetime as dt
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from app import cache as cache_bus
 from app import clock
 from app.cache import LocalCache
 from app.errors import InvalidInput
 from app.jsontext import dumps
+from app.matters import present as catalogue_present
 from app.matters.models import Hall, Matter, MatterStatus
 from app.matters.schemas import SECTION_NAMES, Section
-from app.matters.service import GUIDE_NAMESPACE
+from app.matters.service import MatterRef, MatterSummary, Page, matter_summary
+from app.wechat.client import WeChatClient
 from qr.errors import (
     CodeDisabled,
     CodeExhausted,
@@ -54,6 +55,50 @@ ACTION_NAMES = {
 _MISSING = object()
 
 
+@dataclass(frozen=True)
+class CodeDeps:
+    """What the codes' services need: the snapshot cache, the public base URL, WeChat (built in app.bootstrap)."""
+
+    cache: LocalCache
+    base_url: str
+    wechat: WeChatClient
+    mini_page: str | None = None  # the mini-program page a WeChat mini-program code opens
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """One code (administration)."""
+
+    slug: str
+    matter_code: str
+    action: str
+    status: str
+    label: str
+    hall: str | None
+    is_default: bool
+    valid_since: dt.datetime | None
+    valid_until: dt.datetime | None
+    max_scans: int | None
+    limited_scans_used: int | None
+    created_by: str
+    created_at: dt.datetime | None
+    url: str
+    png: str
+    svg: str
+    poster: str
+
+
+@dataclass(frozen=True)
+class CodeLinks:
+    """Where a code and its images are (shown on its matter's guide)."""
+
+    slug: str
+    url: str
+    png: str
+    svg: str
+    poster: str
+
+
 def new_slug() -> str:
     """A random slug from the unambiguous alphabet."""
     return "".join(secrets.choice(SLUG_ALPHABET) for _ in range(SLUG_LENGTH))
@@ -77,9 +122,9 @@ class Snapshot:
     valid_until: float | None
     max_scans: int | None
     hall_phone: str | None
-    retired_from: dict[str, str] | None
-    json_body: bytes = b""
-    summary: dict[str, Any] = field(default_factory=dict)
+    retired_from: MatterRef | None
+    json_body: bytes = b""  # the JSON answer, encoded once per change (the hot path only sends it)
+    summary: MatterSummary | None = None  # the matter opened (None when nothing is offered)
 
     def check(self, now: float) -> None:
         """Raise the explained 410 when the code does not resolve now."""
@@ -92,26 +137,18 @@ class Snapshot:
             raise CodeExpired(details=details)
 
 
-async def _summary(matter: Matter, base_url: str) -> dict[str, Any]:
-    from app.matters.service import matter_summary
-
-    data = await matter_summary(matter.code)
-    data["url"] = f"{base_url}/m/{matter.code}"
-    return data
-
-
 async def build_snapshot(code: Code, *, base_url: str) -> Snapshot:
     """Compute a code's snapshot from the database."""
     printed = await Matter.get_or_none(code=code.matter_code)
     matter = printed
     retired_from = None
     if printed is not None and printed.status is MatterStatus.retired:
-        retired_from = {"code": printed.code, "name": printed.name}
+        retired_from = MatterRef(printed.code, printed.name)
         successor = await Matter.get_or_none(code=printed.successor_code) if printed.successor_code else None
         if successor is not None and successor.status is MatterStatus.active and successor.published_no:
             matter = successor
     hall = await Hall.get_or_none(code=code.hall_code or (matter.hall_code if matter else ""))
-    summary = await _summary(matter, base_url) if matter is not None and matter.published_no else {}
+    summary = await matter_summary(matter.code) if matter is not None and matter.published_no else None
     action = code.action.value
     actions = {}
     if summary:
@@ -127,11 +164,11 @@ async def build_snapshot(code: Code, *, base_url: str) -> Snapshot:
             "valid_until": clock.iso(code.valid_until),
         },
         "status": code.status.value,
-        "matter": summary,
+        "matter": {**catalogue_present.summary(summary), "url": f"{base_url}/m/{summary.code}"} if summary else {},
         "target": f"{base_url}{target_path(matter.code, action)}" if summary else None,  # type: ignore[union-attr]
         "actions": actions,
         "notice": (
-            f"您扫描的事项「{retired_from['name']}」已取消，现为您打开继任事项「{summary.get('name')}」。"
+            f"您扫描的事项「{retired_from.name}」已取消，现为您打开继任事项「{summary.name if summary else None}」。"
             if retired_from and matter is not printed
             else ("您扫描的事项已取消。" if retired_from else None)
         ),
@@ -152,24 +189,25 @@ async def build_snapshot(code: Code, *, base_url: str) -> Snapshot:
     )
 
 
-async def snapshot(slug: str, *, cache: LocalCache, base_url: str) -> Snapshot:
+async def snapshot(deps: CodeDeps, *, slug: str) -> Snapshot:
     """The cached snapshot of a slug; CodeNotFound for anything that is not a known code."""
     if not isinstance(slug, str) or not SLUG_RE.match(slug):
         raise CodeNotFound()
+    cache = deps.cache
     hit = cache.get(NAMESPACE, slug)
     if hit is None:
         epoch = cache.epoch(NAMESPACE)
         code = await Code.get_or_none(slug=slug)
-        hit = await build_snapshot(code, base_url=base_url) if code is not None else _MISSING
+        hit = await build_snapshot(code, base_url=deps.base_url) if code is not None else _MISSING
         cache.put(NAMESPACE, slug, hit, epoch=epoch)
     if hit is _MISSING:
         raise CodeNotFound()
     return hit
 
 
-async def resolve(slug: str, *, cache: LocalCache, base_url: str, count: bool = True) -> Snapshot:
+async def resolve(deps: CodeDeps, *, slug: str, count: bool = True) -> Snapshot:
     """Resolve a scan: the snapshot if the code resolves now, else the explained 4xx/410 error."""
-    snap = await snapshot(slug, cache=cache, base_url=base_url)
+    snap = await snapshot(deps, slug=slug)
     snap.check(clock.now().timestamp())
     if snap.max_scans is not None:
         if count:
@@ -179,34 +217,39 @@ async def resolve(slug: str, *, cache: LocalCache, base_url: str, count: bool = 
             admitted = await Code.filter(slug=slug, scans__lt=snap.max_scans).exists()
         if not admitted:
             raise CodeExhausted(details={"slug": slug, "phone": snap.hall_phone})
-    if not snap.summary:
+    if snap.summary is None:
         raise CodeNotFound(details={"slug": slug})
     return snap
+
+
+async def invalidate(deps: CodeDeps) -> None:
+    """Forget every cached snapshot on every worker (the catalogue's change hook, wired in app.bootstrap)."""
+    await deps.cache.invalidate(NAMESPACE)
 
 
 # ---------------------------------------------------------------- administration
 
 
-def _code_dict(code: Code, base_url: str) -> dict[str, Any]:
-    return {
-        "slug": code.slug,
-        "matter_code": code.matter_code,
-        "action": code.action.value,
-        "status": code.status.value,
-        "label": code.label,
-        "hall": code.hall_code,
-        "is_default": code.is_default,
-        "valid_since": clock.iso(code.valid_since),
-        "valid_until": clock.iso(code.valid_until),
-        "max_scans": code.max_scans,
-        "limited_scans_used": code.scans if code.max_scans is not None else None,
-        "created_by": code.created_by,
-        "created_at": clock.iso(code.created_at),
-        "url": f"{base_url}/q/{code.slug}",
-        "png": f"{base_url}/q/{code.slug}.png",
-        "svg": f"{base_url}/q/{code.slug}.svg",
-        "poster": f"{base_url}/q/{code.slug}/poster.svg",
-    }
+def _code_info(code: Code, base_url: str) -> CodeInfo:
+    return CodeInfo(
+        slug=code.slug,
+        matter_code=code.matter_code,
+        action=code.action.value,
+        status=code.status.value,
+        label=code.label,
+        hall=code.hall_code,
+        is_default=code.is_default,
+        valid_since=code.valid_since,
+        valid_until=code.valid_until,
+        max_scans=code.max_scans,
+        limited_scans_used=code.scans if code.max_scans is not None else None,
+        created_by=code.created_by,
+        created_at=code.created_at,
+        url=f"{base_url}/q/{code.slug}",
+        png=f"{base_url}/q/{code.slug}.png",
+        svg=f"{base_url}/q/{code.slug}.svg",
+        poster=f"{base_url}/q/{code.slug}/poster.svg",
+    )
 
 
 async def _check_target(matter_code: str) -> str:
@@ -225,6 +268,7 @@ def _check_window(valid_since: dt.datetime | None, valid_until: dt.datetime | No
 
 
 async def issue_code(
+    deps: CodeDeps,
     *,
     matter_code: str,
     action: str = "guide",
@@ -234,8 +278,7 @@ async def issue_code(
     valid_until: dt.datetime | None = None,
     max_scans: int | None = None,
     created_by: str = "system",
-    base_url: str,
-) -> dict[str, Any]:
+) -> CodeInfo:
     """Issue a new (non-default) code, e.g. one per hall or poster location."""
     matter_code = await _check_target(matter_code)
     _check_window(valid_since, valid_until)
@@ -259,7 +302,7 @@ async def issue_code(
             continue
     else:  # pragma: no cover
         raise RuntimeError("could not draw a free slug")
-    return _code_dict(code, base_url)
+    return _code_info(code, deps.base_url)
 
 
 async def ensure_default_code(matter_code: str) -> Code:
@@ -273,27 +316,28 @@ async def ensure_default_code(matter_code: str) -> Code:
         return await Code.get(matter_code=matter_code, is_default=True)
 
 
-async def default_code_links(matter_code: str, *, base_url: str) -> dict[str, str] | None:
+async def default_code_links(deps: CodeDeps, *, matter_code: str) -> CodeLinks | None:
     """Slug, URL and image links of a matter's default code (shown on its guide)."""
     code = await Code.get_or_none(matter_code=matter_code, is_default=True)
     if code is None:
         return None
-    return {
-        "slug": code.slug,
-        "url": f"{base_url}/q/{code.slug}",
-        "png": f"{base_url}/q/{code.slug}.png",
-        "svg": f"{base_url}/q/{code.slug}.svg",
-        "poster": f"{base_url}/q/{code.slug}/poster.svg",
-    }
+    base_url = deps.base_url
+    return CodeLinks(
+        slug=code.slug,
+        url=f"{base_url}/q/{code.slug}",
+        png=f"{base_url}/q/{code.slug}.png",
+        svg=f"{base_url}/q/{code.slug}.svg",
+        poster=f"{base_url}/q/{code.slug}/poster.svg",
+    )
 
 
 _UNSET: Any = object()
 
 
 async def update_code(
+    deps: CodeDeps,
     *,
     slug: str,
-    base_url: str,
     matter_code: str | None = None,
     action: str | None = None,
     status: str | None = None,
@@ -301,7 +345,7 @@ async def update_code(
     valid_since: Any = _UNSET,
     valid_until: Any = _UNSET,
     max_scans: Any = _UNSET,
-) -> dict[str, Any]:
+) -> CodeInfo:
     """Retarget, disable/enable, relabel or change the validity of a code; visible on every worker within a tick."""
     if not SLUG_RE.match(slug or ""):
         raise CodeNotFound()
@@ -333,22 +377,22 @@ async def update_code(
         await code.save()
         if moved_from is not None:
             await ensure_default_code(moved_from)
-    await cache_bus.changed(NAMESPACE)
-    await cache_bus.changed(GUIDE_NAMESPACE)  # guides show their default code
-    return _code_dict(code, base_url)
+    # The guide read model (app.guide) listens to this namespace: guides show their default code.
+    await deps.cache.invalidate(NAMESPACE)
+    return _code_info(code, deps.base_url)
 
 
-async def get_code(*, slug: str, base_url: str) -> dict[str, Any]:
+async def get_code(deps: CodeDeps, *, slug: str) -> CodeInfo:
     """One code (administration)."""
     code = await Code.get_or_none(slug=slug) if SLUG_RE.match(slug or "") else None
     if code is None:
         raise CodeNotFound()
-    return _code_dict(code, base_url)
+    return _code_info(code, deps.base_url)
 
 
 async def list_codes(
-    *, base_url: str, matter_code: str | None = None, section: str | None = None, page: int = 1, page_size: int = 50
-) -> dict[str, Any]:
+    deps: CodeDeps, *, matter_code: str | None = None, section: str | None = None, page: int = 1, page_size: int = 50
+) -> Page[CodeInfo]:
     """Codes filtered by matter or section, one page."""
     query = Code.all()
     if matter_code:
@@ -358,7 +402,7 @@ async def list_codes(
         query = query.filter(matter_code__in=list(codes))
     total = await query.count()
     rows = await query.order_by("matter_code", "id").offset((page - 1) * page_size).limit(page_size)
-    return {"items": [_code_dict(c, base_url) for c in rows], "total": total, "page": page, "page_size": page_size}
+    return Page([_code_info(c, deps.base_url) for c in rows], total, page, page_size)
 
 
 async def section_defaults(*, section: str) -> list[tuple[Code, Matter, Hall | None]]:
@@ -382,7 +426,7 @@ def section_name(section: str) -> str:
     return SECTION_NAMES[Section(section)]
 
 
-async def poster_svg(slug: str, *, base_url: str) -> bytes:
+async def poster_svg(deps: CodeDeps, *, slug: str) -> bytes:
     """The printable poster of a code."""
     from qr import render
 
@@ -392,7 +436,7 @@ async def poster_svg(slug: str, *, base_url: str) -> bytes:
     matter = await Matter.get_or_none(code=code.matter_code)
     hall = await Hall.get_or_none(code=code.hall_code or (matter.hall_code if matter else ""))
     return render.render_poster_svg(
-        data=f"{base_url}/q/{slug}",
+        data=f"{deps.base_url}/q/{slug}",
         title=matter.name if matter else code.matter_code,
         matter_code=code.matter_code,
         slug=slug,
@@ -402,12 +446,13 @@ async def poster_svg(slug: str, *, base_url: str) -> bytes:
 
 
 async def section_zip(
-    *, section: str, base_url: str, progress: Callable[[int, int], None] | None = None
+    deps: CodeDeps, *, section: str, progress: Callable[[int, int], None] | None = None
 ) -> tuple[bytes, int]:
     """One ZIP with a poster (SVG) and a PNG for every offered matter of a section."""
     from qr import render
 
     rows = await section_defaults(section=section)
+    base_url = deps.base_url
 
     def build() -> bytes:
         # Rendering is CPU work (about 10 ms an image): keep it off the event loop.
@@ -432,7 +477,7 @@ async def section_zip(
 WECHAT_KINDS = ("mp", "wxa")
 
 
-async def wechat_code_png(*, matter_code: str, kind: str, wechat: Any, mini_page: str | None, base_url: str) -> bytes:
+async def wechat_code_png(deps: CodeDeps, *, matter_code: str, kind: str) -> bytes:
     """A matter's WeChat code (official-account scene QR or mini-program code), created once and re-served.
 
     The scene is the default code's slug, so a scan inside WeChat resolves like /q/{slug}.
@@ -448,12 +493,12 @@ async def wechat_code_png(*, matter_code: str, kind: str, wechat: Any, mini_page
         return bytes(stored.image)
     code = await ensure_default_code(matter_code)
     if kind == "mp":
-        qr = await wechat.create_scene_qrcode(scene_str=code.slug)
+        qr = await deps.wechat.create_scene_qrcode(scene_str=code.slug)
         # The scene QR's content is the URL WeChat answers; rendering it ourselves avoids a second call.
         image = render.cached_render("png", qr.url, render.ImageOptions(size=10))
         fields = {"ticket": qr.ticket, "url": qr.url, "image": image}
     else:
-        image = await wechat.wxa_code_unlimited(scene=code.slug, page=mini_page or "pages/index/index")
+        image = await deps.wechat.wxa_code_unlimited(scene=code.slug, page=deps.mini_page or "pages/index/index")
         fields = {"image": image}
     try:
         await WeChatCode.create(matter_code=matter_code, kind=kind, slug=code.slug, **fields)

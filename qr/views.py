@@ -1,4 +1,7 @@
-"""Scanning (/q), code JSON for apps, images and posters, administration of codes."""
+"""Code JSON for apps, images and posters, administration of codes; the scan helpers of /q/<slug>.
+
+The /q/<slug> route itself is the H5 channel's (app.web.scan): a browser gets the guide page there.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import datetime as dt
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sanic import Blueprint, HTTPResponse, Request, redirect
+from sanic import Blueprint, HTTPResponse, Request
 
 from app.errors import InvalidInput, pydantic_details
 from app.http import JSON_TYPE, cached_response, doc, json_response, parse_body, parse_query
@@ -15,9 +18,9 @@ from app.matters.schemas import Section
 from app.wechat.errors import WeChatError, WeChatRateLimited, WeChatUnavailable
 from auth.errors import STAFF_AUTH_ERRORS
 from auth.guards import admin_required
-from qr import analytics, render, service
+from qr import analytics, present, render, service
 from qr.errors import CodeDisabled, CodeExhausted, CodeExpired, CodeGone, CodeNotFound, CodeNotYetValid, TargetInvalid
-from qr.models import CodeAction, CodeStatus
+from qr.types import CodeAction, CodeStatus
 
 bp = Blueprint("qr", url_prefix="")
 TAG = "qr 事项二维码"
@@ -35,15 +38,17 @@ _REASONS = {
 }
 
 
-def _counted(request: Request) -> bool:
+def counted(request: Request) -> bool:
+    """Whether this request counts as a scan (not HEAD, not a known bot)."""
     return request.method != "HEAD" and not analytics.is_bot(request.headers.get("user-agent", ""))
 
 
-async def _resolve(request: Request, slug: str, *, count: bool) -> service.Snapshot:
+async def resolve_scan(request: Request, slug: str) -> service.Snapshot:
     """Resolve and record the scan (counted, or invalid with its reason); first visits get a visitor id."""
     ctx = request.app.ctx
+    count = counted(request)
     try:
-        snap = await service.resolve(slug, cache=ctx.cache, base_url=ctx.settings.base_url, count=count)
+        snap = await service.resolve(ctx.codes, slug=slug, count=count)
     except (CodeNotFound, CodeGone) as exc:
         if count:
             ctx.scans.record_invalid(_REASONS.get(exc.code, "other"))
@@ -63,7 +68,7 @@ async def _resolve(request: Request, slug: str, *, count: bool) -> service.Snaps
     return snap
 
 
-def _with_visitor(request: Request, response: HTTPResponse) -> HTTPResponse:
+def with_visitor(request: Request, response: HTTPResponse) -> HTTPResponse:
     """Set the first-party visitor cookie minted for this scan (unique-visitor counts)."""
     new = getattr(request.ctx, "new_visitor", None)
     if new:
@@ -75,53 +80,32 @@ def _with_visitor(request: Request, response: HTTPResponse) -> HTTPResponse:
     return response
 
 
-def _wants_json(request: Request) -> bool:
+def json_answer(request: Request, snap: service.Snapshot) -> HTTPResponse:
+    """What a code opens now, as JSON (encoded once per change in the snapshot)."""
+    return with_visitor(
+        request, HTTPResponse(snap.json_body, content_type=JSON_TYPE, headers={"Cache-Control": "no-store"})
+    )
+
+
+def wants_json(request: Request) -> bool:
+    """An app asking for the resolution rather than a browser asking for the page."""
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept
 
 
-@bp.route("/q/<name:str>", methods=["GET", "HEAD"])
-@doc(
-    tag=TAG,
-    summary="扫码入口：浏览器打开当前办事指南；Accept: application/json 返回解析结果；.png/.svg 为二维码图片",
-    description="图片参数 size（1-40）、margin（0-16）、ec（L/M/Q/H）。"
-    "停用、过期、次数用完返回 410 说明页；未知二维码 404。",
-    errors=[*GONE, InvalidInput],
-)
-async def scan(request: Request, name: str) -> HTTPResponse:
-    """A scan of a printed code, or one of its images."""
-    if name.endswith((".png", ".svg")):
-        # Only issued codes have images (a printed image of a non-code would be a dead end).
-        await service.snapshot(name[:-4], cache=request.app.ctx.cache, base_url=request.app.ctx.settings.base_url)
-        return _image(request, name[:-4], name[-3:])
-    snap = await _resolve(request, name, count=_counted(request))
-    if _wants_json(request):
-        return _with_visitor(
-            request, HTTPResponse(snap.json_body, content_type=JSON_TYPE, headers={"Cache-Control": "no-store"})
-        )
-    if snap.action != "guide":
-        # A code printed for an action (e.g. 预约 at a counter) opens that action: always our own route.
-        return _with_visitor(request, redirect(service.target_path(snap.matter_code, snap.action)))
-    from app.web.views import guide_html
-
-    in_wechat = "MicroMessenger" in request.headers.get("user-agent", "")
-    mini_page = request.app.ctx.settings.wechat_mini_page if in_wechat else None
-    body = await guide_html(
-        request,
-        snap.matter_code,
-        notice=_notice(snap),
-        mini_program={"appid": request.app.ctx.settings.wechat_mini_appid, "page": mini_page, "slug": snap.slug}
-        if mini_page
-        else None,
-    )
-    return _with_visitor(
-        request, HTTPResponse(body, content_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
-    )
+async def image(request: Request, slug: str, kind: str) -> HTTPResponse:
+    """A code's PNG or SVG image (only issued codes have images: a printed non-code would be a dead end)."""
+    await service.snapshot(request.app.ctx.codes, slug=slug)
+    opts = _options(request)
+    content = render.cached_render(kind, f"{request.app.ctx.settings.base_url}/q/{slug}", opts)
+    content_type = "image/png" if kind == "png" else "image/svg+xml"
+    return cached_response(request, content, etag_for(content), content_type=content_type, max_age=IMAGE_MAX_AGE)
 
 
-def _notice(snap: service.Snapshot) -> str | None:
+def scan_notice(snap: service.Snapshot) -> str | None:
+    """What a browser is told when the printed matter was retired and its successor opens instead."""
     if snap.retired_from and snap.matter_code != snap.printed_matter:
-        return f"您扫描的事项「{snap.retired_from['name']}」已取消，以下为继任事项的办事指南。"
+        return f"您扫描的事项「{snap.retired_from.name}」已取消，以下为继任事项的办事指南。"
     return None
 
 
@@ -133,21 +117,12 @@ def _options(request: Request) -> render.ImageOptions:
         raise InvalidInput("图片参数不合法", details=pydantic_details(exc)) from None
 
 
-def _image(request: Request, slug: str, kind: str) -> HTTPResponse:
-    if not service.SLUG_RE.match(slug):
-        raise CodeNotFound()
-    opts = _options(request)
-    content = render.cached_render(kind, f"{request.app.ctx.settings.base_url}/q/{slug}", opts)
-    content_type = "image/png" if kind == "png" else "image/svg+xml"
-    return cached_response(request, content, etag_for(content), content_type=content_type, max_age=IMAGE_MAX_AGE)
-
-
 @bp.get("/q/<slug:str>/poster.svg")
 @doc(tag=TAG, summary="可打印的事项二维码海报（SVG，A5）", errors=[CodeNotFound])
 async def poster(request: Request, slug: str) -> HTTPResponse:
     """A printable poster: matter name, matter code, slug, hall."""
-    snap = await service.snapshot(slug, cache=request.app.ctx.cache, base_url=request.app.ctx.settings.base_url)
-    content = await service.poster_svg(snap.slug, base_url=request.app.ctx.settings.base_url)
+    snap = await service.snapshot(request.app.ctx.codes, slug=slug)
+    content = await service.poster_svg(request.app.ctx.codes, slug=snap.slug)
     return cached_response(request, content, etag_for(content), content_type="image/svg+xml", max_age=3600)
 
 
@@ -155,10 +130,7 @@ async def poster(request: Request, slug: str) -> HTTPResponse:
 @doc(tag=TAG, summary="解析二维码（小程序、App 使用）", errors=GONE)
 async def code_json(request: Request, slug: str) -> HTTPResponse:
     """What a code opens now: status, matter summary and action URLs (counted as a scan)."""
-    snap = await _resolve(request, slug, count=_counted(request))
-    return _with_visitor(
-        request, HTTPResponse(snap.json_body, content_type=JSON_TYPE, headers={"Cache-Control": "no-store"})
-    )
+    return json_answer(request, await resolve_scan(request, slug))
 
 
 @bp.get("/api/v1/matters/<code:str>/wechat-codes/<kind:str>")
@@ -168,11 +140,7 @@ async def wechat_code(request: Request, code: str, kind: str) -> HTTPResponse:
     """Official-account scene QR or mini-program code of a matter (scene = its default code's slug)."""
     if not kind.endswith(".png"):
         raise CodeNotFound()
-    settings = request.app.ctx.settings
-    content = await service.wechat_code_png(
-        matter_code=code, kind=kind[:-4], wechat=request.app.ctx.wechat, mini_page=settings.wechat_mini_page,
-        base_url=settings.base_url,
-    )  # fmt: skip
+    content = await service.wechat_code_png(request.app.ctx.codes, matter_code=code, kind=kind[:-4])
     return cached_response(request, content, etag_for(content), content_type="image/png", max_age=86400)
 
 
@@ -246,11 +214,11 @@ async def issue(request: Request) -> HTTPResponse:
     """Issue a code for a matter."""
     body = parse_body(request, NewCode)
     result = await service.issue_code(
-        matter_code=body.matter_code, action=body.action.value, label=body.label, hall=body.hall,
-        valid_since=_aware(body.valid_since), valid_until=_aware(body.valid_until), max_scans=body.max_scans,
-        created_by=request.ctx.principal.subject, base_url=request.app.ctx.settings.base_url,
+        request.app.ctx.codes, matter_code=body.matter_code, action=body.action.value, label=body.label,
+        hall=body.hall, valid_since=_aware(body.valid_since), valid_until=_aware(body.valid_until),
+        max_scans=body.max_scans, created_by=request.ctx.principal.subject,
     )  # fmt: skip
-    return json_response(result, status=201)
+    return json_response(present.code(result), status=201)
 
 
 @bp.get("/api/v1/admin/codes")
@@ -260,13 +228,13 @@ async def list_(request: Request) -> HTTPResponse:
     """Codes by matter or section."""
     q = parse_query(request, CodeListQuery)
     result = await service.list_codes(
-        base_url=request.app.ctx.settings.base_url,
+        request.app.ctx.codes,
         matter_code=q.matter_code,
         section=q.section.value if q.section else None,
         page=q.page,
         page_size=q.page_size,
     )
-    return json_response(result)
+    return json_response(present.code_page(result))
 
 
 @bp.get("/api/v1/admin/codes/<slug:str>")
@@ -274,7 +242,7 @@ async def list_(request: Request) -> HTTPResponse:
 @admin_required
 async def get_one(request: Request, slug: str) -> HTTPResponse:
     """One code."""
-    return json_response(await service.get_code(slug=slug, base_url=request.app.ctx.settings.base_url))
+    return json_response(present.code(await service.get_code(request.app.ctx.codes, slug=slug)))
 
 
 @bp.patch("/api/v1/admin/codes/<slug:str>")
@@ -291,8 +259,8 @@ async def change(request: Request, slug: str) -> HTTPResponse:
     for key in ("action", "status"):
         if given.get(key) is not None:
             given[key] = given[key].value
-    result = await service.update_code(slug=slug, base_url=request.app.ctx.settings.base_url, **given)
-    return json_response(result)
+    result = await service.update_code(request.app.ctx.codes, slug=slug, **given)
+    return json_response(present.code(result))
 
 
 @bp.get("/api/v1/admin/codes/<slug:str>/stats")
@@ -313,7 +281,7 @@ async def stats(request: Request, slug: str) -> HTTPResponse:
 async def batch_zip(request: Request) -> HTTPResponse:
     """Issue any missing default codes of a section and download its print files."""
     q = parse_query(request, SectionQuery)
-    content, count = await service.section_zip(section=q.section.value, base_url=request.app.ctx.settings.base_url)
+    content, count = await service.section_zip(request.app.ctx.codes, section=q.section.value)
     name = f"qr-{q.section.value}-{count}.zip"
     return HTTPResponse(
         content, content_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'}

@@ -14,6 +14,6 @@ def demo_data() -> dict[str, Any]:
     return json.loads(resources.files("app.matters").joinpath("demo_catalogue.json").read_text("utf-8"))
 
 
-async def load_demo() -> service.ImportReport:
+async def load_demo(deps: service.CatalogueDeps) -> service.ImportReport:
     """Import the demo catalogue (idempotent)."""
-    return await service.import_catalogue(demo_data())
+    return await service.import_catalogue(deps, data=demo_data())

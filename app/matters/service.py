@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from app import cache as cache_bus
 from app import clock
+from app.cache import LocalCache
 from app.errors import (
     GuideInvalid,
     ImportInvalid,
@@ -28,9 +29,7 @@ from app.errors import (
 from app.matters import schemas
 from app.matters.models import Department, Hall, Matter, MatterStatus, MatterVersion, VersionStatus
 from app.matters.schemas import (
-    MATERIAL_FORM_NAMES,
     MATTER_CODE_RE,
-    MATTER_TYPE_NAMES,
     SECTION_NAMES,
     Guide,
     MatterEntry,
@@ -39,21 +38,143 @@ from app.matters.schemas import (
 
 MAX_DRAFT_BYTES = 256 * 1024
 MAX_VERSION_NO = 1_000_000
-GUIDE_NAMESPACE = "guide"  # the per-worker cache of rendered guides (app.matters.guides)
+GUIDE_NAMESPACE = "guide"  # the per-worker cache of published guides (app.matters.guides)
+
+PublishHook = Callable[[str], Awaitable[object]]
+ChangeHook = Callable[[], Awaitable[object]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Page:
+class CatalogueDeps:
+    """What the catalogue's writes need: the worker's cache and whom to tell (wired in app.bootstrap)."""
+
+    cache: LocalCache
+    # Called with a matter's code inside the publishing transaction (the codes issue its default code).
+    on_published: tuple[PublishHook, ...] = ()
+    # Called after a write that changes what citizens see (caches derived from the catalogue drop it).
+    on_changed: tuple[ChangeHook, ...] = ()
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
     """One page of a list."""
 
-    items: list[dict[str, Any]]
+    items: list[T]
     total: int
     page: int
     page_size: int
 
-    def as_dict(self) -> dict[str, Any]:
-        """The API list envelope."""
-        return {"items": self.items, "total": self.total, "page": self.page, "page_size": self.page_size}
+
+@dataclass(frozen=True)
+class SectionCount:
+    """A section and how many matters it offers."""
+
+    code: str
+    name: str
+    matter_count: int
+
+
+@dataclass(frozen=True)
+class MatterSummary:
+    """Short description of one matter (search results, codes, links)."""
+
+    code: str
+    name: str
+    section: str
+    section_name: str
+    department: str
+    department_name: str
+    visits: int
+    visits_label: str
+    online_depth: int
+    status: str
+    version: int | None
+
+
+@dataclass(frozen=True)
+class HallInfo:
+    """A hall (main hall or sub-hall)."""
+
+    code: str
+    name: str
+    kind: str
+    address: str
+    phone: str
+    hours: str
+    latitude: float | None
+    longitude: float | None
+
+
+@dataclass(frozen=True)
+class DepartmentInfo:
+    """A department (实施主体)."""
+
+    code: str
+    name: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class MatterRef:
+    """A matter named by code and name (a retired matter's successor)."""
+
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One version of a matter's guide (administration)."""
+
+    no: int
+    status: str
+    content_hash: str
+    created_at: dt.datetime | None
+    updated_at: dt.datetime | None
+    published_at: dt.datetime | None
+    superseded_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class VersionChange:
+    """A matter and the version a write created, replaced or published."""
+
+    code: str
+    version: VersionInfo
+
+
+@dataclass(frozen=True)
+class VersionContent:
+    """A version with its raw content (drafts included)."""
+
+    code: str
+    version: VersionInfo
+    content: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """A retired matter and its successor, if any."""
+
+    code: str
+    status: str
+    successor: str | None
+
+
+@dataclass(frozen=True)
+class GuideVersion:
+    """A published (or superseded) version of a matter's guide with the catalogue facts around it."""
+
+    code: str
+    no: int
+    version_status: str
+    published_at: dt.datetime | None
+    status: str
+    successor: MatterRef | None
+    guide: Guide
+    department: DepartmentInfo | None  # None when the guide names a department the catalogue lacks
+    hall: HallInfo | None
 
 
 @dataclass
@@ -65,22 +186,12 @@ class ImportReport:
     unchanged: int = 0
     skipped: list[dict[str, Any]] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON shape of the report."""
-        return {
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "skipped": self.skipped,
-        }
 
-
-async def _catalogue_changed() -> None:
-    """Cached guides and code snapshots (matter names, retirements, successors) are stale now."""
-    from qr.service import NAMESPACE as CODES_NAMESPACE
-
-    await cache_bus.changed(GUIDE_NAMESPACE)
-    await cache_bus.changed(CODES_NAMESPACE)
+async def _catalogue_changed(deps: CatalogueDeps) -> None:
+    """Cached guides are stale now; so is whatever others derived from the catalogue (their hooks)."""
+    await deps.cache.invalidate(GUIDE_NAMESPACE)
+    for hook in deps.on_changed:
+        await hook()
 
 
 async def _version_or_none(matter: Matter, no: int, **filters: Any) -> MatterVersion | None:
@@ -115,7 +226,7 @@ def _normalise_code(code: str) -> str:
 # ---------------------------------------------------------------- reads
 
 
-async def list_sections() -> list[dict[str, Any]]:
+async def list_sections() -> list[SectionCount]:
     """The seven sections with the number of offered matters in each."""
     counts: dict[str, int] = {}
     rows = await Matter.filter(status=MatterStatus.active, published_no__not_isnull=True).values_list(
@@ -123,7 +234,7 @@ async def list_sections() -> list[dict[str, Any]]:
     )
     for section in rows:
         counts[section] = counts.get(section, 0) + 1
-    return [{"code": s.value, "name": SECTION_NAMES[s], "matter_count": counts.get(s.value, 0)} for s in Section]
+    return [SectionCount(s.value, SECTION_NAMES[s], counts.get(s.value, 0)) for s in Section]
 
 
 async def search_matters(
@@ -135,7 +246,7 @@ async def search_matters(
     include_retired: bool = False,
     page: int = 1,
     page_size: int = 20,
-) -> Page:
+) -> Page[MatterSummary]:
     """Published matters matching a Chinese substring or code, filtered, one page."""
     query = Matter.filter(published_no__not_isnull=True)
     if not include_retired:
@@ -154,21 +265,21 @@ async def search_matters(
     return Page([_summary(m, departments) for m in rows], total, page, page_size)
 
 
-def _summary(matter: Matter, departments: dict[str, str]) -> dict[str, Any]:
+def _summary(matter: Matter, departments: dict[str, str]) -> MatterSummary:
     section = Section(matter.section)
-    return {
-        "code": matter.code,
-        "name": matter.name,
-        "section": section.value,
-        "section_name": SECTION_NAMES[section],
-        "department": matter.department_code,
-        "department_name": departments.get(matter.department_code, ""),
-        "visits": matter.visits,
-        "visits_label": visits_label(matter.visits),
-        "online_depth": matter.online_depth,
-        "status": matter.status.value,
-        "version": matter.published_no,
-    }
+    return MatterSummary(
+        code=matter.code,
+        name=matter.name,
+        section=section.value,
+        section_name=SECTION_NAMES[section],
+        department=matter.department_code,
+        department_name=departments.get(matter.department_code, ""),
+        visits=matter.visits,
+        visits_label=visits_label(matter.visits),
+        online_depth=matter.online_depth,
+        status=matter.status.value,
+        version=matter.published_no,
+    )
 
 
 async def _department_names(codes: set[str]) -> dict[str, str]:
@@ -177,7 +288,7 @@ async def _department_names(codes: set[str]) -> dict[str, str]:
     return dict(await Department.filter(code__in=codes).values_list("code", "name"))
 
 
-async def matter_summary(code: str) -> dict[str, Any]:
+async def matter_summary(code: str) -> MatterSummary:
     """Short description of one matter (for codes and links)."""
     matter = await _get_matter(code)
     return _summary(matter, await _department_names({matter.department_code}))
@@ -190,25 +301,25 @@ async def _get_matter(code: str) -> Matter:
     return matter
 
 
-async def get_guide(code: str, *, base_url: str) -> dict[str, Any]:
-    """The current published guide of a matter, ready for JSON or the H5 page."""
+async def get_guide(code: str) -> GuideVersion:
+    """The current published guide of a matter."""
     matter = await _get_matter(code)
     if matter.published_no is None:
         raise MatterNotFound(details={"matter_code": matter.code})
     version = await MatterVersion.get(matter_id=matter.id, no=matter.published_no)
-    return await _guide_view(matter, version, base_url=base_url)
+    return await _guide_version(matter, version)
 
 
-async def get_version(code: str, no: int, *, base_url: str) -> dict[str, Any]:
+async def get_version(code: str, no: int) -> GuideVersion:
     """A published or superseded version of a matter's guide (drafts are not public)."""
     matter = await _get_matter(code)
     version = await _version_or_none(matter, no, status__in=[VersionStatus.published, VersionStatus.superseded])
     if version is None:
         raise VersionNotFound(details={"matter_code": matter.code, "version": no})
-    return await _guide_view(matter, version, base_url=base_url)
+    return await _guide_version(matter, version)
 
 
-async def _guide_view(matter: Matter, version: MatterVersion, *, base_url: str) -> dict[str, Any]:
+async def _guide_version(matter: Matter, version: MatterVersion) -> GuideVersion:
     guide = Guide.model_validate(version.content)
     department = await Department.get_or_none(code=guide.department)
     hall = await Hall.get_or_none(code=guide.hall)
@@ -216,69 +327,41 @@ async def _guide_view(matter: Matter, version: MatterVersion, *, base_url: str) 
     if matter.status is MatterStatus.retired and matter.successor_code:
         succ = await Matter.get_or_none(code=matter.successor_code)
         if succ is not None:
-            successor = {"code": succ.code, "name": succ.name, "url": f"{base_url}/m/{succ.code}"}
-    body = guide.model_dump(mode="json")
-    body.update(
+            successor = MatterRef(succ.code, succ.name)
+    return GuideVersion(
         code=matter.code,
-        version=version.no,
+        no=version.no,
         version_status=version.status.value,
-        published_at=clock.iso(version.published_at),
+        published_at=version.published_at,
         status=matter.status.value,
         successor=successor,
-        type_name=MATTER_TYPE_NAMES[guide.type],
-        section_name=SECTION_NAMES[guide.section],
-        visits_label=visits_label(guide.visits),
-        department={
-            "code": guide.department,
-            "name": department.name if department else guide.department,
-            "phone": department.phone if department else "",
-        },
-        hall=_hall_dict(hall) if hall else {"code": guide.hall, "name": guide.hall},
-        fee_total_fen=sum(f.amount_fen for f in guide.fees),
-        links={
-            "h5": f"{base_url}/m/{matter.code}",
-            "api": f"{base_url}/api/v1/matters/{matter.code}",
-            "book": f"{base_url}/m/{matter.code}/book",
-            "apply": f"{base_url}/m/{matter.code}/apply",
-            "progress": f"{base_url}/m/{matter.code}/progress",
-            "consult": f"{base_url}/m/{matter.code}/consult",
-            "rate": f"{base_url}/m/{matter.code}/rate",
-        },
+        guide=guide,
+        department=DepartmentInfo(department.code, department.name, department.phone) if department else None,
+        hall=_hall_info(hall) if hall else None,
     )
-    from app.feedback.consult import published_faq
-    from app.feedback.ratings import matter_satisfaction
-    from qr.service import default_code_links
-
-    body["links"]["qr"] = await default_code_links(matter.code, base_url=base_url)
-    # Both change without a catalogue write: the cached guide shows them within GUIDE_CACHE_SECONDS.
-    body["satisfaction"] = await matter_satisfaction(matter.code)
-    body["consult_faq"] = await published_faq(matter.code)
-    for material in body["materials"]:
-        material["form_name"] = MATERIAL_FORM_NAMES[schemas.MaterialForm(material["form"])]
-    return body
 
 
-def _hall_dict(hall: Hall) -> dict[str, Any]:
-    return {
-        "code": hall.code,
-        "name": hall.name,
-        "kind": hall.kind,
-        "address": hall.address,
-        "phone": hall.phone,
-        "hours": hall.hours,
-        "latitude": hall.latitude,
-        "longitude": hall.longitude,
-    }
+def _hall_info(hall: Hall) -> HallInfo:
+    return HallInfo(
+        code=hall.code,
+        name=hall.name,
+        kind=hall.kind,
+        address=hall.address,
+        phone=hall.phone,
+        hours=hall.hours,
+        latitude=hall.latitude,
+        longitude=hall.longitude,
+    )
 
 
-async def list_halls() -> list[dict[str, Any]]:
+async def list_halls() -> list[HallInfo]:
     """All halls."""
-    return [_hall_dict(h) for h in await Hall.all().order_by("id")]
+    return [_hall_info(h) for h in await Hall.all().order_by("id")]
 
 
-async def list_departments() -> list[dict[str, Any]]:
+async def list_departments() -> list[DepartmentInfo]:
     """All departments."""
-    return [{"code": d.code, "name": d.name, "phone": d.phone} for d in await Department.all().order_by("code")]
+    return [DepartmentInfo(d.code, d.name, d.phone) for d in await Department.all().order_by("code")]
 
 
 # ---------------------------------------------------------------- administration
@@ -312,19 +395,19 @@ def _check_draft(content: Any) -> dict[str, Any]:
     return content
 
 
-def _version_dict(version: MatterVersion) -> dict[str, Any]:
-    return {
-        "no": version.no,
-        "status": version.status.value,
-        "content_hash": version.content_hash,
-        "created_at": clock.iso(version.created_at),
-        "updated_at": clock.iso(version.updated_at),
-        "published_at": clock.iso(version.published_at),
-        "superseded_at": clock.iso(version.superseded_at),
-    }
+def _version_info(version: MatterVersion) -> VersionInfo:
+    return VersionInfo(
+        no=version.no,
+        status=version.status.value,
+        content_hash=version.content_hash,
+        created_at=version.created_at,
+        updated_at=version.updated_at,
+        published_at=version.published_at,
+        superseded_at=version.superseded_at,
+    )
 
 
-async def create_matter(*, code: str, content: dict[str, Any]) -> dict[str, Any]:
+async def create_matter(*, code: str, content: dict[str, Any]) -> VersionChange:
     """Create a matter with a first draft version (content may still be incomplete)."""
     code = (code or "").strip().upper()
     if not MATTER_CODE_RE.match(code):
@@ -341,10 +424,10 @@ async def create_matter(*, code: str, content: dict[str, Any]) -> dict[str, Any]
             hall_code=str(content.get("hall") or "")[:32],
         )
         version = await MatterVersion.create(matter=matter, no=1, content=content, content_hash=content_hash(content))
-    return {"code": matter.code, "version": _version_dict(version)}
+    return VersionChange(matter.code, _version_info(version))
 
 
-async def save_draft(*, code: str, content: dict[str, Any]) -> dict[str, Any]:
+async def save_draft(*, code: str, content: dict[str, Any]) -> VersionChange:
     """Create or replace the matter's open draft (one draft at a time)."""
     content = _check_draft(content)
     async with in_transaction():
@@ -364,7 +447,7 @@ async def save_draft(*, code: str, content: dict[str, Any]) -> dict[str, Any]:
             draft.content = content
             draft.content_hash = content_hash(content)
             await draft.save(update_fields=["content", "content_hash", "updated_at"])
-    return {"code": matter.code, "version": _version_dict(draft)}
+    return VersionChange(matter.code, _version_info(draft))
 
 
 async def _locked_matter(code: str) -> Matter:
@@ -375,7 +458,7 @@ async def _locked_matter(code: str) -> Matter:
     return matter
 
 
-async def publish(*, code: str, no: int) -> dict[str, Any]:
+async def publish(deps: CatalogueDeps, *, code: str, no: int) -> VersionChange:
     """Publish a draft: validate it fully, supersede the current version, in one transaction."""
     async with in_transaction():
         matter = await _locked_matter(code)
@@ -392,12 +475,12 @@ async def publish(*, code: str, no: int) -> dict[str, Any]:
         version.content = guide.model_dump(mode="json")
         version.content_hash = content_hash(version.content)
         await version.save(update_fields=["content", "content_hash", "updated_at"])
-        await _publish_version(matter, version, guide)
-    await _catalogue_changed()
-    return {"code": matter.code, "version": _version_dict(version)}
+        await _publish_version(deps, matter, version, guide)
+    await _catalogue_changed(deps)
+    return VersionChange(matter.code, _version_info(version))
 
 
-async def _publish_version(matter: Matter, version: MatterVersion, guide: Guide) -> None:
+async def _publish_version(deps: CatalogueDeps, matter: Matter, version: MatterVersion, guide: Guide) -> None:
     now = clock.now()
     # Supersede first: the partial unique index allows one published version per matter.
     await MatterVersion.filter(matter_id=matter.id, status=VersionStatus.published).update(
@@ -414,13 +497,12 @@ async def _publish_version(matter: Matter, version: MatterVersion, guide: Guide)
     matter.visits = guide.visits
     matter.online_depth = guide.online_depth
     await matter.save()
-    from qr.service import ensure_default_code
+    # Every published matter has its printed code from the first publish on (the codes' hook).
+    for hook in deps.on_published:
+        await hook(matter.code)
 
-    # Every published matter has its printed code from the first publish on.
-    await ensure_default_code(matter.code)
 
-
-async def retire(*, code: str, successor: str | None = None) -> dict[str, Any]:
+async def retire(deps: CatalogueDeps, *, code: str, successor: str | None = None) -> Retirement:
     """Stop offering a matter, optionally pointing citizens to its successor."""
     async with in_transaction():
         matter = await _locked_matter(code)
@@ -436,24 +518,24 @@ async def retire(*, code: str, successor: str | None = None) -> dict[str, Any]:
         matter.status = MatterStatus.retired
         matter.successor_code = successor_code
         await matter.save(update_fields=["status", "successor_code", "updated_at"])
-    await _catalogue_changed()
-    return {"code": matter.code, "status": matter.status.value, "successor": successor_code}
+    await _catalogue_changed(deps)
+    return Retirement(matter.code, matter.status.value, successor_code)
 
 
-async def list_versions(*, code: str) -> list[dict[str, Any]]:
+async def list_versions(*, code: str) -> list[VersionInfo]:
     """Every version of a matter, newest first (administration)."""
     matter = await _get_matter(code)
     versions = await MatterVersion.filter(matter_id=matter.id).order_by("-no")
-    return [_version_dict(v) for v in versions]
+    return [_version_info(v) for v in versions]
 
 
-async def get_draft_content(*, code: str, no: int) -> dict[str, Any]:
+async def get_draft_content(*, code: str, no: int) -> VersionContent:
     """Any version's raw content (administration, including drafts)."""
     matter = await _get_matter(code)
     version = await _version_or_none(matter, no)
     if version is None:
         raise VersionNotFound(details={"matter_code": matter.code, "version": no})
-    return {"code": matter.code, "version": _version_dict(version), "content": version.content}
+    return VersionContent(matter.code, _version_info(version), version.content)
 
 
 # ---------------------------------------------------------------- import / export
@@ -486,8 +568,9 @@ def _validate_entries(data: Any) -> tuple[list, list, list, list[dict[str, Any]]
 
 
 async def import_catalogue(
-    data: Any,
+    deps: CatalogueDeps,
     *,
+    data: Any,
     partial: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
@@ -540,17 +623,17 @@ async def import_catalogue(
         for _, hall in halls:
             await Hall.update_or_create(code=hall.code, defaults=hall.model_dump(exclude={"code"}))
         for done, (_, entry) in enumerate(good_matters, start=1):
-            outcome = await _upsert_matter(entry)
+            outcome = await _upsert_matter(deps, entry)
             setattr(report, outcome, getattr(report, outcome) + 1)
             if progress:
                 progress(done, total)
         for _, entry in good_matters:
             await _apply_retirement(entry)
-    await _catalogue_changed()
+    await _catalogue_changed(deps)
     return report
 
 
-async def _upsert_matter(entry: MatterEntry) -> str:
+async def _upsert_matter(deps: CatalogueDeps, entry: MatterEntry) -> str:
     guide = Guide.model_validate(entry.model_dump(exclude={"code", "retired", "successor"}))
     content = guide.model_dump(mode="json")
     digest = content_hash(content)
@@ -564,7 +647,7 @@ async def _upsert_matter(entry: MatterEntry) -> str:
             hall_code=guide.hall,
         )
         version = await MatterVersion.create(matter=matter, no=1, content=content, content_hash=digest)
-        await _publish_version(matter, version, guide)
+        await _publish_version(deps, matter, version, guide)
         return "created"
     if matter.published_no is not None:
         current = await MatterVersion.get(matter_id=matter.id, no=matter.published_no)
@@ -575,7 +658,7 @@ async def _upsert_matter(entry: MatterEntry) -> str:
     version = await MatterVersion.create(
         matter=matter, no=(last.no + 1) if last else 1, content=content, content_hash=digest
     )
-    await _publish_version(matter, version, guide)
+    await _publish_version(deps, matter, version, guide)
     return "updated"
 
 
@@ -594,7 +677,7 @@ async def export_catalogue() -> dict[str, Any]:
     departments = [{"code": d.code, "name": d.name, "phone": d.phone} for d in await Department.all().order_by("code")]
     halls = []
     for hall in await Hall.all().order_by("id"):
-        item = _hall_dict(hall)
+        item = asdict(_hall_info(hall))
         halls.append({k: v for k, v in item.items() if v is not None})
     matters = []
     for matter in await Matter.filter(published_no__not_isnull=True).order_by("code"):

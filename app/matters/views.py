@@ -18,7 +18,7 @@ from app.errors import (
     VersionNotFound,
 )
 from app.http import doc, json_response, parse_body, parse_query
-from app.matters import service
+from app.matters import present, service
 from auth.errors import STAFF_AUTH_ERRORS
 from auth.guards import admin_required
 
@@ -69,7 +69,8 @@ class ImportQuery(BaseModel):
 async def create(request: Request) -> HTTPResponse:
     """Create a matter with its first draft."""
     body = parse_body(request, NewMatter)
-    return json_response(await service.create_matter(code=body.code, content=body.content), status=201)
+    result = await service.create_matter(code=body.code, content=body.content)
+    return json_response(present.version_change(result), status=201)
 
 
 @bp.put("/matters/<code:str>/draft")
@@ -84,7 +85,7 @@ async def create(request: Request) -> HTTPResponse:
 async def draft(request: Request, code: str) -> HTTPResponse:
     """Create or replace the open draft of a matter."""
     body = parse_body(request, DraftBody)
-    return json_response(await service.save_draft(code=code, content=body.content))
+    return json_response(present.version_change(await service.save_draft(code=code, content=body.content)))
 
 
 @bp.get("/matters/<code:str>/versions")
@@ -92,7 +93,7 @@ async def draft(request: Request, code: str) -> HTTPResponse:
 @admin_required
 async def versions(request: Request, code: str) -> HTTPResponse:
     """Every version of a matter, newest first."""
-    return json_response({"items": await service.list_versions(code=code)})
+    return json_response({"items": [present.version(v) for v in await service.list_versions(code=code)]})
 
 
 @bp.get("/matters/<code:str>/versions/<no:int>")
@@ -100,7 +101,7 @@ async def versions(request: Request, code: str) -> HTTPResponse:
 @admin_required
 async def version(request: Request, code: str, no: int) -> HTTPResponse:
     """Raw content of any version, drafts included."""
-    return json_response(await service.get_draft_content(code=code, no=no))
+    return json_response(present.version_content(await service.get_draft_content(code=code, no=no)))
 
 
 @bp.post("/matters/<code:str>/versions/<no:int>/publish")
@@ -113,8 +114,8 @@ async def version(request: Request, code: str, no: int) -> HTTPResponse:
 @admin_required
 async def publish(request: Request, code: str, no: int) -> HTTPResponse:
     """Publish a draft; the previous published version is superseded."""
-    result = await service.publish(code=code, no=no)
-    return json_response(result)
+    result = await service.publish(request.app.ctx.catalogue, code=code, no=no)
+    return json_response(present.version_change(result))
 
 
 @bp.post("/matters/<code:str>/retire")
@@ -129,8 +130,8 @@ async def publish(request: Request, code: str, no: int) -> HTTPResponse:
 async def retire(request: Request, code: str) -> HTTPResponse:
     """Retire a matter."""
     body = parse_body(request, RetireBody) if request.body else RetireBody()
-    result = await service.retire(code=code, successor=body.successor)
-    return json_response(result)
+    result = await service.retire(request.app.ctx.catalogue, code=code, successor=body.successor)
+    return json_response(present.retirement(result))
 
 
 @bp.post("/catalogue/import")
@@ -147,8 +148,8 @@ async def import_(request: Request) -> HTTPResponse:
     """Import a catalogue file."""
     options = parse_query(request, ImportQuery)
     data = parse_body(request)
-    report = await service.import_catalogue(data, partial=options.partial)
-    return json_response(report.as_dict())
+    report = await service.import_catalogue(request.app.ctx.catalogue, data=data, partial=options.partial)
+    return json_response(present.import_report(report))
 
 
 @bp.get("/catalogue/export")

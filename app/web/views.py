@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import itertools
 import secrets
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,9 +21,9 @@ from app.cases.errors import ProgressNotFound
 from app.cases.types import ProgressView
 from app.errors import DomainError, InvalidInput, MatterNotFound
 from app.feedback.errors import RangeInvalid
+from app.guide import service as guides
 from app.http import cached_response, doc, parse_query
-from app.jsontext import etag_for
-from app.matters import guides, service
+from app.matters import service
 from app.matters.schemas import SECTION_NAMES, Section
 from app.ratelimit import TooManyRequests
 from app.stats import indicators
@@ -91,33 +92,31 @@ async def home(request: Request) -> HTTPResponse:
     return HTTPResponse(html, content_type=HTML)
 
 
+def _render_guide(
+    request: Request, guide: guides.GuideDocument, *, notice: str | None = None, mini_program: dict | None = None
+) -> bytes:
+    return request.app.ctx.pages.render(
+        "guide.html", g=guide.data, actions=ACTIONS, notice=notice, mini_program=mini_program
+    ).encode()
+
+
 async def guide_html(
     request: Request, code: str, *, notice: str | None = None, mini_program: dict | None = None
 ) -> bytes:
-    """The rendered guide page of a matter (cached per worker when it carries no per-scan extras)."""
-    cache = request.app.ctx.cache
-    key = ("html", code.strip().upper())
-    plain = notice is None and mini_program is None
-    hit = cache.get(guides.NAMESPACE, key) if plain else None
-    if hit is not None:
-        return hit[1]
-    epoch = cache.epoch(guides.NAMESPACE)
-    _, _, guide = await guides.guide_document(cache, code, base_url=request.app.ctx.settings.base_url)
-    body = request.app.ctx.pages.render(
-        "guide.html", g=guide, actions=ACTIONS, notice=notice, mini_program=mini_program
-    ).encode()
-    if plain:
-        cache.put(guides.NAMESPACE, key, (etag_for(body), body), epoch=epoch)
-    return body
+    """The rendered guide page of a matter (a scan's page carries a notice or the mini-program link: not cached)."""
+    deps = request.app.ctx.guide
+    if notice is None and mini_program is None:
+        return (await guides.rendition(deps, code=code, kind="html", render=partial(_render_guide, request)))[1]
+    guide = await guides.guide(deps, code=code)
+    return _render_guide(request, guide, notice=notice, mini_program=mini_program)
 
 
 @bp.route("/m/<code:str>", methods=["GET", "HEAD"])
 @doc(tag=TAG, summary="H5 办事指南页", errors=[MatterNotFound])
 async def guide_page(request: Request, code: str) -> HTTPResponse:
     """The mobile guide page of a matter's current version (rendered once per change, cached)."""
-    body = await guide_html(request, code)
-    hit = request.app.ctx.cache.get(guides.NAMESPACE, ("html", code.strip().upper()))
-    etag = hit[0] if hit else etag_for(body)
+    deps = request.app.ctx.guide
+    etag, body = await guides.rendition(deps, code=code, kind="html", render=partial(_render_guide, request))
     return cached_response(request, body, etag, content_type=HTML, max_age=request.app.ctx.settings.guide_cache_seconds)
 
 
@@ -127,7 +126,7 @@ async def action_page(request: Request, code: str, action: str) -> HTTPResponse:
     """A service entry: booking's seats, the online application's materials, consultation, rating."""
     if action not in ACTIONS:
         raise MatterNotFound(details={"action": action[:32]})
-    _, _, guide = await guides.guide_document(request.app.ctx.cache, code, base_url=request.app.ctx.settings.base_url)
+    guide = (await guides.guide(request.app.ctx.guide, code=code)).data
     if action == "book":
         return await _book_page(request, guide)
     if action == "progress":

@@ -36,7 +36,8 @@ from app.wechat.errors import WeChatError
 from auth.models import Channel, ChannelBinding, Citizen
 from qr import service as qr_service
 from qr.analytics import ScanRecorder
-from qr.models import ScanChannel
+from qr.service import CodeDeps
+from qr.types import ScanChannel
 
 log = logging.getLogger("app.wechat.replies")
 
@@ -71,6 +72,7 @@ class ReplyDeps:
     booking: BookingDeps
     cases: CaseDeps
     wechat: WeChatClient
+    codes: CodeDeps
 
 
 class Responder:
@@ -152,18 +154,18 @@ class Responder:
             return None
         settings = self.deps.settings
         try:
-            snap = await qr_service.resolve(slug, cache=self.deps.cache, base_url=settings.base_url)
+            snap = await qr_service.resolve(self.deps.codes, slug=slug)
         except DomainError as exc:
             self.deps.scans.record_invalid(exc.code.lower())
             return f"该二维码已失效（{exc.message}）。请发送事项名称查找最新办事指南。"
         visitor = "w:" + hashlib.blake2b(openid.encode(), digest_size=10).hexdigest()
         self.deps.scans.record(slug, ScanChannel.wechat, visitor)
         s = snap.summary
+        assert s is not None  # resolve() answers only codes that open a matter
         return [
             {
-                "title": s.get("name", ""),
-                "description": f"{s.get('department_name', '')} · {s.get('visits_label', '')}。点击查看办事指南、"
-                "所需材料，预约或网上申报。",
+                "title": s.name,
+                "description": f"{s.department_name} · {s.visits_label}。点击查看办事指南、所需材料，预约或网上申报。",
                 "url": f"{settings.base_url}{qr_service.target_path(snap.matter_code, snap.action)}",
                 "image": "",
             }
@@ -176,9 +178,9 @@ class Responder:
         base = self.deps.settings.base_url
         return [
             {
-                "title": m["name"],
-                "description": f"{m['department_name']} · {m['visits_label']}",
-                "url": f"{base}/m/{m['code']}",
+                "title": m.name,
+                "description": f"{m.department_name} · {m.visits_label}",
+                "url": f"{base}/m/{m.code}",
                 "image": "",
             }
             for m in page.items

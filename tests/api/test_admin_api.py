@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app import cache as cache_bus
-from app.matters import guides
+from app.guide import service as guide_view
 from app.matters.models import Department, Hall, Matter, MatterVersion, VersionStatus
 from app.server import create_app
 from auth.models import Staff
@@ -500,7 +500,7 @@ async def test_publish_a_published_version_is_409(client, admin_headers, importe
 
 def cached_guide(app, code: str):
     """The guide this worker holds in its cache (None when not cached)."""
-    return app.ctx.cache.get(guides.NAMESPACE, ("json", code))
+    return guide_view.cached(app.ctx.guide, code=code)
 
 
 async def test_publish_invalidates_the_cached_guide(app, client, admin_headers, imported):
@@ -509,7 +509,7 @@ async def test_publish_invalidates_the_cached_guide(app, client, admin_headers, 
     _, page_before = await client.get(f"/m/{LICENCE}")
     assert "营业执照设立登记" in page_before.text
     assert cached_guide(app, LICENCE) is not None  # the worker caches the guide now
-    assert app.ctx.cache.get(guides.NAMESPACE, ("html", LICENCE)) is not None  # and the page
+    assert guide_view.cached(app.ctx.guide, code=LICENCE, kind="html") is not None  # and the page
 
     _, resp = await client.put(
         f"{ADMIN}/matters/{LICENCE}/draft",
@@ -566,7 +566,7 @@ async def test_publish_on_one_worker_reaches_another_after_a_sync_tick(settings,
         await reader_cache.sync()
         _, resp = await reader.get(f"/api/v1/matters/{LICENCE}")
         await reader_cache.sync()
-        assert reader_cache.get(guides.NAMESPACE, ("json", LICENCE)) is not None
+        assert guide_view.cached(reader.sanic_app.ctx.guide, code=LICENCE) is not None
 
         await writer.put(
             f"{ADMIN}/matters/{LICENCE}/draft", json={"content": factories.guide(name="新版本")}, headers=admin_headers
@@ -577,7 +577,7 @@ async def test_publish_on_one_worker_reaches_another_after_a_sync_tick(settings,
         assert resp.json["version"] == 1  # stale until the reader's next tick: bounded, not forever
 
         await reader_cache.sync()  # the scheduler's cache-sync tick
-        assert reader_cache.get(guides.NAMESPACE, ("json", LICENCE)) is None
+        assert guide_view.cached(reader.sanic_app.ctx.guide, code=LICENCE) is None
         _, resp = await reader.get(f"/api/v1/matters/{LICENCE}")
         assert (resp.json["version"], resp.json["name"]) == (2, "新版本")
     finally:

@@ -45,7 +45,7 @@ def settings(base_settings, request):
 
 @pytest.fixture
 async def seeded(client):
-    await catalogue.import_catalogue(factories.small_catalogue())
+    await catalogue.import_catalogue(client.sanic_app.ctx.catalogue, data=factories.small_catalogue())
 
 
 def at(fake_clock, when: str) -> None:

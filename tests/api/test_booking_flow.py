@@ -17,7 +17,7 @@ MATTER = "4308-XK-SS-001"
 
 @pytest.fixture
 async def seeded(client):
-    await catalogue.import_catalogue(factories.small_catalogue())
+    await catalogue.import_catalogue(client.sanic_app.ctx.catalogue, data=factories.small_catalogue())
 
 
 def idem() -> dict[str, str]:

@@ -33,7 +33,7 @@ SLOTS_PER_DAY = 13  # 09:00-12:00 (6) and 13:30-17:00 (7) in 30-minute slots
 
 @pytest.fixture
 async def seeded(client):
-    await catalogue.import_catalogue(factories.small_catalogue())
+    await catalogue.import_catalogue(client.sanic_app.ctx.catalogue, data=factories.small_catalogue())
 
 
 def local(day: str, hhmm: str = "00:00", second: int = 0) -> dt.datetime:
@@ -239,7 +239,7 @@ async def test_slots_other_hall_and_unknown_hall(client, seeded, fake_clock, per
 async def test_matter_without_booking_is_not_offered(client, fake_clock, person):
     data = factories.small_catalogue()
     data["matters"].append(factories.entry(NO_BOOKING_MATTER, name="仅网办事项", booking=False))
-    await catalogue.import_catalogue(data)
+    await catalogue.import_catalogue(client.sanic_app.ctx.catalogue, data=data)
     alice = await person()
     _, resp = await client.get(f"/api/v1/matters/{NO_BOOKING_MATTER}/slots", headers=alice.headers)
     assert resp.status == 422, resp.text

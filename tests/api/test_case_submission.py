@@ -48,12 +48,13 @@ BAD_USCC = GOOD_USCC[:-1] + ("0" if GOOD_USCC[-1] != "0" else "1")
 @pytest.fixture
 async def seeded(client):
     await catalogue.import_catalogue(
-        factories.catalogue(
+        client.sanic_app.ctx.catalogue,
+        data=factories.catalogue(
             factories.entry(MATTER),
             factories.entry(NO_ONLINE, name="不可网办的事项", online_apply=False),
             factories.entry(NO_POST, name="不可邮寄的事项", postal_delivery=False),
             factories.entry(REAL_NAME, name="须实名的事项", apply_loa=3),
-        )
+        ),
     )
     return client
 

@@ -49,7 +49,7 @@ FULL_ARGS = {"reason": "测试原因", "materials": [ID_CARD], "procedure": "现
 
 @pytest.fixture
 async def world(fake_clock, client, make_citizen, make_staff):
-    await matters.import_catalogue(h.catalogue())
+    await matters.import_catalogue(client.sanic_app.ctx.catalogue, data=h.catalogue())
     citizen, citizen_headers = await make_citizen()
     reviewer, reviewer_headers = await make_staff("reviewer", departments=["scjgj"])
     return SimpleNamespace(

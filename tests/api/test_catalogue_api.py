@@ -16,9 +16,9 @@ SECTION_NAMES = ["投资项目审批", "商事登记", "不动产登记", "社�
 
 
 @pytest.fixture
-async def catalogue():
+async def catalogue(services):
     """The small catalogue, imported through the service."""
-    await service.import_catalogue(factories.small_catalogue())
+    await service.import_catalogue(services.catalogue, data=factories.small_catalogue())
 
 
 def assert_error(resp, status: int, code: str) -> dict:
@@ -211,7 +211,7 @@ async def test_guide_with_special_procedures_and_fees(client):
             ],
         )
     )
-    await service.import_catalogue(data)
+    await service.import_catalogue(client.sanic_app.ctx.catalogue, data=data)
     _, resp = await client.get(f"/api/v1/matters/{LICENCE}")
     g = resp.json
     assert g["special_procedures"] == [{"name": "专家评审", "max_days": 10}, {"name": "听证", "max_days": 20}]
@@ -247,7 +247,7 @@ async def test_etag_changes_when_a_new_version_is_published(client, catalogue):
     old_etag = resp.headers["etag"]
     data = factories.small_catalogue()
     data["matters"][0]["promised_limit_days"] = 2
-    await service.import_catalogue(data)
+    await service.import_catalogue(client.sanic_app.ctx.catalogue, data=data)
     _, resp = await client.get(f"/api/v1/matters/{LICENCE}", headers={"If-None-Match": old_etag})
     assert resp.status == 200
     assert resp.json["promised_limit_days"] == 2
@@ -304,7 +304,7 @@ async def test_garbage_code_details_are_bounded(client, catalogue):
 async def test_superseded_version_is_readable(client, catalogue):
     data = factories.small_catalogue()
     data["matters"][0]["name"] = "企业设立登记"
-    await service.import_catalogue(data)
+    await service.import_catalogue(client.sanic_app.ctx.catalogue, data=data)
 
     _, resp = await client.get(f"/api/v1/matters/{LICENCE}/versions/1")
     assert resp.status == 200, resp.text

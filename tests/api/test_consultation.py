@@ -34,7 +34,7 @@ def settings(base_settings, request):
 
 @pytest.fixture
 async def seeded(fake_clock, client):
-    await catalogue.import_catalogue(ch.catalogue())
+    await catalogue.import_catalogue(client.sanic_app.ctx.catalogue, data=ch.catalogue())
     return client
 
 

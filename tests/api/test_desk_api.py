@@ -38,7 +38,7 @@ MATERIALS = [
 
 @pytest.fixture
 async def seeded(client):
-    await catalogue.import_catalogue(factories.small_catalogue())
+    await catalogue.import_catalogue(client.sanic_app.ctx.catalogue, data=factories.small_catalogue())
 
 
 def idem() -> dict[str, str]:

@@ -10,7 +10,7 @@ from tests.api import case_helpers as ch
 
 @pytest.fixture
 async def seeded(client):
-    await catalogue.import_catalogue(ch.catalogue())
+    await catalogue.import_catalogue(client.sanic_app.ctx.catalogue, data=ch.catalogue())
     return client
 
 

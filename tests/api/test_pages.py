@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from app.guide import service as guide_view
 from app.matters import service
 from tests import factories
 
@@ -16,8 +17,8 @@ ACTIONS = {"book": "预约办理", "apply": "网上申报", "progress": "进度�
 
 
 @pytest.fixture
-async def catalogue():
-    await service.import_catalogue(factories.small_catalogue())
+async def catalogue(client):
+    await service.import_catalogue(client.sanic_app.ctx.catalogue, data=factories.small_catalogue())
 
 
 async def page(client, path: str, **kwargs):
@@ -87,7 +88,9 @@ async def test_zero_visit_badge_and_fees(client, catalogue):
 
 async def test_fee_amounts_are_shown_in_yuan(client):
     fees = [{"name": "登记费", "amount_fen": 8050}, {"name": "证书费", "amount_fen": 1000}]
-    await service.import_catalogue(factories.catalogue(factories.entry(LICENCE, fees=fees, visits=3)))
+    await service.import_catalogue(
+        client.sanic_app.ctx.catalogue, data=factories.catalogue(factories.entry(LICENCE, fees=fees, visits=3))
+    )
     text = assert_html(await page(client, f"/m/{LICENCE}"))
     assert "80.50 元" in text
     assert "10 元" in text
@@ -96,7 +99,8 @@ async def test_fee_amounts_are_shown_in_yuan(client):
 
 async def test_booking_off_and_apply_off(client):
     await service.import_catalogue(
-        factories.catalogue(factories.entry(LICENCE, booking=False, online_apply=False, online_depth=2))
+        client.sanic_app.ctx.catalogue,
+        data=factories.catalogue(factories.entry(LICENCE, booking=False, online_apply=False, online_depth=2)),
     )
     text = assert_html(await page(client, f"/m/{LICENCE}"))
     assert f'<a href="/m/{LICENCE}/book" class="off">' in text
@@ -112,7 +116,8 @@ async def test_lower_case_code(client, catalogue):
 async def test_content_is_html_escaped(client):
     evil = '<script>alert("x")</script>'
     await service.import_catalogue(
-        factories.catalogue(
+        client.sanic_app.ctx.catalogue,
+        data=factories.catalogue(
             factories.entry(
                 LICENCE,
                 name=f"营业执照{evil}",
@@ -120,7 +125,7 @@ async def test_content_is_html_escaped(client):
                 faq=[{"question": "<b>问</b>", "answer": "<iframe src=//evil>"}],
                 materials=[{"name": "申请书<svg onload=alert(1)>", "notes": "</td></tr></table><script>1</script>"}],
             )
-        )
+        ),
     )
     text = assert_html(await page(client, f"/m/{LICENCE}"))
     assert "<script>" not in text
@@ -169,7 +174,9 @@ async def test_book_page_shows_seats_left_per_slot(client, catalogue, fake_clock
 
 
 async def test_book_page_of_a_matter_without_booking(client, fake_clock):
-    await service.import_catalogue(factories.catalogue(factories.entry("4308-XK-SS-009", booking=False)))
+    await service.import_catalogue(
+        client.sanic_app.ctx.catalogue, data=factories.catalogue(factories.entry("4308-XK-SS-009", booking=False))
+    )
     text = assert_html(await page(client, "/m/4308-XK-SS-009/book"))
     assert "该事项无需预约" in text and 'href="tel:0744-8200001"' in text
 
@@ -207,7 +214,7 @@ async def test_garbage_codes_are_404_pages(client, catalogue, code):
 
 
 async def test_retired_matter_page(client, catalogue):
-    await service.retire(code=LICENCE, successor=FOOD)
+    await service.retire(client.sanic_app.ctx.catalogue, code=LICENCE, successor=FOOD)
     text = assert_html(await page(client, f"/m/{LICENCE}"))
     assert "该事项已取消办理" in text
     assert f'href="http://testserver/m/{FOOD}"' in text
@@ -216,7 +223,7 @@ async def test_retired_matter_page(client, catalogue):
 
 
 async def test_draft_only_matter_has_no_page(client):
-    await service.import_catalogue(factories.catalogue())
+    await service.import_catalogue(client.sanic_app.ctx.catalogue, data=factories.catalogue())
     await service.create_matter(code=LICENCE, content=factories.guide())
     assert_html(await page(client, f"/m/{LICENCE}"), 404)
 
@@ -239,11 +246,11 @@ async def test_guide_page_etag_and_304(client, catalogue):
 async def test_cached_guide_page_follows_a_publish_by_the_service(app, client, catalogue):
     before = await page(client, f"/m/{LICENCE}")
     assert "<h1>营业执照设立登记</h1>" in before.text
-    assert app.ctx.cache.get("guide", ("html", LICENCE)) is not None  # the rendered page is cached
+    assert guide_view.cached(app.ctx.guide, code=LICENCE, kind="html") is not None  # the rendered page is cached
     await service.save_draft(code=LICENCE, content=factories.guide(name="企业开办一件事"))
     draft = await page(client, f"/m/{LICENCE}")
     assert draft.headers["etag"] == before.headers["etag"]  # a draft is not public
-    await service.publish(code=LICENCE, no=2)  # no HTTP view involved: the service announces it
+    await service.publish(app.ctx.catalogue, code=LICENCE, no=2)  # no HTTP view involved: the service announces it
     after = await page(client, f"/m/{LICENCE}", headers={"If-None-Match": before.headers["etag"]})
     text = assert_html(after)
     assert "<h1>企业开办一件事</h1>" in text
@@ -255,7 +262,7 @@ async def test_cached_guide_page_follows_a_publish_by_the_service(app, client, c
 async def test_cached_guide_page_follows_a_retirement(client, catalogue):
     text = assert_html(await page(client, f"/m/{LICENCE}"))
     assert "该事项已取消办理" not in text
-    await service.retire(code=LICENCE, successor=FOOD)
+    await service.retire(client.sanic_app.ctx.catalogue, code=LICENCE, successor=FOOD)
     text = assert_html(await page(client, f"/m/{LICENCE}"))
     assert "该事项已取消办理" in text
     assert 'aria-label="办事入口"' not in text
@@ -267,7 +274,7 @@ async def test_cached_guide_page_follows_an_import(client, catalogue):
     data = factories.small_catalogue()
     data["matters"][0]["counter"] = "综合受理区 B2 号窗口"
     data["halls"][0]["address"] = "永定区子午路 9 号"
-    await service.import_catalogue(data)
+    await service.import_catalogue(client.sanic_app.ctx.catalogue, data=data)
     text = assert_html(await page(client, f"/m/{LICENCE}"))
     assert "综合受理区 B2 号窗口" in text
     assert "永定区子午路 9 号" in text  # hall changes reach guides too
@@ -317,7 +324,7 @@ async def test_home_search_without_results(client, catalogue):
 
 async def test_home_search_next_page_link(client):
     entries = [factories.entry(f"4308-XK-PG-{n:03d}", name=f"分页事项{n}") for n in range(25)]
-    await service.import_catalogue(factories.catalogue(*entries))
+    await service.import_catalogue(client.sanic_app.ctx.catalogue, data=factories.catalogue(*entries))
     first = assert_html(await page(client, "/m", params={"q": "分页事项"}))
     assert "查询结果（共 25 项）" in first
     assert first.count('<li><a href="/m/4308-XK-PG-') == 20

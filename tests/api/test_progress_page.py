@@ -16,7 +16,7 @@ async def case(client, make_citizen, make_staff):
     from app.matters import service as catalogue
     from tests import factories
 
-    await catalogue.import_catalogue(factories.small_catalogue())
+    await catalogue.import_catalogue(client.sanic_app.ctx.catalogue, data=factories.small_catalogue())
     _, headers = await make_citizen()
     r = await submit(client, headers)
     assert r.status_code == 201, r.text

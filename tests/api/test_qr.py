@@ -59,19 +59,25 @@ NOT_FOUND_MESSAGE = "二维码不存在或已失效，请确认后重新扫码"
 
 
 @pytest.fixture
-async def catalogue() -> None:
+async def catalogue(services) -> None:
     """The three matters of the small catalogue, published (so each has its default code)."""
-    await matters.import_catalogue(factories.small_catalogue())
+    await matters.import_catalogue(services.catalogue, data=factories.small_catalogue())
 
 
 async def default_slug(matter_code: str) -> str:
     return (await Code.get(matter_code=matter_code, is_default=True)).slug
 
 
-async def issue(**fields) -> str:
+@pytest.fixture
+def codes(client) -> service.CodeDeps:
+    """The codes' dependencies of the app under test (its cache is the one scans are answered from)."""
+    return client.sanic_app.ctx.codes
+
+
+async def issue(codes: service.CodeDeps, **fields) -> str:
     """Issue a code through the service (no token needed, so it works under a fake clock too)."""
     fields.setdefault("matter_code", LICENCE)
-    return (await service.issue_code(base_url=BASE, **fields))["slug"]
+    return (await service.issue_code(codes, **fields)).slug
 
 
 def assert_error(resp, status: int, code: str) -> dict:
@@ -136,7 +142,9 @@ async def publish_v2(client, admin_headers, code: str, **changes) -> None:
 
 
 async def test_publishing_through_the_admin_api_creates_one_default_code(client, admin_headers):
-    await matters.import_catalogue(factories.catalogue())  # departments and halls only
+    await matters.import_catalogue(
+        client.sanic_app.ctx.catalogue, data=factories.catalogue()
+    )  # departments and halls only
     content = factories.guide(name="出生医学证明")
     _, resp = await client.post(f"{ADMIN}/matters", json={"code": "4308-GG-WJ-001", "content": content},
                                 headers=admin_headers)  # fmt: skip
@@ -161,7 +169,7 @@ async def test_every_imported_matter_has_a_default_code(client, catalogue):
         assert SLUG_RE.match(row.slug), row.slug
         assert not set(row.slug) & set("01ilo")
     # Importing the same file again issues nothing new.
-    await matters.import_catalogue(factories.small_catalogue())
+    await matters.import_catalogue(client.sanic_app.ctx.catalogue, data=factories.small_catalogue())
     assert await Code.all().count() == 3
 
 
@@ -236,8 +244,8 @@ async def test_poster_decodes_to_the_scan_url_and_names_the_matter(client, catal
     await follow(client, text, LICENCE_NAME, LICENCE)
 
 
-async def test_issued_code_poster_shows_its_hall_and_label(client, catalogue):
-    slug = await issue(matter_code=FUND, hall="gongjijin", label="二楼 3 号窗口旁")
+async def test_issued_code_poster_shows_its_hall_and_label(codes, client, catalogue):
+    slug = await issue(codes, matter_code=FUND, hall="gongjijin", label="二楼 3 号窗口旁")
     _, resp = await client.get(f"/q/{slug}/poster.svg")
     assert resp.status == 200
     assert "住房公积金分厅" in resp.text and "二楼 3 号窗口旁" in resp.text
@@ -338,8 +346,8 @@ async def test_json_accept_with_html_preferred_gets_the_page(client, catalogue):
     assert resp.status == 200 and resp.headers["content-type"].startswith("text/html")
 
 
-async def test_action_code_targets_its_action(client, catalogue):
-    slug = await issue(matter_code=FOOD, action="book")
+async def test_action_code_targets_its_action(codes, client, catalogue):
+    slug = await issue(codes, matter_code=FOOD, action="book")
     _, resp = await client.get(f"/api/v1/codes/{slug}")
     assert resp.status == 200
     assert resp.json["code"]["action"] == "book"
@@ -348,8 +356,8 @@ async def test_action_code_targets_its_action(client, catalogue):
     assert page.status == 200 and "预约办理" in page.text
 
 
-async def test_browser_scan_of_an_action_code_opens_that_action(client, catalogue):
-    slug = await issue(matter_code=FOOD, action="book")
+async def test_browser_scan_of_an_action_code_opens_that_action(codes, client, catalogue):
+    slug = await issue(codes, matter_code=FOOD, action="book")
     _, resp = await client.get(f"/q/{slug}", headers=BROWSER)
     assert_no_foreign_redirect(resp)
     if resp.status in (301, 302, 303, 307, 308):
@@ -399,26 +407,28 @@ class TestMiniProgramLink:
         assert resp.status == 200 and "weixin://" not in resp.text
 
 
-async def make_gone(state: str, fake_clock, *, hall: str | None = None) -> str:
+async def make_gone(codes: service.CodeDeps, state: str, fake_clock, *, hall: str | None = None) -> str:
     """A code of LICENCE in one of the four 410 states (the clock is the fake one)."""
     now = clock.now()
     if state == "CODE_DISABLED":
-        slug = await issue(hall=hall)
-        await service.update_code(slug=slug, status="disabled", base_url=BASE)
+        slug = await issue(codes, hall=hall)
+        await service.update_code(codes, slug=slug, status="disabled")
     elif state == "CODE_EXPIRED":
-        slug = await issue(hall=hall, valid_since=now - dt.timedelta(days=30), valid_until=now + dt.timedelta(hours=1))
+        slug = await issue(
+            codes, hall=hall, valid_since=now - dt.timedelta(days=30), valid_until=now + dt.timedelta(hours=1)
+        )
         fake_clock.advance(hours=2)
     elif state == "CODE_NOT_YET_VALID":
-        slug = await issue(hall=hall, valid_since=now + dt.timedelta(days=1))
+        slug = await issue(codes, hall=hall, valid_since=now + dt.timedelta(days=1))
     else:
-        slug = await issue(hall=hall, max_scans=3)
+        slug = await issue(codes, hall=hall, max_scans=3)
         await Code.filter(slug=slug).update(scans=3)
     return slug
 
 
 @pytest.mark.parametrize("state", list(GONE_MESSAGES))
-async def test_gone_codes_are_explained_410_pages(client, catalogue, fake_clock, state):
-    slug = await make_gone(state, fake_clock)
+async def test_gone_codes_are_explained_410_pages(codes, client, catalogue, fake_clock, state):
+    slug = await make_gone(codes, state, fake_clock)
     _, page = await client.get(f"/q/{slug}", headers=BROWSER)
     html = assert_error_page(page, 410, state, GONE_MESSAGES[state])
     assert f'href="tel:{MAIN_PHONE}"' in html  # the hall's phone
@@ -432,16 +442,16 @@ async def test_gone_codes_are_explained_410_pages(client, catalogue, fake_clock,
 
 
 @pytest.mark.parametrize("state", list(GONE_MESSAGES))
-async def test_gone_page_shows_the_phone_of_the_codes_own_hall(client, catalogue, fake_clock, state):
-    slug = await make_gone(state, fake_clock, hall="gongjijin")
+async def test_gone_page_shows_the_phone_of_the_codes_own_hall(codes, client, catalogue, fake_clock, state):
+    slug = await make_gone(codes, state, fake_clock, hall="gongjijin")
     _, page = await client.get(f"/q/{slug}", headers=BROWSER)
     html = assert_error_page(page, 410, state, GONE_MESSAGES[state])
     assert FUND_HALL_PHONE in html and MAIN_PHONE not in html
 
 
-async def test_expiry_follows_the_clock_without_any_write(client, catalogue, fake_clock):
+async def test_expiry_follows_the_clock_without_any_write(codes, client, catalogue, fake_clock):
     now = clock.now()
-    slug = await issue(valid_since=now + dt.timedelta(hours=1), valid_until=now + dt.timedelta(hours=3))
+    slug = await issue(codes, valid_since=now + dt.timedelta(hours=1), valid_until=now + dt.timedelta(hours=3))
     _, resp = await client.get(f"/api/v1/codes/{slug}")
     assert_error(resp, 410, "CODE_NOT_YET_VALID")
     fake_clock.advance(hours=1)
@@ -452,8 +462,8 @@ async def test_expiry_follows_the_clock_without_any_write(client, catalogue, fak
     assert_error(resp, 410, "CODE_EXPIRED")
 
 
-async def test_scan_limit_is_enforced(client, catalogue):
-    slug = await issue(max_scans=2)
+async def test_scan_limit_is_enforced(codes, client, catalogue):
+    slug = await issue(codes, max_scans=2)
     for _ in range(2):
         _, resp = await client.get(f"/q/{slug}", headers=BROWSER)
         assert resp.status == 200
@@ -568,8 +578,8 @@ async def test_issue_with_a_foreign_or_missing_target_is_422(client, catalogue, 
 
 
 @pytest.mark.parametrize("target", EVIL_TARGETS)
-async def test_retarget_to_a_foreign_or_missing_target_is_422(client, catalogue, admin_headers, target):
-    slug = await issue()
+async def test_retarget_to_a_foreign_or_missing_target_is_422(codes, client, catalogue, admin_headers, target):
+    slug = await issue(codes)
     _, resp = await client.patch(f"{CODES}/{slug}", json={"matter_code": target}, headers=admin_headers)
     assert_error(resp, 422, "TARGET_INVALID")
     assert (await Code.get(slug=slug)).matter_code == LICENCE
@@ -577,12 +587,12 @@ async def test_retarget_to_a_foreign_or_missing_target_is_422(client, catalogue,
     assert resp.status == 200 and resp.json["target"] == f"{BASE}/m/{LICENCE}"
 
 
-async def test_retarget_to_an_unpublished_matter_is_422(client, catalogue, admin_headers):
+async def test_retarget_to_an_unpublished_matter_is_422(codes, client, catalogue, admin_headers):
     _, resp = await client.post(
         f"{ADMIN}/matters", json={"code": "4308-XK-SS-777", "content": {"name": "草稿"}}, headers=admin_headers
     )
     assert resp.status == 201
-    slug = await issue()
+    slug = await issue(codes)
     _, resp = await client.patch(f"{CODES}/{slug}", json={"matter_code": "4308-XK-SS-777"}, headers=admin_headers)
     assert_error(resp, 422, "TARGET_INVALID")
 
@@ -625,9 +635,9 @@ REDIRECT_QUERIES = [
 
 
 @pytest.mark.parametrize("query", REDIRECT_QUERIES)
-async def test_scan_responses_never_redirect_elsewhere_whatever_the_query(client, catalogue, fake_clock, query):
+async def test_scan_responses_never_redirect_elsewhere_whatever_the_query(codes, client, catalogue, fake_clock, query):
     good = await default_slug(LICENCE)
-    disabled = await make_gone("CODE_DISABLED", fake_clock)
+    disabled = await make_gone(codes, "CODE_DISABLED", fake_clock)
     for slug, status in ((good, 200), (disabled, 410), ("zzzzzzzz", 404), ("../x", 404)):
         for path, headers in [(f"/q/{slug}", BROWSER), (f"/q/{slug}", JSON), (f"/q/{slug}", {"User-Agent": WECHAT}),
                               (f"/api/v1/codes/{slug}", JSON)]:  # fmt: skip
@@ -739,8 +749,8 @@ async def test_issue_with_malformed_json_is_422(client, catalogue, admin_headers
     assert resp.status == 422
 
 
-async def test_list_codes_by_matter_and_section(client, catalogue, admin_headers):
-    extra = await issue(matter_code=LICENCE, label="海报")
+async def test_list_codes_by_matter_and_section(codes, client, catalogue, admin_headers):
+    extra = await issue(codes, matter_code=LICENCE, label="海报")
     _, resp = await client.get(CODES, params={"matter_code": LICENCE.lower()}, headers=admin_headers)
     assert resp.status == 200
     assert resp.json["total"] == 2
@@ -775,8 +785,8 @@ async def test_get_one_code(client, catalogue, admin_headers):
         assert_error(resp, 404, "CODE_NOT_FOUND")
 
 
-async def test_patch_retarget_is_visible_on_the_next_scan(client, catalogue, admin_headers):
-    slug = await issue(matter_code=LICENCE)
+async def test_patch_retarget_is_visible_on_the_next_scan(codes, client, catalogue, admin_headers):
+    slug = await issue(codes, matter_code=LICENCE)
     _, resp = await client.get(f"/q/{slug}", headers=BROWSER)
     assert f"<h1>{LICENCE_NAME}</h1>" in resp.text  # the snapshot is cached now
     _, resp = await client.patch(f"{CODES}/{slug}", json={"matter_code": FOOD.lower()}, headers=admin_headers)
@@ -791,7 +801,9 @@ async def test_patch_retarget_is_visible_on_the_next_scan(client, catalogue, adm
     assert png_text(png.content) == f"{BASE}/q/{slug}"
 
 
-async def test_patch_retarget_of_a_default_code_hands_its_matter_a_fresh_default(client, catalogue, admin_headers):
+async def test_patch_retarget_of_a_default_code_hands_its_matter_a_fresh_default(
+    codes, client, catalogue, admin_headers
+):
     slug = await default_slug(LICENCE)
     food_default = await default_slug(FOOD)
     _, resp = await client.get(f"/api/v1/matters/{LICENCE}")
@@ -835,8 +847,8 @@ async def test_patch_disable_enable_relabel(client, catalogue, admin_headers):
     assert resp.status == 200 and resp.json["label"] == "三楼东侧" and resp.json["status"] == "active"
 
 
-async def test_patch_validity_window(client, catalogue, admin_headers):
-    slug = await issue()
+async def test_patch_validity_window(codes, client, catalogue, admin_headers):
+    slug = await issue(codes)
     await client.get(f"/api/v1/codes/{slug}")
     past = (clock.now() - dt.timedelta(hours=1)).isoformat()
     _, resp = await client.patch(f"{CODES}/{slug}", json={"valid_until": past}, headers=admin_headers)
@@ -866,8 +878,8 @@ async def test_patch_validity_window(client, catalogue, admin_headers):
     assert stored.valid_until is None and stored.valid_since is not None
 
 
-async def test_patch_max_scans(client, catalogue, admin_headers):
-    slug = await issue(max_scans=1)
+async def test_patch_max_scans(codes, client, catalogue, admin_headers):
+    slug = await issue(codes, max_scans=1)
     _, resp = await client.get(f"/api/v1/codes/{slug}")
     assert resp.status == 200
     _, resp = await client.get(f"/api/v1/codes/{slug}")
@@ -888,8 +900,8 @@ async def test_patch_max_scans(client, catalogue, admin_headers):
     [{"status": "paused"}, {"action": "teleport"}, {"max_scans": 0}, {"label": "x" * 201}, {"slug": "abcdefgh"},
      {"matter_code": "short"}],
 )  # fmt: skip
-async def test_patch_rejects_bad_fields(client, catalogue, admin_headers, body):
-    slug = await issue()
+async def test_patch_rejects_bad_fields(codes, client, catalogue, admin_headers, body):
+    slug = await issue(codes)
     _, resp = await client.patch(f"{CODES}/{slug}", json=body, headers=admin_headers)
     assert resp.status == 422, resp.text
     assert resp.json["error"]["code"] in ("INVALID_INPUT", "TARGET_INVALID")
@@ -966,7 +978,9 @@ async def test_batch_zip_of_a_section(client, catalogue, admin_headers):
             assert svg_text(poster, px_per_unit=4) == url
 
 
-async def test_batch_zip_leaves_out_retired_matters_and_issues_missing_defaults(client, catalogue, admin_headers):
+async def test_batch_zip_leaves_out_retired_matters_and_issues_missing_defaults(
+    codes, client, catalogue, admin_headers
+):
     await client.post(f"{ADMIN}/matters/{FOOD}/retire", headers=admin_headers)
     await Code.filter(matter_code=LICENCE).delete()  # e.g. published before codes existed
     _, resp = await client.get(f"{CODES}/batch.zip", params={"section": "commercial"}, headers=admin_headers)
@@ -1074,9 +1088,9 @@ async def test_images_and_posters_are_not_scans(client, app, catalogue):
         "python-requests/2.32.3",
     ],
 )
-async def test_bots_are_answered_but_not_counted(client, app, catalogue, ua):
+async def test_bots_are_answered_but_not_counted(codes, client, app, catalogue, ua):
     slug = await default_slug(LICENCE)
-    limited = await issue(max_scans=1)
+    limited = await issue(codes, max_scans=1)
     for path in (f"/q/{slug}", f"/api/v1/codes/{slug}", f"/q/{limited}"):
         _, resp = await client.get(path, headers={"User-Agent": ua})
         assert resp.status == 200
@@ -1089,9 +1103,9 @@ async def test_bots_are_answered_but_not_counted(client, app, catalogue, ua):
     assert "set-cookie" not in resp.headers
 
 
-async def test_head_requests_are_not_counted(client, app, catalogue):
+async def test_head_requests_are_not_counted(codes, client, app, catalogue):
     slug = await default_slug(LICENCE)
-    limited = await issue(max_scans=1)
+    limited = await issue(codes, max_scans=1)
     for path in (f"/q/{slug}", f"/q/{limited}", f"/q/{limited}"):
         _, resp = await client.head(path, headers=BROWSER)
         assert resp.status == 200
@@ -1104,8 +1118,8 @@ async def test_head_requests_are_not_counted(client, app, catalogue):
     assert resp.status == 200
 
 
-async def test_exhausted_code_is_gone_for_head_and_bots_too(client, catalogue):
-    slug = await issue(max_scans=1)
+async def test_exhausted_code_is_gone_for_head_and_bots_too(codes, client, catalogue):
+    slug = await issue(codes, max_scans=1)
     await Code.filter(slug=slug).update(scans=1)
     _, resp = await client.get(f"/api/v1/codes/{slug}", headers={"User-Agent": "curl/8.0"})
     assert resp.status == 410
@@ -1113,9 +1127,9 @@ async def test_exhausted_code_is_gone_for_head_and_bots_too(client, catalogue):
     assert resp.status == 410
 
 
-async def test_invalid_scans_are_logged_by_reason(client, app, catalogue, fake_clock):
+async def test_invalid_scans_are_logged_by_reason(codes, client, app, catalogue, fake_clock):
     for state in GONE_MESSAGES:
-        slug = await make_gone(state, fake_clock)
+        slug = await make_gone(codes, state, fake_clock)
         await client.get(f"/q/{slug}", headers=BROWSER)
         await client.get(f"/api/v1/codes/{slug}", headers=JSON)
     for garbage in ("zzzzzzzz", "ABC", "a" * 300):
@@ -1131,7 +1145,9 @@ async def test_invalid_scans_are_logged_by_reason(client, app, catalogue, fake_c
     assert await ScanDaily.all().count() == 0
 
 
-async def test_first_scan_sets_the_visitor_cookie_and_one_cookie_is_one_visitor(client, app, catalogue, admin_headers):
+async def test_first_scan_sets_the_visitor_cookie_and_one_cookie_is_one_visitor(
+    codes, client, app, catalogue, admin_headers
+):
     slug = await default_slug(LICENCE)
     _, first = await client.get(f"/q/{slug}", headers=BROWSER)
     cookie = first.headers.get("set-cookie", "")
@@ -1288,8 +1304,8 @@ async def test_concurrent_scans_while_flushing_lose_nothing(client, app, catalog
     assert await daily(slug) == {"browser": 100}
 
 
-async def test_scan_limit_is_exact_under_concurrent_scans(client, app, catalogue):
-    slug = await issue(max_scans=30)
+async def test_scan_limit_is_exact_under_concurrent_scans(codes, client, app, catalogue):
+    slug = await issue(codes, max_scans=30)
     results = await asyncio.gather(*(client.get(f"/api/v1/codes/{slug}", headers=JSON) for _ in range(100)))
     statuses = [resp.status for _, resp in results]
     assert statuses.count(200) == 30 and statuses.count(410) == 70
@@ -1303,21 +1319,21 @@ async def test_scan_limit_is_exact_under_concurrent_scans(client, app, catalogue
 
 
 @pytest.mark.postgres
-async def test_scan_limit_is_exact_across_workers_on_postgres(settings, catalogue):
+async def test_scan_limit_is_exact_across_workers_on_postgres(codes, settings, catalogue):
     """Several apps (as separate workers would be) plus raw resolves, all on pooled connections."""
     assert BACKEND == "postgres"
-    slug = await issue(max_scans=30)
+    slug = await issue(codes, max_scans=30)
     clients = [AppClient(create_app(settings)) for _ in range(4)]
     for c in clients:
         await c.start()
     try:
         for c in clients:  # every worker has the snapshot cached: only the database decides
             await c.get(f"/q/{slug}.png")
-            await service.snapshot(slug, cache=c.sanic_app.ctx.cache, base_url=BASE)
+            await service.snapshot(c.sanic_app.ctx.codes, slug=slug)
 
-        async def raw(cache) -> int:
+        async def raw(deps) -> int:
             try:
-                await service.resolve(slug, cache=cache, base_url=BASE)
+                await service.resolve(deps, slug=slug)
             except service.CodeExhausted:
                 return 410
             return 200
@@ -1331,7 +1347,7 @@ async def test_scan_limit_is_exact_across_workers_on_postgres(settings, catalogu
         jobs = []
         for i in range(100):
             c = clients[i % 4]
-            jobs.append(raw(c.sanic_app.ctx.cache) if i % 5 == 0 else http(c))
+            jobs.append(raw(c.sanic_app.ctx.codes) if i % 5 == 0 else http(c))
         statuses = await asyncio.gather(*jobs)
         assert statuses.count(200) == 30 and statuses.count(410) == 70
         assert (await Code.get(slug=slug)).scans == 30
@@ -1341,11 +1357,11 @@ async def test_scan_limit_is_exact_across_workers_on_postgres(settings, catalogu
 
 
 @pytest.mark.postgres
-async def test_scan_limit_is_exact_with_separate_connections_on_postgres(base_settings, catalogue):
+async def test_scan_limit_is_exact_with_separate_connections_on_postgres(codes, base_settings, catalogue):
     """The conditional UPDATE itself, raced from 100 separate PostgreSQL connections."""
     import asyncpg
 
-    slug = await issue(max_scans=30)
+    slug = await issue(codes, max_scans=30)
     url = base_settings.database_url
     conns = [await asyncpg.connect(url) for _ in range(20)]
     try:

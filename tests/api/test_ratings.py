@@ -25,7 +25,7 @@ GOOD_TAGS = ["服务态度好", "办事效率高"]
 
 @pytest.fixture
 async def seeded(fake_clock, client):
-    await catalogue.import_catalogue(ch.catalogue())
+    await catalogue.import_catalogue(client.sanic_app.ctx.catalogue, data=ch.catalogue())
     return client
 
 
@@ -552,7 +552,7 @@ async def test_the_same_rating_sent_again_is_answered_not_refused(client, make_c
     from app.matters import service as catalogue_service
     from tests.api import case_helpers
 
-    await catalogue_service.import_catalogue(case_helpers.catalogue())
+    await catalogue_service.import_catalogue(client.sanic_app.ctx.catalogue, data=case_helpers.catalogue())
     _, citizen = await make_citizen()
     _, reviewer = await make_staff("reviewer", departments=["scjgj"])
     case_no = await case_helpers.drive(client, citizen, reviewer, "completed")

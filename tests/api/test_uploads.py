@@ -39,7 +39,7 @@ def settings(base_settings, tmp_path, request):
 
 @pytest.fixture
 async def seeded(client):
-    await catalogue.import_catalogue(factories.small_catalogue())
+    await catalogue.import_catalogue(client.sanic_app.ctx.catalogue, data=factories.small_catalogue())
     return client
 
 

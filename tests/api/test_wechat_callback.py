@@ -11,7 +11,7 @@ from tests.api.wechat_messages import event_xml, open_reply, signed, text_xml
 
 @pytest.fixture
 async def seeded(client):
-    await catalogue.import_catalogue(factories.small_catalogue())
+    await catalogue.import_catalogue(client.sanic_app.ctx.catalogue, data=factories.small_catalogue())
     return client
 
 
@@ -97,7 +97,7 @@ async def test_safe_mode_refuses_plaintext(client, encrypted_only):
     from app.server import create_app
     from tests.conftest import AppClient
 
-    await catalogue.import_catalogue(factories.small_catalogue())
+    await catalogue.import_catalogue(client.sanic_app.ctx.catalogue, data=factories.small_catalogue())
     strict = AppClient(create_app(encrypted_only))
     await strict.start()
     try:

@@ -53,7 +53,7 @@ def settings(wechat_settings):
 
 @pytest.fixture
 async def seeded(client, fake_clock):
-    await catalogue.import_catalogue(case_helpers.catalogue())
+    await catalogue.import_catalogue(client.sanic_app.ctx.catalogue, data=case_helpers.catalogue())
     return client
 
 
@@ -389,7 +389,8 @@ async def test_keyword_answers_at_most_three_best_matches(client, settings, fake
     names = ["营业执照设立登记", "营业执照变更登记", "营业执照注销登记", "营业执照遗失补领", "营业执照备案"]
     entries = [factories.entry(f"4308-XK-SS-{i:03d}", name=name) for i, name in enumerate(names, start=1)]
     await catalogue.import_catalogue(
-        factories.catalogue(*entries, factories.entry("4308-XK-SS-100", name="食品经营许可"))
+        client.sanic_app.ctx.catalogue,
+        data=factories.catalogue(*entries, factories.entry("4308-XK-SS-100", name="食品经营许可")),
     )
     items = articles(await send(client, settings, text_xml(openid(), "营业执照", msg_id())))
     assert len(items) == 3

@@ -63,7 +63,7 @@ def sha1(*parts: str) -> str:
 
 @pytest.fixture
 async def seeded(client, fake_clock):
-    await catalogue.import_catalogue(factories.small_catalogue())
+    await catalogue.import_catalogue(client.sanic_app.ctx.catalogue, data=factories.small_catalogue())
     return client
 
 

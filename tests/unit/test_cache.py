@@ -204,20 +204,25 @@ async def test_put_is_dropped_when_the_store_went_down_during_the_read(down_cach
     assert down_cache.get(NS, "k") is None
 
 
-async def test_a_guide_read_overlapping_a_publish_is_not_cached_stale(workers, monkeypatch):
+def on_cache(services, cache: LocalCache) -> service.CatalogueDeps:
+    """The catalogue's dependencies of a worker whose cache is this one."""
+    return dataclasses.replace(services.catalogue, cache=cache)
+
+
+async def test_a_guide_read_overlapping_a_publish_is_not_cached_stale(workers, monkeypatch, services):
     reader, writer = workers
-    monkeypatch.setattr(cache_bus, "_bus", [writer])  # the publishing worker's cache is its bus
+    deps = on_cache(services, writer)  # the publishing worker announces through its own cache
     base = "http://testserver"
-    await service.import_catalogue(factories.small_catalogue())
+    await service.import_catalogue(deps, data=factories.small_catalogue())
     await guides.guide_document(reader, "4308-XK-SS-002", base_url=base)  # the reader caches guides already
     await reader.sync()
     real_get_guide = service.get_guide
 
-    async def read_during_a_publish(code: str, *, base_url: str) -> dict:
-        guide = await real_get_guide(code, base_url=base_url)  # the read sees version 1 ...
+    async def read_during_a_publish(code: str) -> service.GuideVersion:
+        guide = await real_get_guide(code)  # the read sees version 1 ...
         # ... and before it is cached, another worker publishes version 2 and this worker's tick runs
         await service.save_draft(code="4308-XK-SS-001", content=factories.guide(name="第二版"))
-        await service.publish(code="4308-XK-SS-001", no=2)  # the service announces the change itself
+        await service.publish(deps, code="4308-XK-SS-001", no=2)  # the service announces the change itself
         await reader.sync()
         return guide
 
@@ -339,10 +344,10 @@ async def test_an_unbound_cache_no_longer_hears_of_changes_in_the_process(worker
 
 
 @pytest.mark.parametrize("write", ["publish", "retire", "import"])
-async def test_catalogue_writes_announce_the_change(workers, monkeypatch, write):
+async def test_catalogue_writes_announce_the_change(workers, services, write):
     a, b = workers
-    monkeypatch.setattr(cache_bus, "_bus", [a])
-    await service.import_catalogue(factories.small_catalogue())
+    deps = on_cache(services, a)
+    await service.import_catalogue(deps, data=factories.small_catalogue())
     b.epoch(guides.NAMESPACE)
     await b.sync()  # b has heard of the import
     await guides.guide_document(b, "4308-XK-SS-001", base_url="http://testserver")
@@ -350,21 +355,20 @@ async def test_catalogue_writes_announce_the_change(workers, monkeypatch, write)
     assert b.get(guides.NAMESPACE, ("json", "4308-XK-SS-001")) is not None
     if write == "publish":
         await service.save_draft(code="4308-XK-SS-001", content=factories.guide(name="第二版"))
-        await service.publish(code="4308-XK-SS-001", no=2)
+        await service.publish(deps, code="4308-XK-SS-001", no=2)
     elif write == "retire":
-        await service.retire(code="4308-XK-SS-001")
+        await service.retire(deps, code="4308-XK-SS-001")
     else:
         data = factories.small_catalogue()
         data["matters"][0]["name"] = "第二版"
-        await service.import_catalogue(data)
+        await service.import_catalogue(deps, data=data)
     await b.sync()
     assert b.get(guides.NAMESPACE, ("json", "4308-XK-SS-001")) is None
 
 
-async def test_drafts_do_not_announce_a_change(workers, monkeypatch):
+async def test_drafts_do_not_announce_a_change(workers, services):
     a, _ = workers
-    await service.import_catalogue(factories.small_catalogue())
-    monkeypatch.setattr(cache_bus, "_bus", [a])
+    await service.import_catalogue(on_cache(services, a), data=factories.small_catalogue())
     a.put(guides.NAMESPACE, "k", 1)
     await service.save_draft(code="4308-XK-SS-001", content=factories.guide(name="草稿"))
     await service.create_matter(code="4308-XK-SS-099", content={"name": "新草稿"})

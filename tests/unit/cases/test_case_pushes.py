@@ -48,7 +48,7 @@ STEPS: list[tuple[str, dict | None]] = [
 
 
 @pytest.fixture
-async def deps(wechat_settings):
+async def deps(wechat_settings, services):
     """The case services wired like a worker's, on settings whose WeChat is the fake."""
     store = make_store(wechat_settings)
     cache = LocalCache(store)
@@ -60,7 +60,7 @@ async def deps(wechat_settings):
         "cipher": cipher,
         "store": store,
     }
-    await catalogue.import_catalogue(factories.small_catalogue())
+    await catalogue.import_catalogue(services.catalogue, data=factories.small_catalogue())
     yield service.CaseDeps(**{f.name: parts[f.name] for f in dataclasses.fields(service.CaseDeps)})
     await store.aclose()
 

@@ -220,7 +220,7 @@ def test_no_clock_before_acceptance(status):
 @pytest.fixture
 async def desk(fake_clock, client, make_citizen, make_staff, auth_deps):
     """A citizen, a scjgj reviewer and the catalogue, at 2026-09-30 10:00 Asia/Shanghai."""
-    await matters.import_catalogue(h.catalogue())
+    await matters.import_catalogue(client.sanic_app.ctx.catalogue, data=h.catalogue())
     _, citizen = await make_citizen()
     reviewer, _ = await make_staff("reviewer", departments=["scjgj"])
 

@@ -1,0 +1,112 @@
+"""The guide a citizen sees, assembled once per change: the catalogue's guide version, its printed code,
+its satisfaction and its published FAQ, cached per worker.
+
+The catalogue knows nothing of codes or feedback; this read model, above all three, puts them together.
+A cached guide is derived from the catalogue's and the codes' namespaces: it is served only while
+neither was invalidated on this worker since it was built (their writes need not know it exists).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app.cache import LocalCache
+from app.feedback.consult import published_faq
+from app.feedback.ratings import matter_satisfaction
+from app.jsontext import dumps, etag_for
+from app.matters import guides as catalogue_guides
+from app.matters import present as catalogue_present
+from app.matters import service as catalogue
+from qr import present as codes_present
+from qr import service as codes
+from qr.service import CodeDeps
+
+NAMESPACE = "guide_view"
+# What an assembled guide is derived from: the catalogue's guides (FAQ publications drop them too) and the codes.
+SOURCES = (catalogue_guides.NAMESPACE, codes.NAMESPACE)
+
+
+@dataclass(frozen=True)
+class GuideDeps:
+    """What the read model needs: the worker's cache, the public base URL and the codes (built in app.bootstrap)."""
+
+    cache: LocalCache
+    base_url: str
+    codes: CodeDeps
+
+
+@dataclass(frozen=True)
+class GuideDocument:
+    """A guide as citizens get it: its JSON document, encoded once, and that encoding's ETag."""
+
+    etag: str
+    body: bytes
+    data: dict[str, Any]  # the JSON document (the H5 templates read it as `g`)
+
+
+def _stamp(cache: LocalCache) -> tuple[int, ...]:
+    """Marks that change whenever this namespace or one it is derived from is dropped on this worker."""
+    return tuple(cache.epoch(ns) for ns in (NAMESPACE, *SOURCES))
+
+
+def _get(cache: LocalCache, key: tuple[str, str]) -> Any | None:
+    hit = cache.get(NAMESPACE, key)
+    if hit is None or hit[0] != _stamp(cache):
+        return None
+    return hit[1]
+
+
+def _put(cache: LocalCache, key: tuple[str, str], value: Any, stamp: tuple[int, ...]) -> None:
+    if stamp == _stamp(cache):  # nothing it was built from changed while it was built
+        cache.put(NAMESPACE, key, (stamp, value), epoch=stamp[0])
+
+
+async def _assemble(deps: GuideDeps, data: dict[str, Any], matter_code: str) -> GuideDocument:
+    links = await codes.default_code_links(deps.codes, matter_code=matter_code)
+    data = {**data, "links": {**data["links"], "qr": codes_present.links(links)}}
+    # Both change without a catalogue write: the cached guide shows them within GUIDE_CACHE_SECONDS.
+    data["satisfaction"] = await matter_satisfaction(matter_code)
+    data["consult_faq"] = await published_faq(matter_code)
+    body = dumps(data)
+    return GuideDocument(etag_for(body), body, data)
+
+
+async def guide(deps: GuideDeps, *, code: str) -> GuideDocument:
+    """A matter's current guide as citizens see it (MatterNotFound when it has none published)."""
+    key = ("json", code.strip().upper())
+    hit = _get(deps.cache, key)
+    if hit is not None:
+        return hit
+    stamp = _stamp(deps.cache)
+    _, _, data = await catalogue_guides.guide_document(deps.cache, code, base_url=deps.base_url)
+    document = await _assemble(deps, data, data["code"])
+    _put(deps.cache, key, document, stamp)
+    return document
+
+
+async def version(deps: GuideDeps, *, code: str, no: int) -> GuideDocument:
+    """A published or superseded version of a matter's guide, assembled the same way (not cached here)."""
+    view = await catalogue.get_version(code, no)
+    return await _assemble(deps, catalogue_present.guide(view, base_url=deps.base_url), view.code)
+
+
+async def rendition(
+    deps: GuideDeps, *, code: str, kind: str, render: Callable[[GuideDocument], bytes]
+) -> tuple[str, bytes]:
+    """(ETag, bytes) of a channel's rendering of the current guide (e.g. the H5 page), cached like the guide."""
+    key = (kind, code.strip().upper())
+    hit = _get(deps.cache, key)
+    if hit is not None:
+        return hit
+    stamp = _stamp(deps.cache)
+    body = render(await guide(deps, code=code))
+    entry = (etag_for(body), body)
+    _put(deps.cache, key, entry, stamp)
+    return entry
+
+
+def cached(deps: GuideDeps, *, code: str, kind: str = "json") -> Any | None:
+    """What this worker serves from its cache for a matter's guide (None when it would be rebuilt)."""
+    return _get(deps.cache, (kind, code.strip().upper()))

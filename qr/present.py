@@ -1,0 +1,29 @@
+"""JSON shapes of the codes' results (administration API, guide links)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from app import clock
+from app.matters import present as catalogue_present
+from app.matters.service import Page
+from qr.service import CodeInfo, CodeLinks
+
+
+def code(info: CodeInfo) -> dict[str, Any]:
+    """One code, times in ISO 8601 (+08:00)."""
+    data = asdict(info)
+    for key in ("valid_since", "valid_until", "created_at"):
+        data[key] = clock.iso(data[key])
+    return data
+
+
+def code_page(result: Page[CodeInfo]) -> dict[str, Any]:
+    """The API list envelope of codes."""
+    return catalogue_present.page(result, code)
+
+
+def links(value: CodeLinks | None) -> dict[str, str] | None:
+    """A default code's links, as the guide shows them."""
+    return asdict(value) if value is not None else None
