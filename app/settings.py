@@ -60,7 +60,7 @@ NOT_FROM_ENV = _Marker("set by code only, never read from the environment")
 # A `str` reaching a field is the environment's text; other values are the field's own type (set by code).
 
 
-def _stripped(value: Any) -> Any:
+def _lowercase(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
@@ -178,7 +178,7 @@ Key32 = Annotated[bytes, BeforeValidator(_key32)]
 Pairs = Annotated[dict[str, str], BeforeValidator(_pairs)]
 PublicUrl = Annotated[str, AfterValidator(_http_url)]
 BaseUrl = Annotated[str, AfterValidator(_no_trailing_slash)]
-Secret = Annotated[str, REQUIRED_IN_PRODUCTION]
+Stated = Annotated[str, REQUIRED_IN_PRODUCTION]  # production refuses the default: the variable must be set
 
 
 class Settings(BaseSettings):
@@ -197,7 +197,7 @@ class Settings(BaseSettings):
         enable_decoding=False,  # values are plain text (lists are comma-separated), never JSON
     )
 
-    env: Annotated[Literal["development", "test", "production"], BeforeValidator(_stripped)] = Field(
+    env: Annotated[Literal["development", "test", "production"], BeforeValidator(_lowercase)] = Field(
         "development", validation_alias="APP_ENV"
     )
     database_url: Annotated[str, AfterValidator(_database_url), REQUIRED_IN_PRODUCTION] = (
@@ -225,7 +225,7 @@ class Settings(BaseSettings):
     prometheus_multiproc_dir: DirectoryPath | None = None
 
     # Identity and secrets
-    secret_key: Secret = Field(DEV_SECRET, repr=False)
+    secret_key: Stated = Field(DEV_SECRET, repr=False)
     pii_keys: Annotated[dict[str, Key32], BeforeValidator(_pairs), REQUIRED_IN_PRODUCTION] = Field(
         default_factory=lambda d: {"dev1": _derive(d.get("secret_key", DEV_SECRET), "pii")}, repr=False
     )
@@ -242,15 +242,15 @@ class Settings(BaseSettings):
     # WeChat (official account = mp, mini program = mini)
     wechat_api_base: BaseUrl = "https://api.weixin.qq.com"
     wechat_oauth_base: BaseUrl = "https://open.weixin.qq.com"
-    wechat_mp_appid: Secret = "wxdevofficialacct"
-    wechat_mp_secret: Secret = Field("dev-mp-secret", repr=False)
-    wechat_mini_appid: Secret = "wxdevminiprogram"
-    wechat_mini_secret: Secret = Field("dev-mini-secret", repr=False)
+    wechat_mp_appid: Stated = "wxdevofficialacct"
+    wechat_mp_secret: Stated = Field("dev-mp-secret", repr=False)
+    wechat_mini_appid: Stated = "wxdevminiprogram"
+    wechat_mini_secret: Stated = Field("dev-mini-secret", repr=False)
     wechat_timeout: Annotated[float, _millis(100, 5000)] = Field(5.0, validation_alias="WECHAT_TIMEOUT_MS")
     wechat_mini_page: str | None = None  # mini-program page that opens a scanned code (scene = slug)
     # The official account's message callback: its Token and EncodingAESKey (43 characters) from the console
-    wechat_mp_token: Annotated[Secret, AfterValidator(_callback_token)] = Field("devcallbacktoken", repr=False)
-    wechat_mp_aes_key: Annotated[Secret, AfterValidator(_aes_key)] = Field(
+    wechat_mp_token: Annotated[Stated, AfterValidator(_callback_token)] = Field("devcallbacktoken", repr=False)
+    wechat_mp_aes_key: Annotated[Stated, AfterValidator(_aes_key)] = Field(
         "ZGV2LW9ubHktZW5jb2RpbmctYWVzLWtleS0zMmJ5dGU",  # dev only: base64 of 32 bytes, no "="
         repr=False,
     )
@@ -265,12 +265,12 @@ class Settings(BaseSettings):
     wechat_subscribe_templates: Pairs = Field(default_factory=lambda d: {} if _production(d) else dict(DEV_TEMPLATES))
 
     # SMS and real-name verification
-    sms_sender: Annotated[Literal["console", "http"], BeforeValidator(_stripped)] = Field(
+    sms_sender: Annotated[Literal["console", "http"], BeforeValidator(_lowercase)] = Field(
         default_factory=lambda d: "http" if _production(d) else "console"
     )
     sms_gateway_url: str | None = None
     sms_gateway_key: str | None = Field(None, repr=False)
-    realname_verifier: Annotated[Literal["dev", "http"], BeforeValidator(_stripped)] = Field(
+    realname_verifier: Annotated[Literal["dev", "http"], BeforeValidator(_lowercase)] = Field(
         default_factory=lambda d: "http" if _production(d) else "dev"
     )
     realname_verifier_url: str | None = None
@@ -338,7 +338,7 @@ class Settings(BaseSettings):
         return {name: _variable(name) for name, info in cls.model_fields.items() if NOT_FROM_ENV not in info.metadata}
 
     def replace(self, **changes: object) -> Self:
-        """These settings with some fields changed, validated like a new construction."""
+        """A new construction from the fields stated here plus these changes (unstated defaults are derived again)."""
         stated = {name: getattr(self, name) for name in self.model_fields_set}
         return type(self)(**{**stated, **changes})
 
