@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import re
 import time
 import uuid
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -159,11 +159,11 @@ def install(app: Sanic) -> None:
     app.error_handler.add(Exception, on_unexpected)
 
 
-def metrics_payload() -> bytes:
-    """Prometheus exposition of this process, or of all workers in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+def metrics_payload(multiproc_dir: Path | None) -> bytes:
+    """Prometheus exposition of this process, or of all workers' files in multiproc_dir (multiprocess mode)."""
+    if multiproc_dir is not None:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry, path=str(multiproc_dir))
         return generate_latest(registry)
     return generate_latest()
 

@@ -44,7 +44,8 @@ async def readyz(request: Request) -> HTTPResponse:
 @doc(tag=TAG, summary="Prometheus 指标")
 async def metrics(request: Request) -> HTTPResponse:
     """Prometheus text exposition."""
-    return HTTPResponse(metrics_payload(), content_type=METRICS_CONTENT_TYPE)
+    payload = metrics_payload(request.app.ctx.settings.prometheus_multiproc_dir)
+    return HTTPResponse(payload, content_type=METRICS_CONTENT_TYPE)
 
 
 @bp.get("/bench/baseline")

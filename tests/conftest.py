@@ -348,6 +348,4 @@ def fake_wechat(base_settings: Settings):
 @pytest.fixture
 def wechat_settings(base_settings: Settings, fake_wechat) -> Settings:
     """Test settings whose WeChat API and OAuth pages are the fake."""
-    import dataclasses
-
-    return dataclasses.replace(base_settings, wechat_api_base=fake_wechat.url, wechat_oauth_base=fake_wechat.url)
+    return base_settings.replace(wechat_api_base=fake_wechat.url, wechat_oauth_base=fake_wechat.url)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -57,7 +56,7 @@ INVALID, EXPIRED, REVOKED = "TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_REVOKED"
 def settings(base_settings, request):
     """Partner credentials for introspection; the fake WeChat API for tests that ask for it."""
     base = request.getfixturevalue("wechat_settings") if "fake_wechat" in request.fixturenames else base_settings
-    return dataclasses.replace(base, partner_clients={PARTNER[0]: PARTNER[1]})
+    return base.replace(partner_clients={PARTNER[0]: PARTNER[1]})
 
 
 # ---------------------------------------------------------------- forging helpers

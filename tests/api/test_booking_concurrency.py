@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import datetime as dt
 import time
 import uuid
@@ -40,7 +39,7 @@ TODAY_1430 = "main.commercial.20260930.1430"
 @pytest.fixture
 def settings(base_settings, request):
     """The test settings, with overrides a test passes by indirect parametrisation."""
-    return dataclasses.replace(base_settings, **getattr(request, "param", {}))
+    return base_settings.replace(**getattr(request, "param", {}))
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ booking window is 09-30, 10-08, 10-09, 10-10, 10-12, 10-13 and 10-14.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import uuid
 from typing import Any
@@ -465,7 +464,7 @@ async def test_one_booking_per_matter_and_day(client, seeded, fake_clock, person
 class TestActiveLimit:
     @pytest.fixture
     def settings(self, base_settings):
-        return dataclasses.replace(base_settings, booking_max_active=2)
+        return base_settings.replace(booking_max_active=2)
 
     async def test_cap_on_active_bookings(self, client, seeded, fake_clock, person):
         alice = await person()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime as dt
 import uuid
 
@@ -24,7 +23,7 @@ FEED = "/api/v1/admin/cases/feed"
 def settings(base_settings, request):
     """No lag unless a test asks for one (`parametrize("settings", [{...}], indirect=True)`)."""
     overrides = {"feed_lag_seconds": 0, **getattr(request, "param", {})}
-    return dataclasses.replace(base_settings, **overrides)
+    return base_settings.replace(**overrides)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ image, behind rate limits per address and per case number; and the citizen's own
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import uuid
 import xml.etree.ElementTree as ET
@@ -31,7 +30,7 @@ NAME = "欧阳娜娜"
 @pytest.fixture
 def settings(base_settings, request):
     """The test settings, with overrides from `@pytest.mark.parametrize("settings", [{...}], indirect=True)`."""
-    return dataclasses.replace(base_settings, **getattr(request, "param", {}))
+    return base_settings.replace(**getattr(request, "param", {}))
 
 
 @pytest.fixture

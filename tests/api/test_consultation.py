@@ -8,7 +8,6 @@ clock is followed by fresh tokens.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import uuid
 from typing import Any
@@ -29,7 +28,7 @@ QUESTION = "外地户籍可以在本市办理营业执照吗？"
 def settings(base_settings, request):
     """The test settings, with the overrides an indirect parametrisation passes."""
     overrides = getattr(request, "param", None)
-    return dataclasses.replace(base_settings, **overrides) if overrides else base_settings
+    return base_settings.replace(**overrides) if overrides else base_settings
 
 
 @pytest.fixture
@@ -188,7 +187,7 @@ async def test_unknown_matter_is_404(seeded, make_citizen):
 class TestRateLimit:
     @pytest.fixture
     def settings(self, base_settings):
-        return dataclasses.replace(base_settings, consult_per_hour=2)
+        return base_settings.replace(consult_per_hour=2)
 
     async def test_questions_an_hour_are_limited_per_citizen(self, seeded, make_citizen):
         client = seeded

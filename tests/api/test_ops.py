@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import AsyncIterator
 
@@ -46,7 +45,7 @@ async def test_readyz(client):
 @pytest.fixture
 async def down_client(settings) -> AsyncIterator[AppClient]:
     """A started worker whose store (Redis) cannot be reached."""
-    c = AppClient(create_app(dataclasses.replace(settings, redis_url=DOWN_REDIS)))
+    c = AppClient(create_app(settings.replace(redis_url=DOWN_REDIS)))
     await c.start()
     try:
         yield c

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import html
 
 import pytest
@@ -66,7 +65,7 @@ async def test_receipt_qr_code_opens_the_case(client, case):
 
 @pytest.fixture
 def settings(base_settings):
-    return dataclasses.replace(base_settings, progress_rate_per_minute=3)
+    return base_settings.replace(progress_rate_per_minute=3)
 
 
 async def test_the_page_shares_the_api_rate_limit(client, case):

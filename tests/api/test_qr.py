@@ -4,7 +4,6 @@ redirect, administration, scan analytics, exact counts under concurrency, WeChat
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import io
 import os
@@ -379,7 +378,7 @@ class TestMiniProgramLink:
 
     @pytest.fixture
     def settings(self, base_settings):
-        return dataclasses.replace(base_settings, wechat_mini_page="pages/qr/index")
+        return base_settings.replace(wechat_mini_page="pages/qr/index")
 
     async def test_wechat_scan_offers_the_mini_program(self, client, catalogue, settings):
         slug = await default_slug(LICENCE)
@@ -1488,7 +1487,7 @@ class TestWeChatMiniProgramPage:
 
     @pytest.fixture
     def settings(self, wechat_settings):
-        return dataclasses.replace(wechat_settings, wechat_mini_page="pages/qr/index")
+        return wechat_settings.replace(wechat_mini_page="pages/qr/index")
 
     async def test_wxa_code_opens_the_configured_page(self, client, catalogue, fake_wechat):
         slug = await default_slug(LICENCE)

@@ -9,7 +9,6 @@ clock is followed by fresh tokens.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from typing import Any
@@ -29,7 +28,7 @@ COMMENT = "跑了三次才办成"
 def settings(base_settings, request):
     """The test settings, with the overrides an indirect parametrisation passes."""
     overrides = getattr(request, "param", None)
-    return dataclasses.replace(base_settings, **overrides) if overrides else base_settings
+    return base_settings.replace(**overrides) if overrides else base_settings
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -34,7 +33,7 @@ def settings(base_settings, tmp_path, request):
     """Per test: a private upload directory two levels down (so `../..` would land inside tmp_path), and overrides."""
     upload_dir = tmp_path / "a" / "b" / "uploads"
     upload_dir.mkdir(parents=True)
-    return dataclasses.replace(base_settings, upload_dir=upload_dir, **getattr(request, "param", {}))
+    return base_settings.replace(upload_dir=upload_dir, **getattr(request, "param", {}))
 
 
 @pytest.fixture

@@ -88,9 +88,8 @@ async def test_a_handshake_spends_its_nonce(client, settings):
 
 @pytest.fixture
 def encrypted_only(settings):
-    import dataclasses
 
-    return dataclasses.replace(settings, wechat_mp_encrypted_only=True)
+    return settings.replace(wechat_mp_encrypted_only=True)
 
 
 async def test_safe_mode_refuses_plaintext(client, encrypted_only):

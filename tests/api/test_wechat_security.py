@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import hashlib
 import itertools
 import resource
@@ -651,7 +650,7 @@ class TestReplyBudget:
 
     @pytest.fixture
     def settings(self, base_settings):
-        return dataclasses.replace(base_settings, wechat_reply_budget=0.5)
+        return base_settings.replace(wechat_reply_budget=0.5)
 
     @pytest.fixture
     async def bound(self, make_citizen, settings):

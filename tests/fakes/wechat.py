@@ -155,10 +155,8 @@ def _png(text: str, width: int) -> bytes:
 
 def dev_apps() -> dict[str, str]:
     """The development app ids and secrets of app/settings.py."""
-    return {
-        Settings.wechat_mp_appid: Settings.wechat_mp_secret,
-        Settings.wechat_mini_appid: Settings.wechat_mini_secret,
-    }
+    dev = Settings()
+    return {dev.wechat_mp_appid: dev.wechat_mp_secret, dev.wechat_mini_appid: dev.wechat_mini_secret}
 
 
 class _Server(ThreadingHTTPServer):

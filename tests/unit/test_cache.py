@@ -30,7 +30,7 @@ async def workers(settings: Settings) -> AsyncIterator[tuple[LocalCache, LocalCa
 @pytest.fixture
 async def down_cache(settings: Settings) -> AsyncIterator[LocalCache]:
     """A cache whose store cannot be reached."""
-    store = make_store(dataclasses.replace(settings, redis_url=DOWN_REDIS))
+    store = make_store(settings.replace(redis_url=DOWN_REDIS))
     yield LocalCache(store)
     await store.aclose()
 

@@ -57,13 +57,12 @@ async def test_a_worker_that_fell_behind_the_window_drops_the_namespace(workers,
 
 
 async def test_store_down_drops_keyed_namespaces(settings):
-    import dataclasses
 
     from app.settings import Settings
 
     if not settings.redis_url:
         pytest.skip("the in-process store cannot go down")
-    down = make_store(dataclasses.replace(settings, redis_url="redis://127.0.0.1:1/0"))
+    down = make_store(settings.replace(redis_url="redis://127.0.0.1:1/0"))
     cache = LocalCache(down)
     cache.track_keys(NS)
     cache.put(NS, "c1", b"x")

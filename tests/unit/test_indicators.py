@@ -424,7 +424,7 @@ async def test_counter_visits_of_a_booking_count_for_its_matters_department(sett
 async def test_year_targets_and_met(settings, services):
     await seed_march()
     # A reform that started in 2026: year 1, target 80 %; on-time 4 / 5 = 0.8 meets it exactly (>=).
-    first_year = dataclasses.replace(settings, reform_start_year=2026)
+    first_year = settings.replace(reform_start_year=2026)
     report = await _report(services, first_year, date_from=FROM, date_to=TO)
     assert report["target_percent"] == 80 and report["year_of_reform"] == 1
     city = report["city"]["indicators"]
@@ -438,7 +438,7 @@ async def test_year_targets_and_met(settings, services):
     # REFORM_TARGETS=60,75 from 2025: 2026 is year 2, target 75 %.
     configured = Settings.from_env({"REFORM_TARGETS": "60,75", "REFORM_START_YEAR": "2025"})
     assert configured.reform_targets == (60, 75) and configured.reform_start_year == 2025
-    custom = dataclasses.replace(settings, reform_targets=configured.reform_targets, reform_start_year=2025)
+    custom = settings.replace(reform_targets=configured.reform_targets, reform_start_year=2025)
     report = await _report(services, custom, date_from=FROM, date_to=TO)
     assert report["target_percent"] == 75 and report["year_of_reform"] == 2
     got = scopes(report)
@@ -456,7 +456,7 @@ def test_target_for_each_year_of_the_reform(settings):
     assert indicators.target_for(settings, 2020) == 95  # year 3
     assert indicators.target_for(settings, 2026) == 95  # and every year after
     assert indicators.target_for(settings, 2017) == 80  # before the reform: the first year's
-    custom = dataclasses.replace(settings, reform_targets=(70, 85, 90, 98), reform_start_year=2020)
+    custom = settings.replace(reform_targets=(70, 85, 90, 98), reform_start_year=2020)
     assert [indicators.target_for(custom, y) for y in (2020, 2021, 2022, 2023, 2030)] == [70, 85, 90, 98, 98]
     with pytest.raises(Exception, match="REFORM_TARGETS"):
         Settings.from_env({"REFORM_TARGETS": "80,101"})

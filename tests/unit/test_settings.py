@@ -406,3 +406,138 @@ def test_a_repeated_pii_key_id_is_refused():
 def test_callback_token_and_aes_key_are_checked(name, value):
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({**PRODUCTION, name: value})
+
+
+# ---------------------------------------------------------------- construction, replace() and the environment
+
+
+def test_direct_construction_ignores_the_environment(monkeypatch, tmp_path):
+    for name, value in {**PRODUCTION, "PORT": "9000", "REDIS_URL": "redis://r:6379/0", "LOAD_DEMO": "no",
+                        "FORWARDED_SECRET": "proxy", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    s = Settings(env="test", base_url="http://testserver")
+    assert (s.env, s.port, s.redis_url, s.load_demo) == ("test", 8000, None, True)
+    assert s.database_url == f"sqlite://{ROOT / 'data' / 'zuiduo.sqlite3'}"
+    assert (s.forwarded_secret, s.prometheus_multiproc_dir) == (None, None)
+    assert s.secret_key == Settings.from_env({}).secret_key
+    assert s.jwt_issuer == "http://testserver"  # derived defaults follow the stated fields
+    assert Settings.from_env().port == 9000  # only from_env reads it
+
+
+def test_direct_construction_validates_like_the_environment():
+    for changes, name in [
+        ({"port": 0}, "PORT"),
+        ({"wechat_mp_token": "ab"}, "WECHAT_MP_TOKEN"),
+        ({"case_no_prefix": "zjj"}, "CASE_NO_PREFIX"),
+        ({"pii_keys": {"k1": b"short"}}, "PII_KEYS[k1]"),
+        ({"pii_active_kid": "k9"}, "PII_ACTIVE_KID"),
+        ({"sms_sender": "http"}, "SMS_GATEWAY_URL"),
+        ({"env": "production"}, "SECRET_KEY"),  # production requires its secrets stated
+    ]:
+        with pytest.raises(SettingsError, match=re.escape(name)):
+            Settings(**changes)
+    with pytest.raises(SettingsError, match="not a setting"):
+        Settings(max_page_size=100)
+
+
+def test_settings_are_immutable():
+    s = Settings()
+    with pytest.raises(ValueError):
+        s.port = 9000  # type: ignore[misc]
+    assert s.port == 8000
+
+
+def test_replace_changes_fields_and_keeps_the_rest():
+    s = Settings.from_env({"PORT": "9000", "WORKERS": "4", "SECRET_KEY": "another development secret"})
+    r = s.replace(workers=2, redis_url="redis://r:6379/0")
+    assert (r.port, r.workers, r.redis_url, r.secret_key) == (9000, 2, "redis://r:6379/0", s.secret_key)
+    assert (r.pii_keys, r.pii_index_key) == (s.pii_keys, s.pii_index_key)
+    assert (s.workers, s.redis_url) == (4, None)  # the original is unchanged
+    assert s.replace() == s and s.replace() is not s
+
+
+def test_replace_validates_like_construction():
+    s = Settings(env="test")
+    with pytest.raises(SettingsError, match="PORT must be between 1 and 65535"):
+        s.replace(port=70000)
+    with pytest.raises(SettingsError, match="WECHAT_MP_AES_KEY"):
+        s.replace(wechat_mp_aes_key="short")
+    with pytest.raises(SettingsError, match="REALNAME_VERIFIER=http requires REALNAME_VERIFIER_URL"):
+        s.replace(realname_verifier="http")
+    with pytest.raises(SettingsError, match="production mode requires these environment variables"):
+        s.replace(env="production")
+    with pytest.raises(SettingsError, match="not a setting"):
+        s.replace(extra={})
+    prod = Settings.from_env(PRODUCTION)
+    assert prod.replace(workers=8).is_production
+    with pytest.raises(SettingsError, match="SMS_SENDER=console"):
+        prod.replace(sms_sender="console")
+
+
+def test_replace_derives_unstated_defaults_again():
+    s = Settings(env="test", base_url="http://testserver")
+    r = s.replace(base_url="https://zwfw.example.gov.cn/")
+    assert (r.base_url, r.jwt_issuer) == ("https://zwfw.example.gov.cn", "https://zwfw.example.gov.cn")
+    stated = Settings.from_env({"JWT_ISSUER": "https://id.example.gov.cn"})
+    assert stated.replace(base_url="https://zwfw.example.gov.cn").jwt_issuer == "https://id.example.gov.cn"
+
+
+def test_millisecond_variables_are_seconds_in_the_settings():
+    s = Settings.from_env({"WECHAT_TIMEOUT_MS": "300", "WECHAT_REPLY_BUDGET_MS": "4500"})
+    assert (s.wechat_timeout, s.wechat_reply_budget) == (0.3, 4.5)
+    assert (Settings().wechat_timeout, Settings().wechat_reply_budget) == (5.0, 4.0)
+    assert "WECHAT_TIMEOUT_MS" in refused({"WECHAT_TIMEOUT_MS": "5001"})
+    assert "WECHAT_REPLY_BUDGET_MS" in refused({"WECHAT_REPLY_BUDGET_MS": "0.5"})
+
+
+def test_code_only_fields_are_not_read_from_the_environment():
+    s = Settings.from_env({"MANAGE_DB": "false", "APP_NAME": "other", "CACHE_POLL_SECONDS": "9"})
+    assert (s.manage_db, s.app_name, s.cache_poll_seconds) == (True, "zuiduo", 0.5)
+    assert not {"MANAGE_DB", "APP_NAME", "CACHE_POLL_SECONDS"} & set(Settings.variables().values())
+
+
+def test_each_field_reads_its_own_variable_only():
+    assert Settings.from_env({"ENV": "production", "port": "9000", "app_env": "production"}).env == "development"
+    assert Settings.from_env({"PORT": "9000"}).port == 9000
+
+
+def test_secrets_stay_out_of_repr():
+    s = Settings.from_env({**PRODUCTION, "FORWARDED_SECRET": "proxy-secret-42", "SMS_GATEWAY_KEY": "sms-key-42"})
+    text = repr(s)
+    for secret in ("s" * 40, "mp-secret", "mini-secret", "prodcallbacktoken42", "proxy-secret-42", "sms-key-42", KEY):
+        assert secret not in text
+    assert "wx0000000000000001" in text
+
+
+def test_bad_values_name_the_variable_not_the_secret():
+    message = refused({"SECRET_KEY": "x" * 40, "PII_INDEX_KEY": "not-base64-secret!"})
+    assert "PII_INDEX_KEY" in message and "not-base64-secret!" not in message
+
+
+# ---------------------------------------------------------------- FORWARDED_SECRET and PROMETHEUS_MULTIPROC_DIR
+
+
+def test_forwarded_secret():
+    assert Settings.from_env({}).forwarded_secret is None
+    assert Settings.from_env({"FORWARDED_SECRET": "proxy-secret"}).forwarded_secret == "proxy-secret"
+    assert Settings.from_env({"FORWARDED_SECRET": ""}).forwarded_secret is None
+
+
+def test_prometheus_multiproc_dir(tmp_path):
+    assert Settings.from_env({}).prometheus_multiproc_dir is None
+    assert Settings.from_env({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}).prometheus_multiproc_dir == tmp_path
+    assert "PROMETHEUS_MULTIPROC_DIR" in refused({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "missing")})
+    (tmp_path / "file").write_text("")
+    assert "PROMETHEUS_MULTIPROC_DIR" in refused({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "file")})
+
+
+# ---------------------------------------------------------------- the README's table
+
+
+def test_the_readme_lists_every_variable_once():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    listed = [name for cell in rows for name in re.findall(r"`([A-Z0-9_]+)`", cell)]
+    assert sorted(listed) == sorted(set(listed)), "a variable is listed twice"
+    assert set(listed) == set(Settings.variables().values())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -48,7 +47,7 @@ async def worker(settings: Settings) -> AsyncIterator[Callable[..., TokenAuthori
     stores = []
 
     def make(*, ttl: float = 300.0, store_settings: Settings | None = None, **changes) -> TokenAuthority:
-        s = dataclasses.replace(settings, **changes) if changes else settings
+        s = settings.replace(**changes) if changes else settings
         store = make_store(store_settings or s)
         stores.append(store)
         return TokenAuthority(s, PiiCipher.from_settings(s), LocalCache(store, ttl=ttl))
@@ -302,7 +301,7 @@ async def test_revocation_reaches_another_worker_after_its_sync(worker):
 
 
 async def test_worker_whose_store_is_down_stops_trusting_its_cache(worker, settings):
-    down = dataclasses.replace(settings, redis_url=DOWN_REDIS)
+    down = settings.replace(redis_url=DOWN_REDIS)
     a = worker(store_settings=down)
     _, token = await _citizen(a)
     await a.verify(token, audiences=APP)

@@ -19,7 +19,6 @@ lasted, and `sla` says green / yellow / red, or paused while suspended.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 import pytest
@@ -136,7 +135,7 @@ def test_suspended_days_push_both_dates_by_working_days(settings, suspended_days
     ],
 )
 def test_the_warning_follows_the_setting(settings, percent, warn):
-    case = scheduled(dataclasses.replace(settings, case_warn_percent=percent), promised=10)
+    case = scheduled(settings.replace(case_warn_percent=percent), promised=10)
     assert case.warn_on == warn
     assert case.due_on == D(2026, 10, 20)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import uuid
 
@@ -135,8 +134,8 @@ async def test_wechat_down_keeps_rows_pending_then_delivers_each_once(wechat_set
 
 
 async def test_slow_wechat_times_out_and_is_retried(base_settings, fake_wechat, fake_clock):
-    settings = dataclasses.replace(
-        base_settings, wechat_api_base=fake_wechat.url, wechat_oauth_base=fake_wechat.url, wechat_timeout=0.3
+    settings = base_settings.replace(
+        wechat_api_base=fake_wechat.url, wechat_oauth_base=fake_wechat.url, wechat_timeout=0.3
     )
     store = make_store(settings)
     client = WeChatClient(settings, store)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
@@ -27,7 +26,7 @@ def fake(base_settings: Settings) -> Iterator[FakeWeChat]:
 @pytest.fixture
 def settings(base_settings: Settings, fake: FakeWeChat) -> Settings:
     """The test settings with WeChat's API and OAuth pages on the fake."""
-    return dataclasses.replace(base_settings, wechat_api_base=fake.url, wechat_oauth_base=fake.url)
+    return base_settings.replace(wechat_api_base=fake.url, wechat_oauth_base=fake.url)
 
 
 @pytest.fixture
@@ -44,7 +43,7 @@ async def make_client(settings: Settings, store: Store) -> AsyncIterator[Callabl
     clients: list[WeChatClient] = []
 
     def build(**overrides: object) -> WeChatClient:
-        client = WeChatClient(dataclasses.replace(settings, **overrides), store)
+        client = WeChatClient(settings.replace(**overrides), store)
         clients.append(client)
         return client
 

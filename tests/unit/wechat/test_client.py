@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import logging
 import socket
@@ -606,6 +605,6 @@ async def test_injected_http_client_is_used_and_left_open(settings: Settings, st
 
 
 async def test_aclose_closes_its_own_pool(settings: Settings, store: Store):
-    wechat = WeChatClient(dataclasses.replace(settings), store)
+    wechat = WeChatClient(settings.replace(), store)
     await wechat.aclose()
     assert wechat._http.is_closed
