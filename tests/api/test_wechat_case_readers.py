@@ -26,7 +26,7 @@ def settings(wechat_settings):
 
 @pytest.fixture
 async def seeded(client, fake_clock):
-    await catalogue.import_catalogue(case_helpers.catalogue())
+    await catalogue.import_catalogue(client.sanic_app.ctx.catalogue, data=case_helpers.catalogue())
     return client
 
 

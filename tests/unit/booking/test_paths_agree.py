@@ -234,7 +234,7 @@ async def _reset(deps: BookingDeps) -> None:
 @pytest.fixture
 async def deps(services) -> BookingDeps:
     """The booking services with one seat per slot and at most two active bookings per citizen."""
-    await catalogue.import_catalogue(factories.small_catalogue())
+    await catalogue.import_catalogue(services.catalogue, data=factories.small_catalogue())
     settings = services.booking.settings.replace(booking_max_active=2)
     deps = dataclasses.replace(services.booking, settings=settings)
     await admin.put_schedule(deps, hall="main", config={"capacity": {"commercial": 1}})
