@@ -15,9 +15,10 @@ from app.cases.service import CaseDeps
 from app.settings import Settings
 from app.store import Store, make_store
 from app.wechat.client import WeChatClient
+from auth.accounts import PROFILES
+from auth.deps import AuthDeps
 from auth.pii import PiiCipher
 from auth.realname import make_verifier
-from auth.service import PROFILES, AuthDeps
 from auth.sms import make_sender
 from auth.tokens import TokenAuthority
 from qr.analytics import ScanRecorder
@@ -64,6 +65,7 @@ def build_services(settings: Settings, *, store: Store | None = None) -> Service
         auth=AuthDeps(
             settings=settings,
             store=store,
+            cache=cache,
             tokens=tokens,
             cipher=cipher,
             sms=make_sender(settings),

@@ -28,7 +28,7 @@ from app.web import Pages
 from app.wechat.callback import Callback
 from app.wechat.client import WeChatClient
 from app.wechat.replies import ReplyDeps, Responder
-from auth.service import AuthDeps
+from auth.deps import AuthDeps
 from auth.tokens import TokenAuthority
 from qr.analytics import ScanRecorder
 
@@ -40,12 +40,14 @@ _PREPARED_FLAG = "ZUIDUO_PREPARED"
 async def prepare(settings: Settings) -> None:
     """Migrate, make sure a signing key exists, load the demo catalogue into an empty database (dev)."""
     from app.matters import demo, service
-    from auth.pii import PiiCipher
-    from auth.tokens import ensure_key
 
     if settings.auto_migrate:
         await db.migrate(settings)
-        await ensure_key(PiiCipher.from_settings(settings))
+        services = build_services(settings)
+        try:
+            await services.tokens.ensure_key()
+        finally:
+            await services.aclose()
     if settings.load_demo and await service.catalogue_is_empty():
         report = await demo.load_demo()
         log.info("demo catalogue loaded: %s matters", report.created)
