@@ -187,7 +187,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
         ctx.services = services
         replies = ReplyDeps(
             settings=settings, cache=services.cache, scans=services.scans, booking=services.booking,
-            cases=services.cases, wechat=services.wechat,
+            cases=services.cases, wechat=services.wechat, auth=services.auth,
         )  # fmt: skip
         ctx.wechat_callback = Callback(settings, services.store, Responder(replies))
         scheduler = Scheduler()
