@@ -20,9 +20,10 @@ from app.settings import Settings
 from app.stats.deps import StatsDeps
 from app.store import Store, make_store
 from app.wechat.client import WeChatClient
+from auth.accounts import PROFILES
+from auth.deps import AuthDeps
 from auth.pii import PiiCipher
 from auth.realname import make_verifier
-from auth.service import PROFILES, AuthDeps
 from auth.sms import make_sender
 from auth.tokens import TokenAuthority
 from qr import service as codes_service
@@ -83,6 +84,7 @@ def build_services(settings: Settings, *, store: Store | None = None) -> Service
         auth=AuthDeps(
             settings=settings,
             store=store,
+            cache=cache,
             tokens=tokens,
             cipher=cipher,
             sms=make_sender(settings),

@@ -15,7 +15,7 @@ from app.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from app.bootstrap import Services
-    from auth.service import AuthDeps
+    from auth.deps import AuthDeps
 
 
 def _services(settings: Settings) -> Services:
@@ -81,11 +81,8 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from app import db
 
     async def work() -> None:
-        from auth.pii import PiiCipher
-        from auth.tokens import ensure_key
-
         await db.migrate(settings, quiet=False)
-        await ensure_key(PiiCipher.from_settings(settings))
+        await _services(settings).tokens.ensure_key()
 
     _with_db(settings, work)
     print("migrations up to date")
@@ -162,7 +159,7 @@ def cmd_staff_create(settings: Settings, args: argparse.Namespace) -> int:
     import secrets as _secrets
 
     from app.errors import DomainError
-    from auth import service
+    from auth.staff import create_staff
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -173,7 +170,7 @@ def cmd_staff_create(settings: Settings, args: argparse.Namespace) -> int:
     try:
         staff = _with_db(
             settings,
-            lambda: service.create_staff(
+            lambda: create_staff(
                 username=args.username,
                 password=password,
                 role=args.role,
@@ -194,11 +191,11 @@ def cmd_staff_create(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_staff_disable(settings: Settings, args: argparse.Namespace) -> int:
     """Disable or enable a staff account (disabling revokes its sessions at once)."""
     from app.errors import DomainError
-    from auth import service
+    from auth.staff import set_staff_disabled
 
     deps = _auth_deps(settings)
     try:
-        _with_db(settings, lambda: service.set_staff_disabled(deps, username=args.username, disabled=args.disable))
+        _with_db(settings, lambda: set_staff_disabled(deps, username=args.username, disabled=args.disable))
     except DomainError as exc:
         print(f"{exc.code}: {exc.message}", file=sys.stderr)
         return 1
@@ -209,7 +206,7 @@ def cmd_staff_disable(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_dev_token(settings: Settings, args: argparse.Namespace) -> int:
     """Development only: print access tokens for local testing of clients and load tests."""
     from app.errors import DomainError
-    from auth import service
+    from auth import devtokens
 
     if settings.is_production:
         print("dev token is not available in production mode", file=sys.stderr)
@@ -217,14 +214,12 @@ def cmd_dev_token(settings: Settings, args: argparse.Namespace) -> int:
     deps = _auth_deps(settings)
 
     async def work() -> list[str]:
-        from auth.tokens import ensure_key
-
-        await ensure_key(deps.cipher)
+        await deps.tokens.ensure_key()
         if args.staff:
-            return [await service.dev_token_for_staff(deps, username=args.staff)]
+            return [await devtokens.dev_token_for_staff(deps, username=args.staff)]
         if args.citizen:
-            return [await service.dev_token_for_phone(deps, phone=args.citizen, loa=args.loa)]
-        return await service.dev_tokens_for_new_citizens(deps, count=args.citizens, loa=args.loa)
+            return [await devtokens.dev_token_for_phone(deps, phone=args.citizen, loa=args.loa)]
+        return await devtokens.dev_tokens_for_new_citizens(deps, count=args.citizens, loa=args.loa)
 
     if not (args.staff or args.citizen or args.citizens):
         print("give --citizen PHONE, --citizens N or --staff USERNAME", file=sys.stderr)
@@ -241,15 +236,15 @@ def cmd_dev_token(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
     """List, rotate or retire token signing keys."""
     from auth.models import SigningKey
-    from auth.pii import PiiCipher
-    from auth.tokens import create_key, retire_key
+
+    tokens = _services(settings).tokens
 
     async def work() -> str:
         if args.action == "rotate":
-            kid = await create_key(PiiCipher.from_settings(settings), activate=True)
+            kid = await tokens.create_key(activate=True)
             return f"new active key {kid}; older keys keep verifying until retired"
         if args.action == "retire":
-            ok = await retire_key(args.kid)
+            ok = await tokens.retire_key(args.kid)
             return f"retired {args.kid}" if ok else f"{args.kid} is unknown, active or already retired"
         rows = await SigningKey.all().order_by("created_at")
         return (

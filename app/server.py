@@ -31,8 +31,8 @@ from app.store import Store
 from app.web import Pages
 from app.wechat.callback import Callback
 from app.wechat.client import WeChatClient
-from app.wechat.replies import ReplyDeps, Responder
-from auth.service import AuthDeps
+from app.wechat.replies import Responder
+from auth.deps import AuthDeps
 from auth.tokens import TokenAuthority
 from qr.analytics import ScanRecorder
 from qr.service import CodeDeps
@@ -45,19 +45,17 @@ _PREPARED_FLAG = "ZUIDUO_PREPARED"
 async def prepare(settings: Settings) -> None:
     """Migrate, make sure a signing key exists, load the demo catalogue into an empty database (dev)."""
     from app.matters import demo, service
-    from auth.pii import PiiCipher
-    from auth.tokens import ensure_key
 
-    if settings.auto_migrate:
-        await db.migrate(settings)
-        await ensure_key(PiiCipher.from_settings(settings))
-    if settings.load_demo and await service.catalogue_is_empty():
-        services = build_services(settings)
-        try:
+    services = build_services(settings)
+    try:
+        if settings.auto_migrate:
+            await db.migrate(settings)
+            await services.tokens.ensure_key()
+        if settings.load_demo and await service.catalogue_is_empty():
             report = await demo.load_demo(services.catalogue)
-        finally:
-            await services.aclose()
-        log.info("demo catalogue loaded: %s matters", report.created)
+            log.info("demo catalogue loaded: %s matters", report.created)
+    finally:
+        await services.aclose()
 
 
 async def _housekeeping(settings: Settings) -> None:
@@ -214,11 +212,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
         services = build_services(settings)
         cache_bus.bind(services.cache)
         ctx.services = services
-        replies = ReplyDeps(
-            settings=settings, cache=services.cache, scans=services.scans, booking=services.booking,
-            cases=services.cases, wechat=services.wechat, codes=services.codes,
-        )  # fmt: skip
-        ctx.wechat_callback = Callback(settings, services.store, Responder(replies))
+        ctx.wechat_callback = Callback(settings, services.store, Responder(services))
         scheduler = Scheduler()
         scheduler.add("cache-sync", settings.cache_poll_seconds, services.cache.sync)
         scheduler.add("scan-flush", 2.0, services.scans.flush)

@@ -7,7 +7,7 @@ from sanic import Blueprint, HTTPResponse, Request
 
 from app.errors import InvalidInput
 from app.http import doc, json_response, parse_body
-from auth import service
+from auth import staff as staff_accounts
 from auth.errors import (
     STAFF_AUTH_ERRORS,
     StaffNotFound,
@@ -49,7 +49,7 @@ def _staff_dict(staff: object) -> dict:
 async def create(request: Request) -> HTTPResponse:
     """Create a staff account."""
     body = parse_body(request, NewStaff)
-    staff = await service.create_staff(
+    staff = await staff_accounts.create_staff(
         username=body.username,
         password=body.password,
         role=body.role,
@@ -65,7 +65,7 @@ async def create(request: Request) -> HTTPResponse:
 @admin_required
 async def disable(request: Request, username: str) -> HTTPResponse:
     """Disable a staff account and revoke its sessions."""
-    await service.set_staff_disabled(request.app.ctx.auth, username=username, disabled=True)
+    await staff_accounts.set_staff_disabled(request.app.ctx.auth, username=username, disabled=True)
     return json_response({"username": username, "disabled": True})
 
 
@@ -74,5 +74,5 @@ async def disable(request: Request, username: str) -> HTTPResponse:
 @admin_required
 async def enable(request: Request, username: str) -> HTTPResponse:
     """Re-enable a staff account."""
-    await service.set_staff_disabled(request.app.ctx.auth, username=username, disabled=False)
+    await staff_accounts.set_staff_disabled(request.app.ctx.auth, username=username, disabled=False)
     return json_response({"username": username, "disabled": False})

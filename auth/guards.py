@@ -1,4 +1,4 @@
-"""Guards: one way for handlers to say who may call them (role, scope, level of assurance).
+"""Guards: one way for handlers to say who may call them (role, level of assurance); scope is `Principal.covers`.
 
 Apps send `Authorization: Bearer <jwt>`; our H5 pages use the httpOnly cookie `zd_at`. A write
 authenticated by the cookie must come from our own origin (CSRF).
@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from sanic import Request
 
 from app.errors import Forbidden
-from auth.errors import AssuranceTooLow, OutOfScope, TokenMissing, WrongRole
+from auth.errors import AssuranceTooLow, TokenMissing, WrongRole
 from auth.tokens import CITIZEN_AUDIENCES, STAFF_AUDIENCE, Principal
 
 ACCESS_COOKIE = "zd_at"
@@ -99,19 +99,3 @@ def staff_required(*roles: str) -> Callable[[Handler], Handler]:
 
 
 admin_required = staff_required("admin")
-
-
-def ensure_hall(principal: Principal, hall: str) -> None:
-    """A clerk acts only in their own hall (admins everywhere)."""
-    if principal.role == "admin":
-        return
-    if principal.hall != hall:
-        raise OutOfScope(details={"hall": hall})
-
-
-def ensure_department(principal: Principal, department: str) -> None:
-    """A reviewer acts only for their departments (admins everywhere)."""
-    if principal.role == "admin":
-        return
-    if department not in principal.departments:
-        raise OutOfScope(details={"department": department})

@@ -93,3 +93,8 @@ async def revoke_subject(subject: str, *, reason: str) -> int:
     return await AuthSession.filter(subject=subject, revoked_at__isnull=True).update(
         revoked_at=clock.now(), revoked_reason=reason
     )
+
+
+async def session_count(subject: str) -> int:
+    """Open sessions of a subject (tests and admin)."""
+    return await AuthSession.filter(subject=subject, revoked_at__isnull=True).count()

@@ -53,50 +53,6 @@ def public_jwk(kid: str, public: Ed25519PublicKey) -> dict[str, str]:
     return {"kty": "OKP", "crv": "Ed25519", "x": _b64(raw), "kid": kid, "use": "sig", "alg": ALGORITHM}
 
 
-async def create_key(cipher: PiiCipher, *, activate: bool) -> str:
-    """Generate a key; when `activate`, it becomes the only signer (older keys keep verifying)."""
-    private = Ed25519PrivateKey.generate()
-    kid = clock.now().strftime("%Y%m%d") + "-" + secrets.token_hex(4)
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    async with in_transaction():
-        if activate:
-            await SigningKey.filter(active=True).update(active=False)
-        await SigningKey.create(
-            kid=kid,
-            private_enc=cipher.encrypt(pem, aad=f"signing-key:{kid}"),
-            public_jwk=public_jwk(kid, private.public_key()),
-            active=activate,
-        )
-    await _keys_changed()
-    return kid
-
-
-async def _keys_changed() -> None:
-    """Every worker reloads its key ring and re-verifies cached tokens."""
-    from app import cache as cache_bus
-
-    await cache_bus.changed(KEYS_NAMESPACE)
-    await cache_bus.changed(CACHE_NAMESPACE)
-
-
-async def ensure_key(cipher: PiiCipher) -> None:
-    """Create the first signing key when there is none."""
-    if not await SigningKey.filter(retired_at__isnull=True, active=True).exists():
-        await create_key(cipher, activate=True)
-
-
-async def retire_key(kid: str) -> bool:
-    """Stop verifying with a key (it can no longer be the active one)."""
-    retired = bool(
-        await SigningKey.filter(kid=kid, active=False, retired_at__isnull=True).update(retired_at=clock.now())
-    )
-    if retired:
-        await _keys_changed()
-    return retired
-
-
 @dataclass
 class Principal:
     """Who is calling: a citizen or a staff member, as the verified token says."""
@@ -137,6 +93,44 @@ class TokenAuthority:
         self._public: dict[str, Ed25519PublicKey] = {}
         self._last_reload = 0.0
 
+    async def create_key(self, *, activate: bool) -> str:
+        """Generate a key; when `activate`, it becomes the only signer (older keys keep verifying)."""
+        private = Ed25519PrivateKey.generate()
+        kid = clock.now().strftime("%Y%m%d") + "-" + secrets.token_hex(4)
+        pem = private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        async with in_transaction():
+            if activate:
+                await SigningKey.filter(active=True).update(active=False)
+            await SigningKey.create(
+                kid=kid,
+                private_enc=self.cipher.encrypt(pem, aad=f"signing-key:{kid}"),
+                public_jwk=public_jwk(kid, private.public_key()),
+                active=activate,
+            )
+        await self._keys_changed()
+        return kid
+
+    async def ensure_key(self) -> None:
+        """Create the first signing key when there is none."""
+        if not await SigningKey.filter(retired_at__isnull=True, active=True).exists():
+            await self.create_key(activate=True)
+
+    async def retire_key(self, kid: str) -> bool:
+        """Stop verifying with a key (it can no longer be the active one)."""
+        retired = bool(
+            await SigningKey.filter(kid=kid, active=False, retired_at__isnull=True).update(retired_at=clock.now())
+        )
+        if retired:
+            await self._keys_changed()
+        return retired
+
+    async def _keys_changed(self) -> None:
+        """Every worker reloads its key ring and re-verifies cached tokens."""
+        await self.cache.invalidate(KEYS_NAMESPACE)
+        await self.cache.invalidate(CACHE_NAMESPACE)
+
     async def _keys(self) -> None:
         if self._signer is not None and self.cache.get(KEYS_NAMESPACE, "loaded"):
             return
@@ -152,7 +146,7 @@ class TokenAuthority:
                 assert isinstance(key, Ed25519PrivateKey)
                 self._signer = (row.kid, key)
         if self._signer is None:
-            await ensure_key(self.cipher)
+            await self.ensure_key()
             return await self._keys()
         self.cache.put(KEYS_NAMESPACE, "loaded", True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,7 +14,8 @@ from app.errors import InvalidInput, ServiceUnavailable
 from app.http import doc, json_response, parse_body, parse_query
 from app.ratelimit import TooManyRequests
 from app.wechat.errors import WeChatCodeInvalid, WeChatRateLimited, WeChatUnavailable
-from auth import service
+from auth import logins
+from auth.deps import AuthDeps, TokenPair
 from auth.errors import (
     AccountDisabled,
     AccountLocked,
@@ -102,11 +104,38 @@ def _ip(request: Request) -> str:
     return request.remote_addr or request.ip or "unknown"
 
 
-def _deps(request: Request) -> service.AuthDeps:
+def _deps(request: Request) -> AuthDeps:
     return request.app.ctx.auth
 
 
-def _cookie_response(request: Request, response: HTTPResponse, pair: service.TokenPair) -> HTTPResponse:
+def _tokens(pair: TokenPair) -> dict[str, Any]:
+    """JSON shape of a sign-in (OAuth-style)."""
+    return {
+        "access_token": pair.access_token,
+        "token_type": "Bearer",
+        "expires_in": pair.expires_in,
+        "refresh_token": pair.refresh_token,
+        "audience": pair.audience,
+    }
+
+
+def _introspection(result: logins.Introspection) -> dict[str, Any]:
+    """RFC 7662 answer: only `active` for an inactive token; `loa` for citizens, `role` for staff."""
+    if not result.active:
+        return {"active": False}
+    return {
+        "active": True,
+        "sub": result.subject,
+        "aud": result.audience,
+        "iss": result.issuer,
+        "exp": result.expires_at,
+        "iat": result.issued_at,
+        "token_type": "access_token",
+        **({"loa": result.loa} if result.kind == "citizen" else {"role": result.role}),
+    }
+
+
+def _cookie_response(request: Request, response: HTTPResponse, pair: TokenPair) -> HTTPResponse:
     secure = request.app.ctx.settings.base_url.startswith("https://")
     response.add_cookie(
         ACCESS_COOKIE,
@@ -140,8 +169,8 @@ def _cookie_response(request: Request, response: HTTPResponse, pair: service.Tok
 async def miniprogram(request: Request) -> HTTPResponse:
     """Sign in from the mini program."""
     body = parse_body(request, CodeBody)
-    pair = await service.login_miniprogram(_deps(request), code=body.code)
-    return json_response(pair.as_dict())
+    pair = await logins.login_miniprogram(_deps(request), code=body.code)
+    return json_response(_tokens(pair))
 
 
 @bp.get("/api/v1/auth/wechat/authorize")
@@ -154,7 +183,7 @@ async def miniprogram(request: Request) -> HTTPResponse:
 async def authorize(request: Request) -> HTTPResponse:
     """Redirect to WeChat's OAuth page."""
     query = parse_query(request, AuthorizeQuery)
-    return redirect(await service.oauth_start(_deps(request), next_path=query.next))
+    return redirect(await logins.oauth_start(_deps(request), next_path=query.next))
 
 
 @bp.get("/api/v1/auth/wechat/callback")
@@ -167,8 +196,8 @@ async def authorize(request: Request) -> HTTPResponse:
 async def callback(request: Request) -> HTTPResponse:
     """Finish the OAuth login and go to the requested page."""
     query = parse_query(request, CallbackQuery)
-    pair, next_path = await service.oauth_finish(_deps(request), code=query.code, state=query.state)
-    return _cookie_response(request, redirect(next_path), pair)
+    login = await logins.oauth_finish(_deps(request), code=query.code, state=query.state)
+    return _cookie_response(request, redirect(login.next_path), login.tokens)
 
 
 @bp.post("/api/v1/auth/sms/send")
@@ -181,7 +210,8 @@ async def callback(request: Request) -> HTTPResponse:
 async def sms_send(request: Request) -> HTTPResponse:
     """Send a one-time code."""
     body = parse_body(request, PhoneBody)
-    return json_response(await service.sms_send(_deps(request), phone=body.phone, ip=_ip(request)))
+    sent = await logins.sms_send(_deps(request), phone=body.phone, ip=_ip(request))
+    return json_response({"phone": sent.masked_phone, "expires_in": sent.expires_in})
 
 
 @bp.post("/api/v1/auth/sms/verify")
@@ -196,8 +226,8 @@ async def sms_verify(request: Request) -> HTTPResponse:
     """Verify a code: sign in (app) or link the phone to the signed-in citizen."""
     body = parse_body(request, OtpBody)
     current = await optional_citizen(request)
-    pair = await service.sms_verify(_deps(request), phone=body.phone, otp=body.otp, current=current)
-    return json_response(pair.as_dict())
+    pair = await logins.sms_verify(_deps(request), phone=body.phone, otp=body.otp, current=current)
+    return json_response(_tokens(pair))
 
 
 @bp.post("/api/v1/auth/staff/login")
@@ -211,8 +241,8 @@ async def sms_verify(request: Request) -> HTTPResponse:
 async def staff_login(request: Request) -> HTTPResponse:
     """Staff password sign-in."""
     body = parse_body(request, StaffLoginBody)
-    pair = await service.staff_login(_deps(request), username=body.username, password=body.password, ip=_ip(request))
-    return json_response(pair.as_dict())
+    pair = await logins.staff_login(_deps(request), username=body.username, password=body.password, ip=_ip(request))
+    return json_response(_tokens(pair))
 
 
 @bp.post("/api/v1/auth/refresh")
@@ -227,8 +257,8 @@ async def refresh(request: Request) -> HTTPResponse:
     """Rotate a refresh token."""
     body = parse_body(request, RefreshBody) if request.body else RefreshBody()
     token = body.refresh_token or request.cookies.get(REFRESH_COOKIE) or ""
-    pair = await service.refresh(_deps(request), refresh_token=token)
-    response = json_response(pair.as_dict())
+    pair = await logins.refresh(_deps(request), refresh_token=token)
+    response = json_response(_tokens(pair))
     return _cookie_response(request, response, pair) if not body.refresh_token else response
 
 
@@ -237,7 +267,7 @@ async def refresh(request: Request) -> HTTPResponse:
 async def logout(request: Request) -> HTTPResponse:
     """Revoke the caller's session."""
     principal = await authenticate(request, ALL_AUDIENCES)
-    await service.logout(_deps(request), principal=principal)
+    await logins.logout(_deps(request), principal=principal)
     response = HTTPResponse(status=204)
     response.delete_cookie(ACCESS_COOKIE, path="/")
     response.delete_cookie(REFRESH_COOKIE, path="/api/v1/auth")
@@ -265,8 +295,8 @@ async def introspect(request: Request) -> HTTPResponse:
         token = token if isinstance(token, str) else ""
     else:
         token = (parse_qs((request.body or b"").decode(errors="replace")).get("token") or [""])[0]
-    result = await service.introspect(_deps(request), client_id=client_id, client_secret=client_secret, token=token)
-    return json_response(result)
+    result = await logins.introspect(_deps(request), client_id=client_id, client_secret=client_secret, token=token)
+    return json_response(_introspection(result))
 
 
 @bp.get("/.well-known/jwks.json")

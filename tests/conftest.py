@@ -150,13 +150,13 @@ def cheap_password_hashing() -> Iterator[None]:
     """argon2id with minimal cost in tests: the same algorithm, without 300 ms per hash."""
     from argon2 import PasswordHasher
 
-    import auth.service
+    import auth.staff
 
-    saved = auth.service._hasher, auth.service._DUMMY_HASH
-    auth.service._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    auth.service._DUMMY_HASH = auth.service._hasher.hash("dummy")
+    saved = auth.staff._hasher, auth.staff._DUMMY_HASH
+    auth.staff._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    auth.staff._DUMMY_HASH = auth.staff._hasher.hash("dummy")
     yield
-    auth.service._hasher, auth.service._DUMMY_HASH = saved
+    auth.staff._hasher, auth.staff._DUMMY_HASH = saved
 
 
 @pytest.fixture(scope="session")
@@ -261,7 +261,8 @@ def auth_deps(services):
 @pytest.fixture
 def make_staff(auth_deps):
     """Create a staff account and return (staff, bearer headers)."""
-    from auth import service
+    from auth.logins import issue_for_staff
+    from auth.staff import create_staff
 
     async def make(
         role: str = "admin",
@@ -275,14 +276,14 @@ def make_staff(auth_deps):
             hall = "main"
         if role == "reviewer" and not departments:
             departments = ["scjgj"]
-        staff = await service.create_staff(
+        staff = await create_staff(
             username=username or f"{role}_{uuid.uuid4().hex[:6]}",
             password=password,
             role=role,
             hall=hall,
             departments=departments,
         )
-        pair = await service.issue_for_staff(auth_deps, staff=staff)
+        pair = await issue_for_staff(auth_deps, staff=staff)
         return staff, {"Authorization": f"Bearer {pair.access_token}"}
 
     return make
@@ -291,12 +292,12 @@ def make_staff(auth_deps):
 @pytest.fixture
 def make_citizen(auth_deps):
     """Create a citizen with a verified phone at a level of assurance; return (citizen id, headers, pair)."""
-    from auth import service
+    from auth.devtokens import dev_token_for_phone
     from auth.models import Citizen
 
     async def make(*, phone: str | None = None, loa: int = 2, audience: str = "app"):
         phone = phone or "139" + uuid.uuid4().int.__str__()[:8]
-        token = await service.dev_token_for_phone(auth_deps, phone=phone, loa=loa, audience=audience)
+        token = await dev_token_for_phone(auth_deps, phone=phone, loa=loa, audience=audience)
         citizen = await Citizen.get(phone_bidx=auth_deps.cipher.blind_index(phone, kind="phone"))
         return citizen, {"Authorization": f"Bearer {token}"}
 

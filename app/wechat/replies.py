@@ -7,36 +7,25 @@ query code, or alone from a bound subscriber), 预约 / 进度, a matter keyword
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import re
 import uuid
-from dataclasses import dataclass
-from typing import Any
 
-from tortoise.exceptions import IntegrityError
 from wechatpy import events, messages
 from wechatpy.messages import BaseMessage
 
 from app import clock
 from app.booking import service as booking_service
-from app.booking.deps import BookingDeps
-from app.cache import LocalCache
+from app.bootstrap import Services
 from app.cases import service as case_service
-from app.cases.service import CaseDeps
 from app.cases.types import CaseSummary, TimelineEntry
 from app.clock import SHANGHAI
 from app.errors import DomainError
 from app.matters import service as matter_service
-from app.settings import Settings
 from app.wechat.callback import Reply
-from app.wechat.client import WeChatClient
-from app.wechat.errors import WeChatError
-from auth.models import Channel, ChannelBinding, Citizen
+from auth import accounts
 from qr import service as qr_service
-from qr.analytics import ScanRecorder
-from qr.service import CodeDeps
 from qr.types import ScanChannel
 
 log = logging.getLogger("app.wechat.replies")
@@ -62,25 +51,12 @@ def _case_pattern(prefix: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![0-9A-Za-z])({re.escape(prefix)}\d{{14}})(?![0-9A-Za-z])", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class ReplyDeps:
-    """What the answers are made from."""
-
-    settings: Settings
-    cache: LocalCache
-    scans: ScanRecorder
-    booking: BookingDeps
-    cases: CaseDeps
-    wechat: WeChatClient
-    codes: CodeDeps
-
-
 class Responder:
     """Turns one verified message into a reply (text, news articles) or nothing."""
 
-    def __init__(self, deps: ReplyDeps) -> None:
-        self.deps = deps
-        self.case_no = _case_pattern(deps.settings.case_no_prefix)
+    def __init__(self, services: Services) -> None:
+        self.deps = services
+        self.case_no = _case_pattern(services.settings.case_no_prefix)
 
     async def __call__(self, message: BaseMessage) -> Reply:
         """The answer to a message."""
@@ -103,40 +79,15 @@ class Responder:
 
     # ------------------------------------------------------------ subscribers
 
-    def _bindings(self, openid: str) -> Any:
-        return ChannelBinding.filter(
-            channel=Channel.official_account, appid=self.deps.settings.wechat_mp_appid, openid=openid
-        )
-
     async def _subscription(self, openid: str, *, subscribed: bool) -> None:
-        """Mark the subscriber's binding (unsubscribed: the outbox stops sending template messages)."""
-        changed = await self._bindings(openid).update(
-            subscribed=subscribed, unsubscribed_at=None if subscribed else clock.now()
+        """Record the (un)subscribe with the identity service (unsubscribed: template messages stop)."""
+        await accounts.set_subscription(
+            self.deps.auth, appid=self.deps.settings.wechat_mp_appid, openid=openid, subscribed=subscribed
         )
-        if subscribed and not changed:
-            await self._bind_by_unionid(openid)
-
-    async def _bind_by_unionid(self, openid: str) -> None:
-        """A new subscriber who already signed in elsewhere (mini program, H5) gets bound through the unionid."""
-        try:
-            info = await self.deps.wechat.user_info(openid=openid)
-        except WeChatError as exc:
-            log.info("user/info for a new subscriber failed (%s): bound at their first H5 sign-in instead", exc.code)
-            return
-        unionid = info.get("unionid")
-        citizen = await Citizen.get_or_none(unionid=unionid, disabled=False) if unionid else None
-        if citizen is None:
-            return
-        target = citizen.merged_into or citizen.id
-        with contextlib.suppress(IntegrityError):  # bound meanwhile (the same event twice, or an H5 sign-in)
-            await ChannelBinding.create(
-                citizen_id=target, channel=Channel.official_account, appid=self.deps.settings.wechat_mp_appid,
-                openid=openid, unionid=unionid, subscribed=True,
-            )  # fmt: skip
 
     async def _citizen(self, openid: str) -> uuid.UUID | None:
-        row = await self._bindings(openid).first()
-        return row.citizen_id if row else None  # type: ignore[attr-defined]
+        mp = self.deps.settings.wechat_mp_appid
+        return await accounts.citizen_for_openid(self.deps.auth, appid=mp, openid=openid)
 
     async def _sign_in_hint(self, openid: str) -> str:
         if await self._citizen(openid) is not None:

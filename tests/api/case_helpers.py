@@ -140,7 +140,7 @@ async def staff_list(client, headers, **params: Any) -> list[str]:
 
 async def staff_headers(auth_deps, staff) -> dict[str, str]:
     """Fresh bearer headers for a staff account (after the fake clock has moved past the old token's expiry)."""
-    from auth import service
+    from auth.logins import issue_for_staff
 
-    pair = await service.issue_for_staff(auth_deps, staff=staff)
+    pair = await issue_for_staff(auth_deps, staff=staff)
     return {"Authorization": f"Bearer {pair.access_token}"}

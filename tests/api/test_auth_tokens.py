@@ -37,11 +37,13 @@ from sanic import Request
 from app import cache as cache_module
 from app.http import json_response
 from app.server import create_app
-from auth import service
-from auth.guards import citizen_required, ensure_department, ensure_hall, staff_required
+from auth import accounts, logins
+from auth import staff as staff_accounts
+from auth.deps import TokenPair
+from auth.errors import OutOfScope
+from auth.guards import citizen_required, staff_required
 from auth.idcard import make_id_number
 from auth.models import AuthSession, Citizen, RefreshToken, SigningKey
-from auth.tokens import create_key, retire_key
 from tests.conftest import AppClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,15 +130,15 @@ class Forge:
     target: str  # "citizen" | "admin"
     kid: str
     key: Ed25519PrivateKey
-    pairs: dict[str, service.TokenPair]
+    pairs: dict[str, TokenPair]
     other_sid: str  # a live session of a different citizen
 
     @property
-    def mine(self) -> service.TokenPair:
+    def mine(self) -> TokenPair:
         return self.pairs["citizen" if self.target == "citizen" else "staff"]
 
     @property
-    def other(self) -> service.TokenPair:
+    def other(self) -> TokenPair:
         return self.pairs["staff" if self.target == "citizen" else "citizen"]
 
     @property
@@ -304,10 +306,10 @@ async def forge_ctx(auth_deps, make_citizen, make_staff):
     other_citizen, _ = await make_citizen(loa=2)
     staff, _ = await make_staff("admin")
     pairs = {
-        "citizen": await service.issue_for_citizen(auth_deps, citizen=citizen, audience="app"),
-        "staff": await service.issue_for_staff(auth_deps, staff=staff),
+        "citizen": await logins.issue_for_citizen(auth_deps, citizen=citizen, audience="app"),
+        "staff": await logins.issue_for_staff(auth_deps, staff=staff),
     }
-    other = await service.issue_for_citizen(auth_deps, citizen=other_citizen, audience="app")
+    other = await logins.issue_for_citizen(auth_deps, citizen=other_citizen, audience="app")
     kid, key = await real_signing_key(auth_deps)
     return kid, key, pairs, claims_of(other.access_token)["sid"]
 
@@ -438,7 +440,7 @@ async def test_rotation_old_tokens_keep_verifying_new_tokens_use_new_kid(
     old_kid = header_of(old_token)["kid"]
     _, ok = await client.get(ME, headers=old_headers)
     assert ok.status == 200
-    new_kid = await create_key(auth_deps.cipher, activate=True)
+    new_kid = await auth_deps.tokens.create_key(activate=True)
     assert new_kid != old_kid
     assert set(await _jwks_kids(client)) == {old_kid, new_kid}
     assert (await _jwks_kids(client))[0] == new_kid  # newest first
@@ -452,7 +454,7 @@ async def test_rotation_old_tokens_keep_verifying_new_tokens_use_new_kid(
         _, fresh = await c2.get(ME, headers=old_headers)
         assert fresh.status == 200
         # New sign-ins on that worker carry the new kid and verify on the old worker too.
-        pair = await service.issue_for_citizen(second.ctx.auth, citizen=citizen, audience="app")
+        pair = await logins.issue_for_citizen(second.ctx.auth, citizen=citizen, audience="app")
         assert header_of(pair.access_token)["kid"] == new_kid
         _, cross = await client.get(ME, headers=bearer(pair.access_token))
         assert cross.status == 200
@@ -465,9 +467,9 @@ async def test_running_worker_signs_with_new_key_after_rotation_and_one_sync(cli
     citizen, headers = await make_citizen()
     _, ok = await client.get(ME, headers=headers)  # the worker has loaded its key ring
     assert ok.status == 200
-    new_kid = await create_key(auth_deps.cipher, activate=True)
+    new_kid = await auth_deps.tokens.create_key(activate=True)
     await app.ctx.cache.sync()
-    pair = await service.issue_for_citizen(app.ctx.auth, citizen=citizen, audience="app")
+    pair = await logins.issue_for_citizen(app.ctx.auth, citizen=citizen, audience="app")
     assert header_of(pair.access_token)["kid"] == new_kid
 
 
@@ -476,11 +478,11 @@ async def test_retired_key_leaves_jwks_and_fresh_workers_refuse_its_tokens(
 ):
     _, old_headers = await make_citizen()
     old_kid = header_of(old_headers["Authorization"].split()[1])["kid"]
-    new_kid = await create_key(auth_deps.cipher, activate=True)
-    assert await retire_key(new_kid) is False  # the active key cannot be retired
-    assert await retire_key("no-such-kid") is False
-    assert await retire_key(old_kid) is True
-    assert await retire_key(old_kid) is False  # already retired
+    new_kid = await auth_deps.tokens.create_key(activate=True)
+    assert await auth_deps.tokens.retire_key(new_kid) is False  # the active key cannot be retired
+    assert await auth_deps.tokens.retire_key("no-such-kid") is False
+    assert await auth_deps.tokens.retire_key(old_kid) is True
+    assert await auth_deps.tokens.retire_key(old_kid) is False  # already retired
     assert await _jwks_kids(client) == [new_kid]
     second = create_app(settings)
     c2 = AppClient(second)
@@ -499,8 +501,8 @@ async def test_running_worker_refuses_retired_key_after_one_sync(client, app, au
     _, ok = await client.get(ME, headers=old_headers if seen_before else warm)
     assert ok.status == 200
     old_kid = header_of(old_headers["Authorization"].split()[1])["kid"]
-    await create_key(auth_deps.cipher, activate=True)
-    assert await retire_key(old_kid)
+    await auth_deps.tokens.create_key(activate=True)
+    assert await auth_deps.tokens.retire_key(old_kid)
     await app.ctx.cache.sync()
     _, resp = await client.get(ME, headers=old_headers)
     assert resp.status == 401 and error_code(resp) == INVALID
@@ -514,8 +516,8 @@ async def test_retired_key_is_refused_once_the_worker_cache_ttl_passes(
     _, ok = await client.get(ME, headers=old_headers)
     assert ok.status == 200
     old_kid = header_of(old_headers["Authorization"].split()[1])["kid"]
-    await create_key(auth_deps.cipher, activate=True)
-    assert await retire_key(old_kid)
+    await auth_deps.tokens.create_key(activate=True)
+    assert await auth_deps.tokens.retire_key(old_kid)
     assert old_kid not in await _jwks_kids(client)
 
     class Later:
@@ -640,12 +642,12 @@ async def test_disabling_a_citizen_elsewhere_reaches_this_worker_within_one_tick
     assert ok.status == 200
     await app.ctx.cache.sync()  # steady state: the tick has seen the current generation
     # auth_deps has its own token cache on the shared store: another worker / an admin process.
-    await service.set_citizen_disabled(auth_deps, citizen_id=str(citizen.id), disabled=True)
+    await accounts.set_citizen_disabled(auth_deps, citizen_id=str(citizen.id), disabled=True)
     await app.ctx.cache.sync()
     _, after = await client.get(ME, headers=headers)
     assert after.status == 401 and error_code(after) == REVOKED
     # Re-enabling does not resurrect revoked sessions.
-    await service.set_citizen_disabled(auth_deps, citizen_id=str(citizen.id), disabled=False)
+    await accounts.set_citizen_disabled(auth_deps, citizen_id=str(citizen.id), disabled=False)
     await app.ctx.cache.sync()
     _, still = await client.get(ME, headers=headers)
     assert still.status == 401 and error_code(still) == REVOKED
@@ -657,7 +659,7 @@ async def test_disabling_staff_elsewhere_reaches_this_worker_within_one_tick(cli
     _, ok = await client.get(ADMIN, headers=headers)
     assert ok.status == 200
     await app.ctx.cache.sync()
-    await service.set_staff_disabled(other.ctx.auth, username="far_admin", disabled=True)
+    await staff_accounts.set_staff_disabled(other.ctx.auth, username="far_admin", disabled=True)
     await app.ctx.cache.sync()
     _, after = await client.get(ADMIN, headers=headers)
     assert after.status == 401 and error_code(after) == REVOKED
@@ -682,7 +684,7 @@ async def test_revocation_during_verification_is_not_lost(client, app, second_wo
         if not fired:
             fired.append(sid)
             principal = await other.ctx.tokens.verify(headers["Authorization"].split()[1], audiences=frozenset({"app"}))
-            await service.logout(other.ctx.auth, principal=principal)  # ... and is revoked elsewhere now
+            await logins.logout(other.ctx.auth, principal=principal)  # ... and is revoked elsewhere now
             await app.ctx.cache.sync()  # this worker's tick lands before our put
 
     monkeypatch.setattr(tokens, "_check_revocation", check_then_revoke)
@@ -698,7 +700,7 @@ async def test_revocation_during_verification_is_not_lost(client, app, second_wo
 
 async def _pair(auth_deps, *, loa: int = 2, audience: str = "app", make_citizen=None):
     citizen, _ = await make_citizen(loa=loa)
-    pair = await service.issue_for_citizen(auth_deps, citizen=citizen, audience=audience)
+    pair = await logins.issue_for_citizen(auth_deps, citizen=citizen, audience=audience)
     return citizen, pair
 
 
@@ -750,7 +752,7 @@ async def test_refresh_after_logout_is_revoked(client, auth_deps, make_citizen):
 
 async def test_refresh_of_a_disabled_citizen_is_refused(client, auth_deps, make_citizen):
     citizen, pair = await _pair(auth_deps, make_citizen=make_citizen)
-    await service.set_citizen_disabled(auth_deps, citizen_id=str(citizen.id), disabled=True)
+    await accounts.set_citizen_disabled(auth_deps, citizen_id=str(citizen.id), disabled=True)
     _, resp = await client.post("/api/v1/auth/refresh", json={"refresh_token": pair.refresh_token})
     assert resp.status == 401 and error_code(resp) == REVOKED
 
@@ -767,8 +769,8 @@ async def test_refresh_of_a_citizen_disabled_behind_the_service_revokes_the_sess
 
 async def test_refresh_of_a_disabled_staff_member_is_refused(client, auth_deps, make_staff):
     staff, _ = await make_staff("admin", username="gone_admin")
-    pair = await service.issue_for_staff(auth_deps, staff=staff)
-    await service.set_staff_disabled(auth_deps, username="gone_admin", disabled=True)
+    pair = await logins.issue_for_staff(auth_deps, staff=staff)
+    await staff_accounts.set_staff_disabled(auth_deps, username="gone_admin", disabled=True)
     _, resp = await client.post("/api/v1/auth/refresh", json={"refresh_token": pair.refresh_token})
     assert resp.status == 401 and error_code(resp) == REVOKED
 
@@ -787,7 +789,7 @@ async def test_refresh_keeps_the_audience(client, auth_deps, make_citizen, audie
 
 async def test_staff_refresh_keeps_staff_audience_and_role(client, auth_deps, make_staff):
     staff, _ = await make_staff("clerk", hall="main")
-    pair = await service.issue_for_staff(auth_deps, staff=staff)
+    pair = await logins.issue_for_staff(auth_deps, staff=staff)
     _, resp = await client.post("/api/v1/auth/refresh", json={"refresh_token": pair.refresh_token})
     assert resp.status == 200 and resp.json["audience"] == "staff"
     claims = claims_of(resp.json["access_token"])
@@ -1049,12 +1051,14 @@ def _guarded_routes(application) -> None:
 
     @staff_required("clerk", "admin")
     async def hall(request: Request, code: str):
-        ensure_hall(request.ctx.principal, code)
+        if not request.ctx.principal.covers(department=None, hall=code):
+            raise OutOfScope(details={"hall": code})
         return json_response({"hall": code})
 
     @staff_required("reviewer", "admin")
     async def department(request: Request, code: str):
-        ensure_department(request.ctx.principal, code)
+        if not request.ctx.principal.covers(department=code, hall=None):
+            raise OutOfScope(details={"department": code})
         return json_response({"department": code})
 
     application.add_route(loa2, "/t/loa2", methods=["GET"], name="t_loa2")

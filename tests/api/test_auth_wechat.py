@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from auth.models import ChannelBinding, Citizen
+from auth.accounts import PROFILES
+from auth.models import Channel, ChannelBinding, Citizen
+from tests.api.wechat_messages import event_xml, signed
 
 
 @pytest.fixture
@@ -161,3 +164,33 @@ async def test_verifying_a_phone_while_signed_in_merges_with_its_owner(client, a
     assert old.status == 401
     _, me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {linked.json['access_token']}"})
     assert me.json["id"] == str(owner_id) and me.json["phone"] == "139****1111"
+
+
+# ---------------------------------------------------------------- subscribing and the profile
+
+_event_times = itertools.count(1_795_000_000)  # distinct CreateTime per event: none is taken for a retry
+
+
+async def _event(client, settings, openid: str, event: str) -> None:
+    query, body = signed(settings, event_xml(openid, event, at=next(_event_times)), mode="aes")
+    _, r = await client.post("/wechat/callback", params=query, content=body)
+    assert r.status_code == 200, r.text
+
+
+async def _subscribed(client, headers) -> list[bool]:
+    _, me = await client.get("/api/v1/me", headers=headers)
+    assert me.status == 200, me.text
+    return [c["subscribed"] for c in me.json["channels"] if c["channel"] == "official_account"]
+
+
+async def test_me_tells_an_unsubscribe_from_the_wechat_callback_at_once(client, app, settings, make_citizen):
+    citizen, headers = await make_citizen()
+    await ChannelBinding.create(
+        citizen=citizen, channel=Channel.official_account, appid=settings.wechat_mp_appid, openid="o-follower"
+    )
+    assert await _subscribed(client, headers) == [True]
+    assert app.ctx.cache.get(PROFILES, str(citizen.id)) is not None  # the next answer comes from the cache
+    await _event(client, settings, "o-follower", "unsubscribe")
+    assert await _subscribed(client, headers) == [False]  # no cache tick, no wait
+    await _event(client, settings, "o-follower", "subscribe")
+    assert await _subscribed(client, headers) == [True]

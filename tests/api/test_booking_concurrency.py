@@ -19,8 +19,8 @@ import pytest
 from app.booking.models import Booking, BookingStatus, CheckIn, DeskScan, QueueCounter, RevokedTicket, Slot
 from app.idempotency import IdempotencyRecord
 from app.matters import service as catalogue
+from auth.devtokens import dev_tokens_for_new_citizens
 from auth.models import Citizen
-from auth.service import dev_tokens_for_new_citizens
 from tests import factories
 
 pytestmark = pytest.mark.asyncio

@@ -16,7 +16,7 @@ import pytest
 from app.booking import jobs as booking_jobs
 from app.clock import SHANGHAI
 from app.matters import service as catalogue
-from auth import service as auth_service
+from auth import logins
 from auth.models import Citizen
 from tests import factories
 
@@ -250,7 +250,7 @@ async def test_matter_without_booking_is_not_offered(client, fake_clock, person)
 
 async def test_loa1_citizen_gets_assurance_too_low(client, seeded, fake_clock, auth_deps):
     citizen = await Citizen.create(id=uuid.uuid4(), loa=1)
-    pair = await auth_service.issue_for_citizen(auth_deps, citizen=citizen, audience="miniprogram")
+    pair = await logins.issue_for_citizen(auth_deps, citizen=citizen, audience="miniprogram")
     headers = {"Authorization": f"Bearer {pair.access_token}"}
     expected = {"required_loa": 2, "current_loa": 1}
     _, slots = await client.get(f"/api/v1/matters/{MATTER}/slots", headers=headers)

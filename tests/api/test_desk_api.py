@@ -18,7 +18,6 @@ import pytest
 from app.booking import tickets
 from app.booking.models import Booking, BookingStatus, CheckIn, DeskScan
 from app.matters import service as catalogue
-from auth.tokens import create_key
 from tests import factories
 
 pytestmark = pytest.mark.asyncio
@@ -900,7 +899,7 @@ async def test_jwks_verifies_tickets_offline_and_old_tickets_survive_key_rotatio
     with pytest.raises(tickets.TicketInvalid):
         tickets.verify_offline(booking["ticket"], {"keys": []})
 
-    new_kid = await create_key(app.ctx.auth.cipher, activate=True)
+    new_kid = await app.ctx.tokens.create_key(activate=True)
     assert new_kid != old_kid
     other = await desk.booking(matter=FOOD)
     _, jwks = await client.get("/.well-known/jwks.json")
@@ -942,7 +941,7 @@ async def test_tickets_other_than_the_one_recorded_are_verified_then_checked_in(
     unrecorded = await desk.booking()
     await Booking.filter(id=unrecorded["id"]).update(ticket_digest=None)
     resigned = await desk.booking(matter=FOOD)
-    await create_key(app.ctx.auth.cipher, activate=True)
+    await app.ctx.tokens.create_key(activate=True)
     _, mine = await client.get(f"/api/v1/bookings/{resigned['id']}", headers=await desk.citizen())
     assert mine.json["ticket"] != resigned["ticket"]  # the same claims, signed with the new key
     at(fake_clock, "10:45")

@@ -1,5 +1,5 @@
 """TokenAuthority and the key ring, without HTTP: issuing, verifying, the per-worker verified cache
-across workers (shared store), key rotation, and the scope guards on a Principal."""
+across workers (shared store), key rotation, and the staff scope of a Principal."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from app.cache import LocalCache
 from app.settings import Settings
 from app.store import make_store
 from auth import sessions
-from auth.errors import OutOfScope, TokenExpired, TokenInvalid, TokenRevoked
-from auth.guards import _same_origin, bearer, ensure_department, ensure_hall
+from auth.errors import TokenExpired, TokenInvalid, TokenRevoked
+from auth.guards import _same_origin, bearer
 from auth.models import AuthSession, Citizen, Role, SigningKey, Staff
 from auth.pii import PiiCipher, PiiDecryptError
 from auth.tokens import (
@@ -30,10 +30,7 @@ from auth.tokens import (
     STAFF_AUDIENCE,
     Principal,
     TokenAuthority,
-    create_key,
-    ensure_key,
     public_jwk,
-    retire_key,
     utc_from_ts,
 )
 
@@ -55,6 +52,12 @@ async def worker(settings: Settings) -> AsyncIterator[Callable[..., TokenAuthori
     yield make
     for store in stores:
         await store.aclose()
+
+
+@pytest.fixture
+def keys(worker: Callable[..., TokenAuthority]) -> TokenAuthority:
+    """Key administration from another process (the CLI): its own cache on the shared store."""
+    return worker()
 
 
 async def _citizen(authority: TokenAuthority, *, loa: int = 2, audience: str = "app") -> tuple[Citizen, str]:
@@ -109,13 +112,13 @@ def test_public_jwk_has_only_public_fields():
     assert isinstance(jwt.PyJWK(jwk).key, type(private.public_key()))
 
 
-async def test_create_key_keeps_exactly_one_active_and_encrypts_the_private_key(settings, fake_clock):
-    cipher = PiiCipher.from_settings(settings)
-    first = await create_key(cipher, activate=True)
-    spare = await create_key(cipher, activate=False)
+async def test_create_key_keeps_exactly_one_active_and_encrypts_the_private_key(settings, fake_clock, keys):
+    cipher = keys.cipher
+    first = await keys.create_key(activate=True)
+    spare = await keys.create_key(activate=False)
     assert re.fullmatch(r"20260930-[0-9a-f]{8}", first)
     assert [k.kid for k in await SigningKey.filter(active=True)] == [first]
-    second = await create_key(cipher, activate=True)
+    second = await keys.create_key(activate=True)
     assert [k.kid for k in await SigningKey.filter(active=True)] == [second]
     assert {first, spare, second} == {k.kid for k in await SigningKey.all()}
     row = await SigningKey.get(kid=second)
@@ -126,24 +129,22 @@ async def test_create_key_keeps_exactly_one_active_and_encrypts_the_private_key(
     assert "BEGIN PRIVATE KEY" in cipher.decrypt(row.private_enc, aad=f"signing-key:{second}")
 
 
-async def test_ensure_key_is_idempotent_and_replaces_a_missing_active_key(settings):
-    cipher = PiiCipher.from_settings(settings)
-    await ensure_key(cipher)
-    await ensure_key(cipher)
+async def test_ensure_key_is_idempotent_and_replaces_a_missing_active_key(settings, keys):
+    await keys.ensure_key()
+    await keys.ensure_key()
     assert await SigningKey.all().count() == 1
     await SigningKey.all().update(active=False)
-    await ensure_key(cipher)
+    await keys.ensure_key()
     assert await SigningKey.filter(active=True).count() == 1 and await SigningKey.all().count() == 2
 
 
-async def test_retire_key_rules(settings):
-    cipher = PiiCipher.from_settings(settings)
-    old = await create_key(cipher, activate=True)
-    new = await create_key(cipher, activate=True)
-    assert await retire_key(new) is False  # the signer cannot be retired
-    assert await retire_key("missing") is False
-    assert await retire_key(old) is True
-    assert await retire_key(old) is False
+async def test_retire_key_rules(settings, keys):
+    old = await keys.create_key(activate=True)
+    new = await keys.create_key(activate=True)
+    assert await keys.retire_key(new) is False  # the signer cannot be retired
+    assert await keys.retire_key("missing") is False
+    assert await keys.retire_key(old) is True
+    assert await keys.retire_key(old) is False
     assert (await SigningKey.get(kid=old)).retired_at is not None
 
 
@@ -311,11 +312,11 @@ async def test_worker_whose_store_is_down_stops_trusting_its_cache(worker, setti
         await a.verify(token, audiences=APP)
 
 
-async def test_rotation_seen_by_fresh_workers_and_by_unknown_kid_reload(worker, settings):
+async def test_rotation_seen_by_fresh_workers_and_by_unknown_kid_reload(worker, settings, keys):
     a = worker()
     _, old_token = await _citizen(a)
     old_kid = _kid(old_token)
-    new_kid = await create_key(PiiCipher.from_settings(settings), activate=True)
+    new_kid = await keys.create_key(activate=True)
     b = worker()  # started after the rotation
     _, new_token = await _citizen(b)
     assert _kid(new_token) == new_kid
@@ -326,13 +327,13 @@ async def test_rotation_seen_by_fresh_workers_and_by_unknown_kid_reload(worker, 
     assert _kid(later) == new_kid and old_kid != new_kid
 
 
-async def test_stale_key_ring_is_bounded_by_the_cache_ttl(worker, settings):
+async def test_stale_key_ring_is_bounded_by_the_cache_ttl(worker, settings, keys):
     """Without an invalidation, a worker picks up a rotation and a retirement when its cache entries expire."""
     a = worker(ttl=0.2)
     _, old_token = await _citizen(a)
     await a.verify(old_token, audiences=APP)
-    new_kid = await create_key(PiiCipher.from_settings(settings), activate=True)
-    assert await retire_key(_kid(old_token))
+    new_kid = await keys.create_key(activate=True)
+    assert await keys.retire_key(_kid(old_token))
     await asyncio.sleep(0.3)
     with pytest.raises(TokenInvalid) as exc:
         await a.verify(old_token, audiences=APP)
@@ -341,18 +342,18 @@ async def test_stale_key_ring_is_bounded_by_the_cache_ttl(worker, settings):
     assert _kid(fresh) == new_kid
 
 
-async def test_retired_key_is_not_reloaded_for_an_unknown_kid(worker, settings):
+async def test_retired_key_is_not_reloaded_for_an_unknown_kid(worker, settings, keys):
     a = worker()
     _, old_token = await _citizen(a)
-    await create_key(PiiCipher.from_settings(settings), activate=True)
-    assert await retire_key(_kid(old_token))
+    await keys.create_key(activate=True)
+    assert await keys.retire_key(_kid(old_token))
     b = worker()
     with pytest.raises(TokenInvalid):
         await b.verify(old_token, audiences=ALL_AUDIENCES)
     assert _kid(old_token) not in {k["kid"] for k in (await b.jwks())["keys"]}
 
 
-# ---------------------------------------------------------------- guards on a principal
+# ---------------------------------------------------------------- staff scope of a principal (Principal.covers)
 
 
 def _p(role: str | None, *, hall: str | None = None, departments: tuple[str, ...] = (), kind: str = "staff"):
@@ -367,35 +368,26 @@ def _p(role: str | None, *, hall: str | None = None, departments: tuple[str, ...
     )
 
 
-def test_ensure_hall():
+def test_hall_scope():
     clerk = _p("clerk", hall="main")
-    ensure_hall(clerk, "main")
+    assert clerk.covers(department=None, hall="main")
     for other in ("wulingyuan", "", "MAIN", "main "):
-        with pytest.raises(OutOfScope) as exc:
-            ensure_hall(clerk, other)
-        assert exc.value.details == {"hall": other} and exc.value.status == 403
-    ensure_hall(_p("admin"), "wulingyuan")
-    with pytest.raises(OutOfScope):
-        ensure_hall(_p("reviewer", departments=("scjgj",)), "main")
-    with pytest.raises(OutOfScope):
-        ensure_hall(_p(None, kind="citizen"), "main")
-    with pytest.raises(OutOfScope):
-        ensure_hall(_p("clerk", hall=None), "main")
+        assert not clerk.covers(department=None, hall=other)
+    assert _p("admin").covers(department=None, hall="wulingyuan")
+    assert not _p("reviewer", departments=("scjgj",)).covers(department=None, hall="main")
+    assert not _p(None, kind="citizen").covers(department=None, hall="main")
+    assert not _p("clerk", hall=None).covers(department=None, hall="main")
 
 
-def test_ensure_department():
+def test_department_scope():
     reviewer = _p("reviewer", departments=("scjgj", "gaj"))
-    ensure_department(reviewer, "scjgj")
-    ensure_department(reviewer, "gaj")
+    assert reviewer.covers(department="scjgj", hall=None)
+    assert reviewer.covers(department="gaj", hall=None)
     for other in ("swj", "", "SCJGJ", "scj"):
-        with pytest.raises(OutOfScope) as exc:
-            ensure_department(reviewer, other)
-        assert exc.value.details == {"department": other}
-    ensure_department(_p("admin"), "swj")
-    with pytest.raises(OutOfScope):
-        ensure_department(_p("clerk", hall="main"), "scjgj")
-    with pytest.raises(OutOfScope):
-        ensure_department(_p("reviewer"), "scjgj")
+        assert not reviewer.covers(department=other, hall=None)
+    assert _p("admin").covers(department="swj", hall=None)
+    assert not _p("clerk", hall="main").covers(department="scjgj", hall=None)
+    assert not _p("reviewer").covers(department="scjgj", hall=None)
 
 
 def _request(headers: dict[str, str], cookies: dict[str, str] | None = None, base_url: str = "https://zw.example.cn"):
@@ -444,7 +436,7 @@ def test_same_origin_requires_the_same_scheme():
 # --- signatures of personal codes (tickets, case codes) ---------------------------------------------
 
 
-async def test_signed_agrees_with_verification_for_the_active_and_an_older_key(worker, settings):
+async def test_signed_agrees_with_verification_for_the_active_and_an_older_key(worker, settings, keys):
     """`signed` re-signs with the active key and verifies with older ones: the same verdicts either way."""
     a = worker()
     data = b"zd-ticket-v1\x00" + uuid.uuid4().bytes
@@ -464,7 +456,7 @@ async def test_signed_agrees_with_verification_for_the_active_and_an_older_key(w
     assert await a.signed(old_kid, data, old_sig[:63]) is False
     assert await a.signed(old_kid, data + b"x", old_sig) is False
     # after a rotation the old key only verifies (its signature still passes, a forgery still fails)
-    new_kid = await create_key(PiiCipher.from_settings(settings), activate=True)
+    new_kid = await keys.create_key(activate=True)
     b = worker()
     await b.sign(build)
     assert kids[-1] == new_kid
@@ -472,6 +464,6 @@ async def test_signed_agrees_with_verification_for_the_active_and_an_older_key(w
     assert await b.signed(old_kid, data, forged) is False
     assert await b.signed(new_kid, data, old_sig) is False  # right bytes, wrong key
     assert await b.signed("19700101-deadbeef", data, old_sig) is None  # no such key
-    assert await retire_key(old_kid)
+    assert await keys.retire_key(old_kid)
     c = worker()
     assert await c.signed(old_kid, data, old_sig) is None  # a retired key verifies nothing

@@ -1,0 +1,306 @@
+"""Sign-ins and sessions: mini program, official-account OAuth, SMS codes, staff passwords; refresh,
+logout and token introspection for partner systems.
+
+Who a sign-in resolves to (creating or merging citizens) is auth.accounts' rule; this module checks
+the credentials and opens the session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from app import clock
+from app.errors import InvalidInput
+from app.ratelimit import Limit, hit, reset
+from app.settings import Settings
+from auth import accounts, sessions
+from auth import staff as staff_accounts
+from auth.deps import AuthDeps, TokenPair
+from auth.errors import (
+    AccountDisabled,
+    AccountLocked,
+    BadCredentials,
+    ClientUnauthorized,
+    OtpInvalid,
+    StateInvalid,
+    TokenExpired,
+    TokenInvalid,
+    TokenRevoked,
+)
+from auth.models import Channel, Citizen, Staff
+from auth.pii import mask_phone, normalize_phone
+from auth.tokens import CITIZEN_AUDIENCES, STAFF_AUDIENCE, Principal
+
+OTP_SEND_PHONE_MINUTE = Limit("otp-send-phone-1m", 1, 60)
+OTP_SEND_PHONE_HOUR = Limit("otp-send-phone-1h", 5, 3600)
+OTP_SEND_IP_HOUR = Limit("otp-send-ip-1h", 20, 3600)
+OTP_VERIFY = Limit("otp-verify", 5, 300)
+STAFF_LOGIN_IP = Limit("staff-login-ip", 30, 600)
+STAFF_MAX_FAILS = 5
+STAFF_LOCK_MINUTES = 15
+OTP_TTL = 300
+STATE_TTL = 600
+NEXT_PATH = re.compile(r"^/(?!/)[A-Za-z0-9/_\-.~%]*(\?[A-Za-z0-9_\-.~%=&]*)?$")
+
+
+@dataclass(frozen=True)
+class OAuthLogin:
+    """A finished official-account sign-in: the tokens and the page to go to next."""
+
+    tokens: TokenPair
+    next_path: str
+
+
+@dataclass(frozen=True)
+class OtpSent:
+    """A one-time code went out: to which (masked) phone, valid how many seconds."""
+
+    masked_phone: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class Introspection:
+    """What RFC 7662 introspection says of a token; only `active` is meaningful when it is not."""
+
+    active: bool
+    subject: str = ""
+    audience: str = ""
+    issuer: str = ""
+    expires_at: int = 0
+    issued_at: int = 0
+    kind: str = ""  # "citizen" (then `loa` applies) or "staff" (then `role`)
+    loa: int = 0
+    role: str | None = None
+
+
+INACTIVE = Introspection(active=False)
+
+
+# ---------------------------------------------------------------- sessions and tokens
+
+
+def _citizen_claims(citizen: Citizen) -> dict[str, Any]:
+    return {"loa": citizen.loa}
+
+
+def _staff_claims(staff: Staff) -> dict[str, Any]:
+    return {
+        "role": staff.role.value,
+        "hall": staff.hall_code,
+        "departments": list(staff.departments or []),
+        "name": staff.display_name or staff.username,
+    }
+
+
+async def _issue(deps: AuthDeps, *, subject: str, audience: str, claims: dict[str, Any]) -> TokenPair:
+    rotation = await sessions.open_session(
+        subject=subject, audience=audience, refresh_days=deps.settings.refresh_token_days
+    )
+    access, ttl = await deps.tokens.issue(
+        subject=subject, audience=audience, session_id=str(rotation.session.id), extra=claims
+    )
+    return TokenPair(access, ttl, rotation.refresh_token, audience, subject)
+
+
+async def issue_for_citizen(deps: AuthDeps, *, citizen: Citizen, audience: str) -> TokenPair:
+    """Open a session for a citizen on one client."""
+    if audience not in CITIZEN_AUDIENCES:
+        raise InvalidInput(details={"audience": audience})
+    return await _issue(deps, subject=f"citizen:{citizen.id}", audience=audience, claims=_citizen_claims(citizen))
+
+
+async def issue_for_staff(deps: AuthDeps, *, staff: Staff) -> TokenPair:
+    """Open a staff session."""
+    return await _issue(deps, subject=f"staff:{staff.id}", audience=STAFF_AUDIENCE, claims=_staff_claims(staff))
+
+
+async def refresh(deps: AuthDeps, *, refresh_token: str) -> TokenPair:
+    """Rotate a refresh token and mint a new access token with the account's current claims."""
+    rotation, _ = await sessions.rotate(refresh_token=refresh_token, refresh_days=deps.settings.refresh_token_days)
+    session = rotation.session
+    kind, _, ident = session.subject.partition(":")
+    if kind == "citizen":
+        account: Any = await Citizen.get_or_none(id=ident)
+        claims = _citizen_claims(account) if account else {}
+    else:
+        account = await Staff.get_or_none(id=ident)
+        claims = _staff_claims(account) if account else {}
+    if account is None or account.disabled:
+        await sessions.revoke_session(session.id, reason="disabled")
+        raise TokenRevoked()
+    access, ttl = await deps.tokens.issue(
+        subject=session.subject, audience=session.audience, session_id=str(session.id), extra=claims
+    )
+    return TokenPair(access, ttl, rotation.refresh_token, session.audience, session.subject)
+
+
+async def logout(deps: AuthDeps, *, principal: Principal) -> None:
+    """End the caller's session at once (every worker drops the cached token)."""
+    await sessions.revoke_session(principal.session_id, reason="logout")
+    await deps.tokens.revoked()
+
+
+# ---------------------------------------------------------------- WeChat
+
+
+async def login_miniprogram(deps: AuthDeps, *, code: str) -> TokenPair:
+    """Mini program: wx.login code -> jscode2session -> our tokens."""
+    session = await deps.wechat.code2session(js_code=code)
+    citizen = await accounts.resolve_wechat(
+        deps,
+        channel=Channel.miniprogram,
+        appid=deps.settings.wechat_mini_appid,
+        openid=session.openid,
+        unionid=session.unionid,
+    )
+    return await issue_for_citizen(deps, citizen=citizen, audience="miniprogram")
+
+
+def safe_next(next_path: str | None) -> str:
+    """Only our own absolute paths may follow a login: never another host (no open redirect)."""
+    if not next_path or len(next_path) > 512 or "\\" in next_path or not NEXT_PATH.match(next_path):
+        return "/m"
+    return next_path
+
+
+def _state_mac(settings: Settings, stamp: str) -> str:
+    return hmac.new(settings.secret_key.encode(), f"oauth-state:{stamp}".encode(), hashlib.sha256).hexdigest()[:24]
+
+
+async def oauth_start(deps: AuthDeps, *, next_path: str | None) -> str:
+    """The WeChat authorize URL with a signed, expiring, single-use state.
+
+    WeChat passes `state` through only as [A-Za-z0-9]{,128}, so it carries expiry, nonce and MAC;
+    the page to return to is kept server-side under the nonce.
+    """
+    stamp = f"{int(clock.now().timestamp()) + STATE_TTL:010d}{secrets.token_hex(8)}"
+    await deps.store.set(f"oauth-state:{stamp[10:]}", safe_next(next_path), ex=STATE_TTL)
+    redirect_uri = f"{deps.settings.base_url}/api/v1/auth/wechat/callback"
+    return deps.wechat.oauth_authorize_url(redirect_uri=redirect_uri, state=stamp + _state_mac(deps.settings, stamp))
+
+
+async def oauth_finish(deps: AuthDeps, *, code: str, state: str) -> OAuthLogin:
+    """Official-account H5: exchange the code, sign the citizen in, and say where to go next."""
+    if not re.fullmatch(r"\d{10}[0-9a-f]{16}[0-9a-f]{24}", state or ""):
+        raise StateInvalid()
+    stamp, mac = state[:26], state[26:]
+    if not hmac.compare_digest(mac, _state_mac(deps.settings, stamp)) or int(stamp[:10]) < clock.now().timestamp():
+        raise StateInvalid()
+    next_path = await deps.store.getdel(f"oauth-state:{stamp[10:]}")  # single use
+    if next_path is None:
+        raise StateInvalid()
+    token = await deps.wechat.oauth_exchange(code=code)
+    citizen = await accounts.resolve_wechat(
+        deps,
+        channel=Channel.official_account,
+        appid=deps.settings.wechat_mp_appid,
+        openid=token.openid,
+        unionid=token.unionid,
+    )
+    pair = await issue_for_citizen(deps, citizen=citizen, audience="h5")
+    return OAuthLogin(pair, safe_next(next_path.decode() if isinstance(next_path, bytes) else next_path))
+
+
+# ---------------------------------------------------------------- SMS one-time passwords
+
+
+def _otp_hash(settings: Settings, bidx: str, otp: str) -> str:
+    return hmac.new(settings.secret_key.encode(), f"otp:{bidx}:{otp}".encode(), hashlib.sha256).hexdigest()
+
+
+async def sms_send(deps: AuthDeps, *, phone: str, ip: str) -> OtpSent:
+    """Send a 6-digit code, valid 5 minutes; limited per phone and per IP (fail closed)."""
+    phone = normalize_phone(phone)
+    bidx = deps.cipher.blind_index(phone, kind="phone")
+    await hit(deps.store, OTP_SEND_IP_HOUR, ip)
+    await hit(deps.store, OTP_SEND_PHONE_MINUTE, bidx, message="验证码发送过于频繁，请 1 分钟后再试")
+    await hit(deps.store, OTP_SEND_PHONE_HOUR, bidx)
+    otp = f"{secrets.randbelow(1_000_000):06d}"
+    await deps.store.set(f"otp:{bidx}", _otp_hash(deps.settings, bidx, otp), ex=OTP_TTL)
+    await reset(deps.store, OTP_VERIFY, bidx)
+    await deps.sms.send(phone=phone, text=f"【张家界政务服务】您的验证码为 {otp}，5 分钟内有效。请勿告诉他人。")
+    return OtpSent(masked_phone=mask_phone(phone), expires_in=OTP_TTL)
+
+
+async def _check_otp(deps: AuthDeps, *, phone: str, otp: str) -> str:
+    phone = normalize_phone(phone)
+    bidx = deps.cipher.blind_index(phone, kind="phone")
+    await hit(deps.store, OTP_VERIFY, bidx, message="验证码错误次数过多，请重新获取")
+    stored = await deps.store.get(f"otp:{bidx}")
+    given = _otp_hash(deps.settings, bidx, otp if re.fullmatch(r"\d{6}", otp or "") else "x")
+    if stored is None or not hmac.compare_digest(stored.decode() if isinstance(stored, bytes) else stored, given):
+        raise OtpInvalid()
+    await deps.store.delete(f"otp:{bidx}")
+    return phone
+
+
+async def sms_verify(
+    deps: AuthDeps, *, phone: str, otp: str, current: Principal | None, audience: str = "app"
+) -> TokenPair:
+    """Verify a code: sign in by phone, or link the phone to the signed-in citizen (merging if needed)."""
+    phone = await _check_otp(deps, phone=phone, otp=otp)
+    citizen = await accounts.resolve_phone(deps, phone=phone, current=current)
+    if current is not None and current.kind == "citizen":
+        audience = current.audience  # linking keeps the client the citizen is signed in on
+    return await issue_for_citizen(deps, citizen=citizen, audience=audience)
+
+
+# ---------------------------------------------------------------- staff
+
+
+async def staff_login(deps: AuthDeps, *, username: str, password: str, ip: str) -> TokenPair:
+    """Password sign-in with per-IP throttling and per-account lockout."""
+    await hit(deps.store, STAFF_LOGIN_IP, ip)
+    staff = await Staff.get_or_none(username=(username or "")[:64])
+    now = clock.now()
+    if staff is not None and staff.locked_until and staff.locked_until > now:
+        retry = int((staff.locked_until - now).total_seconds()) + 1
+        raise AccountLocked(headers={"Retry-After": str(retry)}, details={"retry_after": retry})
+    if not await staff_accounts.password_matches(staff, password) or staff is None:
+        if staff is not None:
+            staff.failed_attempts += 1
+            if staff.failed_attempts >= STAFF_MAX_FAILS:
+                staff.locked_until = now + dt.timedelta(minutes=STAFF_LOCK_MINUTES)
+                staff.failed_attempts = 0
+            await staff.save(update_fields=["failed_attempts", "locked_until"])
+        raise BadCredentials()
+    if staff.disabled:
+        raise AccountDisabled()
+    if staff.failed_attempts or staff.locked_until:
+        staff.failed_attempts = 0
+        staff.locked_until = None
+        await staff.save(update_fields=["failed_attempts", "locked_until"])
+    return await issue_for_staff(deps, staff=staff)
+
+
+# ---------------------------------------------------------------- partner systems
+
+
+async def introspect(deps: AuthDeps, *, client_id: str, client_secret: str, token: str) -> Introspection:
+    """RFC 7662 introspection for partner systems with client credentials."""
+    expected = deps.settings.partner_clients.get(client_id or "")
+    if expected is None or not hmac.compare_digest(expected.encode(), (client_secret or "").encode()):
+        raise ClientUnauthorized(headers={"WWW-Authenticate": 'Basic realm="introspect"'})
+    try:
+        principal = await deps.tokens.verify(token or "", audiences=CITIZEN_AUDIENCES | {STAFF_AUDIENCE})
+    except (TokenInvalid, TokenRevoked, TokenExpired):
+        return INACTIVE
+    claims = principal.claims
+    return Introspection(
+        active=True,
+        subject=claims["sub"],
+        audience=claims["aud"],
+        issuer=claims["iss"],
+        expires_at=claims["exp"],
+        issued_at=claims["iat"],
+        kind=principal.kind,
+        loa=principal.loa,
+        role=principal.role,
+    )
