@@ -166,34 +166,3 @@ class LocalCache:
             if gen != self._seen.get(name):
                 self.clear(name)
                 self._seen[name] = gen
-
-
-_bus: list[LocalCache] = []  # the caches of this process (one per worker; tests may run several apps)
-
-
-def bind(cache: LocalCache) -> None:
-    """Make this cache part of the process's invalidation bus (worker start, CLI start)."""
-    if cache not in _bus:
-        _bus.append(cache)
-
-
-def unbind(cache: LocalCache) -> None:
-    """Leave the bus (worker stop)."""
-    if cache in _bus:
-        _bus.remove(cache)
-
-
-async def changed(namespace: str) -> None:
-    """Services call this after a write that makes cached reads of a namespace stale."""
-    for cache in _bus[1:]:
-        cache.clear(namespace)
-    if _bus:
-        await _bus[0].invalidate(namespace)
-
-
-async def changed_key(namespace: str, key: str) -> None:
-    """Services call this after a write that makes one cached entry stale."""
-    for cache in _bus[1:]:
-        cache.drop_key(namespace, key)
-    if _bus:
-        await _bus[0].invalidate_key(namespace, key)

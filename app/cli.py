@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 
 def _services(settings: Settings) -> Services:
-    """The command's services, built once by the same bootstrap the workers use."""
+    """The command's services, built once by the same bootstrap the workers use.
+
+    Writes from the CLI invalidate the running workers' caches through the shared store (Redis).
+    """
     from app.bootstrap import build_services
 
     global _built
@@ -36,16 +39,10 @@ def _with_db(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
     from app import db
 
     async def runner() -> Any:
-        from app import cache as cache_bus
-
-        # Writes from the CLI invalidate the running workers' caches through Redis.
-        services = _services(settings)
-        cache_bus.bind(services.cache)
         await db.init_db(settings)
         try:
             return await work()
         finally:
-            cache_bus.unbind(services.cache)
             await db.close_db()
 
     return asyncio.run(runner())

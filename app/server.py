@@ -11,7 +11,6 @@ from sanic import Sanic
 from sanic.config import Config
 from sanic_ext import Extend
 
-from app import cache as cache_bus
 from app import db, idempotency
 from app.booking import jobs as booking_jobs
 from app.booking.deps import BookingDeps
@@ -210,7 +209,6 @@ def create_app(settings: Settings | None = None) -> Sanic:
             if not os.environ.get(_PREPARED_FLAG):
                 await prepare(settings)
         services = build_services(settings)
-        cache_bus.bind(services.cache)
         ctx.services = services
         ctx.wechat_callback = Callback(settings, services.store, Responder(services))
         scheduler = Scheduler()
@@ -230,7 +228,6 @@ def create_app(settings: Settings | None = None) -> Sanic:
     @app.after_server_stop
     async def _worker_stop(app: Sanic) -> None:
         await ctx.scheduler.stop()
-        cache_bus.unbind(ctx.services.cache)
         await ctx.services.aclose()
         if settings.manage_db:
             await db.close_db()

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app import cache as cache_bus
 from app.cache import LocalCache
 from app.matters import guides, service
 from app.settings import Settings
@@ -288,59 +287,6 @@ def test_an_overwrite_renews_the_ttl(monkeypatch):
 
 async def test_the_app_cache_ttl_follows_the_guide_cache_setting(client, app, settings):
     assert app.ctx.cache._ttl == settings.guide_cache_seconds
-
-
-# ---------------------------------------------------------------- the process's invalidation bus
-
-
-async def test_changed_without_a_bound_cache_does_nothing(monkeypatch):
-    monkeypatch.setattr(cache_bus, "_bus", [])
-    await cache_bus.changed(NS)  # the CLI and unit tests may write without a worker cache
-
-
-async def test_changed_invalidates_through_the_bound_cache(workers, monkeypatch):
-    a, b = workers
-    monkeypatch.setattr(cache_bus, "_bus", [])
-    cache_bus.bind(a)
-    cache_bus.bind(a)  # binding twice changes nothing
-    assert cache_bus._bus == [a]
-    a.put(NS, "k", 1)
-    b.put(NS, "k", 2)
-    await b.sync()
-    await cache_bus.changed(NS)
-    assert a.get(NS, "k") is None
-    await b.sync()
-    assert b.get(NS, "k") is None
-
-
-async def test_every_bound_cache_is_dropped_at_once_and_the_change_published_once(workers, monkeypatch):
-    a, b = workers
-    third = LocalCache(store=None)  # type: ignore[arg-type]  # a second app in this process: local only
-    monkeypatch.setattr(cache_bus, "_bus", [])
-    cache_bus.bind(a)
-    cache_bus.bind(third)
-    for cache in (a, b, third):
-        cache.put(NS, "k", 1)
-    await b.sync()
-    await cache_bus.changed(NS)
-    assert a.get(NS, "k") is None
-    assert third.get(NS, "k") is None  # no tick needed inside the process
-    assert int(await a._store.get("cachegen:" + NS)) == 1  # one generation bump, not one per cache
-    await b.sync()
-    assert b.get(NS, "k") is None
-
-
-async def test_an_unbound_cache_no_longer_hears_of_changes_in_the_process(workers, monkeypatch):
-    a, b = workers
-    monkeypatch.setattr(cache_bus, "_bus", [])
-    cache_bus.bind(a)
-    cache_bus.bind(b)
-    cache_bus.unbind(b)  # a stopped worker
-    cache_bus.unbind(b)  # twice is fine
-    assert cache_bus._bus == [a]
-    b.put(NS, "k", 1)
-    await cache_bus.changed(NS)
-    assert b.get(NS, "k") == 1  # only its own tick would drop it now
 
 
 @pytest.mark.parametrize("write", ["publish", "retire", "import"])
