@@ -41,6 +41,7 @@ ALL_AUDIENCES = CITIZEN_AUDIENCES | {STAFF_AUDIENCE}
 CACHE_NAMESPACE = "tokens"
 KEYS_NAMESPACE = "signing-keys"
 _FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
+_NO_CODE = "-"  # matches no department or hall code: an empty scope as a filter
 
 
 def _b64(data: bytes) -> str:
@@ -73,6 +74,9 @@ class Principal:
         """The `sub` claim."""
         return f"{self.kind}:{self.id}"
 
+    # The staff-scope rule, in its two forms: `covers` for one record, `scope_filter` for a query.
+    # Admins see all, reviewers their departments, clerks their hall; nothing else is in scope.
+
     def covers(self, *, department: str | None, hall: str | None) -> bool:
         """Whether a staff member's scope holds this: admins all, reviewers their departments, clerks their hall."""
         if self.role == "admin":
@@ -80,6 +84,18 @@ class Principal:
         if self.role == "reviewer":
             return department is not None and department in self.departments
         return self.role == "clerk" and hall is not None and hall == self.hall
+
+    def scope_filter(
+        self, *, department: str | None = "department_code", hall: str | None = "hall_code"
+    ) -> dict[str, Any]:
+        """`covers` as ORM filter arguments over the named fields (None: the records have no such field)."""
+        if self.role == "admin":
+            return {}
+        if self.role == "reviewer" and department:
+            return {f"{department}__in": sorted(self.departments) or [_NO_CODE]}
+        if self.role == "clerk" and hall:
+            return {hall: self.hall or _NO_CODE}
+        return {f"{department or hall}__in": [_NO_CODE]}
 
 
 class TokenAuthority:

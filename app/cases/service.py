@@ -639,11 +639,7 @@ async def staff_cases(
     page_size: int,
 ) -> StaffCasePage:
     """Cases in the staff member's scope: all, `mine` (I acted on), `due_soon` (yellow) or `overdue` (red)."""
-    query = Case.all()
-    if principal.role == "reviewer":
-        query = query.filter(department_code__in=list(principal.departments) or ["-"])
-    elif principal.role == "clerk":
-        query = query.filter(hall_code=principal.hall or "-")
+    query = Case.filter(**principal.scope_filter())
     today = clock.today()
     running = [s.value for s in lifecycle.CLOCK_RUNNING]
     if view == "mine":

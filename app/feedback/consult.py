@@ -136,9 +136,7 @@ def _check_scope(principal: Principal, row: Question) -> None:
 
 async def staff_questions(*, principal: Principal, view: str | None, page: int, page_size: int) -> QuestionPage:
     """Questions of the reviewer's departments: all, unanswered, due soon or overdue (the oldest first)."""
-    query = Question.all()
-    if principal.role != "admin":
-        query = query.filter(department_code__in=list(principal.departments) or ["-"])
+    query = Question.filter(**principal.scope_filter(hall=None))  # a question belongs to a department only
     today = clock.today()
     if view in {"unanswered", "due_soon", "overdue"}:
         query = query.filter(status=QuestionStatus.pending)

@@ -332,11 +332,7 @@ async def staff_rectifications(
     *, principal: Principal, status: str | None, overdue: bool, page: int, page_size: int
 ) -> RectificationPage:
     """Rectifications of the caller's departments (or hall), the most urgent first."""
-    query = Rectification.all()
-    if principal.role == "reviewer":
-        query = query.filter(department_code__in=list(principal.departments) or ["-"])
-    elif principal.role == "clerk":
-        query = query.filter(hall_code=principal.hall or "-")
+    query = Rectification.filter(**principal.scope_filter())
     if status:
         query = query.filter(status=status)
     if overdue:

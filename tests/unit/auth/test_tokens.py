@@ -390,6 +390,43 @@ def test_department_scope():
     assert not _p("reviewer").covers(department="scjgj", hall=None)
 
 
+def _matches(filters: dict[str, object], record: dict[str, str | None]) -> bool:
+    """Evaluate ORM filter arguments (`field` and `field__in`) against a record, as the database would."""
+    for key, wanted in filters.items():
+        field, _, op = key.partition("__")
+        value = record[field]
+        if not (value in wanted if op == "in" else value == wanted):  # type: ignore[operator]
+            return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        _p("admin"),
+        _p("reviewer", departments=("scjgj", "gaj")),
+        _p("reviewer"),
+        _p("clerk", hall="main"),
+        _p("clerk", hall=None),
+        _p(None, kind="citizen"),
+    ],
+    ids=["admin", "reviewer", "reviewer-without-departments", "clerk", "clerk-without-hall", "citizen"],
+)
+def test_the_query_form_of_the_scope_is_the_record_form(principal):
+    # One rule in two forms: a staff list filtered by scope_filter holds exactly the records covers() admits.
+    departments, halls = ("scjgj", "gaj", "swj", ""), ("main", "wulingyuan", "")  # codes are never "-"
+    for department in departments:
+        for hall in halls:
+            record = {"department_code": department, "hall_code": hall}
+            assert _matches(principal.scope_filter(), record) == (
+                principal.covers(department=department, hall=None) or principal.covers(department=None, hall=hall)
+            )
+            # Records that belong to a department only (questions).
+            assert _matches(principal.scope_filter(hall=None), record) == principal.covers(
+                department=department, hall=None
+            )
+
+
 def _request(headers: dict[str, str], cookies: dict[str, str] | None = None, base_url: str = "https://zw.example.cn"):
     app = SimpleNamespace(ctx=SimpleNamespace(settings=SimpleNamespace(base_url=base_url)))
     return SimpleNamespace(headers={k.lower(): v for k, v in headers.items()}, cookies=cookies or {}, app=app)
