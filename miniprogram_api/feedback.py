@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
 
 from app.errors import InvalidInput, MatterNotFound, ServiceUnavailable
 from app.feedback import consult, present, ratings
 from app.feedback import errors as fe
 from app.feedback.deps import FeedbackDeps
-from app.feedback.types import SubjectType
+from app.feedback.schemas import AddendumIn, QuestionIn, RatingIn
 from app.http import doc, idempotent, json_response, parse_body, parse_query
 from app.idempotency import Claim, IdempotencyInFlight, IdempotencyKeyInvalid, IdempotencyKeyReused
 from app.ratelimit import TooManyRequests
@@ -22,41 +22,6 @@ bp = Blueprint("feedback", url_prefix="/api/v1")
 TAG = "feedback 咨询与好差评"
 PRIVATE = {"Cache-Control": "private, no-store"}
 AUTH_ERRORS = CITIZEN_AUTH_ERRORS
-
-
-class QuestionIn(BaseModel):
-    """A question about the matter."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    text: str = Field(min_length=5, max_length=500, description="咨询内容（5–500 字）")
-
-
-class RatingIn(BaseModel):
-    """A rating: five levels, tags from the list, an optional comment."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    subject_type: SubjectType = Field(
-        description="case 办件（办件编号）/ visit 窗口签到（签到 id）/ consultation 咨询（咨询 id）"
-    )
-    subject_id: str = Field(min_length=1, max_length=64)
-    level: int = Field(ge=1, le=5, description="5 非常满意 4 满意 3 基本满意 2 不满意 1 非常不满意")
-    tags: list[str] = Field(default_factory=list, max_length=5)
-    comment: str = Field(default="", max_length=500)
-
-    @field_validator("tags")
-    @classmethod
-    def _known_tags(cls, value: list[str]) -> list[str]:
-        unknown = [t for t in value if t not in ratings.TAGS]
-        if unknown:
-            raise ValueError(f"未知的评价标签：{'、'.join(unknown)}")
-        return value
-
-
-class AddendumIn(BaseModel):
-    """What the citizen adds to a rating (once)."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    comment: Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 
 class PageQuery(BaseModel):
