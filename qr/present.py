@@ -7,7 +7,7 @@ from typing import Any
 
 from app import clock
 from app.matters import present as catalogue_present
-from app.matters.service import Page
+from app.paging import Page
 from qr.service import CodeInfo, CodeLinks
 
 

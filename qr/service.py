@@ -28,7 +28,8 @@ from app.jsontext import dumps
 from app.matters import present as catalogue_present
 from app.matters.models import Hall, Matter, MatterStatus
 from app.matters.schemas import SECTION_NAMES, Section
-from app.matters.service import MatterRef, MatterSummary, Page, matter_summary
+from app.matters.service import MatterRef, MatterSummary, matter_summary
+from app.paging import Page
 from app.wechat.client import WeChatClient
 from qr.errors import (
     CodeDisabled,

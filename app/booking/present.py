@@ -28,6 +28,7 @@ from app.booking.types import (
 )
 from app.jsontext import dumps
 from app.matters.schemas import MATERIAL_FORM_NAMES, SECTION_NAMES, MaterialForm, Section
+from app.paging import envelope
 
 CHECKED_IN_MESSAGE = "签到成功，请等候叫号"
 
@@ -70,12 +71,7 @@ def booking_detail_json(detail: BookingDetail) -> dict[str, Any]:
 
 def booking_page_json(page: BookingPage) -> dict[str, Any]:
     """A page of bookings."""
-    return {
-        "items": [booking_json(b) for b in page.items],
-        "total": page.total,
-        "page": page.page,
-        "page_size": page.page_size,
-    }
+    return envelope(page, booking_json)
 
 
 def slot_list_json(slots: SlotList) -> dict[str, Any]:

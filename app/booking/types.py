@@ -11,6 +11,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from app.paging import Page
+
 
 class BookingStatus(enum.StrEnum):
     """booked -> checked_in | cancelled | no_show."""
@@ -81,14 +83,7 @@ class BookingDetail:
     reminder: ReminderState | None
 
 
-@dataclass(frozen=True)
-class BookingPage:
-    """A page of a citizen's bookings."""
-
-    items: tuple[BookingView, ...]
-    total: int
-    page: int
-    page_size: int
+BookingPage = Page[BookingView]
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,14 @@ from app.cases.types import (
     ProgressView,
     Receipt,
     Sla,
+    StaffCaseItem,
     StaffCasePage,
     StaffCaseView,
     Submission,
     TimelineEntry,
     UploadInfo,
 )
+from app.paging import envelope
 
 
 def _day(value: dt.date | None) -> str | None:
@@ -169,17 +171,19 @@ def staff_case_json(v: StaffCaseView) -> dict[str, Any]:
 
 def page_json(p: CasePage) -> dict[str, Any]:
     """A page of the caller's cases."""
-    return {"items": [summary_json(s) for s in p.items], "total": p.total, "page": p.page, "page_size": p.page_size}
+    return envelope(p, summary_json)
 
 
 def staff_page_json(p: StaffCasePage) -> dict[str, Any]:
     """A page of cases in a staff member's scope."""
-    items = []
-    for i in p.items:
-        item = summary_json(i.summary)
-        item.update(hall=i.hall, department=i.department, actions=list(i.actions))
-        items.append(item)
-    return {"items": items, "total": p.total, "page": p.page, "page_size": p.page_size}
+    return envelope(p, staff_item_json)
+
+
+def staff_item_json(i: StaffCaseItem) -> dict[str, Any]:
+    """One case of a staff list: its summary, where it is handled and the actions the caller may take."""
+    item = summary_json(i.summary)
+    item.update(hall=i.hall, department=i.department, actions=list(i.actions))
+    return item
 
 
 def feed_json(f: Feed) -> dict[str, Any]:

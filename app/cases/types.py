@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.paging import Page
+
 
 class CaseStatus(enum.StrEnum):
     """Where a case stands (see lifecycle.TRANSITIONS for the moves between them)."""
@@ -191,24 +193,10 @@ class StaffCaseView:
     notifications: tuple[Mapping[str, Any], ...]  # the notify domain's shape
 
 
-@dataclass(frozen=True)
-class CasePage:
-    """A page of the caller's cases."""
-
-    items: tuple[CaseSummary, ...]
-    total: int
-    page: int
-    page_size: int
+CasePage = Page[CaseSummary]
 
 
-@dataclass(frozen=True)
-class StaffCasePage:
-    """A page of the cases in a staff member's scope."""
-
-    items: tuple[StaffCaseItem, ...]
-    total: int
-    page: int
-    page_size: int
+StaffCasePage = Page[StaffCaseItem]
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,13 @@ from app.feedback.types import (
     RatingPage,
     RatingView,
     RectificationDetail,
+    RectificationItem,
     RectificationPage,
     RectificationView,
     SatisfactionReport,
     SatisfactionRow,
 )
+from app.paging import envelope
 
 
 def question_json(q: QuestionView) -> dict[str, Any]:
@@ -44,7 +46,7 @@ def question_json(q: QuestionView) -> dict[str, Any]:
 
 def question_page_json(p: QuestionPage) -> dict[str, Any]:
     """A page of questions."""
-    return {"items": [question_json(q) for q in p.items], "total": p.total, "page": p.page, "page_size": p.page_size}
+    return envelope(p, question_json)
 
 
 def rectification_json(r: RectificationView) -> dict[str, Any]:
@@ -96,23 +98,25 @@ def rating_json(r: RatingView, *, with_rectification: bool = True) -> dict[str, 
 
 def rating_page_json(p: RatingPage) -> dict[str, Any]:
     """A page of the caller's ratings."""
-    return {"items": [rating_json(r) for r in p.items], "total": p.total, "page": p.page, "page_size": p.page_size}
+    return envelope(p, rating_json)
 
 
 def rectification_page_json(p: RectificationPage) -> dict[str, Any]:
     """A page of rectifications with each rating in short."""
-    items = []
-    for i in p.items:
-        item = rectification_json(i.rectification)
-        item["rating"] = {
-            "level": i.rating.level,
-            "level_name": i.rating.level_name,
-            "comment": i.rating.comment,
-            "matter_code": i.rating.matter_code,
-            "subject_type": i.rating.subject_type.value,
-        }
-        items.append(item)
-    return {"items": items, "total": p.total, "page": p.page, "page_size": p.page_size}
+    return envelope(p, rectification_item_json)
+
+
+def rectification_item_json(i: RectificationItem) -> dict[str, Any]:
+    """One rectification of a staff list, with its rating in short."""
+    item = rectification_json(i.rectification)
+    item["rating"] = {
+        "level": i.rating.level,
+        "level_name": i.rating.level_name,
+        "comment": i.rating.comment,
+        "matter_code": i.rating.matter_code,
+        "subject_type": i.rating.subject_type.value,
+    }
+    return item
 
 
 def rectification_detail_json(d: RectificationDetail) -> dict[str, Any]:

@@ -10,6 +10,8 @@ import enum
 import uuid
 from dataclasses import dataclass
 
+from app.paging import Page
+
 
 class QuestionStatus(enum.StrEnum):
     """pending -> answered."""
@@ -66,14 +68,7 @@ class QuestionView:
     staff: StaffQuestionFields | None = None
 
 
-@dataclass(frozen=True)
-class QuestionPage:
-    """A page of questions."""
-
-    items: tuple[QuestionView, ...]
-    total: int
-    page: int
-    page_size: int
+QuestionPage = Page[QuestionView]
 
 
 @dataclass(frozen=True)
@@ -125,14 +120,7 @@ class RatingView:
     excluded: bool | None = None  # None: not shown (the citizen's view)
 
 
-@dataclass(frozen=True)
-class RatingPage:
-    """A page of the caller's ratings."""
-
-    items: tuple[RatingView, ...]
-    total: int
-    page: int
-    page_size: int
+RatingPage = Page[RatingView]
 
 
 @dataclass(frozen=True)
@@ -154,14 +142,7 @@ class RectificationItem:
     rating: RatedSummary
 
 
-@dataclass(frozen=True)
-class RectificationPage:
-    """A page of rectifications in a staff member's scope."""
-
-    items: tuple[RectificationItem, ...]
-    total: int
-    page: int
-    page_size: int
+RectificationPage = Page[RectificationItem]
 
 
 @dataclass(frozen=True)

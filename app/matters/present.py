@@ -22,6 +22,7 @@ from app.matters.service import (
     VersionInfo,
     visits_label,
 )
+from app.paging import envelope
 
 
 def section(item: SectionCount) -> dict[str, Any]:
@@ -46,12 +47,7 @@ def department(item: DepartmentInfo) -> dict[str, Any]:
 
 def page(result: Page[Any], item: Callable[[Any], dict[str, Any]] = summary) -> dict[str, Any]:
     """The API list envelope of one page (a search's by default), each item shaped by `item`."""
-    return {
-        "items": [item(m) for m in result.items],
-        "total": result.total,
-        "page": result.page,
-        "page_size": result.page_size,
-    }
+    return envelope(result, item)
 
 
 def version(item: VersionInfo) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from pydantic import ValidationError
 from tortoise.expressions import Q
@@ -35,6 +35,7 @@ from app.matters.schemas import (
     MatterEntry,
     Section,
 )
+from app.paging import Page
 
 MAX_DRAFT_BYTES = 256 * 1024
 MAX_VERSION_NO = 1_000_000
@@ -42,7 +43,6 @@ GUIDE_NAMESPACE = "guide"  # the per-worker cache of published guides (app.matte
 
 PublishHook = Callable[[str], Awaitable[object]]
 ChangeHook = Callable[[], Awaitable[object]]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,16 +54,6 @@ class CatalogueDeps:
     on_published: tuple[PublishHook, ...] = ()
     # Called after a write that changes what citizens see (caches derived from the catalogue drop it).
     on_changed: tuple[ChangeHook, ...] = ()
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """One page of a list."""
-
-    items: list[T]
-    total: int
-    page: int
-    page_size: int
 
 
 @dataclass(frozen=True)
