@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.notify.types import NotificationView
+
 
 class CaseStatus(enum.StrEnum):
     """Where a case stands (see lifecycle.TRANSITIONS for the moves between them)."""
@@ -188,7 +190,7 @@ class StaffCaseView:
     suspended_days: int
     actions: tuple[str, ...]
     timeline: tuple[TimelineEntry, ...]
-    notifications: tuple[Mapping[str, Any], ...]  # the notify domain's shape
+    notifications: tuple[NotificationView, ...]
 
 
 @dataclass(frozen=True)
