@@ -7,6 +7,7 @@ from sanic import Blueprint, HTTPResponse, Request
 
 from app.errors import InvalidInput
 from app.http import doc, json_response, parse_body
+from auth import present
 from auth import staff as staff_accounts
 from auth.errors import (
     STAFF_AUTH_ERRORS,
@@ -31,18 +32,6 @@ class NewStaff(BaseModel):
     display_name: str = Field(default="", max_length=100)
 
 
-def _staff_dict(staff: object) -> dict:
-    return {
-        "id": str(staff.id),
-        "username": staff.username,
-        "display_name": staff.display_name,  # type: ignore[attr-defined]
-        "role": staff.role.value,
-        "hall": staff.hall_code,
-        "departments": staff.departments,  # type: ignore[attr-defined]
-        "disabled": staff.disabled,  # type: ignore[attr-defined]
-    }
-
-
 @bp.post("")
 @doc(tag=TAG, summary="新建工作人员账号", body=NewStaff, status=201, errors=[*AUTH, InvalidInput], secured="bearer")
 @admin_required
@@ -57,7 +46,7 @@ async def create(request: Request) -> HTTPResponse:
         departments=body.departments,
         display_name=body.display_name,
     )
-    return json_response(_staff_dict(staff), status=201)
+    return json_response(present.staff_json(staff), status=201)
 
 
 @bp.post("/<username:str>/disable")

@@ -11,6 +11,7 @@ from auth.errors import StaffNotFound
 from auth.logins import issue_for_citizen, issue_for_staff
 from auth.models import Citizen, Staff
 from auth.pii import normalize_phone
+from auth.staff import staff_account
 
 
 async def dev_token_for_phone(deps: AuthDeps, *, phone: str, loa: int, audience: str = "app") -> str:
@@ -41,4 +42,4 @@ async def dev_token_for_staff(deps: AuthDeps, *, username: str) -> str:
     staff = await Staff.get_or_none(username=username)
     if staff is None:
         raise StaffNotFound()
-    return (await issue_for_staff(deps, staff=staff)).access_token
+    return (await issue_for_staff(deps, staff=staff_account(staff))).access_token

@@ -36,6 +36,7 @@ from auth.errors import (
 from auth.models import Channel, Citizen, Staff
 from auth.pii import mask_phone, normalize_phone
 from auth.tokens import CITIZEN_AUDIENCES, STAFF_AUDIENCE, Principal
+from auth.types import StaffAccount
 
 OTP_SEND_PHONE_MINUTE = Limit("otp-send-phone-1m", 1, 60)
 OTP_SEND_PHONE_HOUR = Limit("otp-send-phone-1h", 5, 3600)
@@ -90,11 +91,11 @@ def _citizen_claims(citizen: Citizen) -> dict[str, Any]:
     return {"loa": citizen.loa}
 
 
-def _staff_claims(staff: Staff) -> dict[str, Any]:
+def _staff_claims(staff: StaffAccount) -> dict[str, Any]:
     return {
         "role": staff.role.value,
-        "hall": staff.hall_code,
-        "departments": list(staff.departments or []),
+        "hall": staff.hall,
+        "departments": list(staff.departments),
         "name": staff.display_name or staff.username,
     }
 
@@ -116,7 +117,7 @@ async def issue_for_citizen(deps: AuthDeps, *, citizen: Citizen, audience: str) 
     return await _issue(deps, subject=f"citizen:{citizen.id}", audience=audience, claims=_citizen_claims(citizen))
 
 
-async def issue_for_staff(deps: AuthDeps, *, staff: Staff) -> TokenPair:
+async def issue_for_staff(deps: AuthDeps, *, staff: StaffAccount) -> TokenPair:
     """Open a staff session."""
     return await _issue(deps, subject=f"staff:{staff.id}", audience=STAFF_AUDIENCE, claims=_staff_claims(staff))
 
@@ -131,7 +132,7 @@ async def refresh(deps: AuthDeps, *, refresh_token: str) -> TokenPair:
         claims = _citizen_claims(account) if account else {}
     else:
         account = await Staff.get_or_none(id=ident)
-        claims = _staff_claims(account) if account else {}
+        claims = _staff_claims(staff_accounts.staff_account(account)) if account else {}
     if account is None or account.disabled:
         await sessions.revoke_session(session.id, reason="disabled")
         raise TokenRevoked()
@@ -277,7 +278,7 @@ async def staff_login(deps: AuthDeps, *, username: str, password: str, ip: str) 
         staff.failed_attempts = 0
         staff.locked_until = None
         await staff.save(update_fields=["failed_attempts", "locked_until"])
-    return await issue_for_staff(deps, staff=staff)
+    return await issue_for_staff(deps, staff=staff_accounts.staff_account(staff))
 
 
 # ---------------------------------------------------------------- partner systems

@@ -7,20 +7,14 @@ import enum
 from tortoise import fields
 from tortoise.models import Model
 
+from auth.types import Role  # staff roles live with the typed results; `auth.models.Role` stays importable
+
 
 class Channel(enum.StrEnum):
     """Where a citizen signs in from."""
 
     miniprogram = "miniprogram"
     official_account = "official_account"
-
-
-class Role(enum.StrEnum):
-    """Staff roles."""
-
-    clerk = "clerk"
-    reviewer = "reviewer"
-    admin = "admin"
 
 
 class Citizen(Model):

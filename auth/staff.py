@@ -15,7 +15,8 @@ from app.errors import InvalidInput
 from auth import sessions
 from auth.deps import AuthDeps
 from auth.errors import StaffNotFound
-from auth.models import Role, Staff
+from auth.models import Staff
+from auth.types import Role, StaffAccount
 
 _hasher = PasswordHasher()  # argon2id, memory-hard
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
@@ -29,7 +30,7 @@ async def create_staff(
     hall: str | None = None,
     departments: list[str] | None = None,
     display_name: str = "",
-) -> Staff:
+) -> StaffAccount:
     """Create a staff account (password hashed with argon2id)."""
     if not re.fullmatch(r"[A-Za-z0-9_.\-]{3,64}", username or ""):
         raise InvalidInput("用户名格式不正确", details={"fields": {"username": ["3-64 位字母、数字、._-"]}})
@@ -44,7 +45,7 @@ async def create_staff(
     if role_enum is Role.reviewer and not departments:
         raise InvalidInput("审核人员必须指定所属部门", details={"fields": {"departments": ["必填"]}})
     try:
-        return await Staff.create(
+        row = await Staff.create(
             id=uuid.uuid4(),
             username=username,
             password_hash=await asyncio.to_thread(_hasher.hash, password),
@@ -55,6 +56,20 @@ async def create_staff(
         )
     except IntegrityError:
         raise InvalidInput("用户名已存在", code="USERNAME_TAKEN", details={"username": username}) from None
+    return staff_account(row)
+
+
+def staff_account(row: Staff) -> StaffAccount:
+    """A staff row as a typed account (without its password hash and lockout state)."""
+    return StaffAccount(
+        id=row.id,
+        username=row.username,
+        display_name=row.display_name,
+        role=Role(row.role),
+        hall=row.hall_code,
+        departments=tuple(row.departments or ()),
+        disabled=row.disabled,
+    )
 
 
 async def password_matches(staff: Staff | None, password: str) -> bool:

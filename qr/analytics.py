@@ -23,8 +23,10 @@ from tortoise.transactions import in_transaction
 
 from app import clock
 from app.errors import InvalidInput
+from app.sql import placeholders
 from app.store import Store
 from qr.models import Code, InvalidScan, ScanChannel, ScanDaily, ScanVisitors
+from qr.types import CodeStats, DayScans, InvalidScans
 
 log = logging.getLogger("app.qr.analytics")
 
@@ -149,17 +151,10 @@ class ScanRecorder:
                 await ScanVisitors.filter(slug=slug, day=day).update(visitors=estimate)
 
 
-def _placeholders(n: int) -> list[str]:
-    conn = connections.get("default")
-    if conn.capabilities.dialect == "postgres":
-        return [f"${i}" for i in range(1, n + 1)]
-    return ["?"] * n
-
-
 async def _upsert(table: str, keys: tuple[str, ...], values: tuple[Any, ...], count: int) -> None:
     """INSERT ... ON CONFLICT DO UPDATE scans = scans + n (same SQL on SQLite >= 3.24 and PostgreSQL)."""
     cols = (*keys, "scans")
-    marks = _placeholders(len(cols))
+    marks = placeholders(len(cols))
     # Table and column names are our constants, never input; values are bound parameters.
     insert = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(marks)}) "  # noqa: S608
     sql = insert + f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET scans = {table}.scans + excluded.scans"
@@ -167,7 +162,7 @@ async def _upsert(table: str, keys: tuple[str, ...], values: tuple[Any, ...], co
 
 
 async def _insert_ignore(table: str, cols: tuple[str, ...], values: tuple[Any, ...]) -> None:
-    marks = _placeholders(len(cols))
+    marks = placeholders(len(cols))
     sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(marks)}) ON CONFLICT DO NOTHING"  # noqa: S608
     await connections.get("default").execute_query(sql, list(values))
 
@@ -182,7 +177,7 @@ async def _upsert_invalid(invalid: Counter[tuple[dt.date, str]]) -> None:
         await _upsert("qr_invalid_scan", ("day", "reason"), (day, reason), n)
 
 
-async def code_stats(*, slug: str, date_from: dt.date | None, date_to: dt.date | None) -> dict[str, Any]:
+async def code_stats(*, slug: str, date_from: dt.date | None, date_to: dt.date | None) -> CodeStats:
     """Per-day scans by channel and unique visitors of one code."""
     from qr.errors import CodeNotFound
     from qr.service import SLUG_RE
@@ -195,33 +190,33 @@ async def code_stats(*, slug: str, date_from: dt.date | None, date_to: dt.date |
         raise InvalidInput(
             "日期范围不合法（最长 366 天）", details={"fields": {"from": ["应不晚于 to，且跨度不超过 366 天"]}}
         )
-    days: dict[str, dict[str, Any]] = {}
+    by_channel: dict[dt.date, dict[str, int]] = {}
+    visitors: dict[dt.date, int] = {}
     for row in await ScanDaily.filter(slug=slug, day__gte=date_from, day__lte=date_to).order_by("day"):
-        entry = days.setdefault(
-            row.day.isoformat(), {"date": row.day.isoformat(), "scans": 0, "by_channel": {}, "visitors": 0}
-        )
-        entry["by_channel"][row.channel.value] = row.scans
-        entry["scans"] += row.scans
+        by_channel.setdefault(row.day, {})[row.channel.value] = row.scans
     for row in await ScanVisitors.filter(slug=slug, day__gte=date_from, day__lte=date_to):
-        entry = days.setdefault(
-            row.day.isoformat(), {"date": row.day.isoformat(), "scans": 0, "by_channel": {}, "visitors": 0}
+        by_channel.setdefault(row.day, {})
+        visitors[row.day] = row.visitors
+    days = tuple(
+        DayScans(
+            day=day, scans=sum(by_channel[day].values()), by_channel=by_channel[day], visitors=visitors.get(day, 0)
         )
-        entry["visitors"] = row.visitors
-    items = [days[k] for k in sorted(days)]
+        for day in sorted(by_channel)
+    )
     totals: Counter[str] = Counter()
-    for item in items:
-        totals.update(item["by_channel"])
-    return {
-        "slug": slug,
-        "from": date_from.isoformat(),
-        "to": date_to.isoformat(),
-        "days": items,
-        "total_scans": sum(i["scans"] for i in items),
-        "by_channel": dict(totals),
-    }
+    for item in days:
+        totals.update(item.by_channel)
+    return CodeStats(
+        slug=slug,
+        date_from=date_from,
+        date_to=date_to,
+        days=days,
+        total_scans=sum(d.scans for d in days),
+        by_channel=dict(totals),
+    )
 
 
-async def invalid_stats(*, date_from: dt.date, date_to: dt.date) -> list[dict[str, Any]]:
+async def invalid_stats(*, date_from: dt.date, date_to: dt.date) -> tuple[InvalidScans, ...]:
     """Invalid scans per day and reason."""
     rows = await InvalidScan.filter(day__gte=date_from, day__lte=date_to).order_by("day", "reason")
-    return [{"date": r.day.isoformat(), "reason": r.reason, "scans": r.scans} for r in rows]
+    return tuple(InvalidScans(day=r.day, reason=r.reason, scans=r.scans) for r in rows)

@@ -271,7 +271,8 @@ async def stats(request: Request, slug: str) -> HTTPResponse:
     """Scans per day and channel, unique visitors."""
     q = parse_query(request, StatsQuery)
     await request.app.ctx.scans.flush()  # include this worker's buffered scans
-    return json_response(await analytics.code_stats(slug=slug, date_from=q.date_from, date_to=q.date_to))
+    stats = await analytics.code_stats(slug=slug, date_from=q.date_from, date_to=q.date_to)
+    return json_response(present.code_stats(stats))
 
 
 @bp.get("/api/v1/admin/codes/batch.zip")

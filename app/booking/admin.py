@@ -16,6 +16,7 @@ from app.booking.calendars import schedules_changed
 from app.booking.deps import BookingDeps
 from app.booking.errors import HallNotFound
 from app.booking.models import Counter, HallClosure, HallSchedule, Slot
+from app.booking.types import Closure, ClosureAdded, CounterView, HallScheduleView
 from app.errors import Conflict, InvalidInput, NotFound, pydantic_details
 from app.matters.models import Hall
 
@@ -39,15 +40,15 @@ async def _hall(code: str) -> Hall:
     return hall
 
 
-async def get_schedule(*, hall: str) -> dict[str, Any]:
+async def get_schedule(*, hall: str) -> HallScheduleView:
     """A hall's booking calendar (defaults when never configured)."""
     await _hall(hall)
     row = await HallSchedule.get_or_none(hall_code=hall)
     config = cal.ScheduleConfig.model_validate(row.config) if row else cal.ScheduleConfig()
-    return {"hall": hall, "configured": row is not None, "config": config.model_dump(mode="json")}
+    return HallScheduleView(hall=hall, configured=row is not None, config=config)
 
 
-async def put_schedule(deps: BookingDeps, *, hall: str, config: Any) -> dict[str, Any]:
+async def put_schedule(deps: BookingDeps, *, hall: str, config: Any) -> HallScheduleView:
     """Replace a hall's calendar; future slots take the new capacities (never below seats booked)."""
     await _hall(hall)
     try:
@@ -69,17 +70,17 @@ async def put_schedule(deps: BookingDeps, *, hall: str, config: Any) -> dict[str
             # A cut below what is already booked keeps those bookings: the slot is simply full.
             await future.filter(booked__gt=seats).update(capacity=F("booked"))
     await schedules_changed(deps)
-    return {"hall": hall, "configured": True, "config": data}
+    return HallScheduleView(hall=hall, configured=True, config=parsed)
 
 
-async def list_closures(*, hall: str) -> dict[str, Any]:
+async def list_closures(*, hall: str) -> tuple[Closure, ...]:
     """A hall's closures from today on."""
     await _hall(hall)
     rows = await HallClosure.filter(hall_code=hall, day__gte=clock.today()).order_by("day")
-    return {"items": [{"date": r.day.isoformat(), "reason": r.reason} for r in rows]}
+    return tuple(Closure(day=r.day, reason=r.reason) for r in rows)
 
 
-async def add_closure(deps: BookingDeps, *, hall: str, day: dt.date, reason: str) -> dict[str, Any]:
+async def add_closure(deps: BookingDeps, *, hall: str, day: dt.date, reason: str) -> ClosureAdded:
     """Close a hall on a date (existing bookings stay; the desk and citizens see the notice)."""
     await _hall(hall)
     if day < clock.today():
@@ -90,7 +91,7 @@ async def add_closure(deps: BookingDeps, *, hall: str, day: dt.date, reason: str
         raise ClosureExists(details={"date": day.isoformat()}) from None
     await schedules_changed(deps)
     booked = await Slot.filter(hall_code=hall, day=day, booked__gt=0).count()
-    return {"date": day.isoformat(), "reason": reason, "slots_with_bookings": booked}
+    return ClosureAdded(day=day, reason=reason, slots_with_bookings=booked)
 
 
 async def remove_closure(deps: BookingDeps, *, hall: str, day: dt.date) -> None:
@@ -101,16 +102,14 @@ async def remove_closure(deps: BookingDeps, *, hall: str, day: dt.date) -> None:
     await schedules_changed(deps)
 
 
-async def get_counters(*, hall: str) -> dict[str, Any]:
+async def get_counters(*, hall: str) -> tuple[CounterView, ...]:
     """A hall's counters."""
     await _hall(hall)
     rows = await Counter.filter(hall_code=hall).order_by("code")
-    return {
-        "items": [{"code": r.code, "section": r.section, "name": r.name, "active": r.active} for r in rows],
-    }
+    return tuple(CounterView(code=r.code, section=r.section, name=r.name, active=r.active) for r in rows)
 
 
-async def put_counters(deps: BookingDeps, *, hall: str, counters: list[dict[str, Any]]) -> dict[str, Any]:
+async def put_counters(deps: BookingDeps, *, hall: str, counters: list[dict[str, Any]]) -> tuple[CounterView, ...]:
     """Replace a hall's counters."""
     await _hall(hall)
     codes = [c["code"] for c in counters]

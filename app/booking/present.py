@@ -16,7 +16,11 @@ from app.booking.types import (
     BookingView,
     CheckedIn,
     CheckInRecord,
+    Closure,
+    ClosureAdded,
+    CounterView,
     DeskBooking,
+    HallScheduleView,
     Material,
     RevocationList,
     ScanAnswer,
@@ -229,3 +233,23 @@ def revocations_json(revoked: RevocationList) -> dict[str, Any]:
             for r in revoked.items
         ],
     }
+
+
+def schedule_json(schedule: HallScheduleView) -> dict[str, Any]:
+    """A hall's booking calendar."""
+    return {"hall": schedule.hall, "configured": schedule.configured, "config": schedule.config.model_dump(mode="json")}
+
+
+def closures_json(closures: tuple[Closure, ...]) -> dict[str, Any]:
+    """A hall's closures."""
+    return {"items": [{"date": c.day.isoformat(), "reason": c.reason} for c in closures]}
+
+
+def closure_added_json(added: ClosureAdded) -> dict[str, Any]:
+    """A new closure."""
+    return {"date": added.day.isoformat(), "reason": added.reason, "slots_with_bookings": added.slots_with_bookings}
+
+
+def counters_json(counters: tuple[CounterView, ...]) -> dict[str, Any]:
+    """A hall's counters."""
+    return {"items": [{"code": c.code, "section": c.section, "name": c.name, "active": c.active} for c in counters]}

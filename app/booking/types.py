@@ -9,7 +9,10 @@ import datetime as dt
 import enum
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.booking.calendar import ScheduleConfig
 
 from app.paging import Page
 
@@ -249,6 +252,42 @@ class RevocationList:
 
 
 ScanAnswer = CheckedIn | ScanRefusal | StoredScan
+
+
+@dataclass(frozen=True)
+class HallScheduleView:
+    """A hall's booking calendar (the defaults while never configured)."""
+
+    hall: str
+    configured: bool
+    config: ScheduleConfig
+
+
+@dataclass(frozen=True)
+class Closure:
+    """A day a hall is closed, and why."""
+
+    day: dt.date
+    reason: str
+
+
+@dataclass(frozen=True)
+class ClosureAdded:
+    """A new closure and how many of that day's slots already hold bookings."""
+
+    day: dt.date
+    reason: str
+    slots_with_bookings: int
+
+
+@dataclass(frozen=True)
+class CounterView:
+    """A window of a hall."""
+
+    code: str
+    section: str
+    name: str
+    active: bool
 
 
 SECTION_LETTERS = {

@@ -15,6 +15,7 @@ from app.booking.deps import BookingDeps
 from app.errors import InvalidInput
 from app.http import JSON_TYPE, doc, finish_even_if_disconnected, json_response, parse_body, parse_query
 from app.matters.schemas import Section
+from app.notify import present as notify_present
 from app.notify import service as notify
 from app.notify.models import NotificationStatus
 from auth.errors import STAFF_AUTH_ERRORS
@@ -210,7 +211,7 @@ async def revocations(request: Request) -> HTTPResponse:
 @admin_required
 async def get_schedule(request: Request, hall: str) -> HTTPResponse:
     """A hall's booking calendar."""
-    return json_response(await admin.get_schedule(hall=hall))
+    return json_response(present.schedule_json(await admin.get_schedule(hall=hall)))
 
 
 @bp.put("/admin/halls/<hall:str>/schedule")
@@ -224,7 +225,9 @@ async def get_schedule(request: Request, hall: str) -> HTTPResponse:
 @admin_required
 async def put_schedule(request: Request, hall: str) -> HTTPResponse:
     """Replace a hall's calendar."""
-    return json_response(await admin.put_schedule(_deps(request), hall=hall, config=parse_body(request)))
+    return json_response(
+        present.schedule_json(await admin.put_schedule(_deps(request), hall=hall, config=parse_body(request)))
+    )
 
 
 @bp.get("/admin/halls/<hall:str>/closures")
@@ -232,7 +235,7 @@ async def put_schedule(request: Request, hall: str) -> HTTPResponse:
 @admin_required
 async def list_closures(request: Request, hall: str) -> HTTPResponse:
     """Closures from today."""
-    return json_response(await admin.list_closures(hall=hall))
+    return json_response(present.closures_json(await admin.list_closures(hall=hall)))
 
 
 @bp.post("/admin/halls/<hall:str>/closures")
@@ -249,7 +252,7 @@ async def add_closure(request: Request, hall: str) -> HTTPResponse:
     """Close a hall on a date."""
     body = parse_body(request, ClosureBody)
     result = await admin.add_closure(_deps(request), hall=hall, day=body.date, reason=body.reason)
-    return json_response(result, status=201)
+    return json_response(present.closure_added_json(result), status=201)
 
 
 @bp.delete("/admin/halls/<hall:str>/closures/<day:str>")
@@ -275,7 +278,7 @@ async def remove_closure(request: Request, hall: str, day: str) -> HTTPResponse:
 @admin_required
 async def get_counters(request: Request, hall: str) -> HTTPResponse:
     """A hall's counters."""
-    return json_response(await admin.get_counters(hall=hall))
+    return json_response(present.counters_json(await admin.get_counters(hall=hall)))
 
 
 @bp.put("/admin/halls/<hall:str>/counters")
@@ -291,7 +294,8 @@ async def put_counters(request: Request, hall: str) -> HTTPResponse:
     """Replace a hall's counters."""
     body = parse_body(request, CountersBody)
     counters = [c.model_dump(mode="json") for c in body.counters]
-    return json_response(await admin.put_counters(_deps(request), hall=hall, counters=counters))
+    result = await admin.put_counters(_deps(request), hall=hall, counters=counters)
+    return json_response(present.counters_json(result))
 
 
 @bp.get("/admin/notifications")
@@ -313,4 +317,4 @@ async def notifications(request: Request) -> HTTPResponse:
         page=q.page,
         page_size=q.page_size,
     )
-    return json_response(body)
+    return json_response(notify_present.notification_page_json(body))

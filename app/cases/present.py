@@ -28,6 +28,7 @@ from app.cases.types import (
     TimelineEntry,
     UploadInfo,
 )
+from app.notify import present as notify_present
 from app.paging import envelope
 
 
@@ -164,7 +165,7 @@ def staff_case_json(v: StaffCaseView) -> dict[str, Any]:
         suspended_days=v.suspended_days,
         actions=list(v.actions),
         timeline=_timeline(v.timeline, internal=True),
-        notifications=[dict(n) for n in v.notifications],
+        notifications=[notify_present.notification_json(n) for n in v.notifications],
     )
     return body
 

@@ -194,5 +194,5 @@ async def staff_view(cipher: PiiCipher, case: Case, *, principal: Principal) -> 
         suspended_days=case.suspended_days,
         actions=tuple(lifecycle.actions_for(case.status, principal.role or "")),
         timeline=await timeline(case, internal=True),
-        notifications=tuple(notify.notification_dict(n) for n in pushes),
+        notifications=tuple(notify.notification_view(n) for n in pushes),
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.notify.types import NotificationView
 from app.paging import Page
 
 
@@ -190,7 +191,7 @@ class StaffCaseView:
     suspended_days: int
     actions: tuple[str, ...]
     timeline: tuple[TimelineEntry, ...]
-    notifications: tuple[Mapping[str, Any], ...]  # the notify domain's shape
+    notifications: tuple[NotificationView, ...]
 
 
 CasePage = Page[CaseSummary]

@@ -21,7 +21,7 @@ from app.feedback.errors import (
 )
 from app.feedback.models import Question
 from app.feedback.present import question_json
-from app.feedback.types import QuestionPage, QuestionStatus, QuestionView, StaffQuestionFields
+from app.feedback.types import FaqEntry, QuestionPage, QuestionStatus, QuestionView, StaffQuestionFields
 from app.idempotency import Claim
 from app.matters import guides
 from app.notify import service as notify
@@ -211,7 +211,7 @@ async def unpublish(deps: FeedbackDeps, *, principal: Principal, question_id: st
     return question_view(row, staff=True)
 
 
-async def published_faq(matter_code: str, *, limit: int = 20) -> list[dict[str, str]]:
+async def published_faq(matter_code: str, *, limit: int = 20) -> tuple[FaqEntry, ...]:
     """The matter's published questions and answers, newest first (for the guide)."""
     rows = (
         await Question.filter(matter_code=matter_code, published_at__isnull=False)
@@ -219,4 +219,4 @@ async def published_faq(matter_code: str, *, limit: int = 20) -> list[dict[str, 
         .limit(limit)
         .values("faq_question", "faq_answer")
     )
-    return [{"question": r["faq_question"], "answer": r["faq_answer"]} for r in rows]
+    return tuple(FaqEntry(question=r["faq_question"], answer=r["faq_answer"]) for r in rows)

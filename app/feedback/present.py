@@ -6,6 +6,7 @@ from typing import Any
 
 from app import clock
 from app.feedback.types import (
+    FaqEntry,
     QuestionPage,
     QuestionView,
     RatingPage,
@@ -146,3 +147,15 @@ def satisfaction_json(report: SatisfactionReport) -> dict[str, Any]:
         "to": report.date_to.isoformat(),
         "items": [satisfaction_row_json(report.by, row) for row in report.items],
     }
+
+
+def faq_json(faq: tuple[FaqEntry, ...]) -> list[dict[str, str]]:
+    """A matter's published questions and answers (the guide's `consult_faq`)."""
+    return [{"question": f.question, "answer": f.answer} for f in faq]
+
+
+def matter_satisfaction_json(row: SatisfactionRow | None) -> dict[str, Any] | None:
+    """A matter's public satisfaction (the guide's `satisfaction`); None before its first rating."""
+    if row is None:
+        return None
+    return {"total": row.total, "satisfaction_rate": row.satisfaction_rate, "good": row.good}

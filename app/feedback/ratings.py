@@ -459,9 +459,7 @@ async def satisfaction_report(*, by: str, date_from: dt.date, date_to: dt.date) 
     return SatisfactionReport(by, date_from, date_to, tuple(rows))
 
 
-async def matter_satisfaction(matter_code: str) -> dict[str, Any] | None:
+async def matter_satisfaction(matter_code: str) -> SatisfactionRow | None:
     """The public satisfaction of a matter (for its guide page); None before its first rating."""
     rows = await satisfaction(by="matter", key=matter_code)
-    return (
-        {"total": rows[0].total, "satisfaction_rate": rows[0].satisfaction_rate, "good": rows[0].good} if rows else None
-    )
+    return rows[0] if rows else None

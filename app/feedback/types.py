@@ -173,3 +173,11 @@ class SatisfactionReport:
     date_from: dt.date
     date_to: dt.date
     items: tuple[SatisfactionRow, ...]
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    """A published question and its answer, as the matter's guide shows it."""
+
+    question: str
+    answer: str

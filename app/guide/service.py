@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.cache import LocalCache
+from app.feedback import present as feedback_present
 from app.feedback.consult import published_faq
 from app.feedback.ratings import matter_satisfaction
 from app.jsontext import dumps, etag_for
@@ -67,8 +68,8 @@ async def _assemble(deps: GuideDeps, data: dict[str, Any], matter_code: str) -> 
     links = await codes.default_code_links(deps.codes, matter_code=matter_code)
     data = {**data, "links": {**data["links"], "qr": codes_present.links(links)}}
     # Both change without a catalogue write: the cached guide shows them within GUIDE_CACHE_SECONDS.
-    data["satisfaction"] = await matter_satisfaction(matter_code)
-    data["consult_faq"] = await published_faq(matter_code)
+    data["satisfaction"] = feedback_present.matter_satisfaction_json(await matter_satisfaction(matter_code))
+    data["consult_faq"] = feedback_present.faq_json(await published_faq(matter_code))
     body = dumps(data)
     return GuideDocument(etag_for(body), body, data)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from app import clock
 from app.notify.models import Notification, NotificationStatus
+from app.notify.types import NotificationPage, NotificationView
 
 
 async def enqueue(
@@ -47,26 +48,26 @@ async def cancel_pending(*, subject_type: str, subject_id: str, kind: str | None
     return await query.update(status=NotificationStatus.cancelled, updated_at=clock.now())
 
 
-def notification_dict(row: Notification) -> dict[str, Any]:
-    """The public shape of a notification."""
-    return {
-        "id": str(row.id),
-        "kind": row.kind,
-        "status": str(row.status),
-        "subject_type": row.subject_type,
-        "subject_id": row.subject_id,
-        "send_after": clock.iso(row.send_after),
-        "attempts": row.attempts,
-        "last_error": row.last_error,
-        "created_at": clock.iso(row.created_at),
-        "sent_at": clock.iso(row.sent_at),
-        "payload": row.payload,
-    }
+def notification_view(row: Notification) -> NotificationView:
+    """A notification row as a typed value."""
+    return NotificationView(
+        id=row.id,
+        kind=row.kind,
+        status=str(row.status),
+        subject_type=row.subject_type,
+        subject_id=row.subject_id,
+        send_after=row.send_after,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+        payload=row.payload,
+    )
 
 
 async def list_notifications(
     *, status: str | None, kind: str | None, subject_id: str | None, page: int, page_size: int
-) -> dict[str, Any]:
+) -> NotificationPage:
     """A page of the outbox for staff, newest first."""
     query = Notification.all()
     if status:
@@ -77,4 +78,4 @@ async def list_notifications(
         query = query.filter(subject_id=subject_id)
     total = await query.count()
     rows = await query.order_by("-created_at", "-id").offset((page - 1) * page_size).limit(page_size)
-    return {"items": [notification_dict(r) for r in rows], "total": total, "page": page, "page_size": page_size}
+    return NotificationPage(tuple(notification_view(r) for r in rows), total, page, page_size)

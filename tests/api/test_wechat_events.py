@@ -225,9 +225,9 @@ async def test_scan_answers_the_guide_and_counts_a_wechat_scan(seeded, settings,
     await seeded.sanic_app.ctx.scans.flush()
     assert await wechat_scans(slug) == {"wechat": 1}
     stats = await analytics.code_stats(slug=slug, date_from=None, date_to=None)
-    assert stats["by_channel"] == {"wechat": 1} and stats["total_scans"] == 1
-    [day] = stats["days"]
-    assert day["date"] == "2026-09-30" and day["by_channel"] == {"wechat": 1}
+    assert stats.by_channel == {"wechat": 1} and stats.total_scans == 1
+    [day] = stats.days
+    assert day.day.isoformat() == "2026-09-30" and day.by_channel == {"wechat": 1}
 
 
 async def test_scans_of_two_people_and_a_second_scan_are_all_counted(seeded, settings):
@@ -237,8 +237,8 @@ async def test_scans_of_two_people_and_a_second_scan_are_all_counted(seeded, set
         articles(await send(seeded, settings, event_xml(oid, "SCAN", slug, at=at())))
     await seeded.sanic_app.ctx.scans.flush()
     stats = await analytics.code_stats(slug=slug, date_from=None, date_to=None)
-    assert stats["by_channel"] == {"wechat": 3}
-    assert stats["days"][0]["visitors"] == 2
+    assert stats.by_channel == {"wechat": 3}
+    assert stats.days[0].visitors == 2
 
 
 async def test_scan_of_a_code_with_another_action_links_that_action(seeded, settings):

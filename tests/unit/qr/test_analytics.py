@@ -11,7 +11,7 @@ import pytest
 from app import clock
 from app.errors import InvalidInput
 from app.store import make_store
-from qr import analytics
+from qr import analytics, present
 from qr.analytics import ScanRecorder, channel_of, code_stats, invalid_stats, is_bot, visitor_id
 from qr.errors import CodeNotFound
 from qr.models import Code, InvalidScan, ScanChannel, ScanDaily, ScanVisitors
@@ -339,7 +339,7 @@ async def test_code_stats_per_day_and_channel(codes):
         [(SLUG, "2026-09-01", 4), (SLUG, "2026-09-02", 1)],
     )  # fmt: skip
     stats = await code_stats(slug=SLUG, date_from=dt.date(2026, 9, 1), date_to=dt.date(2026, 9, 30))
-    assert stats == {
+    assert present.code_stats(stats) == {
         "slug": SLUG,
         "from": "2026-09-01",
         "to": "2026-09-30",
@@ -358,11 +358,11 @@ async def test_code_stats_default_range_is_the_last_30_days(codes, fake_clock):
     await seed([(SLUG, (today - dt.timedelta(days=29)).isoformat(), "browser", 1),
                 (SLUG, (today - dt.timedelta(days=30)).isoformat(), "browser", 10)])  # fmt: skip
     stats = await code_stats(slug=SLUG, date_from=None, date_to=None)
-    assert stats["to"] == today.isoformat()
-    assert stats["from"] == (today - dt.timedelta(days=29)).isoformat()
-    assert stats["total_scans"] == 1
+    assert stats.date_to == today
+    assert stats.date_from == today - dt.timedelta(days=29)
+    assert stats.total_scans == 1
     only_to = await code_stats(slug=SLUG, date_from=None, date_to=today - dt.timedelta(days=1))
-    assert only_to["from"] == (today - dt.timedelta(days=30)).isoformat() and only_to["total_scans"] == 11
+    assert only_to.date_from == today - dt.timedelta(days=30) and only_to.total_scans == 11
 
 
 async def test_code_stats_range_limits(codes):
@@ -388,7 +388,7 @@ async def test_invalid_stats(recorder, fake_clock):
     recorder.record_invalid("disabled")
     await recorder.flush()
     rows = await invalid_stats(date_from=dt.date(2026, 9, 30), date_to=dt.date(2026, 10, 1))
-    assert rows == [
+    assert present.invalid_stats(rows) == [
         {"date": "2026-09-30", "reason": "exhausted", "scans": 1},
         {"date": "2026-09-30", "reason": "unknown", "scans": 2},
         {"date": "2026-10-01", "reason": "disabled", "scans": 1},

@@ -1,0 +1,31 @@
+"""What the notify services answer, as typed values (no ORM, so channels and other domains' views may hold them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.paging import Page
+
+
+@dataclass(frozen=True)
+class NotificationView:
+    """A notification of the outbox and how its delivery went."""
+
+    id: uuid.UUID
+    kind: str
+    status: str
+    subject_type: str
+    subject_id: str
+    send_after: dt.datetime
+    attempts: int
+    last_error: str | None
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+    payload: Mapping[str, Any]
+
+
+NotificationPage = Page[NotificationView]
