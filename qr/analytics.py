@@ -16,15 +16,13 @@ import os
 import random
 import re
 from collections import Counter, defaultdict
-from typing import Any
 
-from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from app import clock
 from app.errors import InvalidInput
-from app.sql import placeholders
 from app.store import Store
+from qr import sql as qr_sql
 from qr.models import Code, InvalidScan, ScanChannel, ScanDaily, ScanVisitors
 from qr.types import CodeStats, DayScans, InvalidScans
 
@@ -147,34 +145,18 @@ class ScanRecorder:
             estimate = int(await self.store.pfcount(key))
             updated = await ScanVisitors.filter(slug=slug, day=day).update(visitors=estimate)
             if not updated:
-                await _insert_ignore("qr_scan_visitors", ("slug", "day", "visitors"), (slug, day, estimate))
+                await qr_sql.insert_ignore("qr_scan_visitors", ("slug", "day", "visitors"), (slug, day, estimate))
                 await ScanVisitors.filter(slug=slug, day=day).update(visitors=estimate)
-
-
-async def _upsert(table: str, keys: tuple[str, ...], values: tuple[Any, ...], count: int) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE scans = scans + n (same SQL on SQLite >= 3.24 and PostgreSQL)."""
-    cols = (*keys, "scans")
-    marks = placeholders(len(cols))
-    # Table and column names are our constants, never input; values are bound parameters.
-    insert = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(marks)}) "  # noqa: S608
-    sql = insert + f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET scans = {table}.scans + excluded.scans"
-    await connections.get("default").execute_query(sql, [*values, count])
-
-
-async def _insert_ignore(table: str, cols: tuple[str, ...], values: tuple[Any, ...]) -> None:
-    marks = placeholders(len(cols))
-    sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(marks)}) ON CONFLICT DO NOTHING"  # noqa: S608
-    await connections.get("default").execute_query(sql, list(values))
 
 
 async def _upsert_scans(scans: Counter[tuple[str, dt.date, str]]) -> None:
     for (slug, day, channel), n in scans.items():
-        await _upsert("qr_scan_daily", ("slug", "day", "channel"), (slug, day, channel), n)
+        await qr_sql.add_scans("qr_scan_daily", ("slug", "day", "channel"), (slug, day, channel), n)
 
 
 async def _upsert_invalid(invalid: Counter[tuple[dt.date, str]]) -> None:
     for (day, reason), n in invalid.items():
-        await _upsert("qr_invalid_scan", ("day", "reason"), (day, reason), n)
+        await qr_sql.add_scans("qr_invalid_scan", ("day", "reason"), (day, reason), n)
 
 
 async def code_stats(*, slug: str, date_from: dt.date | None, date_to: dt.date | None) -> CodeStats:

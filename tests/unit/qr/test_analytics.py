@@ -12,6 +12,7 @@ from app import clock
 from app.errors import InvalidInput
 from app.store import make_store
 from qr import analytics, present
+from qr import sql as qr_sql
 from qr.analytics import ScanRecorder, channel_of, code_stats, invalid_stats, is_bot, visitor_id
 from qr.errors import CodeNotFound
 from qr.models import Code, InvalidScan, ScanChannel, ScanDaily, ScanVisitors
@@ -263,7 +264,7 @@ async def test_a_flush_failing_part_way_does_not_double_count(recorder, monkeypa
     recorder.record(SLUG, ScanChannel.browser, "c:one")
     recorder.record(OTHER, ScanChannel.browser, "c:one")
     recorder.record_invalid("unknown")
-    real = analytics._upsert
+    real = qr_sql.add_scans
     calls = {"n": 0}
 
     async def flaky(table, keys, values, count):
@@ -273,7 +274,7 @@ async def test_a_flush_failing_part_way_does_not_double_count(recorder, monkeypa
         await real(table, keys, values, count)
 
     with monkeypatch.context() as patch:
-        patch.setattr(analytics, "_upsert", flaky)
+        patch.setattr(qr_sql, "add_scans", flaky)
         await recorder.flush()
     await recorder.flush()
     today = clock.today().isoformat()
