@@ -34,9 +34,8 @@ from .harness import (
     api,
     catalogue_codes,
     count_answers,
-    dev_tokens,
-    jwt_subject,
     lua_table,
+    mint_citizens,
     report_lines,
     report_per_slot,
     staff_token,
@@ -134,17 +133,10 @@ def booking_setup(ctx: Context) -> BookingSetup:
         raise BenchError(f"hall {BOOKING_HALL} has no bookable matter outside section {storm['section']}", EXIT_SERVER)
     api(ctx, "PUT", f"/api/v1/admin/halls/{BOOKING_HALL}/schedule", admin, booking_schedule(storm["section"]))
     wanted = _citizen_count(ctx.cfg)
-    started = time.monotonic()
-    minted = dev_tokens(
-        ctx.server_env, ["--citizens", str(wanted + 3), "--loa", "2"], ctx.deadline, count=wanted + 3,
-        timeout=TOKEN_TIMEOUT + PER_CITIZEN_S * wanted,
-    )  # fmt: skip
-    citizens = list({jwt_subject(t): t for t in minted}.values())[:wanted]  # random phones may repeat (rarely)
-    if len(citizens) < wanted:
-        raise BenchError(f"minted {len(citizens)} distinct citizens, needed {wanted}", EXIT_SERVER)
+    citizens, took = mint_citizens(ctx, wanted)
     print(
         f"booking setup: storm matter {storm['code']} (section {storm['section']}, {STORM_SEATS} seats a slot), "
-        f"desk matters {', '.join(c for c, _ in desk)}; {wanted} citizens minted in {time.monotonic() - started:.1f} s",
+        f"desk matters {', '.join(c for c, _ in desk)}; {wanted} citizens minted in {took:.1f} s",
         flush=True,
     )
     setup = BookingSetup(admin, clerk, str(storm["code"]), str(storm["section"]), desk, citizens)

@@ -27,10 +27,9 @@ from .harness import (
     catalogue_codes,
     count_answers,
     counts_text,
-    dev_tokens,
-    jwt_subject,
     lua_string,
     lua_table,
+    mint_citizens,
     report_lines,
     staff_token,
     sum_counts,
@@ -149,17 +148,10 @@ def cases_setup(ctx: Context) -> CasesSetup:
     admin = staff_token(ctx, "admin", "bench-admin")
     matter, template = bench_matter(ctx, admin)
     wanted = CASE_CITIZENS + 1
-    started = time.monotonic()
-    minted = dev_tokens(
-        ctx.server_env, ["--citizens", str(wanted + 3), "--loa", "2"], ctx.deadline, count=wanted + 3,
-        timeout=TOKEN_TIMEOUT + PER_CITIZEN_S * wanted,
-    )  # fmt: skip
-    citizens = list({jwt_subject(t): t for t in minted}.values())[:wanted]  # random phones may repeat (rarely)
-    if len(citizens) < wanted:
-        raise BenchError(f"minted {len(citizens)} distinct citizens, needed {wanted}", EXIT_SERVER)
+    citizens, took = mint_citizens(ctx, wanted)
     print(
         f"cases setup: matter {matter} (a copy of {template}: online application at LoA 2, no required material); "
-        f"{wanted} citizens minted in {time.monotonic() - started:.1f} s",
+        f"{wanted} citizens minted in {took:.1f} s",
         flush=True,
     )
     setup = CasesSetup(matter, template, citizens, secrets.token_hex(4))

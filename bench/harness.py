@@ -339,6 +339,19 @@ def jwt_subject(token: str) -> str:
     return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("sub", ""))
 
 
+def mint_citizens(ctx: Context, wanted: int) -> tuple[list[str], float]:
+    """Tokens of `wanted` distinct new citizens at LoA 2, and the seconds minting took."""
+    started = time.monotonic()
+    minted = dev_tokens(
+        ctx.server_env, ["--citizens", str(wanted + 3), "--loa", "2"], ctx.deadline, count=wanted + 3,
+        timeout=TOKEN_TIMEOUT + PER_CITIZEN_S * wanted,
+    )  # fmt: skip
+    citizens = list({jwt_subject(t): t for t in minted}.values())[:wanted]  # random phones may repeat (rarely)
+    if len(citizens) < wanted:
+        raise BenchError(f"minted {len(citizens)} distinct citizens, needed {wanted}", EXIT_SERVER)
+    return citizens, time.monotonic() - started
+
+
 def api(ctx: Context, method: str, path: str, token: str, body: Any = None, expect: int = 200) -> Any:
     """One JSON API call of the setup with a bearer token; anything but `expect` stops the run (a broken setup)."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
