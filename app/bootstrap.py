@@ -16,6 +16,7 @@ from app.cases.service import CaseDeps
 from app.feedback.deps import FeedbackDeps
 from app.guide.service import GuideDeps
 from app.matters.service import CatalogueDeps
+from app.notify.deps import NotifyDeps
 from app.settings import Settings
 from app.stats.deps import StatsDeps
 from app.store import Store, make_store
@@ -45,6 +46,7 @@ class Services:
     auth: AuthDeps
     booking: BookingDeps
     cases: CaseDeps
+    notify: NotifyDeps
     feedback: FeedbackDeps
     stats: StatsDeps
     catalogue: CatalogueDeps
@@ -93,6 +95,7 @@ def build_services(settings: Settings, *, store: Store | None = None) -> Service
         ),
         booking=BookingDeps(settings=settings, cache=cache, tokens=tokens, cipher=cipher),
         cases=CaseDeps(settings=settings, cache=cache, tokens=tokens, cipher=cipher, store=store),
+        notify=NotifyDeps(settings=settings, wechat=wechat),
         feedback=FeedbackDeps(settings=settings, store=store, cache=cache),
         stats=StatsDeps(settings=settings, store=store),
         catalogue=catalogue,

@@ -57,11 +57,11 @@ async def prepare(settings: Settings) -> None:
         await services.aclose()
 
 
-async def _housekeeping(settings: Settings) -> None:
+async def _housekeeping(services: Services) -> None:
     """Forget expired idempotency keys, revocations of tickets whose slots are over and unused uploads."""
     await idempotency.sweep()
     await booking_jobs.sweep_revocations()
-    while await uploads.sweep(settings):
+    while await uploads.sweep(services.cases):
         pass
 
 
@@ -216,10 +216,10 @@ def create_app(settings: Settings | None = None) -> Sanic:
         scheduler.add("scan-flush", 2.0, services.scans.flush)
         no_shows = functools.partial(booking_jobs.mark_no_shows, services.booking)
         scheduler.add("booking-no-shows", 60.0, no_shows, cluster=True)
-        scheduler.add("housekeeping", 3600.0, functools.partial(_housekeeping, settings), cluster=True)
+        scheduler.add("housekeeping", 3600.0, functools.partial(_housekeeping, services), cluster=True)
         # Every worker drains the outbox (claims use SKIP LOCKED, so they never take the same row):
         # a job of each worker, not a cluster one.
-        deliver = functools.partial(delivery.deliver, settings=settings, wechat=services.wechat)
+        deliver = functools.partial(delivery.deliver, services.notify)
         scheduler.add("notify-delivery", 1.0, deliver)
         ctx.scheduler = scheduler
         scheduler.start()

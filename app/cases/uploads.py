@@ -295,7 +295,7 @@ def path_of(settings: Settings, row: Upload) -> Path:
     return _address(settings.upload_dir, row.sha256)
 
 
-async def sweep(settings: Settings, *, batch: int = 500) -> int:
+async def sweep(deps: CaseDeps, *, batch: int = 500) -> int:
     """Delete uploads no case took before they expired, and their files once nothing else holds them."""
     now = clock.now()
     rows = await Upload.filter(case_id__isnull=True, expires_at__lt=now).limit(batch).values_list("id", "sha256")
@@ -303,7 +303,7 @@ async def sweep(settings: Settings, *, batch: int = 500) -> int:
         return 0
     await Upload.filter(id__in=[r[0] for r in rows], case_id__isnull=True).delete()
     for sha in {r[1] for r in rows}:
-        await _drop_content(settings, sha)
+        await _drop_content(deps.settings, sha)
     return len(rows)
 
 

@@ -19,10 +19,10 @@ from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from app import clock
+from app.notify.deps import NotifyDeps
 from app.notify.models import Notification, NotificationStatus
 from app.notify.templates import RENDERERS
 from app.settings import Settings
-from app.wechat.client import WeChatClient
 from app.wechat.errors import WeChatError, WeChatQuotaExhausted, WeChatRateLimited, WeChatUnavailable
 from auth.models import Channel, ChannelBinding
 
@@ -115,8 +115,9 @@ async def _binding(citizen_id: uuid.UUID, settings: Settings) -> ChannelBinding 
     return None
 
 
-async def send_one(row: Notification, *, settings: Settings, wechat: WeChatClient) -> str:
+async def send_one(deps: NotifyDeps, row: Notification) -> str:
     """Send one claimed notification; answers `sent`, `retry` or `failed`."""
+    settings, wechat = deps.settings, deps.wechat
     render = RENDERERS.get(row.kind)
     binding = await _binding(row.citizen_id, settings)
     if render is None or binding is None:
@@ -173,14 +174,14 @@ async def send_one(row: Notification, *, settings: Settings, wechat: WeChatClien
     return "sent"
 
 
-async def deliver(*, settings: Settings, wechat: WeChatClient, batch: int = 20) -> Outcome:
+async def deliver(deps: NotifyDeps, *, batch: int = 20) -> Outcome:
     """One round: claim due notifications and send them one by one."""
     outcome = Outcome()
     for row in await claim(batch=batch):
         if not await _renew(row):
             continue  # our lease ran out before its turn: it is someone else's now
         try:
-            result = await send_one(row, settings=settings, wechat=wechat)
+            result = await send_one(deps, row)
         except Exception:  # an unexpected error must not stall the batch (and the oldest row with it)
             log.exception("notification %s: delivery error", row.id)
             await _mark(row, last_error="INTERNAL_ERROR", send_after=clock.now() + backoff(row.attempts))

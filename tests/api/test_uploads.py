@@ -395,7 +395,7 @@ async def test_sweep_removes_expired_unused_uploads_only(seeded, settings, fake_
     assert late["sha256"] == early["sha256"]
     fake_clock.advance(hours=12)  # 25 h after the first uploads, 12 h after the late one
 
-    removed = await upload_service.sweep(settings)
+    removed = await upload_service.sweep(seeded.sanic_app.ctx.cases)
     _, headers = await make_citizen(phone=phone)
 
     assert removed == 2
@@ -410,9 +410,9 @@ async def test_sweep_removes_expired_unused_uploads_only(seeded, settings, fake_
     _, r = await seeded.get(f"{UPLOADS}/{late['id']}", headers=headers)
     assert r.status_code == 200
 
-    assert await upload_service.sweep(settings) == 0  # nothing else expired yet
+    assert await upload_service.sweep(seeded.sanic_app.ctx.cases) == 0  # nothing else expired yet
     fake_clock.advance(hours=13)
-    assert await upload_service.sweep(settings) == 1
+    assert await upload_service.sweep(seeded.sanic_app.ctx.cases) == 1
     assert not address(settings, late["sha256"]).exists()
     assert {str(i) for i in await Upload.all().values_list("id", flat=True)} == {pdf["id"], png["id"]}
     assert address(settings, pdf["sha256"]).exists() and address(settings, png["sha256"]).exists()
@@ -427,7 +427,7 @@ async def test_sweep_keeps_content_a_case_holds_when_an_unused_copy_expires(seed
     spare = (await upload(seeded, headers, PDF, "copy.pdf")).json
     assert (await submit_case(seeded, headers, pdf["id"], png["id"])).status_code == 201
     fake_clock.advance(hours=25)
-    assert await upload_service.sweep(settings) == 1
+    assert await upload_service.sweep(seeded.sanic_app.ctx.cases) == 1
     assert not await Upload.exists(id=spare["id"])
     assert address(settings, pdf["sha256"]).read_bytes() == PDF
 

@@ -21,6 +21,7 @@ from app.cases.types import StaffCaseView
 from app.matters import service as catalogue
 from app.notify import delivery
 from app.notify import service as notify
+from app.notify.deps import NotifyDeps
 from app.notify.models import Notification, NotificationStatus
 from app.store import make_store
 from app.wechat.client import WeChatClient
@@ -284,7 +285,7 @@ async def test_each_step_is_one_template_message_with_the_case_number_and_progre
     fake_clock, deps, citizen, wechat, fake_wechat, wechat_settings
 ):
     body, rows = await walk(deps, citizen, fake_clock)
-    outcome = await delivery.deliver(settings=wechat_settings, wechat=wechat)
+    outcome = await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))
     assert (outcome.sent, outcome.retried, outcome.failed) == (len(rows), 0, 0)
     binding = await ChannelBinding.get(citizen_id=citizen.id)
     sent = fake_wechat.sent
@@ -315,7 +316,7 @@ async def test_each_step_is_one_template_message_with_the_case_number_and_progre
     ]
     for row in await pushes(body["case_no"]):
         assert row.status is NotificationStatus.sent and row.channel == "official_account" and row.attempts == 1
-    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).sent == 0
+    assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))).sent == 0
     assert fake_wechat.count(TEMPLATE) == len(rows)
 
 
@@ -325,24 +326,24 @@ async def test_wechat_down_keeps_pushes_pending_then_sends_each_once(
     body, rows = await walk(deps, citizen, fake_clock, steps=STEPS[:2])  # submit, 补正, resubmit: 3 pushes
     fake_wechat.fail(TEMPLATE, status=502, times=4)
 
-    outcome = await delivery.deliver(settings=wechat_settings, wechat=wechat)
+    outcome = await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))
     assert (outcome.sent, outcome.retried, outcome.failed) == (0, 3, 0)
     for row in await pushes(body["case_no"]):
         assert row.status is NotificationStatus.pending and row.attempts == 1
         assert "WECHAT_UNAVAILABLE" in row.last_error and row.send_after == clock.now() + delivery.backoff(1)
     assert fake_wechat.sent == []
-    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).retried == 0  # backing off
+    assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))).retried == 0  # backing off
 
     fake_clock.advance(seconds=31)  # WeChat still fails once more, then recovers
-    outcome = await delivery.deliver(settings=wechat_settings, wechat=wechat)
+    outcome = await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))
     assert (outcome.sent, outcome.retried) == (2, 1)
     pending = await Notification.filter(subject_id=body["case_no"], status=NotificationStatus.pending)
     assert len(pending) == 1 and pending[0].attempts == 2 and "WECHAT_UNAVAILABLE" in pending[0].last_error
 
     fake_clock.advance(seconds=delivery.backoff(2).total_seconds() + 1)
-    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).sent == 1
+    assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))).sent == 1
     fake_clock.advance(hours=2)
-    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).sent == 0
+    assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))).sent == 0
 
     assert fake_wechat.count(TEMPLATE) == 4 + 3  # four refused calls, then one call per push
     assert sorted(s["client_msg_id"] for s in fake_wechat.sent) == sorted(str(r.id) for r in rows)
@@ -362,13 +363,14 @@ async def test_worker_killed_after_claiming_delivers_after_restart_exactly_once(
     store = make_store(wechat_settings)
     restarted = WeChatClient(wechat_settings, store)  # a fresh worker
     try:
-        assert (await delivery.deliver(settings=wechat_settings, wechat=restarted)).sent == 0  # still leased
+        fresh = NotifyDeps(settings=wechat_settings, wechat=restarted)
+        assert (await delivery.deliver(fresh)).sent == 0  # still leased
         assert fake_wechat.sent == []
         fake_clock.advance(seconds=delivery.LEASE_SECONDS + 1)
-        assert (await delivery.deliver(settings=wechat_settings, wechat=restarted)).sent == len(rows)
-        assert (await delivery.deliver(settings=wechat_settings, wechat=restarted)).sent == 0
+        assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=restarted))).sent == len(rows)
+        assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=restarted))).sent == 0
         fake_clock.advance(seconds=delivery.LEASE_SECONDS + 1)
-        assert (await delivery.deliver(settings=wechat_settings, wechat=restarted)).sent == 0
+        assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=restarted))).sent == 0
     finally:
         await restarted.aclose()
         await store.aclose()

@@ -11,6 +11,7 @@ import pytest
 from app import clock
 from app.notify import delivery
 from app.notify import service as notify
+from app.notify.deps import NotifyDeps
 from app.notify.models import Notification, NotificationStatus
 from app.store import make_store
 from app.wechat.client import WeChatClient
@@ -65,7 +66,7 @@ async def queue(citizen: Citizen, kind: str = "booking_reminder", **extra) -> No
 async def test_official_account_subscriber_gets_one_template_message(wechat_settings, wechat, fake_wechat):
     citizen = await citizen_with(wechat_settings, Channel.official_account)
     row = await queue(citizen)
-    outcome = await delivery.deliver(settings=wechat_settings, wechat=wechat)
+    outcome = await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))
     assert (outcome.sent, outcome.retried, outcome.failed) == (1, 0, 0)
     [sent] = fake_wechat.sent
     assert sent["kind"] == "template" and sent["client_msg_id"] == str(row.id)
@@ -75,14 +76,14 @@ async def test_official_account_subscriber_gets_one_template_message(wechat_sett
     stored = await Notification.get(id=row.id)
     assert stored.status is NotificationStatus.sent and stored.channel == "official_account"
     assert stored.msgid == str(sent["msgid"]) and stored.sent_at is not None and stored.claimed_until is None
-    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).sent == 0
+    assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))).sent == 0
     assert len(fake_wechat.sent) == 1
 
 
 async def test_mini_program_user_gets_a_subscribe_message_with_short_fields(wechat_settings, wechat, fake_wechat):
     citizen = await citizen_with(wechat_settings, Channel.miniprogram)
     await queue(citizen)
-    await delivery.deliver(settings=wechat_settings, wechat=wechat)
+    await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))
     [sent] = fake_wechat.sent
     assert sent["kind"] == "subscribe"
     assert all(len(v["value"]) <= 20 for k, v in sent["data"].items() if k.startswith("thing"))
@@ -94,7 +95,7 @@ async def test_unsubscribed_official_account_falls_back_to_the_mini_program(wech
         citizen=citizen, channel=Channel.miniprogram, appid=wechat_settings.wechat_mini_appid, openid="omini-1"
     )
     await queue(citizen)
-    await delivery.deliver(settings=wechat_settings, wechat=wechat)
+    await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))
     assert [s["kind"] for s in fake_wechat.sent] == ["subscribe"]
 
 
@@ -102,17 +103,17 @@ async def test_43101_is_a_permanent_failure(wechat_settings, wechat, fake_wechat
     citizen = await citizen_with(wechat_settings, Channel.miniprogram)
     row = await queue(citizen)
     fake_wechat.inject(SUBSCRIBE, 43101)
-    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).failed == 1
+    assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))).failed == 1
     stored = await Notification.get(id=row.id)
     assert stored.status is NotificationStatus.failed and "43101" in stored.last_error
     fake_clock.advance(hours=2)
-    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).sent == 0
+    assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))).sent == 0
     assert fake_wechat.sent == []
 
 
 async def test_no_channel_fails_with_a_reason(wechat_settings, wechat, fake_wechat):
     row = await queue(await citizen_with(wechat_settings))
-    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).failed == 1
+    assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))).failed == 1
     stored = await Notification.get(id=row.id)
     assert stored.status is NotificationStatus.failed and stored.last_error == "NO_CHANNEL"
 
@@ -121,15 +122,15 @@ async def test_wechat_down_keeps_rows_pending_then_delivers_each_once(wechat_set
     citizen = await citizen_with(wechat_settings, Channel.official_account)
     rows = [await queue(citizen) for _ in range(3)]
     fake_wechat.fail(TEMPLATE, status=502, times=3)
-    outcome = await delivery.deliver(settings=wechat_settings, wechat=wechat)
+    outcome = await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))
     assert (outcome.sent, outcome.retried) == (0, 3)
     for row in rows:
         stored = await Notification.get(id=row.id)
         assert stored.status is NotificationStatus.pending and stored.attempts == 1
         assert stored.send_after == clock.now() + delivery.backoff(1) and "WECHAT_UNAVAILABLE" in stored.last_error
-    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).sent == 0  # backing off
+    assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))).sent == 0  # backing off
     fake_clock.advance(seconds=31)
-    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).sent == 3
+    assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))).sent == 3
     assert sorted(s["client_msg_id"] for s in fake_wechat.sent) == sorted(str(r.id) for r in rows)
 
 
@@ -144,9 +145,9 @@ async def test_slow_wechat_times_out_and_is_retried(base_settings, fake_wechat, 
         row = await queue(citizen)
         await client.access_token(appid=settings.wechat_mp_appid)
         fake_wechat.delay(TEMPLATE, 1.0)
-        assert (await delivery.deliver(settings=settings, wechat=client)).retried == 1
+        assert (await delivery.deliver(NotifyDeps(settings=settings, wechat=client))).retried == 1
         fake_clock.advance(minutes=1)
-        assert (await delivery.deliver(settings=settings, wechat=client)).sent == 1
+        assert (await delivery.deliver(NotifyDeps(settings=settings, wechat=client))).sent == 1
         assert (await Notification.get(id=row.id)).status is NotificationStatus.sent
     finally:
         await client.aclose()
@@ -157,7 +158,7 @@ async def test_gives_up_after_max_attempts(wechat_settings, wechat, fake_wechat,
     row = await queue(await citizen_with(wechat_settings, Channel.official_account))
     fake_wechat.fail(TEMPLATE, status=502, times=delivery.MAX_ATTEMPTS)
     for _ in range(delivery.MAX_ATTEMPTS):
-        await delivery.deliver(settings=wechat_settings, wechat=wechat)
+        await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))
         fake_clock.advance(hours=2)
     stored = await Notification.get(id=row.id)
     assert stored.status is NotificationStatus.failed and stored.attempts == delivery.MAX_ATTEMPTS
@@ -169,7 +170,7 @@ async def test_not_due_yet_is_left_alone(wechat_settings, wechat, fake_wechat, f
     await queue(citizen, send_after=clock.now() + dt.timedelta(hours=1))
     assert await delivery.claim(batch=10) == []
     fake_clock.advance(hours=1)
-    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).sent == 1
+    assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))).sent == 1
 
 
 async def test_worker_killed_after_claiming_is_delivered_after_the_lease(
@@ -179,9 +180,9 @@ async def test_worker_killed_after_claiming_is_delivered_after_the_lease(
     row = await queue(citizen)
     claimed = await delivery.claim(batch=10)  # this worker "dies" here: claimed and committed, never sent
     assert [r.id for r in claimed] == [row.id]
-    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).sent == 0  # still leased
+    assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))).sent == 0  # still leased
     fake_clock.advance(seconds=delivery.LEASE_SECONDS + 1)
-    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).sent == 1
+    assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))).sent == 1
     assert len(fake_wechat.sent) == 1
     stored = await Notification.get(id=row.id)
     assert stored.status is NotificationStatus.sent and stored.attempts == 2
@@ -197,7 +198,7 @@ async def test_row_whose_lease_ran_out_in_a_slow_batch_is_not_sent_again(
     stale = await delivery.claim(batch=10)  # A's batch, still in its memory
     assert len(stale) == 2
     fake_clock.advance(seconds=delivery.LEASE_SECONDS + 1)
-    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).sent == 2  # B
+    assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))).sent == 2  # B
     assert len(fake_wechat.sent) == 2
     for row in stale:  # A's turn comes for its rows: the lease is no longer its own
         assert not await delivery._renew(row)
@@ -213,13 +214,13 @@ async def test_unexpected_error_retries_the_row_and_goes_on_with_the_batch(
     fake_clock.advance(seconds=2)
     real = delivery.send_one
 
-    async def flaky(row, **kwargs):
+    async def flaky(deps, row):
         if row.id == broken.id:
             raise RuntimeError("boom")
-        return await real(row, **kwargs)
+        return await real(deps, row)
 
     monkeypatch.setattr(delivery, "send_one", flaky)
-    outcome = await delivery.deliver(settings=wechat_settings, wechat=wechat)
+    outcome = await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))
     assert outcome.sent == 1 and outcome.retried == 1
     assert (await Notification.get(id=fine.id)).status is NotificationStatus.sent
     stored = await Notification.get(id=broken.id)
@@ -237,7 +238,7 @@ async def test_answer_lost_after_sending_is_not_sent_twice(wechat_settings, wech
         openid=binding.openid, template_id="dev-tpl-booking-reminder", data={"first": "x"}, client_msg_id=str(row.id)
     )
     fake_clock.advance(seconds=delivery.LEASE_SECONDS + 1)
-    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).sent == 1
+    assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))).sent == 1
     assert len(fake_wechat.sent) == 1  # WeChat dropped the duplicate by client_msg_id
     assert (await Notification.get(id=row.id)).msgid == str(fake_wechat.sent[0]["msgid"])
 
@@ -246,7 +247,7 @@ async def test_cancelled_notifications_are_never_sent(wechat_settings, wechat, f
     citizen = await citizen_with(wechat_settings, Channel.official_account)
     row = await queue(citizen)
     assert await notify.cancel_pending(subject_type="booking", subject_id=row.subject_id) == 1
-    assert (await delivery.deliver(settings=wechat_settings, wechat=wechat)).sent == 0
+    assert (await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=wechat))).sent == 0
     assert fake_wechat.sent == []
 
 
@@ -262,7 +263,7 @@ async def test_concurrent_workers_never_send_one_notification_twice(wechat_setti
     async def worker(client: WeChatClient) -> int:
         total = 0
         while True:
-            outcome = await delivery.deliver(settings=wechat_settings, wechat=client, batch=5)
+            outcome = await delivery.deliver(NotifyDeps(settings=wechat_settings, wechat=client), batch=5)
             if outcome.sent == 0:
                 return total
             total += outcome.sent
