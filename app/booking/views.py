@@ -17,7 +17,7 @@ from app.http import JSON_TYPE, doc, finish_even_if_disconnected, json_response,
 from app.matters.schemas import Section
 from app.notify import present as notify_present
 from app.notify import service as notify
-from app.notify.models import NotificationStatus
+from app.notify.types import NotificationStatus
 from auth.errors import STAFF_AUTH_ERRORS
 from auth.guards import admin_required, staff_required
 

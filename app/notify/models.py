@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import enum
-
 from tortoise import fields
 from tortoise.models import Model
 
-
-class NotificationStatus(enum.StrEnum):
-    """pending -> sent | failed, or cancelled before sending."""
-
-    pending = "pending"
-    sent = "sent"
-    failed = "failed"
-    cancelled = "cancelled"
+from app.notify.types import NotificationStatus
 
 
 class Notification(Model):

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from app.paging import Page
+
+
+class NotificationStatus(enum.StrEnum):
+    """pending -> sent | failed, or cancelled before sending."""
+
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"
+    cancelled = "cancelled"
 
 
 @dataclass(frozen=True)
