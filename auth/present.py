@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from auth.accounts import Profile
 from auth.types import StaffAccount
 
 
@@ -17,4 +18,17 @@ def staff_json(staff: StaffAccount) -> dict[str, Any]:
         "hall": staff.hall,
         "departments": list(staff.departments),
         "disabled": staff.disabled,
+    }
+
+
+def profile_json(p: Profile) -> dict[str, Any]:
+    """JSON shape of a profile (personal fields arrive masked)."""
+    rn = p.real_name
+    return {
+        "id": str(p.id),
+        "loa": p.loa,
+        "phone": p.phone,
+        "real_name": {"verified": rn.verified, "name": rn.name, "id_number": rn.id_number},
+        "channels": [{"channel": c.channel.value, "appid": c.appid, "subscribed": c.subscribed} for c in p.channels],
+        "wechat_linked": p.wechat_linked,
     }

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
 
 from app.errors import InvalidInput
 from app.http import JSON_TYPE, doc, json_response, parse_body
 from app.jsontext import dumps
-from auth import accounts
-from auth.accounts import Profile
+from auth import accounts, present
 from auth.errors import AssuranceTooLow, IdNumberBound, RealNameMismatch, TokenInvalid, TokenMissing
 from auth.guards import citizen_required
 from auth.idcard import InvalidIdNumber
@@ -29,26 +26,13 @@ class RealNameBody(BaseModel):
     id_number: str = Field(min_length=1, max_length=32)
 
 
-def _profile(p: Profile) -> dict[str, Any]:
-    """JSON shape of a profile (personal fields arrive masked)."""
-    rn = p.real_name
-    return {
-        "id": str(p.id),
-        "loa": p.loa,
-        "phone": p.phone,
-        "real_name": {"verified": rn.verified, "name": rn.name, "id_number": rn.id_number},
-        "channels": [{"channel": c.channel.value, "appid": c.appid, "subscribed": c.subscribed} for c in p.channels],
-        "wechat_linked": p.wechat_linked,
-    }
-
-
 @bp.get("")
 @doc(tag=TAG, summary="我的账号（个人信息均已脱敏）", errors=[TokenMissing, TokenInvalid], secured="bearer")
 @citizen_required(loa=1)
 async def me(request: Request) -> HTTPResponse:
     """The caller's profile."""
     profile = await accounts.profile(request.app.ctx.auth, principal=request.ctx.principal)
-    body = dumps(_profile(profile))
+    body = dumps(present.profile_json(profile))
     return HTTPResponse(body, content_type=JSON_TYPE, headers={"Cache-Control": "private, no-store"})
 
 
@@ -76,4 +60,4 @@ async def real_name(request: Request) -> HTTPResponse:
     result = await accounts.real_name(
         request.app.ctx.auth, principal=request.ctx.principal, name=body.name, id_number=body.id_number
     )
-    return json_response(_profile(result))
+    return json_response(present.profile_json(result))
