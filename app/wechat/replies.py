@@ -55,7 +55,7 @@ class Responder:
     """Turns one verified message into a reply (text, news articles) or nothing."""
 
     def __init__(self, services: Services) -> None:
-        self.deps = services
+        self.services = services
         self.case_no = _case_pattern(services.settings.case_no_prefix)
 
     async def __call__(self, message: BaseMessage) -> Reply:
@@ -82,12 +82,12 @@ class Responder:
     async def _subscription(self, openid: str, *, subscribed: bool) -> None:
         """Record the (un)subscribe with the identity service (unsubscribed: template messages stop)."""
         await accounts.set_subscription(
-            self.deps.auth, appid=self.deps.settings.wechat_mp_appid, openid=openid, subscribed=subscribed
+            self.services.auth, appid=self.services.settings.wechat_mp_appid, openid=openid, subscribed=subscribed
         )
 
     async def _citizen(self, openid: str) -> uuid.UUID | None:
-        mp = self.deps.settings.wechat_mp_appid
-        return await accounts.citizen_for_openid(self.deps.auth, appid=mp, openid=openid)
+        mp = self.services.settings.wechat_mp_appid
+        return await accounts.citizen_for_openid(self.services.auth, appid=mp, openid=openid)
 
     async def _sign_in_hint(self, openid: str) -> str:
         if await self._citizen(openid) is not None:
@@ -95,7 +95,7 @@ class Responder:
         return f"\n\n首次使用请先登录，办件进度将推送到本公众号：{self._sign_in_url()}"
 
     def _sign_in_url(self) -> str:
-        return f"{self.deps.settings.base_url}/api/v1/auth/wechat/authorize?next=/m"
+        return f"{self.services.settings.base_url}/api/v1/auth/wechat/authorize?next=/m"
 
     # ------------------------------------------------------------ guides
 
@@ -103,14 +103,14 @@ class Responder:
         """The scanned code's matter as a news reply, counted as a WeChat scan."""
         if not slug:
             return None
-        settings = self.deps.settings
+        settings = self.services.settings
         try:
-            snap = await qr_service.resolve(self.deps.codes, slug=slug)
+            snap = await qr_service.resolve(self.services.codes, slug=slug)
         except DomainError as exc:
-            self.deps.scans.record_invalid(exc.code.lower())
+            self.services.scans.record_invalid(exc.code.lower())
             return f"该二维码已失效（{exc.message}）。请发送事项名称查找最新办事指南。"
         visitor = "w:" + hashlib.blake2b(openid.encode(), digest_size=10).hexdigest()
-        self.deps.scans.record(slug, ScanChannel.wechat, visitor)
+        self.services.scans.record(slug, ScanChannel.wechat, visitor)
         s = snap.summary
         assert s is not None  # resolve() answers only codes that open a matter
         return [
@@ -126,7 +126,7 @@ class Responder:
         page = await matter_service.search_matters(q=keyword, page=1, page_size=3)
         if not page.items:
             return f"没有找到与“{keyword}”相关的事项。\n\n{HELP}"
-        base = self.deps.settings.base_url
+        base = self.services.settings.base_url
         return [
             {
                 "title": m.name,
@@ -164,7 +164,7 @@ class Responder:
         return await self._search(content[:50])
 
     async def _case(self, openid: str, case_no: str, code: str | None) -> str:
-        deps = self.deps.cases
+        deps = self.services.cases
         try:
             if code:
                 view = await case_service.query_progress(
@@ -185,7 +185,7 @@ class Responder:
         if citizen is None:
             return f"请先登录后查看您的预约：{self._sign_in_url()}"
         page = await booking_service.list_bookings(
-            self.deps.booking, citizen_id=str(citizen), status="booked", page=1, page_size=5
+            self.services.booking, citizen_id=str(citizen), status="booked", page=1, page_size=5
         )
         if not page.items:
             return "您当前没有待办理的预约。发送事项名称可查看是否支持预约。"
@@ -200,7 +200,7 @@ class Responder:
         citizen = await self._citizen(openid)
         if citizen is None:
             return f"请先登录后查看您的办件：{self._sign_in_url()}"
-        page = await case_service.my_cases(self.deps.cases, principal=citizen, page=1, page_size=5)
+        page = await case_service.my_cases(self.services.cases, principal=citizen, page=1, page_size=5)
         if not page.items:
             return "您还没有网上申报的办件。"
         lines = []
