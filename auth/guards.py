@@ -7,18 +7,25 @@ authenticated by the cookie must come from our own origin (CSRF).
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from sanic import Request
+from sanic import HTTPResponse, Request
 
-from app.errors import Forbidden
+from app.errors import DomainError, Forbidden
+from auth import logins
+from auth.deps import TokenPair
 from auth.errors import AssuranceTooLow, TokenMissing, WrongRole
 from auth.tokens import CITIZEN_AUDIENCES, STAFF_AUDIENCE, Principal
 
 ACCESS_COOKIE = "zd_at"
 REFRESH_COOKIE = "zd_rt"
+BROWSER_COOKIE = "zd_b"  # a random id per browser: binds OAuth states and CSRF tokens to it
+BROWSER_DAYS = 400
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 Handler = Callable[..., Awaitable[Any]]
@@ -26,6 +33,118 @@ Handler = Callable[..., Awaitable[Any]]
 
 class CrossSiteRejected(Forbidden):
     code, message = "CSRF_REJECTED", "请求来源不可信"
+
+
+class FormExpired(Forbidden):
+    code, message = "FORM_EXPIRED", "页面已过期，请返回刷新后重新提交"
+
+
+def _secure(request: Request) -> bool:
+    """Cookies are Secure outside development (and whenever we are served over https)."""
+    settings = request.app.ctx.settings
+    return settings.base_url.startswith("https://") or not settings.is_dev
+
+
+def browser_id(request: Request) -> str:
+    """This browser's id: from its cookie, or a new one (`remember_browser` stores it on the response)."""
+    known = getattr(request.ctx, "browser_id", None)
+    if known:
+        return known
+    cookie = request.cookies.get(BROWSER_COOKIE) or ""
+    if not (32 <= len(cookie) <= 64 and cookie.replace("-", "").replace("_", "").isalnum()):
+        cookie = ""
+    request.ctx.browser_new = not cookie
+    request.ctx.browser_id = cookie or secrets.token_urlsafe(24)
+    return request.ctx.browser_id
+
+
+def remember_browser(request: Request, response: HTTPResponse) -> HTTPResponse:
+    """Set the browser cookie when this request made a new id."""
+    if getattr(request.ctx, "browser_new", False):
+        response.add_cookie(
+            BROWSER_COOKIE, request.ctx.browser_id, httponly=True, secure=_secure(request), samesite="Lax",
+            path="/", max_age=BROWSER_DAYS * 86400,
+        )  # fmt: skip
+    return response
+
+
+def csrf_token(request: Request) -> str:
+    """The form token of this browser (signed double-submit: an HMAC of the browser cookie)."""
+    secret = request.app.ctx.settings.secret_key.encode()
+    return hmac.new(secret, f"csrf:{browser_id(request)}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def check_csrf(request: Request, token: str | None) -> None:
+    """Refuse a form post that is not from our own page in this browser (origin and token both)."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if origin and not _same_origin(request):
+        raise CrossSiteRejected()
+    if not request.cookies.get(BROWSER_COOKIE) or not token or not hmac.compare_digest(token, csrf_token(request)):
+        raise FormExpired()
+
+
+def set_session(request: Request, response: HTTPResponse, pair: TokenPair) -> HTTPResponse:
+    """Sign the browser in: the access and refresh tokens in HttpOnly, SameSite=Lax cookies."""
+    secure = _secure(request)
+    response.add_cookie(
+        ACCESS_COOKIE, pair.access_token, httponly=True, secure=secure, samesite="Lax", path="/",
+        max_age=pair.expires_in,
+    )  # fmt: skip
+    # The refresh cookie goes to our pages too, so a page can renew an expired access token silently.
+    response.add_cookie(
+        REFRESH_COOKIE, pair.refresh_token, httponly=True, secure=secure, samesite="Lax", path="/",
+        max_age=request.app.ctx.settings.refresh_token_days * 86400,
+    )  # fmt: skip
+    return response
+
+
+def clear_session(response: HTTPResponse) -> HTTPResponse:
+    """Sign the browser out (both cookies, and the refresh cookie's older, narrower path)."""
+    response.delete_cookie(ACCESS_COOKIE, path="/")
+    response.delete_cookie(REFRESH_COOKIE, path="/")
+    response.delete_cookie(REFRESH_COOKIE, path="/api/v1/auth")
+    return response
+
+
+async def page_citizen(request: Request) -> Principal | None:
+    """The citizen signed in on this browser, renewing an expired access token from the refresh cookie.
+
+    A renewal is stored in `request.ctx.renewed`; `finish_page` writes its cookies. A session that
+    cannot be renewed reads as signed out (the page offers sign-in), never as an error page.
+    """
+    token = request.cookies.get(ACCESS_COOKIE)
+    if token:
+        try:
+            principal = await request.app.ctx.tokens.verify(token, audiences=CITIZEN_AUDIENCES)
+        except DomainError:
+            principal = None
+        if principal is not None and principal.kind == "citizen":
+            request.ctx.principal = principal
+            return principal
+    refresh = request.cookies.get(REFRESH_COOKIE)
+    if not refresh:
+        return None
+    try:
+        pair = await logins.refresh(request.app.ctx.auth, refresh_token=refresh)
+        principal = await request.app.ctx.tokens.verify(pair.access_token, audiences=CITIZEN_AUDIENCES)
+    except DomainError:
+        request.ctx.session_lost = True
+        return None
+    if principal.kind != "citizen":
+        return None
+    request.ctx.renewed = pair
+    request.ctx.principal = principal
+    return principal
+
+
+def finish_page(request: Request, response: HTTPResponse) -> HTTPResponse:
+    """Write what this request changed about the browser's session and id onto the response."""
+    renewed = getattr(request.ctx, "renewed", None)
+    if renewed is not None:
+        set_session(request, response, renewed)
+    elif getattr(request.ctx, "session_lost", False):
+        clear_session(response)
+    return remember_browser(request, response)
 
 
 def bearer(request: Request) -> tuple[str | None, bool]:

@@ -52,10 +52,14 @@ NEXT_PATH = re.compile(r"^/(?!/)[A-Za-z0-9/_\-.~%]*(\?[A-Za-z0-9_\-.~%=&]*)?$")
 
 @dataclass(frozen=True)
 class OAuthLogin:
-    """A finished official-account sign-in: the tokens and the page to go to next."""
+    """A finished official-account sign-in: the tokens and the page to go to next.
 
-    tokens: TokenPair
+    `tokens` is None when the silent sign-in must be asked again with `snsapi_userinfo` (`ask_again`).
+    """
+
+    tokens: TokenPair | None
     next_path: str
+    ask_again: str | None = None
 
 
 @dataclass(frozen=True)
@@ -175,38 +179,67 @@ def _state_mac(settings: Settings, stamp: str) -> str:
     return hmac.new(settings.secret_key.encode(), f"oauth-state:{stamp}".encode(), hashlib.sha256).hexdigest()[:24]
 
 
-async def oauth_start(deps: AuthDeps, *, next_path: str | None) -> str:
-    """The WeChat authorize URL with a signed, expiring, single-use state.
+OAUTH_SCOPES = ("snsapi_base", "snsapi_userinfo")
+
+
+def _browser_hash(settings: Settings, browser: str) -> str:
+    """What the server keeps of the browser cookie bound to a state (never the cookie itself)."""
+    return hmac.new(settings.secret_key.encode(), f"oauth-browser:{browser}".encode(), hashlib.sha256).hexdigest()
+
+
+async def oauth_start(deps: AuthDeps, *, next_path: str | None, browser: str, scope: str = "snsapi_base") -> str:
+    """The WeChat authorize URL with a signed, expiring, single-use state bound to this browser.
 
     WeChat passes `state` through only as [A-Za-z0-9]{,128}, so it carries expiry, nonce and MAC;
-    the page to return to is kept server-side under the nonce.
+    the page to return to and a hash of the browser's cookie are kept server-side under the nonce,
+    so a callback URL opened in another browser (login CSRF) signs nobody in.
     """
+    if not browser or len(browser) < 16:
+        raise StateInvalid()
+    if scope not in OAUTH_SCOPES:
+        raise InvalidInput(details={"scope": scope[:32]})
     stamp = f"{int(clock.now().timestamp()) + STATE_TTL:010d}{secrets.token_hex(8)}"
-    await deps.store.set(f"oauth-state:{stamp[10:]}", safe_next(next_path), ex=STATE_TTL)
+    value = f"{_browser_hash(deps.settings, browser)} {scope} {safe_next(next_path)}"
+    await deps.store.set(f"oauth-state:{stamp[10:]}", value, ex=STATE_TTL)
     redirect_uri = f"{deps.settings.base_url}/api/v1/auth/wechat/callback"
-    return deps.wechat.oauth_authorize_url(redirect_uri=redirect_uri, state=stamp + _state_mac(deps.settings, stamp))
+    return deps.wechat.oauth_authorize_url(
+        redirect_uri=redirect_uri, state=stamp + _state_mac(deps.settings, stamp), scope=scope
+    )
 
 
-async def oauth_finish(deps: AuthDeps, *, code: str, state: str) -> OAuthLogin:
-    """Official-account H5: exchange the code, sign the citizen in, and say where to go next."""
+async def oauth_finish(deps: AuthDeps, *, code: str, state: str, browser: str | None) -> OAuthLogin:
+    """Official-account H5: check the state belongs to this browser, exchange the code, sign the citizen in."""
     if not re.fullmatch(r"\d{10}[0-9a-f]{16}[0-9a-f]{24}", state or ""):
         raise StateInvalid()
     stamp, mac = state[:26], state[26:]
     if not hmac.compare_digest(mac, _state_mac(deps.settings, stamp)) or int(stamp[:10]) < clock.now().timestamp():
         raise StateInvalid()
-    next_path = await deps.store.getdel(f"oauth-state:{stamp[10:]}")  # single use
-    if next_path is None:
+    stored = await deps.store.getdel(f"oauth-state:{stamp[10:]}")  # single use
+    if stored is None:
         raise StateInvalid()
+    bound, scope, next_path = (stored.decode() if isinstance(stored, bytes) else stored).split(" ", 2)
+    if not browser or not hmac.compare_digest(bound, _browser_hash(deps.settings, browser)):
+        # Another browser opened this callback: refuse before WeChat's code is spent, set nothing.
+        raise StateInvalid(code="OAUTH_STATE_FOREIGN", message="登录链接不是在本浏览器中发起的，请重新登录")
     token = await deps.wechat.oauth_exchange(code=code)
+    appid = deps.settings.wechat_mp_appid
+    if (
+        scope == "snsapi_base"
+        and token.unionid is None
+        and await accounts.citizen_for_openid(deps, appid=appid, openid=token.openid) is None
+    ):
+        # A first visit that the silent grant cannot link to the citizen's mini-program account (no
+        # unionid for a non-follower): ask once with the consent page, which returns the unionid.
+        return OAuthLogin(None, safe_next(next_path), ask_again="snsapi_userinfo")
     citizen = await accounts.resolve_wechat(
         deps,
         channel=Channel.official_account,
-        appid=deps.settings.wechat_mp_appid,
+        appid=appid,
         openid=token.openid,
         unionid=token.unionid,
     )
     pair = await issue_for_citizen(deps, citizen=citizen, audience="h5")
-    return OAuthLogin(pair, safe_next(next_path.decode() if isinstance(next_path, bytes) else next_path))
+    return OAuthLogin(pair, safe_next(next_path))
 
 
 # ---------------------------------------------------------------- SMS one-time passwords

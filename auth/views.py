@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,7 +30,15 @@ from auth.errors import (
     TokenMissing,
     TokenRevoked,
 )
-from auth.guards import ACCESS_COOKIE, REFRESH_COOKIE, authenticate, optional_citizen
+from auth.guards import (
+    REFRESH_COOKIE,
+    authenticate,
+    browser_id,
+    clear_session,
+    optional_citizen,
+    remember_browser,
+    set_session,
+)
 from auth.pii import InvalidPhone
 from auth.tokens import ALL_AUDIENCES
 
@@ -86,10 +94,11 @@ class RefreshBody(BaseModel):
 
 
 class AuthorizeQuery(BaseModel):
-    """Where to go after signing in (one of our own paths)."""
+    """Where to go after signing in (one of our own paths), and the grant asked of WeChat."""
 
     model_config = ConfigDict(extra="ignore")
     next: str | None = Field(default=None, max_length=512)
+    scope: Literal["snsapi_base", "snsapi_userinfo"] = "snsapi_base"
 
 
 class CallbackQuery(BaseModel):
@@ -136,26 +145,7 @@ def _introspection(result: logins.Introspection) -> dict[str, Any]:
 
 
 def _cookie_response(request: Request, response: HTTPResponse, pair: TokenPair) -> HTTPResponse:
-    secure = request.app.ctx.settings.base_url.startswith("https://")
-    response.add_cookie(
-        ACCESS_COOKIE,
-        pair.access_token,
-        httponly=True,
-        secure=secure,
-        samesite="Lax",
-        path="/",
-        max_age=pair.expires_in,
-    )
-    response.add_cookie(
-        REFRESH_COOKIE,
-        pair.refresh_token,
-        httponly=True,
-        secure=secure,
-        samesite="Strict",
-        path="/api/v1/auth",
-        max_age=request.app.ctx.settings.refresh_token_days * 86400,
-    )
-    return response
+    return set_session(request, response, pair)
 
 
 @bp.post("/api/v1/auth/miniprogram")
@@ -178,12 +168,14 @@ async def miniprogram(request: Request) -> HTTPResponse:
     tag=TAG,
     summary="公众号网页授权：跳转到微信",
     query=AuthorizeQuery,
-    description="next 只能是本站路径（防开放重定向）；state 签名、10 分钟有效、一次性。",
+    description="next 只能是本站路径（防开放重定向）；state 签名、10 分钟有效、一次性，并与发起登录的浏览器绑定"
+    "（Cookie zd_b）：在其他浏览器打开回调链接不会登录任何人。默认静默授权 snsapi_base。",
 )
 async def authorize(request: Request) -> HTTPResponse:
-    """Redirect to WeChat's OAuth page."""
+    """Redirect to WeChat's OAuth page, the state bound to this browser."""
     query = parse_query(request, AuthorizeQuery)
-    return redirect(await logins.oauth_start(_deps(request), next_path=query.next))
+    url = await logins.oauth_start(_deps(request), next_path=query.next, browser=browser_id(request), scope=query.scope)
+    return remember_browser(request, redirect(url))
 
 
 @bp.get("/api/v1/auth/wechat/callback")
@@ -191,12 +183,19 @@ async def authorize(request: Request) -> HTTPResponse:
     tag=TAG,
     summary="公众号网页授权回调：登录并写入 httpOnly Cookie",
     query=CallbackQuery,
+    description="state 必须由本浏览器发起（OAUTH_STATE_FOREIGN 时不登录、不写 Cookie）；静默授权无法关联账号时"
+    "改用 snsapi_userinfo 再授权一次。",
     errors=[InvalidInput, StateInvalid, WeChatCodeInvalid, WeChatUnavailable, AccountDisabled],
 )
 async def callback(request: Request) -> HTTPResponse:
     """Finish the OAuth login and go to the requested page."""
     query = parse_query(request, CallbackQuery)
-    login = await logins.oauth_finish(_deps(request), code=query.code, state=query.state)
+    deps = _deps(request)
+    browser = request.cookies.get("zd_b")
+    login = await logins.oauth_finish(deps, code=query.code, state=query.state, browser=browser)
+    if login.tokens is None:
+        url = await logins.oauth_start(deps, next_path=login.next_path, browser=browser or "", scope=login.ask_again)
+        return redirect(url)
     return _cookie_response(request, redirect(login.next_path), login.tokens)
 
 
@@ -268,10 +267,7 @@ async def logout(request: Request) -> HTTPResponse:
     """Revoke the caller's session."""
     principal = await authenticate(request, ALL_AUDIENCES)
     await logins.logout(_deps(request), principal=principal)
-    response = HTTPResponse(status=204)
-    response.delete_cookie(ACCESS_COOKIE, path="/")
-    response.delete_cookie(REFRESH_COOKIE, path="/api/v1/auth")
-    return response
+    return clear_session(HTTPResponse(status=204))
 
 
 @bp.post("/api/v1/auth/introspect")

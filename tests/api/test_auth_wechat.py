@@ -50,18 +50,40 @@ async def test_wechat_down_or_limited_is_503_never_500(client, fake_wechat, sett
     assert down.status == 503 and down.json["error"]["code"] == "WECHAT_UNAVAILABLE"
 
 
+def _browser_cookie(response) -> str:
+    return next(c for c in response.headers.get_list("set-cookie") if c.startswith("zd_b=")).split(";")[0]
+
+
 async def _oauth(client, fake_wechat, settings, *, openid, unionid=None, next_path="/m/4308-XK-SS-001"):
+    """Authorize then call back from the same browser (its zd_b cookie); a consent round if WeChat asks one."""
     _, go = await client.get("/api/v1/auth/wechat/authorize", params={"next": next_path})
     assert go.status == 302
+    cookie = _browser_cookie(go)
+    assert "HttpOnly" in next(c for c in go.headers.get_list("set-cookie") if c.startswith("zd_b="))
     location = urlsplit(go.headers["location"])
     query = parse_qs(location.query)
     assert location.netloc == urlsplit(fake_wechat.url).netloc
     assert query["appid"] == [settings.wechat_mp_appid]
     assert query["redirect_uri"] == [f"{settings.base_url}/api/v1/auth/wechat/callback"]
-    state = query["state"][0]
-    fake_wechat.add_code(f"oauth-{openid}", openid=openid, unionid=unionid, appid=settings.wechat_mp_appid)
-    _, back = await client.get("/api/v1/auth/wechat/callback", params={"code": f"oauth-{openid}", "state": state})
-    return back, state
+    assert query["scope"] == ["snsapi_base"]
+    first_state = state = query["state"][0]
+    for scope in ("snsapi_base", "snsapi_userinfo"):
+        code = f"oauth-{openid}-{scope}"
+        # As WeChat: the silent grant carries the unionid only for a follower; the consent grant always.
+        fake_wechat.add_code(
+            code, openid=openid, unionid=unionid if scope == "snsapi_userinfo" else None,
+            appid=settings.wechat_mp_appid, scope=scope,
+        )  # fmt: skip
+        _, back = await client.get(
+            "/api/v1/auth/wechat/callback", params={"code": code, "state": state}, headers={"Cookie": cookie}
+        )
+        again = back.status == 302 and back.headers["location"].startswith(fake_wechat.url)
+        if not again:
+            break
+        query = parse_qs(urlsplit(back.headers["location"]).query)
+        assert query["scope"] == ["snsapi_userinfo"]
+        state = query["state"][0]
+    return back, first_state
 
 
 async def test_oauth_signs_in_with_httponly_cookie_and_returns_to_next(client, fake_wechat, settings):
@@ -98,11 +120,45 @@ async def test_oauth_state_is_single_use_and_tamper_proof(client, fake_wechat, s
     back, state = await _oauth(client, fake_wechat, settings, openid="o-mp-3")
     assert back.status == 302
     fake_wechat.add_code("again", openid="o-mp-3", appid=settings.wechat_mp_appid)
-    _, replay = await client.get("/api/v1/auth/wechat/callback", params={"code": "again", "state": state})
+    _, replay = await client.get(
+        "/api/v1/auth/wechat/callback", params={"code": "again", "state": state}, headers={"Cookie": "zd_b=" + "b" * 32}
+    )
     assert replay.status == 400 and replay.json["error"]["code"] == "OAUTH_STATE_INVALID"
     tampered = state[:-1] + ("0" if state[-1] != "0" else "1")
     _, bad = await client.get("/api/v1/auth/wechat/callback", params={"code": "again", "state": tampered})
     assert bad.status == 400 and bad.json["error"]["code"] == "OAUTH_STATE_INVALID"
+
+
+async def test_oauth_callback_from_another_browser_signs_nobody_in(client, fake_wechat, settings):
+    """Login CSRF: an attacker starts a sign-in, then makes the victim's browser open the callback."""
+    _, attacker = await client.get("/api/v1/auth/wechat/authorize", params={"next": "/m"})
+    state = parse_qs(urlsplit(attacker.headers["location"]).query)["state"][0]
+    fake_wechat.add_code("attacker-code", openid="o-attacker", unionid="u-attacker", appid=settings.wechat_mp_appid)
+    params = {"code": "attacker-code", "state": state}
+    client.cookies.clear()  # the victim's browser: not the attacker's cookie jar
+    for cookie in ({}, {"Cookie": "zd_b=" + "v" * 32}):  # no browser cookie, and the victim's own
+        _, victim = await client.get("/api/v1/auth/wechat/callback", params=params, headers=cookie)
+        assert victim.status == 400, victim.text
+        assert victim.json["error"]["code"] in {"OAUTH_STATE_FOREIGN", "OAUTH_STATE_INVALID"}
+        assert not [c for c in victim.headers.get_list("set-cookie") if c.startswith(("zd_at=", "zd_rt="))]
+    assert await Citizen.all().count() == 0
+    # The attacker's code was never exchanged at WeChat, so it cannot be spent through us afterwards either.
+    assert not [c for c in fake_wechat.calls if c.path == "/sns/oauth2/access_token"]
+
+
+async def test_oauth_known_follower_signs_in_silently_new_visitor_is_asked_once(client, fake_wechat, settings):
+    fake_wechat.add_code("m", openid="o-mini-7", unionid="u-7", appid=settings.wechat_mini_appid)
+    await client.post("/api/v1/auth/miniprogram", json={"code": "m"})
+    back, _ = await _oauth(client, fake_wechat, settings, openid="o-mp-7", unionid="u-7")
+    assert back.status == 302 and back.headers["location"] == "/m/4308-XK-SS-001"
+    assert await Citizen.filter(disabled=False).count() == 1  # the consent round linked the mini-program account
+    # Signed in once, the next visit is silent: the binding is known, no consent page.
+    _, go = await client.get("/api/v1/auth/wechat/authorize", params={"next": "/m"})
+    state = parse_qs(urlsplit(go.headers["location"]).query)["state"][0]
+    fake_wechat.add_code("silent", openid="o-mp-7", appid=settings.wechat_mp_appid)
+    assert "zd_b=" not in " ".join(go.headers.get_list("set-cookie"))  # the browser keeps its id
+    _, silent = await client.get("/api/v1/auth/wechat/callback", params={"code": "silent", "state": state})
+    assert silent.status == 302 and silent.headers["location"] == "/m"
 
 
 async def test_oauth_state_expires(client, fake_wechat, settings, fake_clock):

@@ -9,7 +9,8 @@ Standalone (so client developers can log in without WeChat):
         --app wxdevofficialacct:dev-mp-secret --app wxdevminiprogram:dev-mini-secret
 
 then run the service with WECHAT_API_BASE and WECHAT_OAUTH_BASE set to the printed URL, register a
-login code with `POST /__fake__/codes {"code", "openid", "unionid", "appid"}` and read what the
+login code with `POST /__fake__/codes {"code", "openid", "unionid", "appid"}` (or describe a user with
+`POST /__fake__/users {"openid", "unionid", "subscribe"}`) and read what the
 service called with `GET /__fake__/calls`. `/connect/oauth2/authorize` redirects straight back with
 a fresh code (pass a non-standard `fake_openid` query parameter to choose the user).
 """
@@ -642,7 +643,10 @@ class FakeWeChat:
         scope = query.get("scope", "snsapi_base")
         openid = query.get("fake_openid") or "o" + hashlib.sha256(f"{appid}:dev-user".encode()).hexdigest()[:27]
         code = secrets.token_hex(16)
-        self.add_code(code, openid=openid, appid=appid, scope=scope)
+        # As WeChat: the unionid comes with snsapi_userinfo, and with snsapi_base only for a follower.
+        user = self.users.get(openid, {})
+        unionid = user.get("unionid") if scope == "snsapi_userinfo" or user.get("subscribe") else None
+        self.add_code(code, openid=openid, appid=appid, scope=scope, unionid=unionid)
         parts = urlsplit(redirect_uri)
         extra = urlencode({"code": code, "state": query.get("state", "")})
         location = urlunsplit(parts._replace(query=f"{parts.query}&{extra}" if parts.query else extra))
@@ -667,6 +671,17 @@ class FakeWeChat:
                 scope=str(data.get("scope") or "snsapi_base"),
             )
             return _json({"code": code}, status=201)
+        if method == "POST" and path == "/__fake__/users":
+            try:
+                data = json.loads(body or b"{}")
+            except (ValueError, UnicodeDecodeError):
+                return _json({"error": "body must be JSON"}, status=400)
+            if not isinstance(data, dict) or not data.get("openid"):
+                return _json({"error": "openid is required"}, status=400)
+            fields = {k: data[k] for k in ("unionid", "subscribe", "nickname") if k in data}
+            with self._lock:
+                self.users.setdefault(str(data["openid"]), {}).update(fields)
+            return _json({"openid": data["openid"], **fields}, status=201)
         if method == "GET" and path == "/__fake__/calls":
             return _json([c._asdict() for c in self.calls])
         if method == "GET" and path == "/__fake__/sent":
