@@ -31,10 +31,11 @@ from tortoise.transactions import in_transaction
 
 from app import clock
 from app.errors import InvalidInput, NotFound
+from app.ratelimit import Limit, hit
 from app.wechat.errors import WeChatError
 from auth import sessions
 from auth.deps import AuthDeps
-from auth.errors import AccountDisabled, IdentityConflict, IdNumberBound, RealNameMismatch
+from auth.errors import AccountDisabled, IdentityConflict, IdNumberBound, RealNameDone, RealNameMismatch
 from auth.idcard import validate_id_number
 from auth.models import Channel, ChannelBinding, Citizen
 from auth.pii import PiiCipher, mask_id_number, mask_name, mask_phone
@@ -77,6 +78,8 @@ class Profile:
     channels: tuple[ChannelLink, ...]
     wechat_linked: bool
 
+
+REALNAME_ATTEMPTS = Limit("realname-attempts", 5, 86400)
 
 # ---------------------------------------------------------------- personal fields
 
@@ -242,11 +245,18 @@ async def _load_profile(deps: AuthDeps, *, citizen_id: str) -> Profile:
 
 
 async def real_name(deps: AuthDeps, *, principal: Principal, name: str, id_number: str) -> Profile:
-    """Validate the ID number, ask the verifier, and raise the caller to level of assurance 3."""
+    """Validate the ID number, ask the verifier, and raise the caller to level of assurance 3.
+
+    A verified account cannot ask again (it would turn us into an oracle for other name/number
+    pairs), and every account has a few attempts a day.
+    """
+    if await Citizen.filter(id=principal.id, real_name_at__isnull=False).exists():
+        raise RealNameDone()
     name = (name or "").strip()
     if not re.fullmatch(r"[\u4e00-\u9fff·]{2,30}", name):
         raise InvalidInput("姓名格式不正确", details={"fields": {"name": ["应为 2-30 个汉字"]}})
     parsed = validate_id_number(id_number, today=clock.today())
+    await hit(deps.store, REALNAME_ATTEMPTS, str(principal.id), message="实名认证尝试次数过多，请明天再试")
     result = await deps.verifier.verify(name=name, id_number=parsed.number)
     if not result.ok:
         raise RealNameMismatch(details={"reason": result.reason or "mismatch"})

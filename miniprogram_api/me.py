@@ -8,8 +8,9 @@ from sanic import Blueprint, HTTPResponse, Request
 from app.errors import InvalidInput
 from app.http import JSON_TYPE, doc, json_response, parse_body
 from app.jsontext import dumps
+from app.ratelimit import TooManyRequests
 from auth import accounts, present
-from auth.errors import AssuranceTooLow, IdNumberBound, RealNameMismatch, TokenInvalid, TokenMissing
+from auth.errors import AssuranceTooLow, IdNumberBound, RealNameDone, RealNameMismatch, TokenInvalid, TokenMissing
 from auth.guards import citizen_required
 from auth.idcard import InvalidIdNumber
 from auth.realname import RealNameUnavailable
@@ -49,7 +50,9 @@ async def me(request: Request) -> HTTPResponse:
         InvalidInput,
         InvalidIdNumber,
         RealNameMismatch,
+        RealNameDone,
         IdNumberBound,
+        TooManyRequests,
         RealNameUnavailable,
     ],
 )

@@ -154,6 +154,39 @@ async def test_real_name_raises_loa(client, make_citizen):
     assert number not in row["id_number_enc"]
 
 
+async def test_verified_account_cannot_test_other_pairs_and_attempts_are_limited(client, app, make_citizen):
+    from auth.idcard import make_id_number
+
+    _, headers = await make_citizen()
+    url = "/api/v1/me/real-name"
+    _, done = await client.post(url, json={"name": "张三", "id_number": make_id_number()}, headers=headers)
+    assert done.status == 200
+    calls = []
+    verifier = app.ctx.auth.verifier
+    original = verifier.verify
+
+    async def spy(**kw):
+        calls.append(kw)
+        return await original(**kw)
+
+    verifier.verify = spy
+    try:
+        for seq in ("111", "999"):  # another person's number, matching or not: the platform is never asked
+            _, again = await client.post(url, json={"name": "李四", "id_number": make_id_number(seq=seq)}, headers=headers)
+            assert again.status == 409 and again.json["error"]["code"] == "REALNAME_ALREADY_VERIFIED"
+        assert calls == []
+        # An unverified account gets five tries a day, then 429.
+        _, other = await make_citizen()
+        codes = []
+        for _ in range(6):
+            body = {"name": "王五", "id_number": make_id_number(seq="999")}
+            _, r = await client.post(url, json=body, headers=other)
+            codes.append(r.status)
+        assert codes == [422] * 5 + [429]
+    finally:
+        verifier.verify = original
+
+
 async def test_jwks_and_discovery(client):
     _, resp = await client.get("/.well-known/jwks.json")
     assert resp.status == 200
