@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -58,6 +59,16 @@ def parse_body(request: Request, model: type[M] | None = None) -> Any:
         raise InvalidInput("请求内容不合法", details=pydantic_details(exc)) from None
 
 
+@dataclass(frozen=True)
+class Answered:
+    """What an idempotent write answered: its status and body, and whether this was a replay."""
+
+    status: int
+    body: Any
+    replayed: bool = False
+    text: str | None = None  # a replay's stored text, byte for byte
+
+
 async def idempotent(
     request: Request,
     *,
@@ -80,11 +91,34 @@ async def idempotent(
     `replay(text)` turns a stored answer back into the response (e.g. opens a sealed one-time secret).
     With `key_required=False` a request without the header simply runs once (`run(None)`).
     """
-    from app import idempotency
-
     if not key_required and not request.headers.get("idempotency-key"):
         return json_response(await finish_even_if_disconnected(run(None)), status=status)
-    key = idempotency.check_key(request.headers.get("idempotency-key"))
+    answer = await idempotent_answer(
+        request, key=request.headers.get("idempotency-key"), owner=owner, payload=payload, run=run,
+        status=status, precheck=precheck, replay=replay,
+    )  # fmt: skip
+    if answer.replayed:
+        return HTTPResponse(
+            answer.text, status=answer.status, content_type=JSON_TYPE, headers={"Idempotent-Replayed": "true"}
+        )
+    return json_response(answer.body, status=answer.status)
+
+
+async def idempotent_answer(
+    request: Request,
+    *,
+    key: str | None,
+    owner: str,
+    payload: Any,
+    run: Callable[[Any], Awaitable[Any]],
+    status: int = 201,
+    precheck: Callable[[str, str], Awaitable[Any]] | None = None,
+    replay: Callable[[str], str] | None = None,
+) -> Answered:
+    """`idempotent`'s rule for any channel: the key may come from a header or a form's hidden field."""
+    from app import idempotency
+
+    key = idempotency.check_key(key)
     digest = idempotency.fingerprint(f"{request.method} {request.path}", payload)
     checked = await precheck(owner, key) if precheck is not None else None
     if isinstance(checked, idempotency.Precheck) and not checked.known:
@@ -94,7 +128,7 @@ async def idempotent(
         except idempotency.KeyTaken:
             pass  # a concurrent request with this key recorded first: answer as for any known key
         else:
-            return json_response(body, status=status)
+            return Answered(status, body)
 
     async def claim_and_write() -> Any:
         claimed = await idempotency.claim(owner=owner, key=key, digest=digest)
@@ -111,9 +145,8 @@ async def idempotent(
     if isinstance(result, idempotency.Replay):
         # The stored text itself: a replay is byte for byte the first answer.
         text = replay(result.body) if replay is not None else result.body
-        return HTTPResponse(text, status=result.status, content_type=JSON_TYPE, headers={"Idempotent-Replayed": "true"})
-    body = result
-    return json_response(body, status=status)
+        return Answered(result.status, loads(text), replayed=True, text=text)
+    return Answered(status, result)
 
 
 async def finish_even_if_disconnected(
