@@ -6,6 +6,7 @@ import functools
 import itertools
 import logging
 import os
+from pathlib import Path
 
 from sanic import Sanic
 from sanic.config import Config
@@ -173,6 +174,10 @@ def create_app(settings: Settings | None = None) -> Sanic:
     from app.matters.views import bp as catalogue_admin
     from app.ops import bp as ops
     from app.stats.views import bp as stats_admin
+    from app.web.account import bp as web_account
+    from app.web.applications import bp as web_apply
+    from app.web.bookings import bp as web_bookings
+    from app.web.consult import bp as web_feedback
     from app.web.scan import bp as web_scan
     from app.web.views import bp as web
     from app.wechat.views import bp as wechat_callback
@@ -187,9 +192,13 @@ def create_app(settings: Settings | None = None) -> Sanic:
 
     for blueprint in (
         ops, auth, me, catalogue, bookings, cases, catalogue_admin, staff_admin, booking_staff, cases_staff, qr, web,
-        web_scan, wechat_callback, feedback, feedback_staff, stats_admin,
+        web_scan, web_account, web_bookings, web_apply, web_feedback, wechat_callback, feedback, feedback_staff,
+        stats_admin,
     ):  # fmt: skip
         app.blueprint(blueprint)
+    # Our own small scripts and styles (no CDN); cached a day, names change with content when they must.
+    app.static("/static", str(Path(__file__).parent / "web" / "static"), name="h5_static",
+               use_content_range=False)  # fmt: skip
 
     @app.main_process_start
     async def _main_start(app: Sanic) -> None:

@@ -74,11 +74,16 @@ def csrf_token(request: Request) -> str:
     return hmac.new(secret, f"csrf:{browser_id(request)}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def check_csrf(request: Request, token: str | None) -> None:
-    """Refuse a form post that is not from our own page in this browser (origin and token both)."""
+def check_origin(request: Request) -> None:
+    """Refuse a post whose Origin (or Referer) names another site."""
     origin = request.headers.get("origin") or request.headers.get("referer")
     if origin and not _same_origin(request):
         raise CrossSiteRejected()
+
+
+def check_csrf(request: Request, token: str | None) -> None:
+    """Refuse a form post that is not from our own page in this browser (origin and token both)."""
+    check_origin(request)
     if not request.cookies.get(BROWSER_COOKIE) or not token or not hmac.compare_digest(token, csrf_token(request)):
         raise FormExpired()
 
@@ -110,8 +115,16 @@ async def page_citizen(request: Request) -> Principal | None:
     """The citizen signed in on this browser, renewing an expired access token from the refresh cookie.
 
     A renewal is stored in `request.ctx.renewed`; `finish_page` writes its cookies. A session that
-    cannot be renewed reads as signed out (the page offers sign-in), never as an error page.
+    cannot be renewed reads as signed out (the page offers sign-in), never as an error page. Asked
+    twice in one request it answers the same (a refresh token is rotated at most once).
     """
+    if hasattr(request.ctx, "page_citizen"):
+        return request.ctx.page_citizen
+    request.ctx.page_citizen = principal = await _page_citizen(request)
+    return principal
+
+
+async def _page_citizen(request: Request) -> Principal | None:
     token = request.cookies.get(ACCESS_COOKIE)
     if token:
         try:
@@ -135,6 +148,17 @@ async def page_citizen(request: Request) -> Principal | None:
     request.ctx.renewed = pair
     request.ctx.principal = principal
     return principal
+
+
+async def renew_session(request: Request) -> None:
+    """Rotate the session now so its access token carries the account's new claims (e.g. LoA 3)."""
+    renewed = getattr(request.ctx, "renewed", None)
+    refresh = renewed.refresh_token if renewed is not None else request.cookies.get(REFRESH_COOKIE)
+    if refresh:
+        try:
+            request.ctx.renewed = await logins.refresh(request.app.ctx.auth, refresh_token=refresh)
+        except DomainError:
+            request.ctx.session_lost = True
 
 
 def finish_page(request: Request, response: HTTPResponse) -> HTTPResponse:

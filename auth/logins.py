@@ -47,7 +47,7 @@ STAFF_MAX_FAILS = 5
 STAFF_LOCK_MINUTES = 15
 OTP_TTL = 300
 STATE_TTL = 600
-NEXT_PATH = re.compile(r"^/(?!/)[A-Za-z0-9/_\-.~%]*(\?[A-Za-z0-9_\-.~%=&]*)?$")
+NEXT_PATH = re.compile(r"^/(?!/)[A-Za-z0-9/_\-.~%]*(\?[A-Za-z0-9/_\-.~%=&]*)?$")
 
 
 @dataclass(frozen=True)

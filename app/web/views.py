@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import itertools
 import secrets
 from functools import partial
 from typing import Any
@@ -13,9 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request, redirect
 
 from app import clock
-from app.booking import present as booking_present
-from app.booking import service as booking
-from app.booking.errors import BookingNotOffered
 from app.cases import service as cases
 from app.cases.errors import ProgressNotFound
 from app.cases.types import ProgressView
@@ -84,6 +79,8 @@ async def home(request: Request) -> HTTPResponse:
         )
     html = request.app.ctx.pages.render(
         "home.html",
+        elder=_elder(request),
+        here=request.path + (f"?{request.query_string}" if request.query_string else ""),
         sections=sections,
         results=results,
         q=query.q or "",
@@ -92,12 +89,17 @@ async def home(request: Request) -> HTTPResponse:
     return HTTPResponse(html, content_type=HTML)
 
 
+def _elder(request: Request) -> bool:
+    return request.cookies.get("zd_elder") == "1"
+
+
 def _render_guide(
     request: Request, guide: guides.GuideDocument, *, notice: str | None = None, mini_program: dict | None = None
 ) -> bytes:
     return request.app.ctx.pages.render(
-        "guide.html", g=guide.data, actions=ACTIONS, notice=notice, mini_program=mini_program
-    ).encode()
+        "guide.html", g=guide.data, actions=ACTIONS, notice=notice, mini_program=mini_program, elder=_elder(request),
+        here=f"/m/{guide.data['code']}",
+    ).encode()  # fmt: skip
 
 
 async def guide_html(
@@ -106,7 +108,8 @@ async def guide_html(
     """The rendered guide page of a matter (a scan's page carries a notice or the mini-program link: not cached)."""
     deps = request.app.ctx.guide
     if notice is None and mini_program is None:
-        return (await guides.rendition(deps, code=code, kind="html", render=partial(_render_guide, request)))[1]
+        kind = "html-elder" if _elder(request) else "html"
+        return (await guides.rendition(deps, code=code, kind=kind, render=partial(_render_guide, request)))[1]
     guide = await guides.guide(deps, code=code)
     return _render_guide(request, guide, notice=notice, mini_program=mini_program)
 
@@ -116,27 +119,20 @@ async def guide_html(
 async def guide_page(request: Request, code: str) -> HTTPResponse:
     """The mobile guide page of a matter's current version (rendered once per change, cached)."""
     deps = request.app.ctx.guide
-    etag, body = await guides.rendition(deps, code=code, kind="html", render=partial(_render_guide, request))
-    return cached_response(request, body, etag, content_type=HTML, max_age=request.app.ctx.settings.guide_cache_seconds)
+    kind = "html-elder" if _elder(request) else "html"  # the elder-mode rendition is cached beside the other
+    etag, body = await guides.rendition(deps, code=code, kind=kind, render=partial(_render_guide, request))
+    response = cached_response(
+        request, body, etag, content_type=HTML, max_age=request.app.ctx.settings.guide_cache_seconds
+    )
+    response.headers["Vary"] = "Accept-Encoding, Cookie"
+    return response
 
 
-@bp.route("/m/<code:str>/<action:str>", methods=["GET", "HEAD"])
-@doc(tag=TAG, summary="办事入口（预约、申报、进度、咨询、评价）", errors=[MatterNotFound])
-async def action_page(request: Request, code: str, action: str) -> HTTPResponse:
-    """A service entry: booking's seats, the online application's materials, consultation, rating."""
-    if action not in ACTIONS:
-        raise MatterNotFound(details={"action": action[:32]})
-    guide = (await guides.guide(request.app.ctx.guide, code=code)).data
-    if action == "book":
-        return await _book_page(request, guide)
-    if action == "progress":
-        return redirect("/p")
-    settings = request.app.ctx.settings
-    html = request.app.ctx.pages.render(
-        "entry.html", g=guide, action=action, action_name=ACTIONS[action], consult_days=settings.consult_days,
-        rating_days=settings.rating_window_days,
-    )  # fmt: skip
-    return HTTPResponse(html, content_type=HTML)
+@bp.route("/m/<code:str>/progress", methods=["GET", "HEAD"])
+@doc(tag=TAG, summary="办事入口：进度查询（跳转到 /p）", status=302)
+async def progress_entry(request: Request, code: str) -> HTTPResponse:
+    """Progress is looked up by case number and query code, whatever the matter."""
+    return redirect("/p")
 
 
 @bp.route("/desk", methods=["GET", "HEAD"])
@@ -155,22 +151,6 @@ async def desk_page(request: Request) -> HTTPResponse:
         content_type=HTML,
         headers={"Content-Security-Policy": csp, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
-
-
-async def _book_page(request: Request, guide: dict) -> HTTPResponse:
-    """Seats left per slot (public, read-only); booking itself happens in the mini program or the app."""
-    slots = None
-    with contextlib.suppress(BookingNotOffered):
-        slots = booking_present.slot_list_json(
-            await booking.list_slots(
-                request.app.ctx.booking, matter_code=guide["code"], hall=None, date_from=None, date_to=None
-            )
-        )
-    days = itertools.groupby(slots["items"] if slots else [], key=lambda s: s["date"])
-    html = request.app.ctx.pages.render(
-        "book.html", g=guide, slots=slots, days=[(day, list(items)) for day, items in days]
-    )
-    return HTTPResponse(html, content_type=HTML, headers={"Cache-Control": "public, max-age=30"})
 
 
 def _minute(at: dt.datetime) -> str:

@@ -188,7 +188,7 @@ async def test_service_entry_of_unknown_matter_is_404(client, catalogue):
 
 async def test_unknown_service_entry_is_404(client, catalogue):
     text = assert_html(await page(client, f"/m/{LICENCE}/delete"), 404)
-    assert "MATTER_NOT_FOUND" in text
+    assert "NOT_FOUND" in text  # no such service entry: the explained 404 page
 
 
 async def test_unknown_matter_is_an_html_404_for_a_browser(client, catalogue):
