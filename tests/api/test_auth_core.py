@@ -172,7 +172,8 @@ async def test_verified_account_cannot_test_other_pairs_and_attempts_are_limited
     verifier.verify = spy
     try:
         for seq in ("111", "999"):  # another person's number, matching or not: the platform is never asked
-            _, again = await client.post(url, json={"name": "李四", "id_number": make_id_number(seq=seq)}, headers=headers)
+            body = {"name": "李四", "id_number": make_id_number(seq=seq)}
+            _, again = await client.post(url, json=body, headers=headers)
             assert again.status == 409 and again.json["error"]["code"] == "REALNAME_ALREADY_VERIFIED"
         assert calls == []
         # An unverified account gets five tries a day, then 429.
