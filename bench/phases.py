@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from .booking import BOOKING_PATHS
 from .cases import CASES_PATHS
+from .h5 import H5_PATHS
 from .harness import BASELINE, EXIT_SERVER, BenchError, BenchPath, Context, Headers, Phase
 from .wechat import WECHAT_AES_KEY, WECHAT_APPID, WECHAT_PATHS, WECHAT_TOKEN, WECHAT_WINDOW
 
@@ -62,6 +63,8 @@ PHASES: list[Phase] = [
     Phase(
         "booking", "phase: booking", BOOKING_PATHS, env={"BOOKING_MAX_ACTIVE": "100", "ACCESS_TOKEN_SECONDS": "3600"}
     ),
+    # The signed-in citizen's H5 pages (my bookings, a ticket) with a browser's session cookie; report-only ratios.
+    Phase("h5", "phase: h5 pages", [BASELINE, *H5_PATHS], env={"ACCESS_TOKEN_SECONDS": "3600"}),
     # Online applications and progress queries (see "The cases phase" in the README): the anonymous progress query's
     # rate limits (per client address: wrk is one; per case number) raised out of the way; tokens outlive the phase.
     Phase(
