@@ -6,7 +6,6 @@ import functools
 import itertools
 import logging
 import os
-from pathlib import Path
 
 from sanic import Sanic
 from sanic.config import Config
@@ -196,9 +195,6 @@ def create_app(settings: Settings | None = None) -> Sanic:
         stats_admin,
     ):  # fmt: skip
         app.blueprint(blueprint)
-    # Our own small scripts and styles (no CDN); cached a day, names change with content when they must.
-    app.static("/static", str(Path(__file__).parent / "web" / "static"), name="h5_static",
-               use_content_range=False)  # fmt: skip
 
     @app.main_process_start
     async def _main_start(app: Sanic) -> None:

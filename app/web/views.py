@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 import secrets
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,7 +17,7 @@ from app import clock
 from app.cases import service as cases
 from app.cases.errors import ProgressNotFound
 from app.cases.types import ProgressView
-from app.errors import DomainError, InvalidInput, MatterNotFound
+from app.errors import DomainError, InvalidInput, MatterNotFound, NotFound
 from app.feedback.errors import RangeInvalid
 from app.guide import service as guides
 from app.http import cached_response, doc, parse_query
@@ -133,6 +136,32 @@ async def guide_page(request: Request, code: str) -> HTTPResponse:
 async def progress_entry(request: Request, code: str) -> HTTPResponse:
     """Progress is looked up by case number and query code, whatever the matter."""
     return redirect("/p")
+
+
+_STATIC_DIR = Path(__file__).parent / "static"
+_STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+
+
+@functools.cache
+def _static_file(name: str) -> tuple[bytes, str, str] | None:
+    """(bytes, ETag, content type) of one of our own static files, read once per worker."""
+    path = _STATIC_DIR / name
+    kind = _STATIC_TYPES.get(path.suffix)
+    if kind is None or "/" in name or name.startswith(".") or not path.is_file():
+        return None
+    body = path.read_bytes()
+    return body, f'"{hashlib.sha256(body).hexdigest()[:16]}"', kind
+
+
+@bp.route("/static/<name:str>", methods=["GET", "HEAD"])
+@doc(tag=TAG, summary="页面的小脚本与样式（本站文件，无第三方 CDN；可缓存 1 天）", errors=[NotFound])
+async def static_file(request: Request, name: str) -> HTTPResponse:
+    """Our own small scripts (progressive enhancement only: every page works without them)."""
+    found = _static_file(name)
+    if found is None:
+        raise NotFound()
+    body, etag, kind = found
+    return cached_response(request, body, etag, content_type=kind, max_age=86400)
 
 
 @bp.route("/desk", methods=["GET", "HEAD"])

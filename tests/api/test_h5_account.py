@@ -137,3 +137,22 @@ async def test_guide_page_in_elder_mode_is_its_own_cached_rendition(client, cata
     _, elder = await client.get(f"/m/{LICENCE}")
     assert 'class="elder"' not in plain.text and 'class="elder"' in elder.text
     assert plain.headers["etag"] != elder.headers["etag"] and "Cookie" in elder.headers["vary"]
+
+
+async def test_every_form_on_the_sign_in_pages_carries_the_same_non_empty_token(client, app):
+    _, form = await client.get("/m/login")
+    tokens = re.findall(r'name="csrf" value="([^"]*)"', form.text)
+    assert len(tokens) >= 2 and len(set(tokens)) == 1 and tokens[0]
+    await client.post("/m/login/code", data={"csrf": tokens[0], "phone": "13900006666"})
+    _, sent = await client.post("/m/login/code", data={"csrf": tokens[0], "phone": "13900006666"})
+    assert sent.status == 429 and 'id="phone-err"' in sent.text  # one code a minute, said by the field
+
+
+async def test_static_scripts_are_ours_and_cached(client):
+    _, js = await client.get("/static/h5.js")
+    assert js.status == 200 and js.headers["content-type"].startswith("text/javascript") and js.headers["etag"]
+    _, again = await client.get("/static/h5.js", headers={"If-None-Match": js.headers["etag"]})
+    assert again.status == 304
+    for bad in ("/static/nope.js", "/static/..%2Fkit.py", "/static/.hidden.js"):
+        _, missing = await client.get(bad)
+        assert missing.status == 404, bad
