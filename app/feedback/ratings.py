@@ -38,6 +38,7 @@ from app.feedback.errors import (
 from app.feedback.models import Question, Rating, Rectification, RectificationStep
 from app.feedback.types import (
     QuestionStatus,
+    Rateable,
     RatedSummary,
     RatingPage,
     RatingView,
@@ -58,12 +59,11 @@ from auth.tokens import Principal
 LEVELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
 GOOD_LEVELS = frozenset({3, 4, 5})  # 好评 in the national rules; 1 and 2 are 差评
 BAD_LEVELS = frozenset({1, 2})
-TAGS = frozenset(
-    {
-        "服务态度好", "办事效率高", "一次告知清楚", "材料精简", "环境舒适", "网上办理方便",
-        "等候时间长", "多次跑腿", "态度不好", "流程繁琐", "告知不清", "系统不好用",
-    }
-)  # fmt: skip
+# The tags a rating may carry, in the order forms show them: what went well, then what to improve.
+GOOD_TAGS = ("服务态度好", "办事效率高", "一次告知清楚", "材料精简", "环境舒适", "网上办理方便")
+BAD_TAGS = ("等候时间长", "多次跑腿", "态度不好", "流程繁琐", "告知不清", "系统不好用")
+TAG_LIST = GOOD_TAGS + BAD_TAGS
+TAGS = frozenset(TAG_LIST)
 
 R = RectificationStatus
 # action: (statuses it starts from, where it leads, who may take it)
@@ -97,11 +97,14 @@ class Subject:
     hall_code: str | None
     counter: str | None
     finished_at: dt.datetime
+    matter_name: str = ""
+    detail: str = ""  # the case number, the counter, or the question: what the citizen recognises
 
 
-async def _department_of(matter_code: str) -> tuple[str, str]:
+async def _matter_of(matter_code: str) -> tuple[str, str]:
+    """(department code, name) of a matter."""
     matter = await Matter.get_or_none(code=matter_code)
-    return (matter.department_code, matter.hall_code) if matter else ("", "")
+    return (matter.department_code, matter.name) if matter else ("", matter_code)
 
 
 async def _subject(citizen_id: uuid.UUID, subject_type: SubjectType, subject_id: str) -> Subject:
@@ -112,7 +115,8 @@ async def _subject(citizen_id: uuid.UUID, subject_type: SubjectType, subject_id:
             raise RatingSubjectNotFound()
         if case.status is not CaseStatus.completed or case.completed_at is None:
             raise NotRateableYet(details={"status": case.status.value})
-        return Subject(case.matter_code, case.department_code, case.hall_code, None, case.completed_at)
+        return Subject(case.matter_code, case.department_code, case.hall_code, None, case.completed_at,
+                       case.matter_name, case.case_no)  # fmt: skip
     try:
         sid = uuid.UUID(subject_id)
     except ValueError:
@@ -130,14 +134,64 @@ async def _subject(citizen_id: uuid.UUID, subject_type: SubjectType, subject_id:
         ]
         if others and await Rating.exists(subject_type=SubjectType.visit, subject_id__in=others):
             raise AlreadyRated(details={"subject_type": "visit", "subject_id": subject_id})
-        department, _ = await _department_of(booking.matter_code)
-        return Subject(booking.matter_code, department, checkin.hall_code, checkin.counter, checkin.created_at)
+        department, name = await _matter_of(booking.matter_code)
+        return Subject(booking.matter_code, department, checkin.hall_code, checkin.counter, checkin.created_at,
+                       name, checkin.counter or "")  # fmt: skip
     question = await Question.get_or_none(id=sid, citizen_id=citizen_id)
     if question is None:
         raise RatingSubjectNotFound()
     if question.status is not QuestionStatus.answered or question.answered_at is None:
         raise NotRateableYet(details={"status": question.status.value})
-    return Subject(question.matter_code, question.department_code, None, None, question.answered_at)
+    return Subject(question.matter_code, question.department_code, None, None, question.answered_at,
+                   question.matter_name, question.text)  # fmt: skip
+
+
+def _normalised_id(subject_type: SubjectType, subject_id: str) -> str:
+    """The subject id as stored: a case number in capitals, any other id as a canonical UUID."""
+    return subject_id.strip().upper() if subject_type is SubjectType.case else str(uuid.UUID(subject_id))
+
+
+def _check_window(deps: FeedbackDeps, subject: Subject, now: dt.datetime) -> None:
+    days = deps.settings.rating_window_days
+    if now - subject.finished_at > dt.timedelta(days=days):
+        raise RatingWindowClosed(details={"days": days})
+
+
+async def rateable(deps: FeedbackDeps, *, principal: Principal, subject_type: SubjectType, subject_id: str) -> Rateable:
+    """What the citizen is about to rate, checked as `rate` checks it; with the rating when already rated."""
+    subject = await _subject(uuid.UUID(principal.id), subject_type, subject_id)
+    stored_id = _normalised_id(subject_type, subject_id)
+    prior = await Rating.get_or_none(subject_type=subject_type, subject_id=stored_id)
+    if prior is None:
+        _check_window(deps, subject, clock.now())
+    return Rateable(
+        subject_type=subject_type,
+        subject_id=stored_id,
+        matter_code=subject.matter_code,
+        matter_name=subject.matter_name,
+        detail=subject.detail,
+        finished_at=subject.finished_at,
+        closes_at=subject.finished_at + dt.timedelta(days=deps.settings.rating_window_days),
+        rating_id=prior.id if prior is not None else None,
+    )
+
+
+async def ratings_of(
+    *, principal: Principal, subject_type: SubjectType, subject_ids: list[str]
+) -> dict[str, uuid.UUID]:
+    """Which of these subjects the caller has rated: subject id (as given) -> rating id (for lists to link to)."""
+    stored: dict[str, str] = {}
+    for given in subject_ids:
+        try:
+            stored[_normalised_id(subject_type, given)] = given
+        except ValueError:
+            continue  # not an id of this kind: never rated
+    if not stored:
+        return {}
+    rows = await Rating.filter(
+        citizen_id=uuid.UUID(principal.id), subject_type=subject_type, subject_id__in=list(stored)
+    ).values_list("subject_id", "id")
+    return {stored[sid]: rid for sid, rid in rows}
 
 
 async def rate(
@@ -151,15 +205,13 @@ async def rate(
     comment: str,
 ) -> RatingView:
     """Rate a finished case, visit or answer once; a bad rating opens its rectification in the same transaction."""
-    settings = deps.settings
     citizen_id = uuid.UUID(principal.id)
     subject = await _subject(citizen_id, subject_type, subject_id)
     now = clock.now()
-    if now - subject.finished_at > dt.timedelta(days=settings.rating_window_days):
-        raise RatingWindowClosed(details={"days": settings.rating_window_days})
+    _check_window(deps, subject, now)
     rating = Rating(
-        id=uuid.uuid4(), subject_type=subject_type, subject_id=subject_id.strip().upper()
-        if subject_type is SubjectType.case else str(uuid.UUID(subject_id)), citizen_id=citizen_id, level=level,
+        id=uuid.uuid4(), subject_type=subject_type, subject_id=_normalised_id(subject_type, subject_id),
+        citizen_id=citizen_id, level=level,
         tags=list(dict.fromkeys(tags)), comment=comment, matter_code=subject.matter_code,
         department_code=subject.department_code, hall_code=subject.hall_code, counter=subject.counter, created_at=now,
     )  # fmt: skip

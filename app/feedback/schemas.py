@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from app.feedback.ratings import TAGS
+from app.feedback.ratings import TAG_LIST, TAGS
 from app.feedback.types import SubjectType
 
 
@@ -27,7 +27,9 @@ class RatingIn(BaseModel):
     )
     subject_id: str = Field(min_length=1, max_length=64)
     level: int = Field(ge=1, le=5, description="5 非常满意 4 满意 3 基本满意 2 不满意 1 非常不满意")
-    tags: list[str] = Field(default_factory=list, max_length=5)
+    tags: list[str] = Field(
+        default_factory=list, max_length=5, description="评价标签（最多 5 个）：" + "、".join(TAG_LIST)
+    )
     comment: str = Field(default="", max_length=500)
 
     @field_validator("tags")
@@ -35,7 +37,8 @@ class RatingIn(BaseModel):
     def _known_tags(cls, value: list[str]) -> list[str]:
         unknown = [t for t in value if t not in TAGS]
         if unknown:
-            raise ValueError(f"未知的评价标签：{'、'.join(unknown)}")
+            # Whoever sent it (a tampered form, an old app) learns what is accepted.
+            raise ValueError(f"未知的评价标签：{'、'.join(unknown)}；可选标签：{'、'.join(TAG_LIST)}")
         return value
 
 

@@ -124,6 +124,20 @@ RatingPage = Page[RatingView]
 
 
 @dataclass(frozen=True)
+class Rateable:
+    """A case, visit or answer the citizen may rate (or has rated: `rating_id`), before the form is filled in."""
+
+    subject_type: SubjectType
+    subject_id: str  # as stored: a case number in capitals, a canonical UUID otherwise
+    matter_code: str
+    matter_name: str
+    detail: str  # the case number, the counter, or the question
+    finished_at: dt.datetime  # completed, checked in, answered: the window runs from here
+    closes_at: dt.datetime
+    rating_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
 class RatedSummary:
     """The rating a rectification follows up, in short (for a staff list)."""
 
