@@ -63,13 +63,12 @@ async def claim(*, batch: int, lease: float = LEASE_SECONDS) -> list[Notificatio
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
     )
     async with in_transaction():
-        ids = await (
-            Notification.filter(due)
-            .order_by("send_after")
-            .limit(batch)
-            .select_for_update(skip_locked=True)
-            .values_list("id", flat=True)
+        # A model query, not `values_list`: Tortoise drops `select_for_update` from values queries,
+        # and without the row locks two workers read the same ids (one then claims nothing).
+        locked = await (
+            Notification.filter(due).order_by("send_after").limit(batch).select_for_update(skip_locked=True).only("id")
         )
+        ids = [row.id for row in locked]
         if not ids:
             return []
         # Conditional too: on SQLite (no row locks) two workers may have read the same ids.
