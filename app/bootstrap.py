@@ -68,6 +68,7 @@ def build_services(settings: Settings, *, store: Store | None = None) -> Service
     cipher = PiiCipher.from_settings(settings)
     tokens = TokenAuthority(settings, cipher, cache)
     wechat = WeChatClient(settings, store)
+    sms = make_sender(settings)  # one sender: sign-in codes and notifications (tests read its outbox)
     codes = CodeDeps(cache=cache, base_url=settings.base_url, wechat=wechat, mini_page=settings.wechat_mini_page)
     # The catalogue imports neither codes nor the guide read model: what follows its writes is wired here.
     catalogue = CatalogueDeps(
@@ -89,13 +90,13 @@ def build_services(settings: Settings, *, store: Store | None = None) -> Service
             cache=cache,
             tokens=tokens,
             cipher=cipher,
-            sms=make_sender(settings),
+            sms=sms,
             verifier=make_verifier(settings),
             wechat=wechat,
         ),
         booking=BookingDeps(settings=settings, cache=cache, tokens=tokens, cipher=cipher),
         cases=CaseDeps(settings=settings, cache=cache, tokens=tokens, cipher=cipher, store=store),
-        notify=NotifyDeps(settings=settings, wechat=wechat),
+        notify=NotifyDeps(settings=settings, wechat=wechat, sms=sms, cipher=cipher),
         feedback=FeedbackDeps(settings=settings, store=store, cache=cache),
         stats=StatsDeps(settings=settings, store=store),
         catalogue=catalogue,

@@ -328,6 +328,22 @@ async def _bind_by_unionid(deps: AuthDeps, *, appid: str, openid: str) -> uuid.U
     return target
 
 
+# ---------------------------------------------------------------- reaching a citizen
+
+
+async def notice_phone(cipher: PiiCipher, *, citizen_id: uuid.UUID | str) -> str | None:
+    """The verified phone a citizen's notifications may be texted to, decrypted now; None without one.
+
+    A merged account's phone moved to the account it was merged into, so that one is asked.
+    """
+    citizen = await Citizen.get_or_none(id=citizen_id)
+    if citizen is not None and citizen.merged_into:
+        citizen = await Citizen.get_or_none(id=citizen.merged_into)
+    if citizen is None or citizen.phone_verified_at is None:
+        return None
+    return reveal(cipher, citizen, "phone")
+
+
 # ---------------------------------------------------------------- disabling
 
 

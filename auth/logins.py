@@ -35,6 +35,7 @@ from auth.errors import (
 )
 from auth.models import Channel, Citizen, Staff
 from auth.pii import mask_phone, normalize_phone
+from auth.sms import SIGNATURE
 from auth.tokens import CITIZEN_AUDIENCES, STAFF_AUDIENCE, Principal
 from auth.types import StaffAccount
 
@@ -259,7 +260,7 @@ async def sms_send(deps: AuthDeps, *, phone: str, ip: str) -> OtpSent:
     otp = f"{secrets.randbelow(1_000_000):06d}"
     await deps.store.set(f"otp:{bidx}", _otp_hash(deps.settings, bidx, otp), ex=OTP_TTL)
     await reset(deps.store, OTP_VERIFY, bidx)
-    await deps.sms.send(phone=phone, text=f"【张家界政务服务】您的验证码为 {otp}，5 分钟内有效。请勿告诉他人。")
+    await deps.sms.send(phone=phone, text=f"{SIGNATURE}您的验证码为 {otp}，5 分钟内有效。请勿告诉他人。")
     return OtpSent(masked_phone=mask_phone(phone), expires_in=OTP_TTL)
 
 

@@ -1,4 +1,4 @@
-"""The outbox delivery worker: claims due notifications and sends them through WeChat.
+"""The outbox delivery worker: claims due notifications and sends them through WeChat, or by SMS.
 
 Every worker process runs it. A claim is one transaction that picks due rows with
 `SELECT … FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite has one writer) and stamps them with a
@@ -6,6 +6,8 @@ claim token and a lease, so no two workers hold the same row. A row is marked se
 worker whose claim token it carries. A worker that dies after claiming leaves the lease to run
 out, and the row is sent by whoever claims it next. Official-account template messages carry
 the notification id as `client_msg_id`, so WeChat drops a duplicate of a send whose answer was lost.
+A citizen WeChat cannot reach (no binding, or they unsubscribed) is texted at their verified phone
+under the same claim, retry and once-only rules; the row records the channel used.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from tortoise.transactions import in_transaction
 from app import clock
 from app.notify.deps import NotifyDeps
 from app.notify.models import Notification, NotificationStatus
-from app.notify.templates import RENDERERS
+from app.notify.templates import RENDERERS, SMS_RENDERERS, Rendered, sms_link
+from app.notify.types import DeliveryChannel
 from app.settings import Settings
 from app.wechat.errors import WeChatError, WeChatQuotaExhausted, WeChatRateLimited, WeChatUnavailable
+from auth import accounts
 from auth.models import Channel, ChannelBinding
+from auth.sms import SmsUnavailable
 
 log = logging.getLogger("app.notify")
 
@@ -58,13 +63,12 @@ async def claim(*, batch: int, lease: float = LEASE_SECONDS) -> list[Notificatio
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
     )
     async with in_transaction():
-        ids = await (
-            Notification.filter(due)
-            .order_by("send_after")
-            .limit(batch)
-            .select_for_update(skip_locked=True)
-            .values_list("id", flat=True)
+        # A model query, not `values_list`: Tortoise drops `select_for_update` from values queries,
+        # and without the row locks two workers read the same ids (one then claims nothing).
+        locked = await (
+            Notification.filter(due).order_by("send_after").limit(batch).select_for_update(skip_locked=True).only("id")
         )
+        ids = [row.id for row in locked]
         if not ids:
             return []
         # Conditional too: on SQLite (no row locks) two workers may have read the same ids.
@@ -116,16 +120,30 @@ async def _binding(citizen_id: uuid.UUID, settings: Settings) -> ChannelBinding 
 
 
 async def send_one(deps: NotifyDeps, row: Notification) -> str:
-    """Send one claimed notification; answers `sent`, `retry` or `failed`."""
-    settings, wechat = deps.settings, deps.wechat
+    """Send one claimed notification; answers `sent`, `retry` or `failed`.
+
+    WeChat first (the subscribed official account, else the mini program); a citizen WeChat cannot
+    reach is texted at their verified phone; with neither the row fails as NO_CHANNEL.
+    """
     render = RENDERERS.get(row.kind)
-    binding = await _binding(row.citizen_id, settings)
-    if render is None or binding is None:
-        reason = "NO_TEMPLATE" if render is None else "NO_CHANNEL"
-        await _mark(row, status=NotificationStatus.failed, last_error=reason)
+    if render is None:
+        await _mark(row, status=NotificationStatus.failed, last_error="NO_TEMPLATE")
         return "failed"
-    content = render(row.payload)
-    channel = binding.channel.value
+    binding = await _binding(row.citizen_id, deps.settings)
+    if binding is not None:
+        return await _send_wechat(deps, row, binding, render(row.payload))
+    if deps.sms is not None and deps.cipher is not None and row.kind in SMS_RENDERERS:
+        phone = await accounts.notice_phone(deps.cipher, citizen_id=row.citizen_id)  # decrypted for this send only
+        if phone:
+            return await _send_sms(deps, row, phone)
+    await _mark(row, status=NotificationStatus.failed, last_error="NO_CHANNEL")
+    return "failed"
+
+
+async def _send_wechat(deps: NotifyDeps, row: Notification, binding: ChannelBinding, content: Rendered) -> str:
+    """A template message (official account) or a subscribe message (mini program)."""
+    settings, wechat = deps.settings, deps.wechat
+    channel = DeliveryChannel(binding.channel.value)
     templates = (
         settings.wechat_templates
         if binding.channel == Channel.official_account
@@ -151,18 +169,10 @@ async def send_one(deps: NotifyDeps, row: Notification) -> str:
             msgid = None
     except WeChatError as exc:
         permanent = isinstance(exc, WeChatQuotaExhausted) or exc.errcode in PERMANENT_ERRCODES
-        error = f"{exc.code} {exc.errcode or ''}".strip()[:300]
-        if permanent or row.attempts >= MAX_ATTEMPTS:
-            await _mark(row, status=NotificationStatus.failed, channel=channel, last_error=error)
-            log.warning("notification %s failed for good: %s", row.id, error)
-            return "failed"
-        wait = backoff(row.attempts)
-        if isinstance(exc, WeChatRateLimited):
-            wait = max(wait, dt.timedelta(seconds=exc.retry_after))
-        await _mark(row, channel=channel, last_error=error, send_after=clock.now() + wait)
-        level = logging.INFO if isinstance(exc, WeChatUnavailable | WeChatRateLimited) else logging.WARNING
-        log.log(level, "notification %s will be retried in %s: %s", row.id, wait, error)
-        return "retry"
+        wait = dt.timedelta(seconds=exc.retry_after) if isinstance(exc, WeChatRateLimited) else None
+        transient = isinstance(exc, WeChatUnavailable | WeChatRateLimited)
+        error = f"{exc.code} {exc.errcode or ''}".strip()
+        return await _not_sent(row, channel, error, permanent=permanent, at_least=wait, expected=transient)
     await _mark(
         row,
         status=NotificationStatus.sent,
@@ -172,6 +182,55 @@ async def send_one(deps: NotifyDeps, row: Notification) -> str:
         last_error=None,
     )
     return "sent"
+
+
+async def _send_sms(deps: NotifyDeps, row: Notification, phone: str) -> str:
+    """A text to the citizen's verified phone, linking to their own page of the subject.
+
+    SMS has no `client_msg_id`: the notification id goes to the gateway as the message's reference
+    (HttpSender: the `Idempotency-Key` header), so a gateway that honours it drops the repeat of a
+    send whose answer was lost. Two workers never send one row: the claim and lease rules above.
+    """
+    assert deps.sms is not None  # checked by send_one
+    link = sms_link(deps.settings.base_url, row.subject_type, row.subject_id)
+    text = SMS_RENDERERS[row.kind](row.payload, link)
+    try:
+        await deps.sms.send(phone=phone, text=text, ref=str(row.id))
+    except SmsUnavailable as exc:
+        return await _not_sent(row, DeliveryChannel.sms, exc.code, permanent=False, at_least=None, expected=True)
+    await _mark(
+        row, status=NotificationStatus.sent, channel=DeliveryChannel.sms, msgid=None, sent_at=clock.now(),
+        last_error=None,
+    )  # fmt: skip
+    return "sent"
+
+
+async def _not_sent(
+    row: Notification,
+    channel: DeliveryChannel,
+    error: str,
+    *,
+    permanent: bool,
+    at_least: dt.timedelta | None,
+    expected: bool,
+) -> str:
+    """A failed send: retried with backoff, or failed for good when permanent or out of attempts.
+
+    `at_least` is a wait the channel asked for; `expected` failures (outage, rate limit) log at INFO.
+    """
+    error = error[:300]
+    if permanent or row.attempts >= MAX_ATTEMPTS:
+        await _mark(row, status=NotificationStatus.failed, channel=channel, last_error=error)
+        log.warning("notification %s failed for good: %s", row.id, error)
+        return "failed"
+    wait = backoff(row.attempts)
+    if at_least is not None:
+        wait = max(wait, at_least)
+    await _mark(row, channel=channel, last_error=error, send_after=clock.now() + wait)
+    log.log(
+        logging.INFO if expected else logging.WARNING, "notification %s will be retried in %s: %s", row.id, wait, error
+    )
+    return "retry"
 
 
 async def deliver(deps: NotifyDeps, *, batch: int = 20) -> Outcome:

@@ -19,6 +19,7 @@ def notification_json(n: NotificationView) -> dict[str, Any]:
         "subject_id": n.subject_id,
         "send_after": clock.iso(n.send_after),
         "attempts": n.attempts,
+        "channel": n.channel,
         "last_error": n.last_error,
         "created_at": clock.iso(n.created_at),
         "sent_at": clock.iso(n.sent_at),

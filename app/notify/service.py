@@ -58,6 +58,7 @@ def notification_view(row: Notification) -> NotificationView:
         subject_id=row.subject_id,
         send_after=row.send_after,
         attempts=row.attempts,
+        channel=row.channel,
         last_error=row.last_error,
         created_at=row.created_at,
         sent_at=row.sent_at,

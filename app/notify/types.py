@@ -21,6 +21,14 @@ class NotificationStatus(enum.StrEnum):
     cancelled = "cancelled"
 
 
+class DeliveryChannel(enum.StrEnum):
+    """How a notification reached the citizen: a WeChat message, or a text to their verified phone."""
+
+    official_account = "official_account"  # template message of the official account
+    miniprogram = "miniprogram"  # mini-program subscribe message
+    sms = "sms"  # for citizens WeChat cannot reach
+
+
 @dataclass(frozen=True)
 class NotificationView:
     """A notification of the outbox and how its delivery went."""
@@ -32,6 +40,7 @@ class NotificationView:
     subject_id: str
     send_after: dt.datetime
     attempts: int
+    channel: str | None  # a DeliveryChannel once a send was tried, None before
     last_error: str | None
     created_at: dt.datetime
     sent_at: dt.datetime | None
