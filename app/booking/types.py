@@ -68,6 +68,9 @@ class BookingView:
     created_at: dt.datetime
     ticket: str | None
     url: str  # the booking's API address (its ticket images live under it)
+    checkin_opens_at: dt.datetime  # a desk can check the holder in from then (the hall's early_minutes)
+    checkin_closes_at: dt.datetime  # until then; afterwards the booking is a no-show
+    checkin_id: uuid.UUID | None = None  # the visit a checked-in booking led to: what the citizen rates
 
 
 @dataclass(frozen=True)

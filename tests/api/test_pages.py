@@ -59,7 +59,7 @@ async def test_guide_page(client, catalogue):
     # where to go, phones, FAQ
     assert "张家界市政务服务中心" in text
     assert "永定区子午路 1 号" in text
-    assert "周一至周五 8:30-17:30" in text
+    assert "周一至周五 09:00-12:00、13:30-17:00；法定节假日休息，调休上班日照常办公" in text
     assert "商事登记区 A1-A8 号窗口" in text
     assert 'href="tel:0744-8200001"' in text
     assert 'href="tel:0744-12345"' in text
