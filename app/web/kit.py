@@ -10,7 +10,7 @@ import functools
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ValidationError
 from sanic import HTTPResponse, Request, redirect
@@ -64,6 +64,18 @@ def login_url(next_path: str) -> str:
     return "/m/login?next=" + quote(safe_next(next_path), safe="/")
 
 
+def referer_path(request: Request) -> str:
+    """The page of ours a form was posted from (browsers send the Referer as a full URL), else /m."""
+    raw = request.headers.get("referer", "")
+    ref = urlsplit(raw)
+    if not ref.scheme and not ref.netloc:
+        return safe_next(raw)
+    ours = urlsplit(request.app.ctx.settings.base_url)
+    if (ref.scheme, ref.netloc) != (ours.scheme, ours.netloc):
+        return "/m"
+    return safe_next(ref.path + (f"?{ref.query}" if ref.query else ""))
+
+
 def citizen_page(loa: int = 1) -> Callable[[Handler], Handler]:
     """A page for a signed-in citizen with at least this level of assurance; others are sent to get it."""
 
@@ -71,7 +83,7 @@ def citizen_page(loa: int = 1) -> Callable[[Handler], Handler]:
         @functools.wraps(handler)
         async def wrapper(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
             principal = await page_citizen(request)
-            back = here(request) if request.method in ("GET", "HEAD") else safe_next(request.headers.get("referer", ""))
+            back = here(request) if request.method in ("GET", "HEAD") else referer_path(request)
             if principal is None:
                 return see_other(request, login_url(back))
             if principal.loa < loa:
