@@ -2,8 +2,8 @@
 its satisfaction, its published FAQ and its hall's opening hours, cached per worker.
 
 The catalogue knows nothing of codes or feedback; this read model, above all three, puts them together.
-A cached guide is derived from the catalogue's and the codes' namespaces: it is served only while
-neither was invalidated on this worker since it was built (their writes need not know it exists).
+A cached guide is derived from the catalogue's, the codes' and the hall schedules' namespaces: it is served
+only while none was invalidated on this worker since it was built (their writes need not know it exists).
 """
 
 from __future__ import annotations
