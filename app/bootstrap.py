@@ -69,6 +69,7 @@ def build_services(settings: Settings, *, store: Store | None = None) -> Service
     tokens = TokenAuthority(settings, cipher, cache)
     wechat = WeChatClient(settings, store)
     sms = make_sender(settings)  # one sender: sign-in codes and notifications (tests read its outbox)
+    booking = BookingDeps(settings=settings, cache=cache, tokens=tokens, cipher=cipher)
     codes = CodeDeps(cache=cache, base_url=settings.base_url, wechat=wechat, mini_page=settings.wechat_mini_page)
     # The catalogue imports neither codes nor the guide read model: what follows its writes is wired here.
     catalogue = CatalogueDeps(
@@ -94,13 +95,13 @@ def build_services(settings: Settings, *, store: Store | None = None) -> Service
             verifier=make_verifier(settings),
             wechat=wechat,
         ),
-        booking=BookingDeps(settings=settings, cache=cache, tokens=tokens, cipher=cipher),
+        booking=booking,
         cases=CaseDeps(settings=settings, cache=cache, tokens=tokens, cipher=cipher, store=store),
         notify=NotifyDeps(settings=settings, wechat=wechat, sms=sms, cipher=cipher),
         feedback=FeedbackDeps(settings=settings, store=store, cache=cache),
         stats=StatsDeps(settings=settings, store=store),
         catalogue=catalogue,
         codes=codes,
-        # The read model listens to the catalogue's and the codes' namespaces itself (app.guide.service).
-        guide=GuideDeps(cache=cache, base_url=settings.base_url, codes=codes),
+        # The read model listens to the catalogue's, codes' and schedules' namespaces itself (app.guide.service).
+        guide=GuideDeps(cache=cache, base_url=settings.base_url, codes=codes, booking=booking),
     )

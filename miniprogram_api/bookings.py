@@ -125,7 +125,13 @@ async def book(request: Request) -> HTTPResponse:
 
 
 @bp.get("/bookings")
-@doc(tag=TAG, summary="我的预约", query=ListQuery, secured="bearer", errors=[*AUTH_ERRORS, InvalidInput])
+@doc(
+    tag=TAG,
+    summary="我的预约（每条含 checkin_id，签到前为 null）",
+    query=ListQuery,
+    secured="bearer",
+    errors=[*AUTH_ERRORS, InvalidInput],
+)
 @citizen_required(loa=2)
 async def my_bookings(request: Request) -> HTTPResponse:
     """The caller's bookings, latest slot first."""
@@ -141,7 +147,14 @@ async def my_bookings(request: Request) -> HTTPResponse:
 
 
 @bp.get("/bookings/<booking_id:str>")
-@doc(tag=TAG, summary="预约详情（含预约码和提醒状态）", secured="bearer", errors=[*AUTH_ERRORS, be.BookingNotFound])
+@doc(
+    tag=TAG,
+    summary="预约详情（含预约码、提醒状态、签到时段；已签到的含 checkin_id，用于评价本次窗口服务）",
+    description="checkin_id：窗口签到后生成的到场记录编号，签到前为 null；"
+    "评价窗口服务时作为 subject_type=visit 的 subject_id。checkin_window：可签到的起止时间。",
+    secured="bearer",
+    errors=[*AUTH_ERRORS, be.BookingNotFound],
+)
 @citizen_required(loa=2)
 async def booking_detail(request: Request, booking_id: str) -> HTTPResponse:
     """One of the caller's bookings."""

@@ -143,6 +143,43 @@ def day_slots(config: ScheduleConfig, day: dt.date, closed: frozenset[dt.date]) 
     return out
 
 
+WEEKDAY_NAMES = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+
+
+def _days_label(days: list[int]) -> str:
+    """ISO weekdays as Chinese: runs of three or more as 周一至周五, the rest listed (周六、周日)."""
+    runs: list[list[int]] = []
+    for day in days:
+        if runs and day == runs[-1][-1] + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    parts: list[str] = []
+    for run in runs:
+        if len(run) >= 3:
+            parts.append(f"{WEEKDAY_NAMES[run[0] - 1]}至{WEEKDAY_NAMES[run[-1] - 1]}")
+        else:
+            parts.extend(WEEKDAY_NAMES[d - 1] for d in run)
+    return "、".join(parts)
+
+
+def hours_text(config: ScheduleConfig) -> str:
+    """The opening hours a guide states, written from the schedule the slots come from (one source for both).
+
+    e.g. "周一至周五 09:00-12:00、13:30-17:00；法定节假日休息，调休上班日照常办公".
+    """
+    groups: dict[tuple[tuple[str, str], ...], list[int]] = {}
+    for day in range(1, 8):
+        periods_of_day = tuple(tuple(p) for p in config.hours.get(str(day), ()))
+        if periods_of_day:
+            groups.setdefault(periods_of_day, []).append(day)  # type: ignore[arg-type]
+    lines = [
+        f"{_days_label(days)} {'、'.join(f'{start}-{end}' for start, end in spans)}"
+        for spans, days in sorted(groups.items(), key=lambda item: item[1][0])
+    ]
+    return "；".join(lines) + "；法定节假日休息，调休上班日照常办公"
+
+
 def window(config: ScheduleConfig, today: dt.date, closed: frozenset[dt.date]) -> list[dt.date]:
     """The open days a citizen may book now: the next `window_days` open days (today too if allowed)."""
     days: list[dt.date] = []

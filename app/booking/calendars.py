@@ -73,3 +73,12 @@ async def calendar_of(deps: BookingDeps, hall_code: str) -> HallCalendar:
 async def schedules_changed(deps: BookingDeps) -> None:
     """Every worker reloads hall calendars."""
     await deps.cache.invalidate(SCHEDULES)
+
+
+async def hours_text(deps: BookingDeps, hall_code: str) -> str | None:
+    """The hall's opening hours as a guide states them, from its booking schedule (None for an unknown hall)."""
+    try:
+        hall_cal = await calendar_of(deps, hall_code)
+    except HallNotFound:
+        return None
+    return cal.hours_text(hall_cal.config)

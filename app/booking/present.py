@@ -61,6 +61,12 @@ def booking_json(view: BookingView) -> dict[str, Any]:
         "cancelled_at": clock.iso(view.cancelled_at),
         "created_at": clock.iso(view.created_at),
         "ticket": view.ticket,
+        "checkin_window": {
+            "opens_at": clock.iso(view.checkin_opens_at),
+            "closes_at": clock.iso(view.checkin_closes_at),
+        },
+        # The visit a desk check-in made: rate it as subject_type=visit, subject_id=checkin_id (None until then).
+        "checkin_id": str(view.checkin_id) if view.checkin_id else None,
         "links": {"self": view.url, "ticket_png": f"{view.url}/ticket.png", "ticket_svg": f"{view.url}/ticket.svg"},
     }
 

@@ -41,7 +41,7 @@ from app.booking.errors import (
     SlotNotFound,
     SlotOutsideWindow,
 )
-from app.booking.models import Booking, RevokedTicket, Slot
+from app.booking.models import Booking, CheckIn, RevokedTicket, Slot
 from app.booking.sql import Seen
 from app.booking.types import (
     BookingDetail,
@@ -308,8 +308,28 @@ def _ticket_digest(text: str) -> str:
     return tickets.digest(body, signature)
 
 
-async def view_of(deps: BookingDeps, booking: Booking, guide: dict[str, Any] | None = None) -> BookingView:
-    """A booking as the citizen sees it (with its ticket while it admits its holder)."""
+async def _visits(bookings: list[Booking]) -> dict[uuid.UUID, uuid.UUID]:
+    """The check-in (visit) of each checked-in booking among these, by booking id, in one query."""
+    ids = [b.id for b in bookings if b.status is BookingStatus.checked_in]
+    if not ids:
+        return {}
+    rows = await (
+        CheckIn.filter(booking_id__in=ids, undone_at__isnull=True)
+        .order_by("created_at")
+        .values_list("booking_id", "id")
+    )
+    return dict(rows)  # an undone check-in done again: the later one is the visit
+
+
+async def view_of(
+    deps: BookingDeps,
+    booking: Booking,
+    guide: dict[str, Any] | None = None,
+    visits: dict[uuid.UUID, uuid.UUID] | None = None,
+) -> BookingView:
+    """A booking as the citizen sees it (with its ticket while it admits its holder, its visit once checked in)."""
+    if visits is None:
+        visits = await _visits([booking])
     if guide is None:
         _, _, guide = await guides.guide_document(deps.cache, booking.matter_code, base_url=deps.settings.base_url)
     config = (await calendar_of(deps, booking.hall_code)).config
@@ -342,6 +362,9 @@ async def view_of(deps: BookingDeps, booking: Booking, guide: dict[str, Any] | N
         created_at=booking.created_at,
         ticket=await ticket_for(deps, booking) if booking.status is BookingStatus.booked else None,
         url=f"{deps.settings.base_url}/api/v1/bookings/{booking.id}",
+        checkin_opens_at=booking.starts_at - dt.timedelta(minutes=config.early_minutes),
+        checkin_closes_at=booking.noshow_at,
+        checkin_id=visits.get(booking.id),
     )
 
 
@@ -494,8 +517,12 @@ async def list_bookings(
         query = query.filter(status=status)
     total = await query.count()
     rows = await query.order_by("-starts_at", "-created_at").offset((page - 1) * page_size).limit(page_size)
+    visits = await _visits(rows)
     return BookingPage(
-        items=tuple([await view_of(deps, row) for row in rows]), total=total, page=page, page_size=page_size
+        items=tuple([await view_of(deps, row, visits=visits) for row in rows]),
+        total=total,
+        page=page,
+        page_size=page_size,
     )
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from app.booking.calendar import ScheduleConfig
 
+from app import clock
 from app.paging import Page
 
 
@@ -68,6 +69,14 @@ class BookingView:
     created_at: dt.datetime
     ticket: str | None
     url: str  # the booking's API address (its ticket images live under it)
+    checkin_opens_at: dt.datetime  # a desk can check the holder in from then (the hall's early_minutes)
+    checkin_closes_at: dt.datetime  # until then; afterwards the booking is a no-show
+    checkin_id: uuid.UUID | None = None  # the visit a checked-in booking led to: what the citizen rates
+
+    @property
+    def changeable(self) -> bool:
+        """Whether it can still be cancelled or rescheduled now (active, before the cutoff the service checks)."""
+        return self.status is BookingStatus.booked and clock.now() < self.cancel_until
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """The guide a citizen sees, assembled once per change: the catalogue's guide version, its printed code,
-its satisfaction and its published FAQ, cached per worker.
+its satisfaction, its published FAQ and its hall's opening hours, cached per worker.
 
 The catalogue knows nothing of codes or feedback; this read model, above all three, puts them together.
-A cached guide is derived from the catalogue's and the codes' namespaces: it is served only while
-neither was invalidated on this worker since it was built (their writes need not know it exists).
+A cached guide is derived from the catalogue's, the codes' and the hall schedules' namespaces: it is served
+only while none was invalidated on this worker since it was built (their writes need not know it exists).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.booking import calendars
+from app.booking.deps import BookingDeps
 from app.cache import LocalCache
 from app.feedback import present as feedback_present
 from app.feedback.consult import published_faq
@@ -25,17 +27,19 @@ from qr import service as codes
 from qr.service import CodeDeps
 
 NAMESPACE = "guide_view"
-# What an assembled guide is derived from: the catalogue's guides (FAQ publications drop them too) and the codes.
-SOURCES = (catalogue_guides.NAMESPACE, codes.NAMESPACE)
+# What an assembled guide is derived from: the catalogue's guides (FAQ publications drop them too), the codes,
+# and the halls' booking schedules (the opening hours it states).
+SOURCES = (catalogue_guides.NAMESPACE, codes.NAMESPACE, calendars.SCHEDULES)
 
 
 @dataclass(frozen=True)
 class GuideDeps:
-    """What the read model needs: the worker's cache, the public base URL and the codes (built in app.bootstrap)."""
+    """What the read model needs: the worker's cache, the public base URL, the codes and the hall calendars."""
 
     cache: LocalCache
     base_url: str
     codes: CodeDeps
+    booking: BookingDeps
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ def _put(cache: LocalCache, key: tuple[str, str], value: Any, stamp: tuple[int, 
 async def _assemble(deps: GuideDeps, data: dict[str, Any], matter_code: str) -> GuideDocument:
     links = await codes.default_code_links(deps.codes, matter_code=matter_code)
     data = {**data, "links": {**data["links"], "qr": codes_present.links(links)}}
+    # One source for the hours: the guide states the schedule the hall's slots are cut from, never a second text.
+    hours = await calendars.hours_text(deps.booking, data["hall"]["code"])
+    if hours is not None:
+        data["hall"] = {**data["hall"], "hours": hours}
     # Both change without a catalogue write: the cached guide shows them within GUIDE_CACHE_SECONDS.
     data["satisfaction"] = feedback_present.matter_satisfaction_json(await matter_satisfaction(matter_code))
     data["consult_faq"] = feedback_present.faq_json(await published_faq(matter_code))

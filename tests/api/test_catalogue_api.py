@@ -176,7 +176,7 @@ async def test_guide_has_every_element(client, catalogue):
     assert (g["booking"], g["online_apply"], g["postal_delivery"]) == (True, True, True)
     assert g["hall"]["name"] == "张家界市政务服务中心"
     assert g["hall"]["address"] == "永定区子午路 1 号"
-    assert g["hall"]["hours"] == "周一至周五 8:30-17:30"
+    assert g["hall"]["hours"] == "周一至周五 09:00-12:00、13:30-17:00；法定节假日休息，调休上班日照常办公"
     assert g["hall"]["phone"] == "0744-8300000"
     assert g["counter"] == "商事登记区 A1-A8 号窗口"
     assert (g["consult_phone"], g["complaint_phone"]) == ("0744-8200001", "0744-12345")

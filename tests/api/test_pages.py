@@ -59,7 +59,7 @@ async def test_guide_page(client, catalogue):
     # where to go, phones, FAQ
     assert "张家界市政务服务中心" in text
     assert "永定区子午路 1 号" in text
-    assert "周一至周五 8:30-17:30" in text
+    assert "周一至周五 09:00-12:00、13:30-17:00；法定节假日休息，调休上班日照常办公" in text
     assert "商事登记区 A1-A8 号窗口" in text
     assert 'href="tel:0744-8200001"' in text
     assert 'href="tel:0744-12345"' in text
@@ -167,9 +167,10 @@ async def test_book_page_shows_seats_left_per_slot(client, catalogue, fake_clock
     # 2026-09-30 10:00: today's later slots, then the first open days after National Day
     text = assert_html(await page(client, f"/m/{LICENCE}/book"))
     assert "<h1>预约办理</h1>" in text and "即将上线" not in text
-    assert "<h2>2026-09-30</h2>" in text and "<h2>2026-10-08</h2>" in text
-    assert "<h2>2026-10-01</h2>" not in text  # the holiday is closed
-    assert "13:30–14:00" in text
+    assert "?day=2026-09-30" in text and "?day=2026-10-08" in text
+    assert "?day=2026-10-01" not in text  # the holiday is closed
+    day = assert_html(await page(client, f"/m/{LICENCE}/book", params={"day": "2026-10-08"}))
+    assert "13:30–14:00" in day and "余 2 个号" in day
     assert f'href="/m/{LICENCE}"' in text
 
 
