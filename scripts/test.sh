@@ -31,7 +31,7 @@ ensure_browser() {
   # The e2e tests drive real headless Chromium (Debian's package).
   if ! command -v chromium >/dev/null 2>&1; then
     step "installing chromium (Debian) for the e2e tests"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
       || echo "warning: chromium could not be installed; browser tests will be skipped" >&2
   fi
 }

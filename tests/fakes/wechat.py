@@ -12,7 +12,8 @@ then run the service with WECHAT_API_BASE and WECHAT_OAUTH_BASE set to the print
 login code with `POST /__fake__/codes {"code", "openid", "unionid", "appid"}` (or describe a user with
 `POST /__fake__/users {"openid", "unionid", "subscribe"}`) and read what the
 service called with `GET /__fake__/calls`. `/connect/oauth2/authorize` redirects straight back with
-a fresh code (pass a non-standard `fake_openid` query parameter to choose the user).
+a fresh code (pass a non-standard `fake_openid` query parameter, or set `FakeWeChat.oauth_openid`, to
+choose the user).
 """
 
 from __future__ import annotations
@@ -245,6 +246,8 @@ class FakeWeChat:
         self.menus: dict[str, dict[str, Any]] = {}
         self.qrcodes: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}  # openid -> extra profile fields (e.g. unionid) for user/info
+        # Who the OAuth page signs in when the URL has no `fake_openid` (None: one fixed dev user per app id).
+        self.oauth_openid: str | None = None
         self._lock = threading.RLock()
         self._requests: list[RecordedRequest] = []
         self._tokens: dict[str, _Token] = {}
@@ -641,7 +644,11 @@ class FakeWeChat:
         if appid not in self.apps or not redirect_uri.startswith(("http://", "https://")):
             return _Reply(400, "参数错误（appid 或 redirect_uri）".encode(), "text/plain; charset=utf-8")
         scope = query.get("scope", "snsapi_base")
-        openid = query.get("fake_openid") or "o" + hashlib.sha256(f"{appid}:dev-user".encode()).hexdigest()[:27]
+        openid = (
+            query.get("fake_openid")
+            or self.oauth_openid
+            or "o" + hashlib.sha256(f"{appid}:dev-user".encode()).hexdigest()[:27]
+        )
         code = secrets.token_hex(16)
         # As WeChat: the unionid comes with snsapi_userinfo, and with snsapi_base only for a follower.
         user = self.users.get(openid, {})
