@@ -23,7 +23,9 @@ log = logging.getLogger("app")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 _HTML_PREFIXES = ("/m/", "/q/", "/p/", "/desk/")
-_HTML_PATHS = frozenset({"/m", "/desk"})
+_HTML_PATHS = frozenset({"/m", "/desk", "/p"})
+# The official account's sign-in is a browser navigation too: its refusals are pages for a browser.
+_BROWSER_PATHS = frozenset({"/api/v1/auth/wechat/authorize", "/api/v1/auth/wechat/callback"})
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -94,6 +96,8 @@ def configure_logging(level: str) -> None:
 
 
 def _wants_html(request: Request) -> bool:
+    if request.path in _BROWSER_PATHS:
+        return "text/html" in request.headers.get("accept", "")
     if request.path not in _HTML_PATHS and not request.path.startswith(_HTML_PREFIXES):
         return False
     return "application/json" not in request.headers.get("accept", "")

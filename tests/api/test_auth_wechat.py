@@ -250,3 +250,11 @@ async def test_me_tells_an_unsubscribe_from_the_wechat_callback_at_once(client, 
     assert await _subscribed(client, headers) == [False]  # no cache tick, no wait
     await _event(client, settings, "o-follower", "subscribe")
     assert await _subscribed(client, headers) == [True]
+
+
+async def test_a_refused_callback_is_an_explained_page_for_a_browser(client):
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "Cookie": "zd_b=" + "c" * 32}
+    _, page = await client.get("/api/v1/auth/wechat/callback", params={"code": "x", "state": "bad"}, headers=browser)
+    assert page.status == 400 and page.headers["content-type"].startswith("text/html")
+    assert "授权请求已失效" in page.text and "OAUTH_STATE_INVALID" in page.text
+    assert 'name="viewport"' in page.text  # laid out for the phone, not as 980 px of JSON
