@@ -509,11 +509,6 @@ async def _resubmit_post(request: Request, case_no: str, *, submit: bool) -> HTT
     draft = await drafts.load(deps, owner_id=principal.id, scope=scope)
     keys = {s.name: f"file-{i}" for i, s in enumerate(specs)}
     try:
-        if not draft.materials():
-            raise ce.MaterialsMissing(
-                f"缺少 {len(specs)} 项需补正的材料：{service.quoted([s.name for s in specs])}",
-                details={"missing": [s.name for s in specs]},
-            )
         await service.resubmit(deps, principal=principal, case_no=case_no, materials=draft.materials())
     except (InvalidInput, ce.UploadNotFound, ce.UploadInUse, ce.IllegalTransition, ce.CaseChanged) as exc:
         errors = _material_errors(exc, keys) or {"__all__": exc.message}

@@ -299,7 +299,7 @@ async def test_submit_files_once_and_the_receipt_shows_the_query_code_once(citiz
     assert re.search(r'<img src="data:image/svg\+xml;base64,[A-Za-z0-9+/=]+" alt="[^"]*回执二维码', receipt.text)
     # a reload no longer shows it
     _, reload = await citizen.get(receipt_path)
-    assert reload.status == 200 and code not in reload.text and "不再显示" in reload.text
+    assert reload.status == 200 and code not in reload.text and "只在提交成功时显示一次" in reload.text
     # the same form posted again finds its case: no second case, no code again, the draft stays empty
     again = await post(citizen, f"/m/{MATTER}/apply", page, typed(), files)
     assert again.status == 303 and again.headers["location"] == receipt_path
@@ -468,3 +468,14 @@ async def test_a_same_day_case_is_accepted_as_即办(citizen, make_staff):
     _, case = await citizen.get(f"/m/me/cases/{case_no}")
     text = html.unescape(case.text)
     assert "承诺办结时限 即办" in text and "0 个工作日" not in text and "（即办）" in text
+
+
+async def test_pages_stay_small_and_the_api_says_what_the_applicant_may_do(citizen):
+    case_no = await _apply(citizen)
+    for path in (f"/m/me/cases/{case_no}/receipt", f"/m/me/cases/{case_no}", "/m/me/cases", f"/m/{MATTER}/apply"):
+        _, r = await citizen.get(path)
+        assert r.status == 200 and len(r.content) < 60 * 1024, (path, len(r.content))
+    # the same case through the API (the session's token): the applicant may withdraw it now
+    access = citizen.cookies.get("zd_at")
+    _, r = await citizen.get(f"/api/v1/cases/{case_no}", headers={"Authorization": f"Bearer {access}"})
+    assert r.status_code == 200 and r.json["actions"] == ["withdraw"]

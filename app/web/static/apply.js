@@ -9,20 +9,23 @@
   var max = parseInt(form.getAttribute("data-max"), 10) || 0;
   var action = form.getAttribute("data-upload");
 
-  function mb(n) { return (n / 1048576).toFixed(1).replace(/\.0$/, "") + " MB"; }
-
-  function say(key, text) {
-    var status = document.getElementById(key + "-status");
-    if (status) { status.textContent = text; }
+  function mb(n) {
+    return n >= 1048576 ? (n / 1048576).toFixed(1).replace(/\.0$/, "") + " MB" : Math.round(n / 1024) + " KB";
   }
 
-  function send(input, files, i) {
+  // What happened to each file of this choice, shown together once the block is swapped in.
+  function say(key, notes, text) {
+    var status = document.getElementById(key + "-status");
+    if (status) { status.textContent = notes.concat(text ? [text] : []).join("；"); }
+  }
+
+  function send(input, files, i, notes) {
     var key = input.getAttribute("data-part");
-    if (i >= files.length) { return; }
+    if (i >= files.length) { return say(key, notes, ""); }
     var file = files[i];
     if (max && file.size > max) {
-      say(key, "文件「" + file.name + "」超过 " + mb(max) + "，请压缩或拍摄清晰度较低的照片后重新上传");
-      return send(input, files, i + 1);
+      notes.push("文件「" + file.name + "」超过 " + mb(max) + "，请压缩或拍摄清晰度较低的照片后重新上传");
+      return send(input, files, i + 1, notes);
     }
     var data = new FormData();
     data.append("csrf", form.elements.csrf.value);
@@ -34,7 +37,7 @@
     xhr.upload.onprogress = function (e) {
       if (bar && e.lengthComputable) { bar.hidden = false; bar.value = Math.round(e.loaded * 100 / e.total); }
     };
-    say(key, "正在上传「" + file.name + "」……");
+    say(key, notes, "正在上传「" + file.name + "」……");
     xhr.onload = function () {
       var page = xhr.response;
       var fresh = page && page.getElementById("mat-" + key);
@@ -42,18 +45,17 @@
       if (fresh && block) {
         block.parentNode.replaceChild(document.importNode(fresh, true), block);
         var alert = page.querySelector(".alert");
-        if (alert) { say(key, alert.textContent); }
+        var err = page.getElementById(key + "-err");
+        notes.push(alert ? alert.textContent : (err ? "「" + file.name + "」未能上传" : "已上传「" + file.name + "」"));
       } else {
-        say(key, "登录已过期或页面已过期，请刷新页面后重新上传");
         if (bar) { bar.hidden = true; }
-        return;
+        return say(key, notes, "登录或页面已过期，请刷新页面后重新上传");
       }
-      var next = document.getElementById(input.id);
-      send(next || input, files, i + 1);
+      send(input, files, i + 1, notes);
     };
     xhr.onerror = function () {
       if (bar) { bar.hidden = true; }
-      say(key, "上传失败，请检查网络后重试，或点击“上传所选文件并保存”");
+      say(key, notes, "上传失败，请检查网络后重试，或点击“上传所选文件并保存”");
     };
     xhr.send(data);
   }
@@ -63,6 +65,6 @@
     if (!input || input.type !== "file" || !input.getAttribute("data-part") || !input.files.length) { return; }
     var files = Array.prototype.slice.call(input.files);
     input.value = "";  // the file goes up now: the form's own post must not send it again
-    send(input, files, 0);
+    send(input, files, 0, []);
   });
 })();
