@@ -127,10 +127,19 @@ async def upload_detail(request: Request, upload_id: str) -> HTTPResponse:
     return json_response(present.upload_json(result), headers=PRIVATE)
 
 
+MATERIALS_DOC = (
+    "缺少必需材料时答复 422 `MATERIALS_MISSING`，`details.missing` 为缺少的材料名称列表（JSON 数组，"
+    "按办事指南顺序；材料名称本身可能含“、”等符号，请按数组逐项显示，不要拆分 message）；"
+    "材料文件类型不符（`FILE_TYPE_MISMATCH`）、文件已过期（`UPLOAD_NOT_FOUND`）或已被使用（`UPLOAD_IN_USE`）时，"
+    "`details.material` 为该材料名称。"
+)
+
+
 @bp.post("/cases")
 @doc(
     tag=TAG,
     summary="网上申报（需 Idempotency-Key；答复办件编号和只显示一次的查询码）",
+    description=MATERIALS_DOC,
     body=CaseIn,
     status=201,
     secured="bearer",
@@ -196,7 +205,7 @@ async def my_cases(request: Request) -> HTTPResponse:
 @bp.get("/cases/<case_no:str>")
 @doc(
     tag=TAG,
-    summary="办件详情与进度（申请人、代办人或被代办人本人）",
+    summary="办件详情与进度（申请人、代办人或被代办人本人；actions 为调用者现在可做的操作：withdraw、resubmit）",
     secured="bearer",
     errors=[*AUTH_ERRORS, ce.CaseNotFound],
 )
@@ -248,6 +257,7 @@ async def withdraw(request: Request, case_no: str) -> HTTPResponse:
 @doc(
     tag=TAG,
     summary="补正材料（仅限补正通知列出的材料）",
+    description=MATERIALS_DOC,
     body=ResubmitIn,
     secured="bearer",
     errors=[

@@ -67,3 +67,12 @@ class CursorInvalid(InvalidInput):
 
 class ProgressNotFound(NotFound):
     code, message = "PROGRESS_NOT_FOUND", "办件编号或查询码不正确"
+
+
+class ReceiptCodeInvalid(ProgressNotFound):
+    """What a page opened by a receipt's QR code says when the code fails: nobody typed a number or a code there.
+
+    The API keeps one PROGRESS_NOT_FOUND for every failed query; the progress page names the QR code instead.
+    """
+
+    code, message = "RECEIPT_CODE_INVALID", "回执二维码无效或已失效，请核对回执，或输入办件编号和查询码查询"

@@ -127,6 +127,7 @@ def case_json(v: CaseView) -> dict[str, Any]:
         department=v.department,
         timeline=_timeline(v.timeline, internal=False),
     )
+    body["actions"] = list(v.actions)
     if v.receipt is not None:
         body["receipt"] = receipt_json(v.receipt)
     return body

@@ -138,7 +138,9 @@ def staff_item(case: Case, today: dt.date, principal: Principal) -> StaffCaseIte
     return StaffCaseItem(summary(case, today), case.hall_code, case.department_code, actions)
 
 
-async def case_view(cipher: PiiCipher, case: Case, *, receipt: Receipt | None = None) -> CaseView:
+async def case_view(
+    cipher: PiiCipher, case: Case, *, receipt: Receipt | None = None, actions: tuple[str, ...] = ()
+) -> CaseView:
     """A case as its applicant, agent or principal sees it (masked)."""
     name = _open(cipher, case, "name")
     person = case.principal_kind == "person"
@@ -160,6 +162,7 @@ async def case_view(cipher: PiiCipher, case: Case, *, receipt: Receipt | None = 
         department=case.department_code,
         timeline=await timeline(case, internal=False),
         receipt=receipt,
+        actions=actions,
     )
 
 

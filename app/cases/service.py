@@ -33,6 +33,7 @@ from app.cases.errors import (
     CaseOutOfScope,
     CursorInvalid,
     DeliveryNotOffered,
+    FileTypeMismatch,
     IllegalTransition,
     MaterialsMissing,
     MaterialUnknown,
@@ -50,6 +51,7 @@ from app.cases.types import (
     Feed,
     FeedEvent,
     MaterialFile,
+    MaterialSpec,
     ProgressView,
     Receipt,
     StaffCasePage,
@@ -185,14 +187,24 @@ async def _take_uploads(
             if row is None:
                 raise UploadNotFound(details={"upload_id": upload_id[:64], "material": name})
             if row.case_id is not None:
-                raise UploadInUse(details={"upload_id": upload_id})
-            check_type({row.file_type}, material["file_types"], filename=row.filename)
+                raise UploadInUse(details={"upload_id": upload_id, "material": name})
+            try:
+                check_type({row.file_type}, material["file_types"], filename=row.filename)
+            except FileTypeMismatch as exc:
+                exc.details["material"] = name
+                raise
             taken.append((name, row))
     needed = only if only is not None else {n for n, m in known.items() if m["required"]}
     missing = [n for n in known if n in needed and n not in seen]
     if missing:
-        raise MaterialsMissing(f"缺少必需的申请材料：{'、'.join(missing)}", details={"missing": missing})
+        # The names as a list: a name may itself hold 、 (or any separator), so the text quotes each one.
+        raise MaterialsMissing(f"缺少 {len(missing)} 项必需的申请材料：{quoted(missing)}", details={"missing": missing})
     return taken
+
+
+def quoted(names: list[str]) -> str:
+    """Material names for a sentence: each in 「」, so a name's own 、 or （） cannot blur where it ends."""
+    return "".join(f"「{n}」" for n in names)
 
 
 async def _bind(case: Case, taken: list[tuple[str, Upload]], round_no: int, now: dt.datetime) -> None:
@@ -398,7 +410,7 @@ def _validate_action(
 
 
 _DEFAULT_TEXT = {
-    "accept": "您的申请已受理，承诺办结时限 {days} 个工作日，预计 {due} 前办结",
+    "accept": "您的申请已受理，承诺办结时限 {days}，预计 {due} 前办结",
     "reject": "您的申请不予受理：{reason}",
     "require_correction": "请补正以下材料：{materials}。原因：{reason}",
     "resubmit": "已补正材料，等待窗口受理",
@@ -418,10 +430,10 @@ def _public_text(action: str, case: Case, data: dict[str, Any], given: str | Non
         return given.strip()[:500]
     how = "窗口领取" if data.get("method") != "ems" else f"EMS 邮寄，运单号 {data.get('tracking_no')}"
     return _DEFAULT_TEXT[action].format(
-        days=case.promised_days,
+        days=f"{case.promised_days} 个工作日" if case.promised_days else "即办",
         due=case.due_on.isoformat() if case.due_on else "",
         reason=data.get("reason", ""),
-        materials="、".join(data.get("materials", [])),
+        materials=quoted(data.get("materials", [])),
         procedure=data.get("procedure", ""),
         how=how,
     )[:500]
@@ -544,7 +556,7 @@ async def withdraw(deps: CaseDeps, *, principal: Principal, case_no: str, reason
     if str(case.citizen_id) != principal.id:
         raise CaseNotFound(details={"case_no": case_no[:32]})  # the principal reads, the applicant acts
     case = await _move(deps, case, "withdraw", role="citizen", actor=("citizen", principal.id), args={"reason": reason})
-    return await read.case_view(deps.cipher, case)
+    return await read.case_view(deps.cipher, case, actions=_citizen_actions(case, principal))
 
 
 async def resubmit(deps: CaseDeps, *, principal: Principal, case_no: str, materials: list[dict[str, Any]]) -> CaseView:
@@ -561,7 +573,7 @@ async def resubmit(deps: CaseDeps, *, principal: Principal, case_no: str, materi
     only = set((case.correction or {}).get("materials", []))
     taken = await _take_uploads(deps, owner_id=principal.id, guide=guide, given=materials, only=only)
     case = await _move(deps, case, "resubmit", role="citizen", actor=("citizen", principal.id), args={}, taken=taken)
-    return await read.case_view(deps.cipher, case)
+    return await read.case_view(deps.cipher, case, actions=_citizen_actions(case, principal))
 
 
 async def case_detail(deps: CaseDeps, *, principal: Reader, case_no: str) -> CaseView:
@@ -570,7 +582,27 @@ async def case_detail(deps: CaseDeps, *, principal: Reader, case_no: str) -> Cas
     `principal` is the caller's token, or the account id a WeChat subscriber is bound to: the same read rule.
     """
     case = await citizen_case(deps, principal=principal, case_no=case_no)
-    return await read.case_view(deps.cipher, case, receipt=await receipt(deps, case))
+    actions = _citizen_actions(case, principal)
+    return await read.case_view(deps.cipher, case, receipt=await receipt(deps, case), actions=actions)
+
+
+def _citizen_actions(case: Case, reader: Reader) -> tuple[str, ...]:
+    """What the reader may do to the case now: the applicant's moves (a principal or subscriber only reads)."""
+    if not (isinstance(reader, Principal) and str(case.citizen_id) == reader.id):
+        return ()
+    return tuple(lifecycle.actions_for(case.status, lifecycle.CITIZEN))
+
+
+async def correction_materials(deps: CaseDeps, *, principal: Principal, case_no: str) -> tuple[MaterialSpec, ...]:
+    """The materials a 补正 asks the applicant for, with the file types the case's guide accepts for each."""
+    case = await citizen_case(deps, principal=principal, case_no=case_no)
+    if str(case.citizen_id) != principal.id or case.status is not CaseStatus.correction_required:
+        return ()
+    known = _guide_materials(await _guide_of(case))
+    return tuple(
+        MaterialSpec(name, True, tuple(known[name]["file_types"]) if name in known else ())
+        for name in (case.correction or {}).get("materials", [])
+    )
 
 
 async def receipt_url(deps: CaseDeps, *, principal: Principal, case_no: str) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.errors import DomainError
 from app.notify.types import NotificationView
 from app.paging import Page
 
@@ -162,6 +163,7 @@ class CaseView:
     department: str
     timeline: tuple[TimelineEntry, ...]
     receipt: Receipt | None = None
+    actions: tuple[str, ...] = ()  # what the reader may do now (withdraw, resubmit): the applicant only
 
 
 @dataclass(frozen=True)
@@ -249,3 +251,42 @@ class MaterialFile:
     upload_id: uuid.UUID
     file_type: str
     path: Path
+
+
+@dataclass(frozen=True)
+class MaterialSpec:
+    """A material as a form asks for it: its name, whether it is required and the file types it accepts."""
+
+    name: str
+    required: bool
+    file_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FormUploads:
+    """A form posted with files: its text fields, the files stored per material and what was refused.
+
+    `errors` names a material whose file was refused (wrong type, too large, empty); `refused` is set
+    when the post as a whole stopped (too large together, malformed): what was stored before it is kept.
+    """
+
+    fields: Mapping[str, str]
+    files: Mapping[str, tuple[UploadInfo, ...]]
+    errors: Mapping[str, DomainError]
+    refused: DomainError | None = None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An application in the making (H5): what was typed and the files kept per material.
+
+    `lost` names materials whose files expired or were used meanwhile (to be uploaded again).
+    """
+
+    fields: Mapping[str, str]
+    files: Mapping[str, tuple[UploadInfo, ...]]
+    lost: tuple[str, ...] = ()
+
+    def materials(self) -> list[dict[str, Any]]:
+        """The files as an application lists them (`MaterialIn`): one item per material with files."""
+        return [{"name": name, "upload_ids": [str(u.id) for u in ups]} for name, ups in self.files.items() if ups]

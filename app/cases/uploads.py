@@ -18,7 +18,7 @@ import re
 import unicodedata
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,8 @@ from app.cache import LocalCache
 from app.cases.deps import CaseDeps
 from app.cases.errors import FileTypeMismatch, MaterialUnknown, UploadInvalid, UploadNotFound, UploadTooLarge
 from app.cases.models import Upload
-from app.cases.types import UploadInfo
+from app.cases.types import FormUploads, UploadInfo
+from app.errors import DomainError
 from app.matters import guides
 from app.matters.schemas import FILE_TYPES
 from app.ratelimit import Limit, hit
@@ -213,36 +214,181 @@ async def receive(
             raise UploadInvalid(details={"reason": str(exc)[:200]}) from None
         if filename is None:
             raise UploadInvalid()
-        if sink.size == 0:
-            raise UploadInvalid("文件为空")
-        await sink.flush()
-        await sink.close()
-        found = await asyncio.to_thread(sniff, bytes(sink.head), sink.tmp)
-        file_type = check_type(found, accepted if accepted is not None else sorted(FILE_TYPES), filename=filename)
-        sha = sink.hash.hexdigest()
-        now = clock.now()
-        row = await Upload.create(
-            id=uuid.uuid4(),
-            owner_id=uuid.UUID(owner_id),
-            sha256=sha,
-            size=sink.size,
-            file_type=file_type,
-            filename=filename,
-            created_at=now,
-            expires_at=now + dt.timedelta(hours=settings.upload_keep_hours),
-        )
-        # After the row: a sweep that removed this content meanwhile sees the row and puts it back (see sweep).
-        await asyncio.to_thread(_place, sink.tmp, _address(settings.upload_dir, sha))
+        return await _store(deps, owner_id, sink, filename, accepted if accepted is not None else sorted(FILE_TYPES))
     finally:
         await sink.close()
         await sink.discard()
+
+
+async def _store(deps: CaseDeps, owner_id: str, sink: _Sink, filename: str, accepted: Iterable[str]) -> UploadInfo:
+    """A received file checked (not empty, a type the material accepts), recorded and moved to its address."""
+    settings = deps.settings
+    if sink.size == 0:
+        raise UploadInvalid("文件为空")
+    await sink.flush()
+    await sink.close()
+    found = await asyncio.to_thread(sniff, bytes(sink.head), sink.tmp)
+    file_type = check_type(found, accepted, filename=filename)
+    sha = sink.hash.hexdigest()
+    now = clock.now()
+    row = await Upload.create(
+        id=uuid.uuid4(),
+        owner_id=uuid.UUID(owner_id),
+        sha256=sha,
+        size=sink.size,
+        file_type=file_type,
+        filename=filename,
+        created_at=now,
+        expires_at=now + dt.timedelta(hours=settings.upload_keep_hours),
+    )
+    # After the row: a sweep that removed this content meanwhile sees the row and puts it back (see sweep).
+    await asyncio.to_thread(_place, sink.tmp, _address(settings.upload_dir, sha))
     return upload_info(row)
+
+
+FORM_FIELDS_MAX = 40
+FORM_FIELD_BYTES = 1000
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f} MB" if size >= 1024 * 1024 else f"{size // 1024} KB"
+
+
+async def accept_form(
+    deps: CaseDeps,
+    *,
+    owner_id: str,
+    parts: Mapping[str, tuple[str, Sequence[str]]],
+    content_type: str | None,
+    content_length: int | None,
+    chunks: AsyncIterator[bytes],
+    check: Callable[[Mapping[str, str]], Awaitable[bool]],
+) -> FormUploads:
+    """A form posted with files for several materials (the H5 form without script), each file on its own.
+
+    `parts` maps a file part's name to (material, accepted types). Every file is streamed, typed and
+    recorded like an API upload; a refused file (wrong type, too large, empty) is reported against its
+    material and the others go on. `check(fields)` sees the text fields sent before the first file (the
+    form's token) before anything is stored; when it answers False the files are read and dropped.
+    The files of one post together may not pass `upload_max_bytes`: past it the post stops there and what
+    was stored before is kept.
+    """
+    settings = deps.settings
+    limit = settings.upload_max_bytes
+    total = limit + MULTIPART_OVERHEAD
+    fields: dict[str, str] = {}
+    files: dict[str, list[UploadInfo]] = {}
+    errors: dict[str, DomainError] = {}
+    too_much = UploadTooLarge(
+        f"所选文件合计超过 {_mb(limit)}，请分几次上传（每次选择部分材料）", details={"max_bytes": limit}
+    )
+    if content_length is not None and content_length > total:
+        return FormUploads(fields, {}, {}, too_much)  # refused before reading a byte of the body
+    match = _BOUNDARY.search(content_type or "")
+    if not (content_type or "").lower().startswith("multipart/form-data") or match is None:
+        return FormUploads(fields, {}, {}, UploadInvalid(details={"content_type": (content_type or "")[:100]}))
+    parser = multipart.PushMultipartParser(
+        match.group(1), max_segment_count=len(parts) * 12 + FORM_FIELDS_MAX, max_header_size=2048
+    )
+    raw: dict[str, bytearray] = {}
+    keep: bool | None = None  # the check's answer, asked once before the first file
+    current: str | None = None
+    sink: _Sink | None = None
+    filename = ""
+    material = ""
+    accepted: Sequence[str] = ()
+    refused: DomainError | None = None
+
+    async def open_file(name: str, given: str | None) -> None:
+        nonlocal keep, sink, filename, material, accepted
+        if keep is None:
+            keep = await check(_text(raw))
+        material, accepted = parts[name]
+        filename = clean_filename(given) if given else ""
+        sink = None
+        if keep and given:  # a file input left empty still sends a part with no file name: nothing to do
+            try:
+                await hit(deps.store, UPLOADS_PER_HOUR, owner_id)
+            except DomainError as exc:
+                errors[material] = exc
+                return
+            sink = _Sink(settings.upload_dir / "tmp" / uuid.uuid4().hex, limit)
+
+    async def close_file() -> None:
+        nonlocal sink
+        if sink is None:
+            return
+        done, sink = sink, None
+        try:
+            stored = await _store(deps, owner_id, done, filename, accepted)
+            files.setdefault(material, []).append(stored)
+        except DomainError as exc:
+            errors[material] = exc
+        finally:
+            await done.close()
+            await done.discard()
+
+    try:
+        async for chunk in _bounded(chunks, total):
+            for event in parser.parse(chunk):
+                if isinstance(event, multipart.MultipartSegment):
+                    current = event.name
+                    if current in parts:
+                        await open_file(current, event.filename)
+                    elif current in raw or len(raw) >= FORM_FIELDS_MAX:
+                        raise UploadInvalid("表单字段重复或过多")
+                    else:
+                        raw[current] = bytearray()
+                elif event is None:
+                    if current in parts:
+                        await close_file()
+                    current = None
+                elif current in parts:
+                    if sink is not None:
+                        try:
+                            await sink.write(event)
+                        except UploadTooLarge:
+                            errors[material] = UploadTooLarge(
+                                f"文件「{filename}」超过 {_mb(limit)}，请压缩或拍摄清晰度较低的照片后重新上传",
+                                details={"max_bytes": limit, "filename": filename},
+                            )
+                            await sink.close()
+                            await sink.discard()
+                            sink = None  # the rest of this file is read and dropped
+                elif current is not None:
+                    raw[current] += event
+                    if len(raw[current]) > FORM_FIELD_BYTES:
+                        raise UploadInvalid("表单字段过长")
+        for _ in parser.parse(b""):
+            pass
+        parser.close()
+    except UploadTooLarge:
+        refused = too_much
+    except UploadInvalid as exc:
+        refused = exc
+    except multipart.MultipartError as exc:  # malformed, over a parser limit, or cut short
+        refused = UploadInvalid(details={"reason": str(exc)[:200]})
+    finally:
+        if sink is not None:
+            await sink.close()
+            await sink.discard()
+    fields = _text(raw)
+    if keep is None:
+        keep = await check(fields)
+    return FormUploads(fields, {k: tuple(v) for k, v in files.items()} if keep else {}, errors if keep else {}, refused)
+
+
+def _text(raw: Mapping[str, bytearray]) -> dict[str, str]:
+    """Text fields as strings (U+0000 dropped: no stored text may hold it)."""
+    return {k: bytes(v).decode("utf-8", "replace").replace("\x00", "") for k, v in raw.items()}
 
 
 async def _bounded(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
     """The body's chunks, stopping with 413 as soon as more than `limit` bytes came (chunked bodies too)."""
     total = 0
     async for chunk in chunks:
+        if not chunk:
+            continue  # an empty read is no end of the body, but the parser takes b"" for one
         total += len(chunk)
         if total > limit:
             raise UploadTooLarge(details={"max_bytes": limit - MULTIPART_OVERHEAD})

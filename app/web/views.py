@@ -9,15 +9,16 @@ import secrets
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sanic import Blueprint, HTTPResponse, Request, redirect
 
 from app import clock
 from app.cases import service as cases
-from app.cases.errors import ProgressNotFound
+from app.cases.errors import ProgressNotFound, ReceiptCodeInvalid
 from app.cases.types import ProgressView
-from app.errors import DomainError, InvalidInput, MatterNotFound, NotFound
+from app.errors import InvalidInput, MatterNotFound, NotFound, ServiceUnavailable, pydantic_details
 from app.feedback.errors import RangeInvalid
 from app.guide import service as guides
 from app.http import cached_response, doc, parse_query
@@ -28,6 +29,8 @@ from app.stats import indicators
 from app.stats import present as stats_present
 from app.stats.types import IndicatorReport
 from app.web import ACTIONS
+from app.web.kit import page, see_other
+from auth.guards import check_origin
 
 bp = Blueprint("web", url_prefix="")
 TAG = "h5 页面"
@@ -43,11 +46,18 @@ class StatsPageQuery(BaseModel):
 
 
 class ProgressPageQuery(BaseModel):
-    """The progress page's form."""
+    """The progress page's address: a case number may fill in the form (a query code there is ignored)."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
     case_no: str = Field(default="", max_length=32)
-    query_code: str = Field(default="", max_length=16)
+
+
+class ProgressPageForm(BaseModel):
+    """The progress query, posted (so the query code stays out of addresses, logs and histories)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    case_no: str = Field(min_length=1, max_length=32, description="办件编号")
+    query_code: str = Field(min_length=1, max_length=16, description="查询码")
 
 
 PRIVATE_PAGE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
@@ -192,8 +202,9 @@ def _progress_context(view: ProgressView) -> dict[str, Any]:
     step = s.next_step
     return {
         "case_no": s.case_no,
-        "matter": {"name": s.matter_name},
+        "matter": {"code": s.matter_code, "name": s.matter_name},
         "principal": {"name": view.principal_name},
+        "status": s.status.value,
         "status_name": s.status_name,
         "sla": {"state": s.sla.state, "due_on": s.sla.due_on.isoformat() if s.sla.due_on else None},
         "submitted_at": _minute(s.submitted_at),
@@ -205,42 +216,76 @@ def _progress_context(view: ProgressView) -> dict[str, Any]:
     }
 
 
-async def _progress_page(request: Request, *, case_no: str = "", query_code: str = "", code: str = "") -> HTTPResponse:
-    """The progress page: a case's timeline, or the query form with what went wrong."""
-    pages = request.app.ctx.pages
-    if not (code or (case_no and query_code)):
-        return HTTPResponse(pages.render("progress.html", case=None, case_no=case_no, error=None),
-                            content_type=HTML, headers=PRIVATE_PAGE)  # fmt: skip
-    try:
-        view = await cases.query_progress(
-            request.app.ctx.cases,
-            client=request.remote_addr or request.ip or "unknown",
-            case_no=case_no,
-            query_code=query_code,
-            code=code,
-        )
-    except DomainError as exc:
-        if not isinstance(exc, ProgressNotFound) and exc.status != 429:
-            raise
-        html = pages.render("progress.html", case=None, case_no=case_no[:32], error=exc.message)
-        return HTTPResponse(html, status=exc.status, content_type=HTML, headers={**PRIVATE_PAGE, **exc.headers})
-    html = pages.render("progress.html", case=_progress_context(view))
-    return HTTPResponse(html, content_type=HTML, headers=PRIVATE_PAGE)
+def _client(request: Request) -> str:
+    return request.remote_addr or request.ip or "unknown"
+
+
+def _progress_form(
+    request: Request, *, status: int = 200, case_no: str = "", errors: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None, notice: str | None = None,
+) -> HTTPResponse:  # fmt: skip
+    """The query form (what was typed kept, except the query code, which is never echoed)."""
+    return page(request, "progress.html", status=status, case=None, case_no=case_no[:32], errors=errors or {},
+                notice=notice, headers={**PRIVATE_PAGE, **(headers or {})})  # fmt: skip
 
 
 @bp.route("/p", methods=["GET", "HEAD"])
-@doc(tag=TAG, summary="H5 办件进度查询页（办件编号 + 查询码）", query=ProgressPageQuery)
+@doc(tag=TAG, summary="H5 办件进度查询页：办件编号 + 查询码的表单（以 POST 提交，查询码不出现在网址中）",
+     query=ProgressPageQuery)  # fmt: skip
 async def progress_form(request: Request) -> HTTPResponse:
-    """The query form, and the case's timeline once the number and code match."""
+    """The query form; a case number in the address fills it in, a query code there is ignored."""
     q = parse_query(request, ProgressPageQuery)
-    return await _progress_page(request, case_no=q.case_no, query_code=q.query_code)
+    if "query_code" in request.args:
+        # An old link or a hand-typed address: the code is not read from it, and the address loses it.
+        return see_other(request, "/p" + (f"?case_no={quote(q.case_no)}" if q.case_no else ""))
+    return _progress_form(request, case_no=q.case_no)
+
+
+@bp.post("/p")
+@doc(tag=TAG, summary="H5 办件进度查询：提交办件编号和查询码，显示办理过程（限频，与 API 共用）",
+     body=ProgressPageForm, body_media="application/x-www-form-urlencoded",
+     errors=[ProgressNotFound, TooManyRequests, ServiceUnavailable])  # fmt: skip
+async def progress_query(request: Request) -> HTTPResponse:
+    """The case's timeline once the number and code match; else the form with the reason next to its field.
+
+    Only the origin is checked (no form token): the lookup changes nothing, and a visitor whose browser
+    keeps no cookies must still be able to use it.
+    """
+    check_origin(request)
+    data = {k: v[0] for k, v in (request.form or {}).items()}
+    try:
+        form = ProgressPageForm.model_validate(data)
+    except ValidationError as exc:
+        fields = pydantic_details(exc)["fields"]
+        errors = {k: "；".join(v) for k, v in fields.items() if k in ("case_no", "query_code")}
+        return _progress_form(request, status=422, case_no=str(data.get("case_no", "")), errors=errors)
+    try:
+        view = await cases.query_progress(
+            request.app.ctx.cases, client=_client(request), case_no=form.case_no, query_code=form.query_code, code=None
+        )
+    except ProgressNotFound as exc:
+        return _progress_form(request, status=exc.status, case_no=form.case_no, errors={"query_code": exc.message})
+    except (TooManyRequests, ServiceUnavailable) as exc:
+        return _progress_form(request, status=exc.status, case_no=form.case_no, errors={"__all__": exc.message},
+                              headers=exc.headers)  # fmt: skip
+    return page(request, "progress.html", case=_progress_context(view), headers=PRIVATE_PAGE)
 
 
 @bp.route("/p/<code:str>", methods=["GET", "HEAD"])
-@doc(tag=TAG, summary="H5 办件进度页（受理回执二维码打开）", errors=[ProgressNotFound])
+@doc(tag=TAG, summary="H5 办件进度页（受理回执二维码打开）", errors=[ReceiptCodeInvalid, TooManyRequests])
 async def progress_by_code(request: Request, code: str) -> HTTPResponse:
     """What the receipt's QR code opens: the case's timeline and the expected date of its next step."""
-    return await _progress_page(request, code=code[:200])
+    try:
+        view = await cases.query_progress(
+            request.app.ctx.cases, client=_client(request), case_no=None, query_code=None, code=code[:200]
+        )
+    except ProgressNotFound:
+        # Nobody typed a number or a code here: say what is wrong with the QR code, and offer the form.
+        bad = ReceiptCodeInvalid()
+        return _progress_form(request, status=bad.status, notice=bad.message)
+    except (TooManyRequests, ServiceUnavailable) as exc:
+        return _progress_form(request, status=exc.status, errors={"__all__": exc.message}, headers=exc.headers)
+    return page(request, "progress.html", case=_progress_context(view), headers=PRIVATE_PAGE)
 
 
 def _stats_context(report: IndicatorReport) -> dict[str, Any]:
