@@ -171,7 +171,7 @@ async def answer(deps: FeedbackDeps, *, principal: Principal, question_id: str, 
                 "question": row.text[:40],
                 "answer": text[:200],
                 "at": clock.iso(now),
-                "url": f"{deps.settings.base_url}/m/{row.matter_code}",
+                "url": f"{deps.settings.base_url}/m/me/questions/{row.id}",  # the question with its answer
             },
             dedupe_key=f"consultation:{row.id}:answered",
             fresh=True,

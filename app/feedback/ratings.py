@@ -456,7 +456,7 @@ async def step(
                     "level_name": LEVELS[rating.level],
                     "reply": changes["reply"][:200],
                     "at": clock.iso(now),
-                    "url": f"{deps.settings.base_url}/m/{rating.matter_code}",
+                    "url": f"{deps.settings.base_url}/m/me/ratings/{rating.id}",  # the rating with the reply
                 },
                 dedupe_key=f"rating:{rating.id}:reply",
                 fresh=True,

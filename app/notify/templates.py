@@ -150,7 +150,12 @@ RENDERERS = {
 # than the template message shows; the answer of a consultation or a reply stays behind the link.
 
 SMS_LIMIT = 70  # characters of one UCS-2 text message, the link aside
-SMS_PAGES = {"case": "/m/me/cases/{id}", "booking": "/m/me/bookings/{id}"}  # the H5 page of each subject
+SMS_PAGES = {
+    "case": "/m/me/cases/{id}",
+    "booking": "/m/me/bookings/{id}",
+    "consultation": "/m/me/questions/{id}",
+    "rating": "/m/me/ratings/{id}",
+}  # the H5 page of each subject
 SMS_FALLBACK_PAGE = "/m/me"  # subjects without a page of their own
 
 

@@ -301,7 +301,7 @@ async def test_answer_is_scoped_once_only_and_tells_the_asker(seeded, fake_clock
     assert note.status is NotificationStatus.pending
     assert note.payload["answer"] == "可以，凭身份证到窗口办理。"
     assert note.payload["matter_name"] == MATTER_NAME and note.payload["question"] == QUESTION
-    assert note.payload["url"] == f"http://testserver/m/{ch.MATTER}"
+    assert note.payload["url"] == f"http://testserver/m/me/questions/{qid}"  # the citizen's own question page
 
 
 async def test_admin_answers_any_department(seeded, make_citizen, make_staff):

@@ -267,4 +267,6 @@ def test_every_kind_fits_one_text_and_links_to_the_citizens_own_page(kind):
 def test_links_go_to_the_citizens_own_pages():
     assert sms_link("http://gov.example/", "case", "ZJJ1") == "http://gov.example/m/me/cases/ZJJ1"
     assert sms_link("http://gov.example", "booking", "b-1") == "http://gov.example/m/me/bookings/b-1"
-    assert sms_link("http://gov.example", "consultation", "q-1") == "http://gov.example/m/me"
+    assert sms_link("http://gov.example", "consultation", "q-1") == "http://gov.example/m/me/questions/q-1"
+    assert sms_link("http://gov.example", "rating", "r-1") == "http://gov.example/m/me/ratings/r-1"
+    assert sms_link("http://gov.example", "other", "x") == "http://gov.example/m/me"
