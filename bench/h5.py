@@ -55,7 +55,13 @@ def _cookie(ctx: Context) -> Headers:
     }
 
 
+def _bearer(ctx: Context) -> Headers:
+    """The same citizen through the API (the page's cost next to the JSON's)."""
+    return {"Authorization": f"Bearer {_setup(ctx)['token']}"}
+
+
 H5_PATHS: list[BenchPath] = [
+    BenchPath("api_my_bookings", "GET", "/api/v1/bookings", None, headers=_bearer, report_only=True, expect_status=200),
     BenchPath("h5_my_bookings", "GET", "/m/me/bookings", None, headers=_cookie, report_only=True, expect_status=200),
     BenchPath(
         "h5_ticket",
