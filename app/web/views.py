@@ -60,7 +60,9 @@ class ProgressPageForm(BaseModel):
     query_code: str = Field(min_length=1, max_length=16, description="查询码")
 
 
-PRIVATE_PAGE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+# Same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on the query form's post, which
+# the origin check refuses; the address (a receipt code in /p/<code>) still never leaves for another site.
+PRIVATE_PAGE = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
 
 
 class HomeQuery(BaseModel):

@@ -3,14 +3,21 @@ codes it prints, the fake WeChat it calls, a phone-sized browser, axe-core on ev
 
 Built so later steps (booking, applying, consulting, rating) add one function each to the journey and get
 the accessibility check and the screenshot by calling `Journey.visit` / `Journey.check` on their pages.
+Also here: staff accounts made with the CLI (`Service.staff`), the text messages a citizen was sent
+(`Service.wait_for_text`), every HTML page's size (`Journey.watch`), and real files to upload (a one-page
+PDF, a JPEG drawn with Pillow).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
+import secrets
 import shutil
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -22,6 +29,7 @@ import httpx
 
 from tests.fakes.wechat import FakeWeChat
 
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -42,7 +50,9 @@ MOBILE_UA = (
     "Version/17.5 Mobile/15E148 Safari/604.1"
 )
 BLOCKING = ("serious", "critical")  # the impacts the journey refuses
-SMS_LINE = re.compile(r"\[dev sms\] to (\d{11}): .*?(\d{6})")
+SMS_LINE = re.compile(r"\[dev sms\] to (\d{11}): .*?验证码为 (\d{6})")  # sign-in codes only
+SMS_TEXT = re.compile(r"^\[dev sms\] to (\d{11}): (.*)$", re.MULTILINE)  # every text, notifications too
+MAX_PAGE_BYTES = 60 * 1024  # each HTML page, as the server sends it (it does not compress)
 
 
 def new_phone() -> str:
@@ -92,6 +102,23 @@ def latest_sms_code(log: Path, phone: str, *, after: int = 0, timeout: float = 1
         time.sleep(0.1)
 
 
+def sms_texts(log: Path, phone: str) -> list[str]:
+    """Every text the dev SMS sender printed for `phone` (sign-in codes and notifications), oldest first."""
+    return [text for to, text in SMS_TEXT.findall(log.read_text(encoding="utf-8", errors="replace")) if to == phone]
+
+
+def wait_for_text(log: Path, phone: str, *needles: str, timeout: float = 20) -> str:
+    """Wait for a text to `phone` that contains every needle (the notification job runs every second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [t for t in sms_texts(log, phone) if all(n in t for n in needles)]
+        if found:
+            return found[-1]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no text to {phone} with {needles}; its texts: {sms_texts(log, phone)}")
+        time.sleep(0.2)
+
+
 def demo_slug(base_url: str, *, name: str = "营业执照") -> tuple[dict[str, Any], str]:
     """A published demo matter whose name contains `name`, and its default code's slug."""
     found = httpx.get(base_url + "/api/v1/matters", params={"q": name}).json()["items"]
@@ -102,8 +129,6 @@ def demo_slug(base_url: str, *, name: str = "营业执照") -> tuple[dict[str, A
 
 def decode_qr(png: bytes) -> str:
     """The text of the one QR code in a PNG, read by a real decoder (zxing-cpp)."""
-    import io
-
     import zxingcpp
     from PIL import Image
 
@@ -113,15 +138,82 @@ def decode_qr(png: bytes) -> str:
     return codes[0].text
 
 
+def one_page_pdf(title: str = "Application form") -> bytes:
+    """A valid one-page PDF (catalogue, page tree, page, content stream, font; the cross-reference table right)."""
+    content = f"BT /F1 18 Tf 72 760 Td ({title}) Tj ET".encode("ascii")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def small_jpeg(width: int = 320, height: int = 200) -> bytes:
+    """A real JPEG photo-sized image drawn with Pillow (an ID card's outline)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), (236, 240, 245))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((10, 10, width - 10, height - 10), outline=(20, 86, 200), width=4)
+    draw.rectangle((24, 40, 104, 140), fill=(180, 190, 205))
+    for row in range(5):
+        draw.line((124, 50 + row * 20, width - 30, 50 + row * 20), fill=(60, 60, 60), width=3)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
 class Service:
     """The running service (`tests.e2e.conftest.Server`), its log, and the fake WeChat it talks to."""
 
-    def __init__(self, server: Any, fake: FakeWeChat) -> None:
-        """Wrap a started server and fake."""
+    def __init__(self, server: Any, fake: FakeWeChat, database_url: str = "") -> None:
+        """Wrap a started server and fake (and its database, for the CLI)."""
         self.server = server
         self.url: str = server.url
         self.log: Path = server.log
         self.fake = fake
+        self.database_url = database_url
+
+    def cli(self, *args: str, stdin: str | None = None) -> str:
+        """`python -m app ...` against the server's database and base URL (the tokens' issuer); its stdout."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "app", *args],
+            input=stdin, text=True, capture_output=True, timeout=120, cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": self.database_url, "BASE_URL": self.url},
+        )  # fmt: skip
+        assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
+        return proc.stdout
+
+    def staff(self, role: str, *, hall: str | None = None, department: str | None = None) -> dict[str, str]:
+        """A new staff account made with the CLI, signed in through the API: its bearer header."""
+        username, password = f"{role}-{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(12)
+        scope = (["--hall", hall] if hall else []) + (["--department", department] if department else [])
+        self.cli("staff", "create", "--role", role, "--username", username, *scope, "--password-stdin",
+                 stdin=password + "\n")  # fmt: skip
+        login = httpx.post(self.url + "/api/v1/auth/staff/login", json={"username": username, "password": password})
+        assert login.status_code == 200, login.text
+        return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+    def texts(self, phone: str) -> list[str]:
+        """Every text sent to `phone` so far."""
+        return sms_texts(self.log, phone)
+
+    def wait_for_text(self, phone: str, *needles: str, timeout: float = 20) -> str:
+        """The newest text to `phone` containing every needle, waited for."""
+        return wait_for_text(self.log, phone, *needles, timeout=timeout)
 
     def sms_mark(self) -> int:
         """How many SMS codes the log holds now (read only newer ones afterwards)."""
@@ -154,6 +246,7 @@ class Visit:
     violations: list[dict[str, Any]]
     empty_tokens: list[str]
     screenshot: Path
+    axe_run: bool = True
 
     def blocking(self) -> list[dict[str, Any]]:
         """The serious and critical violations."""
@@ -161,13 +254,27 @@ class Visit:
 
 
 @dataclass
+class Document:
+    """One HTML page the browser received: its address, status and body size (bytes, uncompressed)."""
+
+    url: str
+    status: int
+    size: int
+
+
+@dataclass
 class Journey:
-    """Checks each page visited (axe-core, form tokens) and screenshots it; the test asserts at the end."""
+    """Checks each page visited (axe-core, form tokens) and screenshots it; the test asserts at the end.
+
+    Every HTML document a watched page receives (`watch`, done for each page of the `phone` fixture's
+    contexts) is measured too, with JavaScript on or off: none may be over MAX_PAGE_BYTES.
+    """
 
     shots: Path
     keep: Path | None = None
     prefix: str = ""
     visits: list[Visit] = field(default_factory=list)
+    documents: list[Document] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         """Make the screenshot directories."""
@@ -212,7 +319,7 @@ class Journey:
         page.screenshot(path=str(shot), full_page=True)
         if self.keep is not None:
             shutil.copy(shot, self.keep / (f"{self.prefix}--{name}" if self.prefix else name))
-        visit = Visit(step, page.url, impacts, violations, empty_tokens, shot)
+        visit = Visit(step, page.url, impacts, violations, empty_tokens, shot, axe_run=skipped is None)
         self.visits.append(visit)
         by_impact = ", ".join(f"{k} {impacts[k]}" for k in ("critical", "serious", "moderate", "minor") if impacts[k])
         summary = f"not run ({skipped})" if skipped else f"{len(violations)} violations ({by_impact or 'none'})"
@@ -225,6 +332,22 @@ class Journey:
         if width > screen:
             print(f"[layout] {step}: {width} px wide on a {screen} px screen", flush=True)
         return visit
+
+    def watch(self, page: Any) -> None:
+        """Measure every HTML page this tab receives (redirects have no body and are left out)."""
+
+        def measured(response: Any) -> None:
+            if response.request.resource_type != "document" or not 200 <= response.status < 300:
+                return
+            if not (response.headers.get("content-type") or "").startswith("text/html"):
+                return
+            try:
+                size = len(response.body())
+            except Exception:  # the tab moved on before the body was read: the header says it
+                size = int(response.headers.get("content-length") or -1)
+            self.documents.append(Document(response.url, response.status, size))
+
+        page.on("response", measured)
 
     def visit(self, page: Any, url: str, step: str) -> Visit:
         """Open `url` and check it."""
@@ -241,7 +364,30 @@ class Journey:
             for x in v.blocking()
         ]
         problems += [f"{v.step} ({v.url}): form {token} is empty" for v in self.visits for token in v.empty_tokens]
+        problems += [
+            f"{d.url}: {d.size} bytes, over {MAX_PAGE_BYTES}" for d in self.documents if d.size > MAX_PAGE_BYTES
+        ]
+        problems += [f"{d.url}: size unknown" for d in self.documents if d.size < 0]
+        self.report()
         assert problems == [], "problems on the pages visited:\n" + "\n".join(problems)
+
+    def report(self) -> None:
+        """One line for the axe results of the journey and one for its pages' sizes."""
+        impacts: Counter[str] = Counter()
+        for visit in self.visits:
+            impacts.update(visit.impacts)
+        checked = sum(1 for v in self.visits if v.axe_run)
+        by_impact = ", ".join(f"{k} {impacts[k]}" for k in ("critical", "serious", "moderate", "minor") if impacts[k])
+        verdict = (by_impact or "no violations") if checked else "axe not run (JavaScript off)"
+        print(f"[axe] summary: {len(self.visits)} pages checked ({checked} with axe): {verdict}", flush=True)
+        if self.documents:
+            largest = max(self.documents, key=lambda d: d.size)
+            sizes = sorted(d.size for d in self.documents)
+            print(
+                f"[size] {len(sizes)} HTML pages: median {sizes[len(sizes) // 2]} B, largest {largest.size} B "
+                f"({largest.url}), limit {MAX_PAGE_BYTES} B",
+                flush=True,
+            )
 
 
 def _slug(text: str) -> str:
