@@ -63,6 +63,7 @@ class RatedQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     rated: int = Field(default=0, ge=0, le=1)
+    done: int = Field(default=0, ge=0, le=1)
 
 
 class RateQuery(BaseModel):
@@ -286,7 +287,7 @@ async def rate(request: Request) -> HTTPResponse:
     except SUBJECT_ERRORS as exc:
         return await _rate_form(request, subject_type=subject_type, subject_id=subject_id, status=exc.status,
                                 errors={"subject": exc.message}, form=typed)  # fmt: skip
-    return see_other(request, f"/m/me/ratings/{rating.id}")
+    return see_other(request, f"/m/me/ratings/{rating.id}?done=1")
 
 
 @bp.get("/m/me/ratings")
@@ -315,7 +316,8 @@ async def my_rating(request: Request, rating_id: str) -> HTTPResponse:
     """One of the citizen's ratings (anyone else's is 404)."""
     q = parse_query(request, RatedQuery)
     rating = await ratings.my_rating(principal=request.ctx.principal, rating_id=rating_id)
-    return await _rating_page(request, rating, notice=fe.AlreadyRated.message if q.rated else None)
+    notice = fe.AlreadyRated.message if q.rated else ("评价已提交，感谢您的评价。" if q.done else None)
+    return await _rating_page(request, rating, notice=notice)
 
 
 @bp.post("/m/me/ratings/<rating_id:str>/addendum")
