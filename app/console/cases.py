@@ -28,6 +28,8 @@ MEDIA = {"pdf": "application/pdf", "jpg": "image/jpeg", "png": "image/png"}
 VIEW_NAMES = {"all": "全部", "mine": "我处理过的", "due_soon": "即将到期", "overdue": "已超期"}
 SLA_NAMES = {"green": "正常", "yellow": "即将到期", "red": "已超期", "paused": "暂停计时", "stopped": "已停止计时",
              "not_started": "未开始计时"}  # fmt: skip
+PUSH_STATUS = {"pending": "待发送", "sent": "已发送", "failed": "发送失败", "cancelled": "已取消"}
+CHANNELS = {"official_account": "公众号", "miniprogram": "小程序", "sms": "短信"}
 ACTION_NAMES = {a: m.label for a, m in lifecycle.MOVES.items()}
 # What each action's form asks for beyond the citizen-facing text and the internal note.
 ACTION_FIELDS = {
@@ -128,6 +130,7 @@ async def _case_page(request: Request, view: StaffCaseView, *, status: int = 200
         unmasked=q.show == "applicant", done=ACTION_NAMES.get(q.done, ""), action_names=ACTION_NAMES,
         action_fields=ACTION_FIELDS, sla_names=SLA_NAMES, errors=errors or {}, typed=typed or {},
         material_names=sorted({m.name for m in view.materials}), tz=clock.SHANGHAI,
+        push_status=PUSH_STATUS, channels=CHANNELS,
     )  # fmt: skip
 
 

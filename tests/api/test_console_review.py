@@ -129,7 +129,8 @@ async def test_case_page_previews_materials_and_an_action_reaches_the_citizen_s_
     assert "已执行：已受理" in after.text and "内部备注：已电话核实" in after.text
     assert re.findall(r'name="action" value="([a-z_]+)"', after.text) == ["start_review", "suspend"]
     notes = (await h.staff_case(client, world.api, case_no))["notifications"]
-    assert notes and all(n["status"] in after.text for n in notes)  # each push with its delivery status
+    pushes = re.findall(r'<tr data-status="([a-z]+)" data-channel="([a-z_]*)">', after.text)
+    assert pushes == [(n["status"], n["channel"] or "") for n in notes] and notes  # each with its delivery status
 
     _, progress = await client.get("/api/v1/progress", params={"case_no": case_no, "query_code": code})
     assert progress.status_code == 200 and progress.json["status"] == "accepted"
