@@ -50,8 +50,8 @@ def service(tmp_path: Path) -> Iterator[tuple[h5.Service, Path]]:
             server.stop()
 
 
-def _submit(service: h5.Service) -> tuple[str, str]:
-    """A citizen's case with a real PDF and JPEG: (case number, department)."""
+def _submit(service: h5.Service) -> tuple[str, str, dict[str, str]]:
+    """A citizen's case with a real PDF and JPEG: (case number, department, the citizen's bearer header)."""
     phone = h5.new_phone()
     token = service.cli("dev", "token", "--citizen", phone, "--loa", "2").strip().splitlines()[-1]
     citizen = {"Authorization": f"Bearer {token}"}
@@ -79,7 +79,7 @@ def _submit(service: h5.Service) -> tuple[str, str]:
     r = httpx.post(f"{service.url}/api/v1/cases", json=body,
                    headers={**citizen, "Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
     assert r.status_code == 201, r.text
-    return r.json()["case_no"], guide["department"]["code"]
+    return r.json()["case_no"], guide["department"]["code"], citizen
 
 
 def _reviewer_token(service: h5.Service, department: str) -> str:
@@ -101,7 +101,7 @@ def test_reviewer_opens_an_overdue_case_from_the_queue_previews_its_pdf_and_take
     service, tmp_path, request
 ):
     svc, db = service
-    case_no, department = _submit(svc)
+    case_no, department, _ = _submit(svc)
     token = _reviewer_token(svc, department)
     journey = h5.Journey.in_dir(tmp_path, request.node.name)
     errors: list[str] = []
@@ -159,3 +159,64 @@ def test_reviewer_opens_an_overdue_case_from_the_queue_previews_its_pdf_and_take
     journey.assert_accessible()
     progress = httpx.get(f"{svc.url}/api/v1/staff/cases/{case_no}", headers={"Authorization": f"Bearer {token}"})
     assert progress.json()["status"] == "under_review"
+
+
+def test_reviewer_answers_and_publishes_a_question_and_verifies_a_rectification(service, tmp_path, request):
+    """Questions and rectifications in the browser, axe on each page: answer, masking preview, publish, verify."""
+    svc, _ = service
+    case_no, department, citizen = _submit(svc)
+    asked = httpx.post(f"{svc.url}/api/v1/matters/{MATTER}/questions", headers=citizen,
+                       json={"text": "外地户籍能办吗？我的电话 13812345678"})  # fmt: skip
+    assert asked.status_code == 201, asked.text
+    reviewer = _reviewer_token(svc, department)
+    for action in ("accept", "start_review", "approve", "deliver", "complete"):
+        moved = httpx.post(f"{svc.url}/api/v1/staff/cases/{case_no}/actions", json={"action": action},
+                           headers={"Authorization": f"Bearer {reviewer}"})  # fmt: skip
+        assert moved.status_code == 200, moved.text
+    journey = h5.Journey.in_dir(tmp_path, request.node.name)
+    errors: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(h5.CHROMIUM), headless=True, args=h5.CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport=DESKTOP, locale="zh-CN", timezone_id="Asia/Shanghai")
+            context.set_default_timeout(15_000)
+            context.on("weberror", lambda e: errors.append(str(e.error)))
+            context.add_cookies([{"name": "zd_st", "value": reviewer, "url": svc.url}])
+            page = context.new_page()
+            journey.watch(page)
+            journey.visit(page, f"{svc.url}/console/questions", "questions")
+            page.get_by_role("link", name=re.compile("外地户籍能办吗")).click()
+            journey.check(page, "question")
+            page.get_by_label("答复内容").fill("可以，携带身份证原件到窗口办理。")
+            page.get_by_role("button", name="提交答复").click()
+            expect(page.get_by_role("status")).to_contain_text("已答复")
+            expect(page.locator("#preview-question")).to_contain_text("***")
+            expect(page.locator("#preview-question")).not_to_contain_text("13812345678")
+            journey.check(page, "question answered")
+            page.get_by_role("button", name="公开为常见问题").click()
+            expect(page.get_by_role("status")).to_contain_text("已公开为常见问题")
+
+            # The citizen rates the completed case badly: a rectification for the department.
+            body = {
+                "subject_type": "case",
+                "subject_id": case_no,
+                "level": 1,
+                "tags": ["多次跑腿"],
+                "comment": "跑了三次",
+            }
+            rated = httpx.post(f"{svc.url}/api/v1/ratings", headers=citizen, json=body)
+            assert rated.status_code == 201, rated.text
+            journey.visit(page, f"{svc.url}/console/rectifications", "rectifications")
+            page.get_by_role("link", name=re.compile("跑了三次")).click()
+            journey.check(page, "rectification")
+            verify = page.locator("form", has=page.locator('input[name="action"][value="verify"]'))
+            verify.get_by_label(re.compile("内部记录")).fill("已调取窗口录像核实")
+            verify.get_by_role("button", name="核实情况").click()
+            expect(page.get_by_role("status")).to_contain_text("已完成：核实情况")
+            journey.check(page, "rectification verified")
+        finally:
+            browser.close()
+    assert errors == [], errors
+    journey.assert_accessible()
+    guide = httpx.get(f"{svc.url}/api/v1/matters/{MATTER}").json()
+    assert guide["consult_faq"] and "13812345678" not in guide["consult_faq"][0]["question"]
