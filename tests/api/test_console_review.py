@@ -162,7 +162,7 @@ async def test_a_reviewer_of_another_department_is_refused_the_case_its_files_an
     assert (await h.staff_case(client, world.api, case_no))["status"] == "submitted"
 
 
-async def test_a_question_is_answered_and_published_with_its_masking_preview(world):
+async def test_a_question_is_answered_and_published_with_its_masking_preview(world, make_staff, auth_deps):
     client = world.client
     text = f"外地户籍可以办营业执照吗？我的电话 {PHONE}"
     _, asked = await client.post(f"/api/v1/matters/{h.MATTER}/questions", json={"text": text},
@@ -199,8 +199,18 @@ async def test_a_question_is_answered_and_published_with_its_masking_preview(wor
     faq = guide.json["consult_faq"]
     assert len(faq) == 1 and PHONE[3:7] not in faq[0]["question"] and faq[0]["answer"] == "可以。"
 
+    # Another department's reviewer neither lists nor opens it.
+    other, _ = await make_staff("reviewer", departments=["gjjzx"])
+    await sign_in(client, auth_deps, other)
+    _, theirs = await client.get("/console/questions?view=all")
+    assert theirs.status == 200 and qid not in theirs.text
+    _, refused = await client.get(page_path)
+    assert refused.status == 403 and "外地户籍" not in refused.text
 
-async def test_a_rectification_step_goes_through_the_service_and_out_of_order_is_said_on_the_page(world):
+
+async def test_a_rectification_step_goes_through_the_service_and_out_of_order_is_said_on_the_page(
+    world, make_staff, auth_deps
+):
     client = world.client
     case_no = await h.drive(client, world.citizen, world.api, "completed")
     body = {"subject_type": "case", "subject_id": case_no, "level": 1, "tags": ["多次跑腿"], "comment": "跑了三次"}
@@ -224,3 +234,10 @@ async def test_a_rectification_step_goes_through_the_service_and_out_of_order_is
     assert late.status == 409 and 'role="alert"' in late.text
     _, api = await client.get(f"/api/v1/staff/rectifications/{rect['id']}", headers=world.api)
     assert api.json["status"] == "verified"
+
+    other, _ = await make_staff("reviewer", departments=["gjjzx"])
+    await sign_in(client, auth_deps, other)
+    _, theirs = await client.get("/console/rectifications")
+    assert theirs.status == 200 and rect["id"] not in theirs.text
+    _, refused = await client.get(path)
+    assert refused.status == 403 and "跑了三次" not in refused.text
