@@ -30,6 +30,7 @@ from app.cases.types import (
 )
 from app.notify import present as notify_present
 from app.paging import envelope
+from auth.pii import mask_id_number, mask_name, mask_phone
 
 
 def _day(value: dt.date | None) -> str | None:
@@ -94,6 +95,16 @@ def _materials(items: tuple[MaterialItem, ...]) -> list[dict[str, Any]]:
         }
         for m in items
     ]
+
+
+def masked_party(p: PartyView) -> PartyView:
+    """The principal with name, ID number and phone masked (what a screen shows until the full data is needed)."""
+    return PartyView(
+        kind=p.kind,
+        name=mask_name(p.name) if p.name else "",
+        id_number=mask_id_number(p.id_number) if p.id_number else "",
+        phone=mask_phone(p.phone) if p.phone else None,
+    )
 
 
 def _party(p: PartyView) -> dict[str, Any]:

@@ -669,9 +669,15 @@ async def staff_cases(
     status: str | None,
     page: int,
     page_size: int,
+    department: str | None = None,
 ) -> StaffCasePage:
-    """Cases in the staff member's scope: all, `mine` (I acted on), `due_soon` (yellow) or `overdue` (red)."""
+    """Cases in the staff member's scope: all, `mine` (I acted on), `due_soon` (yellow) or `overdue` (red).
+
+    `department` narrows the scope to one department (it never widens it: the scope filter applies first).
+    """
     query = Case.filter(**principal.scope_filter())
+    if department:
+        query = query.filter(department_code=department)
     today = clock.today()
     running = [s.value for s in lifecycle.CLOCK_RUNNING]
     if view == "mine":

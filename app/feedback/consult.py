@@ -150,6 +150,13 @@ async def staff_questions(*, principal: Principal, view: str | None, page: int, 
     return QuestionPage(tuple(question_view(r, staff=True) for r in rows), total, page, page_size)
 
 
+async def staff_question(*, principal: Principal, question_id: str) -> QuestionView:
+    """One question of the reviewer's departments (403 for another department's)."""
+    row = await _question(question_id)
+    _check_scope(principal, row)
+    return question_view(row, staff=True)
+
+
 async def answer(deps: FeedbackDeps, *, principal: Principal, question_id: str, text: str) -> QuestionView:
     """Answer a question of one's department; the asker is notified in the same transaction."""
     row = await _question(question_id)

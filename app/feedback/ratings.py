@@ -88,6 +88,11 @@ STEP_NAMES = {
 }
 
 
+def allowed_steps(status: str, role: str) -> list[str]:
+    """The steps a role may take on a rectification in this status, in table order."""
+    return [a for a, (src, _, who) in STEPS.items() if status in {s.value for s in src} and role in who]
+
+
 @dataclass(frozen=True)
 class Subject:
     """What is rated, and whom it is charged to."""
