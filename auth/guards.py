@@ -197,7 +197,9 @@ async def page_staff(request: Request) -> Principal | None:
             principal = None
     if principal is None and request.cookies.get(STAFF_REFRESH_COOKIE):
         try:
-            pair = await logins.refresh(request.app.ctx.auth, refresh_token=request.cookies[STAFF_REFRESH_COOKIE])
+            pair = await logins.refresh(
+                request.app.ctx.auth, refresh_token=request.cookies.get(STAFF_REFRESH_COOKIE, "")
+            )
             principal = await request.app.ctx.tokens.verify(pair.access_token, audiences=frozenset({STAFF_AUDIENCE}))
             request.ctx.staff_renewed = pair
         except DomainError:
