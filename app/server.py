@@ -171,7 +171,10 @@ def create_app(settings: Settings | None = None) -> Sanic:
     from app.cases.views import bp as cases_staff
     from app.console.cases import bp as console_cases
     from app.console.feedback import bp as console_feedback
+    from app.console.indicators import bp as console_indicators
+    from app.console.outbox import bp as console_outbox
     from app.console.signin import bp as console_signin
+    from app.console.staff import bp as console_staff
     from app.feedback.views import bp as feedback_staff
     from app.matters.views import bp as catalogue_admin
     from app.ops import bp as ops
@@ -195,7 +198,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     for blueprint in (
         ops, auth, me, catalogue, bookings, cases, catalogue_admin, staff_admin, booking_staff, cases_staff, qr, web,
         web_scan, web_account, web_bookings, web_apply, web_feedback, wechat_callback, feedback, feedback_staff,
-        stats_admin, console_signin, console_cases, console_feedback,
+        stats_admin, console_signin, console_cases, console_feedback, console_outbox, console_staff, console_indicators,
     ):  # fmt: skip
         app.blueprint(blueprint)
 

@@ -65,3 +65,22 @@ async def enable(request: Request, username: str) -> HTTPResponse:
     """Re-enable a staff account."""
     await staff_accounts.set_staff_disabled(request.app.ctx.auth, username=username, disabled=False)
     return json_response({"username": username, "disabled": False})
+
+
+@bp.get("")
+@doc(tag=TAG, summary="工作人员账号列表", errors=[*AUTH], secured="bearer")
+@admin_required
+async def list_all(request: Request) -> HTTPResponse:
+    """Every staff account."""
+    accounts = await staff_accounts.list_staff()
+    return json_response({"items": [present.staff_json(s) for s in accounts]})
+
+
+@bp.post("/<username:str>/reset-password")
+@doc(tag=TAG, summary="重置密码（新密码只在此次应答中出现；注销其全部登录）", errors=[*AUTH, StaffNotFound],
+     secured="bearer")  # fmt: skip
+@admin_required
+async def reset_password(request: Request, username: str) -> HTTPResponse:
+    """Set a new random password and answer it once."""
+    password = await staff_accounts.reset_password(request.app.ctx.auth, username=username)
+    return json_response({"username": username, "password": password}, headers={"Cache-Control": "no-store"})

@@ -92,3 +92,29 @@ async def set_staff_disabled(deps: AuthDeps, *, username: str, disabled: bool) -
     if disabled:
         await sessions.revoke_subject(f"staff:{staff.id}", reason="disabled")
         await deps.tokens.revoked()
+
+
+def new_password() -> str:
+    """A random initial or reset password (shown once to the administrator, never stored in clear)."""
+    return secrets.token_urlsafe(12)
+
+
+async def list_staff() -> tuple[StaffAccount, ...]:
+    """Every staff account, by role then username."""
+    return tuple(staff_account(r) for r in await Staff.all().order_by("role", "username"))
+
+
+async def reset_password(deps: AuthDeps, *, username: str) -> str:
+    """Give an account a new random password (answered once), lift its lockout and sign it out everywhere."""
+    staff = await Staff.get_or_none(username=username)
+    if staff is None:
+        raise StaffNotFound()
+    password = new_password()
+    staff.password_hash = await asyncio.to_thread(_hasher.hash, password)
+    staff.failed_attempts = 0
+    staff.locked_until = None
+    await staff.save(update_fields=["password_hash", "failed_attempts", "locked_until"])
+    # The old password may be known to someone else: its sessions must not outlive it.
+    await sessions.revoke_subject(f"staff:{staff.id}", reason="password_reset")
+    await deps.tokens.revoked()
+    return password

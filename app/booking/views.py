@@ -17,6 +17,7 @@ from app.http import JSON_TYPE, doc, finish_even_if_disconnected, json_response,
 from app.matters.schemas import Section
 from app.notify import present as notify_present
 from app.notify import service as notify
+from app.notify.errors import NotificationNotFound, NotificationNotRetryable
 from app.notify.types import NotificationStatus
 from auth.errors import STAFF_AUTH_ERRORS
 from auth.guards import admin_required, staff_required
@@ -318,3 +319,17 @@ async def notifications(request: Request) -> HTTPResponse:
         page_size=q.page_size,
     )
     return json_response(notify_present.notification_page_json(body))
+
+
+@bp.post("/admin/notifications/<notification_id:str>/retry")
+@doc(
+    tag="admin 通知发件箱",
+    summary="重试发送失败的通知（回到待发送，保留一次性去重键；已发送的不可重试）",
+    secured="bearer",
+    errors=[*AUTH_ERRORS, NotificationNotFound, NotificationNotRetryable],
+)
+@admin_required
+async def retry_notification(request: Request, notification_id: str) -> HTTPResponse:
+    """Re-queue a failed notification."""
+    view = await notify.retry_failed(notification_id)
+    return json_response(notify_present.notification_json(view))

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from app import clock
+from app.notify.errors import NotificationNotFound, NotificationNotRetryable
 from app.notify.models import Notification, NotificationStatus
 from app.notify.types import NotificationPage, NotificationView
 
@@ -80,3 +81,30 @@ async def list_notifications(
     total = await query.count()
     rows = await query.order_by("-created_at", "-id").offset((page - 1) * page_size).limit(page_size)
     return NotificationPage(tuple(notification_view(r) for r in rows), total, page, page_size)
+
+
+async def retry_failed(notification_id: uuid.UUID | str) -> NotificationView:
+    """Put a failed notification back to pending, due now, with a fresh count of attempts.
+
+    It keeps its id and once-only (dedupe) key, so it is still sent at most once; only `failed` may be
+    retried (a sent one never is: the citizen has it). The update is conditional on the status, so two
+    administrators retrying at once, or the worker, cannot race it.
+    """
+    try:
+        key = uuid.UUID(str(notification_id))
+    except ValueError:
+        raise NotificationNotFound() from None
+    changed = await Notification.filter(id=key, status=NotificationStatus.failed).update(
+        status=NotificationStatus.pending,
+        attempts=0,
+        send_after=clock.now(),
+        claim_token=None,
+        claimed_until=None,
+        updated_at=clock.now(),
+    )
+    row = await Notification.get_or_none(id=key)
+    if row is None:
+        raise NotificationNotFound()
+    if not changed:
+        raise NotificationNotRetryable(details={"status": str(row.status)})
+    return notification_view(row)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import unicodedata
 from typing import Any
 
 from app import clock
@@ -70,3 +71,98 @@ def to_csv(report: IndicatorReport) -> str:
                  "" if i.target is None else i.target, "" if i.met is None else str(i.met).lower()]
             )  # fmt: skip
     return out.getvalue()
+
+
+# -- the dashboard's bar charts, laid out on the server ------------------------------------------------
+# Names go on their own lines above their bar, wrapped to the chart's width, so no name is ever cut: the
+# SVG scales as a whole, so what fits its viewBox fits at every screen width.
+CHART_WIDTH = 400  # viewBox units
+TRACK = 300  # the 100 % bar; its value is written just right of it
+FONT = 14
+LINE = 18  # line height of a wrapped name
+_WIDE = {"%": 0.9, "m": 0.9, "w": 0.9, "M": 0.9, "W": 1.0}
+
+
+def text_width(text: str, size: float = FONT) -> float:
+    """A generous estimate of how wide a line of text is drawn (CJK one em, Latin about 0.62 em)."""
+    em = 0.0
+    for ch in text:
+        em += 1.0 if unicodedata.east_asian_width(ch) in ("W", "F") else _WIDE.get(ch, 0.62)
+    return em * size
+
+
+def wrap_label(text: str, width: float = CHART_WIDTH - 4) -> list[str]:
+    """A name as lines no wider than `width` (greedy; a line breaks at a space when the space is near)."""
+    lines: list[str] = []
+    line = ""
+    for ch in text.strip():
+        if line and text_width(line + ch) > width:
+            head, space, tail = line.rpartition(" ")
+            if space and head and len(tail) < 12:
+                lines.append(head)
+                line = tail + ch
+            else:
+                lines.append(line)
+                line = "" if ch == " " else ch
+        else:
+            line += ch
+    return [*lines, line] if line or not lines else lines
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def bar_chart(chart_id: str, title: str, rows: list[tuple[str, float | None, bool]], target: float | None
+              ) -> dict[str, Any]:  # fmt: skip
+    """Where each name, bar and value of a chart goes: rows of (name, share 0..1 or None, judged by target)."""
+    y = 4
+    laid: list[dict[str, Any]] = []
+    for name, value, judged in rows:
+        lines = wrap_label(name)
+        bar_y = y + len(lines) * LINE + 8
+        colour = "#1456c8"
+        if judged and value is not None:
+            colour = "#16803c" if target is None or value >= target else "#c8161d"
+        laid.append({
+            "name": name, "lines": lines, "text_y": y + FONT, "bar_y": bar_y, "value": value, "shown": _pct(value),
+            "width": None if value is None else round(value * TRACK, 1), "fill": colour,
+        })  # fmt: skip
+        y = bar_y + 16 + 10
+    chart: dict[str, Any] = {
+        "id": chart_id,
+        "title": title,
+        "desc": "；".join(f"{r['name']} {r['shown']}" for r in laid) + (f"。目标 {_pct(target)}" if target else ""),
+        "rows": laid,
+        "width": CHART_WIDTH,
+        "track": TRACK,
+        "value_x": TRACK + 6,
+        "height": y + (24 if target is not None else 0),
+        "target": None,
+    }
+    if target is not None:
+        x = round(target * TRACK, 1)
+        # The target's label hangs off its line toward the middle, so it never leaves the chart.
+        chart["target"] = {"x": x, "label_y": y + 18, "anchor": "end" if target > 0.5 else "start",
+                           "label": f"目标 {_pct(target)}"}  # fmt: skip
+    return chart
+
+
+CITY_CHART = ("one_visit_rate", "zero_visit_rate", "online_depth_rate", "online_case_rate", "on_time_rate",
+              "satisfaction_rate")  # fmt: skip
+UNJUDGED = {"zero_visit_rate"}  # shown for information: it has no target of its own
+
+
+def dashboard_charts(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The three charts of the public dashboard from the report's JSON (report_json)."""
+    target = data["target_percent"] / 100
+    city = data["city"]["indicators"]
+    return [
+        bar_chart("chart-city", "全市各项比率与目标",
+                  [(NAMES[k], city[k]["value"], k not in UNJUDGED) for k in CITY_CHART], target),
+        bar_chart("chart-sections", "分板块最多跑一次率",
+                  [(s["name"], s["indicators"]["one_visit_rate"]["value"], True) for s in data["by_section"]], target),
+        bar_chart("chart-departments", "分部门好评率",
+                  [(d["name"], d["indicators"]["satisfaction_rate"]["value"], True) for d in data["by_department"]],
+                  target),
+    ]  # fmt: skip

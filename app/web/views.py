@@ -292,7 +292,8 @@ async def progress_by_code(request: Request, code: str) -> HTTPResponse:
 
 def _stats_context(report: IndicatorReport) -> dict[str, Any]:
     """What stats.html shows: the API's report, generated_at in Asia/Shanghai to the minute."""
-    return {**stats_present.report_json(report), "generated_at": _minute(report.generated_at)}
+    data = stats_present.report_json(report)
+    return {**data, "generated_at": _minute(report.generated_at), "charts": stats_present.dashboard_charts(data)}
 
 
 @bp.route("/stats", methods=["GET", "HEAD"])
