@@ -178,6 +178,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     from app.web.applications import bp as web_apply
     from app.web.bookings import bp as web_bookings
     from app.web.consult import bp as web_feedback
+    from app.web.display import bp as web_display
     from app.web.scan import bp as web_scan
     from app.web.views import bp as web
     from app.wechat.views import bp as wechat_callback
@@ -193,7 +194,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     for blueprint in (
         ops, auth, me, catalogue, bookings, cases, catalogue_admin, staff_admin, booking_staff, cases_staff, qr, web,
         web_scan, web_account, web_bookings, web_apply, web_feedback, wechat_callback, feedback, feedback_staff,
-        stats_admin, console_signin,
+        stats_admin, console_signin, web_display,
     ):  # fmt: skip
         app.blueprint(blueprint)
 
