@@ -181,3 +181,23 @@ async def test_display_page_and_event_stream(client, desk, fake_clock, monkeypat
     assert "138" not in page.text  # no personal data on a public screen
     _, missing = await client.get("/display/nowhere")
     assert missing.status == 404
+
+
+async def test_desk_page_needs_a_console_session_and_knows_each_counter_s_section(client, desk, make_staff):
+    _, away = await client.get("/desk", follow_redirects=False)
+    assert away.status == 303 and away.headers["location"] == "/console/login?next=/desk"
+    await create_staff(username="desk2", password="clerk pass 1234", role="clerk", hall="main")
+    _, admin = await make_staff("admin")
+    counters = {"counters": [{"code": "T01", "section": "tax"}, {"code": "B01", "section": "commercial"}]}
+    _, put = await client.put("/api/v1/admin/halls/main/counters", json=counters, headers=admin)
+    assert put.status == 200, put.text
+    _, form = await client.get("/console/login?next=/desk")
+    token = re.search(r'name="csrf" value="([0-9a-f]+)"', form.text).group(1)
+    data = {"csrf": token, "username": "desk2", "password": "clerk pass 1234", "next": "/desk"}
+    _, done = await client.post("/console/login", data=data, follow_redirects=False)
+    assert done.headers["location"] == "/desk"
+    _, page = await client.get("/desk")
+    assert page.status == 200 and "sessionStorage" not in page.text
+    assert 'id="scan"' in page.text and 'href="/display/main"' in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "&#34;T01&#34;:&#34;tax&#34;" in page.text  # desk.js puts the counter's own section first
