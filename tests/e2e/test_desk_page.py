@@ -3,7 +3,8 @@
 A real `python -m app run` process with the demo catalogue; a clerk and an admin from the CLI, a citizen
 token from `dev token`; the admin opens the hall all day so the next slot can be booked and checked in
 on the real clock; the citizen books it; then the browser signs in at /console/login, scans the ticket
-(typed character by character and Enter, as a scanner does), scans it again, scans garbage, undoes, issues a walk-in number.
+(typed character by character and Enter, as a scanner does), scans it again, scans garbage,
+undoes, issues a walk-in number.
 
 Sync Playwright in a plain (non-async) test: pytest-asyncio's auto mode only takes `async def` tests, and
 no event loop runs in this thread while the test body runs.
