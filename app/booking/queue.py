@@ -8,9 +8,10 @@ and not yet called (no QueueTicket row):
 3. booked check-ins that arrived before their slot, by slot start, then check-in time.
 
 A counter listed in the hall's counters (admin → 窗口) calls only numbers of its own section; when
-the hall lists no counters, any counter calls any section. Calling a number marks the number this
-counter called before as done. Two counters calling at once never get the same number: a call
-inserts the QueueTicket row keyed by the check-in, and the loser of that insert takes the next one.
+the hall lists no counters, any counter calls any section. Calling next first marks the number this
+counter called before as done (also when nobody is waiting any more). Two counters calling at once
+never get the same number: a call inserts the QueueTicket row keyed by the check-in, and the loser of
+that insert takes the next one.
 
 Every call, recall, skip and done is appended to `queue_call`, whose id sequence the waiting-room
 screen's event stream follows (any worker, any store).
