@@ -183,6 +183,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     from app.web.applications import bp as web_apply
     from app.web.bookings import bp as web_bookings
     from app.web.consult import bp as web_feedback
+    from app.web.display import bp as web_display
     from app.web.scan import bp as web_scan
     from app.web.views import bp as web
     from app.wechat.views import bp as wechat_callback
@@ -199,6 +200,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
         ops, auth, me, catalogue, bookings, cases, catalogue_admin, staff_admin, booking_staff, cases_staff, qr, web,
         web_scan, web_account, web_bookings, web_apply, web_feedback, wechat_callback, feedback, feedback_staff,
         stats_admin, console_signin, console_cases, console_feedback, console_outbox, console_staff, console_indicators,
+        web_display,
     ):  # fmt: skip
         app.blueprint(blueprint)
 

@@ -246,6 +246,9 @@ def _same_origin(request: Request) -> bool:
 async def authenticate(request: Request, audiences: frozenset[str]) -> Principal:
     """Verify the caller's token for these audiences; 401 with a code otherwise."""
     token, from_cookie = bearer(request)
+    if audiences == frozenset({STAFF_AUDIENCE}) and (not token or from_cookie) and request.cookies.get(STAFF_COOKIE):
+        # The console's pages call the staff API with their own session cookie (same origin checks apply).
+        token, from_cookie = request.cookies.get(STAFF_COOKIE), True
     if not token:
         raise TokenMissing(headers={"WWW-Authenticate": "Bearer"})
     if from_cookie and request.method not in _SAFE and not _same_origin(request):

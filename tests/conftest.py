@@ -42,6 +42,8 @@ TABLES = [
     "booking",
     "booking_slot",
     "booking_account",
+    "queue_ticket",
+    "queue_call",
     "booking_revoked_ticket",
     "hall_schedule",
     "hall_closure",

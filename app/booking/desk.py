@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -231,6 +231,7 @@ async def _verify(
             f"该预约应到「{hall.name if hall else claims.hall}」办理",
             ticket_hall=claims.hall,
             hall_name=hall.name if hall else None,
+            booking_id=str(claims.booking_id),
         )
     if principal.role == "admin":  # clerks had their counter checked against their own hall already
         await _check_counter(deps, claims.hall, counter)
@@ -291,6 +292,18 @@ async def _already(deps: BookingDeps, target: ScanTarget, now: dt.datetime) -> S
         booking=view,
         materials=materials,
     )  # fmt: skip
+
+
+async def _with_booking(deps: BookingDeps, refusal: ScanRefusal) -> ScanRefusal:
+    """A refusal about a known booking names it (matter, time, masked holder), so the desk can help."""
+    booking_id = refusal.details.get("booking_id")
+    if refusal.booking is not None or not booking_id:
+        return refusal
+    target = await _load_target(uuid.UUID(booking_id))
+    if target is None:
+        return refusal
+    view, materials = await _booking_view(deps, target)
+    return replace(refusal, booking=view, materials=materials, queue_no=target.queue_no)
 
 
 async def _answer(
@@ -412,6 +425,7 @@ async def check_in(
                 if refusal is None:
                     continue  # it admits its holder now: another desk (or an undo) changed it this instant
                 outcome = refusal
+            outcome = await _with_booking(deps, outcome)
             text = dumps(present.refusal_json(outcome)).decode()
             # A scan repeating a committed nonce fails on the unique key here and answers what the first one got.
             await _log_scan(scan, outcome.result, outcome.booking_id, text)

@@ -79,3 +79,11 @@ class BookingRestricted(DomainError):
 
 class CounterUnknown(InvalidInput):
     code, message = "COUNTER_UNKNOWN", "该窗口不属于本大厅"
+
+
+class NothingCalled(Conflict):
+    code, message = "NOTHING_CALLED", "本窗口当前没有正在呼叫的号码"
+
+
+class QueueTicketNotFound(NotFound):
+    code, message = "QUEUE_TICKET_NOT_FOUND", "该排队号不存在或不属于本大厅"

@@ -178,3 +178,45 @@ class DeskScan(Model):
         table = "desk_scan"
         unique_together = (("staff_id", "nonce"),)
         indexes = (("hall_code", "created_at"),)
+
+
+class QueueTicket(Model):
+    """A queue number's place in the call queue once a counter has called it (no row: still waiting).
+
+    Its primary key is the check-in: of two counters calling the same number at once, exactly one
+    inserts this row (the other gets an IntegrityError and takes the next number).
+    """
+
+    checkin_id = fields.UUIDField(primary_key=True)
+    hall_code = fields.CharField(max_length=32)
+    day = fields.DateField()
+    queue_no = fields.CharField(max_length=8)
+    state = fields.CharField(max_length=10)  # called | skipped | done
+    counter = fields.CharField(max_length=16)
+    called_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "queue_ticket"
+        indexes = (("hall_code", "day"),)
+
+
+class QueueCall(Model):
+    """One announcement for a hall's waiting-room screen (call, recall, skip), in a per-database sequence.
+
+    The display's event stream polls `id > last seen`: it works with any number of workers and needs no store.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    hall_code = fields.CharField(max_length=32)
+    day = fields.DateField()
+    checkin_id = fields.UUIDField()
+    queue_no = fields.CharField(max_length=8)
+    counter = fields.CharField(max_length=16)
+    action = fields.CharField(max_length=10)  # call | recall | skip | done
+    staff_id = fields.UUIDField()
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "queue_call"
+        indexes = (("hall_code", "id"),)

@@ -169,7 +169,7 @@ def refusal_json(refusal: ScanRefusal) -> dict[str, Any]:
         "message": refusal.message,
         "details": refusal.details,
     }
-    if refusal.booking is not None:  # already checked in: the desk sees whom and with what number
+    if refusal.booking is not None:  # a known booking: the desk sees whom, when and with what number
         body["queue_no"] = refusal.queue_no
         body["booking"] = desk_booking_json(refusal.booking)
         body["materials"] = materials_json(refusal.materials or ())
@@ -259,3 +259,30 @@ def closure_added_json(added: ClosureAdded) -> dict[str, Any]:
 def counters_json(counters: tuple[CounterView, ...]) -> dict[str, Any]:
     """A hall's counters."""
     return {"items": [{"code": c.code, "section": c.section, "name": c.name, "active": c.active} for c in counters]}
+
+
+def queue_entry_json(entry: Any) -> dict[str, Any]:
+    """A queue number at the desk: booked or walk-in, its slot, its call state and counter."""
+    return {
+        "checkin_id": str(entry.checkin_id),
+        "queue_no": entry.queue_no,
+        "section": entry.section or None,
+        "kind": entry.kind or None,
+        "booked": entry.kind == "booking",
+        "slot_starts_at": clock.iso(entry.slot_starts_at),
+        "issued_at": clock.iso(entry.issued_at),
+        "state": entry.state,
+        "counter": entry.counter,
+        "called_at": clock.iso(entry.called_at),
+    }
+
+
+def announcement_json(item: Any) -> dict[str, Any]:
+    """A waiting-room screen event (numbers and counters only)."""
+    return {
+        "id": item.id,
+        "queue_no": item.queue_no,
+        "counter": item.counter,
+        "action": item.action,
+        "at": clock.iso(item.at),
+    }

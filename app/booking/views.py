@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
 
-from app.booking import admin, desk, present
+from app.booking import admin, desk, present, queue
 from app.booking import errors as be
 from app.booking.calendar import ScheduleConfig
 from app.booking.deps import BookingDeps
@@ -202,6 +203,131 @@ async def revocations(request: Request) -> HTTPResponse:
         raise InvalidInput("since 超出合理的时间范围", code="SINCE_OUT_OF_RANGE")
     revoked = await desk.revocations(principal=request.ctx.principal, hall=query.hall, since=since)
     return json_response(present.revocations_json(revoked), headers={"Cache-Control": "private, no-store"})
+
+
+class CounterHallQuery(BaseModel):
+    """The hall (administrators only)."""
+
+    model_config = ConfigDict(extra="ignore")
+    hall: str | None = HALL
+
+
+COUNTER_PATH = "<counter:str>"
+
+
+def _valid_counter(counter: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9\-]{1,16}", counter):
+        raise InvalidInput("窗口编号只能是 1-16 位字母、数字或连字符", code="COUNTER_INVALID")
+
+
+@bp.post(f"/desk/counters/{COUNTER_PATH}/call-next")
+@doc(
+    tag=DESK_TAG,
+    summary="叫号：本窗口呼叫下一位（预约号按时段顺序优先，其后现场号按取号顺序）",
+    description="返回 called（可能为 null：无人等候）。上一位本窗口呼叫的号码记为已办结。",
+    query=CounterHallQuery,
+    secured="bearer",
+    errors=[*AUTH_ERRORS, be.CounterUnknown, be.HallNotFound],
+)
+@clerk
+async def call_next(request: Request, counter: str) -> HTTPResponse:
+    """Call the next waiting number at this counter."""
+    query = parse_query(request, CounterHallQuery)
+    _valid_counter(counter)
+    entry = await queue.call_next(_deps(request), principal=request.ctx.principal, counter=counter, hall=query.hall)
+    return json_response({"called": present.queue_entry_json(entry) if entry else None})
+
+
+@bp.post(f"/desk/counters/{COUNTER_PATH}/recall")
+@doc(
+    tag=DESK_TAG,
+    summary="重呼：再次播报本窗口当前号码",
+    query=CounterHallQuery,
+    secured="bearer",
+    errors=[*AUTH_ERRORS, be.CounterUnknown, be.NothingCalled],
+)
+@clerk
+async def recall(request: Request, counter: str) -> HTTPResponse:
+    """Announce the current number again."""
+    query = parse_query(request, CounterHallQuery)
+    _valid_counter(counter)
+    entry = await queue.recall(_deps(request), principal=request.ctx.principal, counter=counter, hall=query.hall)
+    return json_response({"called": present.queue_entry_json(entry)})
+
+
+@bp.post(f"/desk/counters/{COUNTER_PATH}/skip")
+@doc(
+    tag=DESK_TAG,
+    summary="过号：本窗口当前号码未到（可重新排队）",
+    query=CounterHallQuery,
+    secured="bearer",
+    errors=[*AUTH_ERRORS, be.CounterUnknown, be.NothingCalled],
+)
+@clerk
+async def skip(request: Request, counter: str) -> HTTPResponse:
+    """Skip the current number."""
+    query = parse_query(request, CounterHallQuery)
+    _valid_counter(counter)
+    entry = await queue.finish(
+        _deps(request), principal=request.ctx.principal, counter=counter, state="skipped", hall=query.hall
+    )
+    return json_response({"skipped": present.queue_entry_json(entry)})
+
+
+@bp.post(f"/desk/counters/{COUNTER_PATH}/done")
+@doc(
+    tag=DESK_TAG,
+    summary="办结：本窗口当前号码已办理完毕",
+    query=CounterHallQuery,
+    secured="bearer",
+    errors=[*AUTH_ERRORS, be.CounterUnknown, be.NothingCalled],
+)
+@clerk
+async def done(request: Request, counter: str) -> HTTPResponse:
+    """Mark the current number done."""
+    query = parse_query(request, CounterHallQuery)
+    _valid_counter(counter)
+    entry = await queue.finish(
+        _deps(request), principal=request.ctx.principal, counter=counter, state="done", hall=query.hall
+    )
+    return json_response({"done": present.queue_entry_json(entry)})
+
+
+@bp.post("/desk/queue/<checkin_id:str>/requeue")
+@doc(
+    tag=DESK_TAG,
+    summary="过号重新排队（按原顺序）",
+    secured="bearer",
+    errors=[*AUTH_ERRORS, be.QueueTicketNotFound],
+)
+@clerk
+async def requeue(request: Request, checkin_id: str) -> HTTPResponse:
+    """Put a skipped number back in the queue."""
+    entry = await queue.requeue(principal=request.ctx.principal, checkin_id=checkin_id)
+    return json_response({"requeued": present.queue_entry_json(entry)})
+
+
+@bp.get("/desk/queue")
+@doc(
+    tag=DESK_TAG,
+    summary="本大厅当天排队：waiting（按叫号顺序）与 called（已叫、过号、办结）",
+    query=CounterHallQuery,
+    secured="bearer",
+    errors=[*AUTH_ERRORS],
+)
+@clerk
+async def queue_list(request: Request) -> HTTPResponse:
+    """The hall's queue today."""
+    query = parse_query(request, CounterHallQuery)
+    hall, entries = await queue.queue_of(principal=request.ctx.principal, hall=query.hall)
+    return json_response(
+        {
+            "hall": hall,
+            "waiting": [present.queue_entry_json(e) for e in entries if e.state == "waiting"],
+            "called": [present.queue_entry_json(e) for e in entries if e.state != "waiting"],
+        },
+        headers={"Cache-Control": "private, no-store"},
+    )
 
 
 # -- administration ----------------------------------------------------------------------------

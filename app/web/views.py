@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import secrets
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sanic import Blueprint, HTTPResponse, Request, redirect
 
 from app import clock
+from app.booking import queue
+from app.booking.errors import HallNotFound
 from app.cases import service as cases
 from app.cases.errors import ProgressNotFound, ReceiptCodeInvalid
 from app.cases.types import ProgressView
+from app.console.kit import PRIVATE, staff_page
 from app.errors import InvalidInput, MatterNotFound, NotFound, ServiceUnavailable, pydantic_details
 from app.feedback.errors import RangeInvalid
 from app.guide import service as guides
 from app.http import cached_response, doc, parse_query
+from app.jsontext import dumps
 from app.matters import service
 from app.matters.schemas import SECTION_NAMES, Section
 from app.ratelimit import TooManyRequests
@@ -30,7 +33,7 @@ from app.stats import present as stats_present
 from app.stats.types import IndicatorReport
 from app.web import ACTIONS
 from app.web.kit import page, see_other
-from auth.guards import check_origin
+from auth.guards import check_origin, csrf_token, finish_page
 
 bp = Blueprint("web", url_prefix="")
 TAG = "h5 页面"
@@ -177,21 +180,28 @@ async def static_file(request: Request, name: str) -> HTTPResponse:
 
 
 @bp.route("/desk", methods=["GET", "HEAD"])
-@doc(tag=TAG, summary="窗口签到页（工作人员登录后扫码签到、现场取号）")
+@doc(
+    tag="console 工作台",
+    summary="前台签到与叫号（窗口人员、管理员；手持机与桌面）：扫码签到、现场取号、叫号",
+    errors=[HallNotFound],
+)
+@staff_page("clerk", "admin")
 async def desk_page(request: Request) -> HTTPResponse:
-    """The front-desk page: a focused input takes what a USB or handheld scanner types."""
-    nonce = secrets.token_urlsafe(16)
+    """The front desk: a focused scan field, the result colour-coded, walk-in numbers and call-next (desk.js)."""
+    staff = request.ctx.page_staff
+    hall = staff.hall or (request.args.get("hall") or "").strip() or None
+    hall_name, counters = (await queue.hall_name(hall), await queue.counter_sections(hall)) if hall else (None, {})
     sections = [(s.value, SECTION_NAMES[s]) for s in Section]
-    html = request.app.ctx.pages.render("desk.html", nonce=nonce, sections=sections)
+    html = request.app.ctx.pages.render(
+        "desk.html", staff=staff, hall=hall, hall_name=hall_name, sections=sections,
+        counters=dumps(counters).decode(), admin=staff.role == "admin", csrf=csrf_token(request),
+    )  # fmt: skip
     csp = (
-        f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     )
-    return HTTPResponse(
-        html,
-        content_type=HTML,
-        headers={"Content-Security-Policy": csp, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
-    )
+    headers = {**PRIVATE, "Content-Security-Policy": csp, "Referrer-Policy": "same-origin"}
+    return finish_page(request, HTTPResponse(html, content_type=HTML, headers=headers))
 
 
 def _minute(at: dt.datetime) -> str:

@@ -293,10 +293,13 @@ async def test_wrong_hall(client, desk, fake_clock):
     booking = await desk.booking()
     at(fake_clock, "10:45")
     clerk = await desk.clerk(hall="gongjijin")
-    details = assert_refusal(
-        await scan(client, clerk, booking["ticket"]), "wrong_hall", f"该预约应到「{MAIN_NAME}」办理"
-    )
-    assert details == {"ticket_hall": "main", "hall_name": MAIN_NAME}
+    answer = await scan(client, clerk, booking["ticket"])
+    details = assert_refusal(answer, "wrong_hall", f"该预约应到「{MAIN_NAME}」办理")
+    assert details == {"ticket_hall": "main", "hall_name": MAIN_NAME, "booking_id": booking["id"]}
+    # The clerk still sees which booking it is (matter, time, masked holder) to send the citizen on.
+    assert answer["booking"]["matter"]["code"] == MATTER
+    assert answer["booking"]["starts_at"] == "2026-09-30T11:00:00+08:00"
+    assert answer["booking"]["citizen"]["phone"] == "138****5678"
     assert (await Booking.get(id=booking["id"])).status is BookingStatus.booked
 
 
@@ -570,7 +573,7 @@ async def test_failed_scans_are_logged(client, desk, fake_clock):
     assert json.loads(rows["log-invalid"].response)["details"] == {"reason": "format"}
     assert str(rows["log-too-early"].booking_id) == booking["id"]
     assert str(rows["log-cancelled"].booking_id) == cancelled["id"]
-    assert rows["log-wrong-hall"].hall_code == "gongjijin" and rows["log-wrong-hall"].booking_id is None
+    assert rows["log-wrong-hall"].hall_code == "gongjijin" and str(rows["log-wrong-hall"].booking_id) == booking["id"]
     assert str(rows["log-already"].booking_id) == booking["id"]
     assert all(len(r.ticket_digest) == 64 for r in rows.values())
 

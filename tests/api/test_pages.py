@@ -342,7 +342,7 @@ async def test_root_redirects_to_m(client):
 
 
 async def test_public_pages_answer_head_without_a_body(client, catalogue):
-    for path in ("/m", f"/m/{LICENCE}", f"/m/{LICENCE}/book", "/desk", "/healthz"):
+    for path in ("/m", f"/m/{LICENCE}", f"/m/{LICENCE}/book", "/display/main", "/healthz"):
         _, resp = await client.head(path)
         assert resp.status == 200, path
         assert resp.body == b"", path
