@@ -166,7 +166,10 @@ async def test_indicators_page_shows_the_admin_report_and_links_to_the_dashboard
     _, admin = await make_staff("admin")
     _, api = await client.get("/api/v1/admin/indicators?from=2026-01-01&to=2026-06-30", headers=admin)
     assert api.json["from"] in shown.text and f"目标 {api.json['target_percent']}%" in shown.text
-    # The admin API does not read the console's cookie in this tree, so the page links to the public charts.
+    # The CSV link is the admin API itself, authorised by the console's cookie session.
+    csv_link = re.search(r'id="csv" href="([^"]+)"', shown.text).group(1).replace("&amp;", "&")
+    _, csv = await client.get(csv_link)
+    assert csv.status == 200 and "text/csv" in csv.headers["content-type"], csv.text[:200]
     link = re.search(r'id="public-stats" href="([^"]+)"', shown.text).group(1)
     _, public = await client.get(link.replace("&amp;", "&"))
     assert public.status == 200 and "改革成效" in public.text
