@@ -197,13 +197,21 @@ async def page_staff(request: Request) -> Principal | None:
             principal = None
     if principal is None and request.cookies.get(STAFF_REFRESH_COOKIE):
         try:
-            pair = await logins.refresh(request.app.ctx.auth, refresh_token=request.cookies[STAFF_REFRESH_COOKIE])
+            pair = await logins.refresh(
+                request.app.ctx.auth, refresh_token=request.cookies.get(STAFF_REFRESH_COOKIE, "")
+            )
             principal = await request.app.ctx.tokens.verify(pair.access_token, audiences=frozenset({STAFF_AUDIENCE}))
             request.ctx.staff_renewed = pair
         except DomainError:
             request.ctx.staff_lost = True
             principal = None
     if principal is not None and principal.kind != "staff":
+        principal = None
+    if principal is not None and not await logins.console_active(request.app.ctx.auth, session_id=principal.session_id):
+        # Unused past CONSOLE_IDLE_MINUTES: the session is revoked and the browser signed out.
+        request.ctx.staff_renewed = None
+        request.ctx.staff_lost = True
+        request.ctx.staff_idle = True
         principal = None
     if principal is not None:
         request.ctx.principal = principal
