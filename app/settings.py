@@ -152,6 +152,19 @@ def _targets(value: Any) -> Any:
     return value
 
 
+def _roles(value: Any) -> Any:
+    """Comma-separated staff roles; "none" (an empty variable reads as unset) names no role."""
+    if not isinstance(value, str):
+        return value
+    names = tuple(filter(None, (v.strip().lower() for v in value.split(","))))
+    if names == ("none",):
+        return ()
+    unknown = [n for n in names if n not in {"admin", "reviewer", "clerk"}]
+    if unknown:
+        raise ValueError(f"must be admin, reviewer, clerk or none, got {','.join(unknown)!r}")
+    return names
+
+
 def _percentages(value: tuple[int, ...]) -> tuple[int, ...]:
     if not value or any(not 0 <= v <= 100 for v in value):
         raise ValueError(f"must be percentages 0-100, got {','.join(map(str, value))!r}")
@@ -238,6 +251,9 @@ class Settings(BaseSettings):
     refresh_token_days: int = Field(30, ge=1, le=365)
     partner_clients: Pairs = Field(default_factory=dict, repr=False)
     token_cache_size: int = Field(10_000, ge=0, le=1_000_000)
+    # staff roles that must sign in with a second factor (TOTP); "none" exempts every role
+    staff_totp_roles: Annotated[tuple[str, ...], BeforeValidator(_roles)] = ("admin", "reviewer")
+    console_idle_minutes: int = Field(30, ge=1, le=24 * 60)  # an unused console session is signed out after this
 
     # WeChat (official account = mp, mini program = mini)
     wechat_api_base: BaseUrl = "https://api.weixin.qq.com"

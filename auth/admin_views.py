@@ -7,7 +7,7 @@ from sanic import Blueprint, HTTPResponse, Request
 
 from app.errors import InvalidInput
 from app.http import doc, json_response, parse_body
-from auth import present
+from auth import present, totp
 from auth import staff as staff_accounts
 from auth.errors import (
     STAFF_AUTH_ERRORS,
@@ -84,3 +84,13 @@ async def reset_password(request: Request, username: str) -> HTTPResponse:
     """Set a new random password and answer it once."""
     password = await staff_accounts.reset_password(request.app.ctx.auth, username=username)
     return json_response({"username": username, "password": password}, headers={"Cache-Control": "no-store"})
+
+
+@bp.post("/<username:str>/reset-2fa")
+@doc(tag=TAG, summary="重置两步验证（该账号下次登录须重新绑定，并立即注销其全部登录）",
+     errors=[*AUTH, StaffNotFound], secured="bearer")  # fmt: skip
+@admin_required
+async def reset_2fa(request: Request, username: str) -> HTTPResponse:
+    """Forget a staff member's authenticator and recovery codes."""
+    await totp.reset_totp(request.app.ctx.auth, username=username)
+    return json_response({"username": username, "totp_enrolled": False})

@@ -84,3 +84,19 @@ class StaffNotFound(NotFound):
 # What a guarded endpoint can answer before its handler runs (listed in every operation's docs).
 STAFF_AUTH_ERRORS = [TokenMissing, TokenInvalid, TokenExpired, TokenRevoked, WrongRole]
 CITIZEN_AUTH_ERRORS = [TokenMissing, TokenInvalid, TokenExpired, TokenRevoked, WrongRole, AssuranceTooLow]
+
+
+class TotpRequired(Unauthorized):
+    code, message = "TOTP_REQUIRED", "该账号需要两步验证：请同时提交动态验证码（totp）"
+
+
+class TotpInvalid(Unauthorized):
+    code, message = "TOTP_INVALID", "验证码错误、已过期或已使用过"
+
+
+class TotpNotEnrolled(Forbidden):
+    code, message = "TOTP_ENROLMENT_REQUIRED", "该账号需要两步验证，请先在工作台登录页完成绑定"
+
+
+class SignInPending(Unauthorized):
+    code, message = "SIGN_IN_EXPIRED", "登录步骤已过期，请重新输入用户名和密码"

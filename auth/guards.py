@@ -206,6 +206,12 @@ async def page_staff(request: Request) -> Principal | None:
             principal = None
     if principal is not None and principal.kind != "staff":
         principal = None
+    if principal is not None and not await logins.console_active(request.app.ctx.auth, session_id=principal.session_id):
+        # Unused past CONSOLE_IDLE_MINUTES: the session is revoked and the browser signed out.
+        request.ctx.staff_renewed = None
+        request.ctx.staff_lost = True
+        request.ctx.staff_idle = True
+        principal = None
     if principal is not None:
         request.ctx.principal = principal
     request.ctx.page_staff = principal

@@ -19,7 +19,7 @@ from app import clock
 from app.errors import InvalidInput
 from app.ratelimit import Limit, hit, reset
 from app.settings import Settings
-from auth import accounts, sessions
+from auth import accounts, sessions, totp
 from auth import staff as staff_accounts
 from auth.deps import AuthDeps, TokenPair
 from auth.errors import (
@@ -28,10 +28,13 @@ from auth.errors import (
     BadCredentials,
     ClientUnauthorized,
     OtpInvalid,
+    SignInPending,
     StateInvalid,
     TokenExpired,
     TokenInvalid,
     TokenRevoked,
+    TotpNotEnrolled,
+    TotpRequired,
 )
 from auth.models import Channel, Citizen, Staff
 from auth.pii import mask_phone, normalize_phone
@@ -48,6 +51,7 @@ STAFF_MAX_FAILS = 5
 STAFF_LOCK_MINUTES = 15
 OTP_TTL = 300
 STATE_TTL = 600
+PENDING_TTL = 300  # seconds between a right password and the second factor
 NEXT_PATH = re.compile(r"^/(?!/)[A-Za-z0-9/_\-.~%]*(\?[A-Za-z0-9/_\-.~%=&]*)?$")
 
 
@@ -290,8 +294,8 @@ async def sms_verify(
 # ---------------------------------------------------------------- staff
 
 
-async def staff_login(deps: AuthDeps, *, username: str, password: str, ip: str) -> TokenPair:
-    """Password sign-in with per-IP throttling and per-account lockout."""
+async def _staff_password(deps: AuthDeps, *, username: str, password: str, ip: str) -> Staff:
+    """The account these credentials open, with per-IP throttling and per-account lockout."""
     await hit(deps.store, STAFF_LOGIN_IP, ip)
     staff = await Staff.get_or_none(username=(username or "")[:64])
     now = clock.now()
@@ -312,7 +316,112 @@ async def staff_login(deps: AuthDeps, *, username: str, password: str, ip: str) 
         staff.failed_attempts = 0
         staff.locked_until = None
         await staff.save(update_fields=["failed_attempts", "locked_until"])
+    return staff
+
+
+async def staff_login(deps: AuthDeps, *, username: str, password: str, ip: str, code: str | None = None) -> TokenPair:
+    """Password sign-in (API); a role that needs two-factor also needs a current TOTP or recovery `code`."""
+    staff = await _staff_password(deps, username=username, password=password, ip=ip)
+    if totp.required(deps.settings, staff.role):
+        if not totp.enrolled(staff):
+            raise TotpNotEnrolled()
+        if not code:
+            raise TotpRequired(details={"field": "totp"})
+        await totp.verify(deps, staff, code)
     return await issue_for_staff(deps, staff=staff_accounts.staff_account(staff))
+
+
+# ---------------------------------------------------------------- the console's sign-in steps
+
+
+@dataclass(frozen=True)
+class SecondStep:
+    """The password was right but the role needs two-factor: `enrol` (no authenticator yet) or `code`."""
+
+    step: str
+    next_path: str
+
+
+def _pending_key(deps: AuthDeps, browser: str) -> str:
+    mac = hmac.new(deps.settings.secret_key.encode(), f"staff-2fa:{browser}".encode(), hashlib.sha256)
+    return f"staff-2fa:{mac.hexdigest()}"
+
+
+async def console_login(
+    deps: AuthDeps, *, username: str, password: str, ip: str, browser: str, next_path: str
+) -> TokenPair | SecondStep:
+    """Console password step: a session now, or a short-lived pending sign-in bound to this browser."""
+    staff = await _staff_password(deps, username=username, password=password, ip=ip)
+    if not totp.required(deps.settings, staff.role):
+        return await issue_for_staff(deps, staff=staff_accounts.staff_account(staff))
+    if not browser or len(browser) < 16:
+        raise SignInPending()
+    await deps.store.set(_pending_key(deps, browser), f"{staff.id} {safe_next(next_path)}", ex=PENDING_TTL)
+    return SecondStep("code" if totp.enrolled(staff) else "enrol", safe_next(next_path))
+
+
+async def _pending(deps: AuthDeps, browser: str) -> tuple[Staff, str]:
+    stored = await deps.store.get(_pending_key(deps, browser)) if browser else None
+    if stored is None:
+        raise SignInPending()
+    staff_id, _, next_path = (stored.decode() if isinstance(stored, bytes) else stored).partition(" ")
+    staff = await Staff.get_or_none(id=staff_id)
+    if staff is None or staff.disabled:
+        raise SignInPending()
+    return staff, next_path
+
+
+async def console_pending_step(deps: AuthDeps, *, browser: str) -> SecondStep:
+    """Which second step this browser's pending sign-in is at (SignInPending when none)."""
+    staff, next_path = await _pending(deps, browser)
+    return SecondStep("code" if totp.enrolled(staff) else "enrol", next_path)
+
+
+async def console_enrolment(deps: AuthDeps, *, browser: str) -> totp.Enrolment:
+    """The authenticator to add (QR code and key) for the pending, not yet enrolled staff member."""
+    staff, _ = await _pending(deps, browser)
+    if totp.enrolled(staff):
+        raise SignInPending()
+    return await totp.enrolment(deps, staff)
+
+
+async def console_confirm_enrolment(deps: AuthDeps, *, browser: str, code: str) -> tuple[TokenPair, list[str], str]:
+    """Confirm the authenticator with a code: the session, the recovery codes (shown once), where next."""
+    staff, next_path = await _pending(deps, browser)
+    if totp.enrolled(staff):
+        raise SignInPending()
+    codes = await totp.confirm_enrolment(deps, staff, code)
+    await deps.store.delete(_pending_key(deps, browser))
+    return await issue_for_staff(deps, staff=staff_accounts.staff_account(staff)), codes, next_path
+
+
+async def console_second_factor(deps: AuthDeps, *, browser: str, code: str) -> tuple[TokenPair, str]:
+    """Finish a pending sign-in with a TOTP or recovery code: the session and where next."""
+    staff, next_path = await _pending(deps, browser)
+    await totp.verify(deps, staff, code)
+    await deps.store.delete(_pending_key(deps, browser))
+    return await issue_for_staff(deps, staff=staff_accounts.staff_account(staff)), next_path
+
+
+async def console_active(deps: AuthDeps, *, session_id: str) -> bool:
+    """Note a console request; False (and the session revoked) when it was unused past the idle limit."""
+    key = f"console-seen:{session_id}"
+    now = clock.now().timestamp()
+    seen = await deps.store.get(key)
+    if seen is not None and now - float(seen) > deps.settings.console_idle_minutes * 60:
+        await deps.store.delete(key)
+        await sessions.revoke_session(session_id, reason="idle")
+        await deps.tokens.revoked()
+        return False
+    await deps.store.set(key, str(now), ex=deps.settings.refresh_token_days * 86400)
+    return True
+
+
+async def logout_everywhere(deps: AuthDeps, *, principal: Principal) -> int:
+    """End every session of the caller's account, on every device (every worker drops cached tokens)."""
+    count = await sessions.revoke_subject(principal.subject, reason="logout_all")
+    await deps.tokens.revoked()
+    return count
 
 
 # ---------------------------------------------------------------- partner systems

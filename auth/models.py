@@ -75,6 +75,12 @@ class Staff(Model):
     failed_attempts = fields.IntField(default=0)
     locked_until = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # Two-factor sign-in (auth.totp): the secret as a PII token, set when enrolment starts and
+    # confirmed by `totp_enrolled_at`; the last accepted time step (no replay); recovery code hashes.
+    totp_secret_enc = fields.TextField(null=True)
+    totp_enrolled_at = fields.DatetimeField(null=True)
+    totp_last_step = fields.BigIntField(null=True)
+    totp_recovery = fields.JSONField(default=list)
 
     class Meta:
         table = "staff"

@@ -29,6 +29,9 @@ from auth.errors import (
     TokenInvalid,
     TokenMissing,
     TokenRevoked,
+    TotpInvalid,
+    TotpNotEnrolled,
+    TotpRequired,
 )
 from auth.guards import (
     REFRESH_COOKIE,
@@ -79,11 +82,12 @@ class OtpBody(BaseModel):
 
 
 class StaffLoginBody(BaseModel):
-    """Staff credentials."""
+    """Staff credentials; `totp` (a 6-digit authenticator code or a recovery code) for roles that need two-factor."""
 
     model_config = ConfigDict(extra="forbid")
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)
+    totp: str | None = Field(default=None, min_length=6, max_length=16)
 
 
 class RefreshBody(BaseModel):
@@ -232,15 +236,20 @@ async def sms_verify(request: Request) -> HTTPResponse:
 @bp.post("/api/v1/auth/staff/login")
 @doc(
     tag=TAG,
-    summary="工作人员登录",
+    summary="工作人员登录（需要两步验证的岗位须同时提交 totp；未绑定者先在工作台登录页绑定）",
     body=StaffLoginBody,
     response=TOKENS,
-    errors=[InvalidInput, BadCredentials, AccountLocked, AccountDisabled, TooManyRequests],
-)
+    errors=[
+        InvalidInput, BadCredentials, AccountLocked, AccountDisabled, TotpRequired, TotpInvalid, TotpNotEnrolled,
+        TooManyRequests,
+    ],
+)  # fmt: skip
 async def staff_login(request: Request) -> HTTPResponse:
-    """Staff password sign-in."""
+    """Staff password sign-in; administrators and reviewers (by default) also give a TOTP code."""
     body = parse_body(request, StaffLoginBody)
-    pair = await logins.staff_login(_deps(request), username=body.username, password=body.password, ip=_ip(request))
+    pair = await logins.staff_login(
+        _deps(request), username=body.username, password=body.password, ip=_ip(request), code=body.totp
+    )
     return json_response(_tokens(pair))
 
 

@@ -6,7 +6,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0012_booking_ticket_digest')]
+    dependencies = [('models', '0013_staff_totp')]
 
     initial = False
 

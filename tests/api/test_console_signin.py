@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from auth.staff import create_staff
+
+
+@pytest.fixture
+def settings(base_settings):
+    """Password-only sign-in here; two-factor sign-in is tests/api/test_console_totp.py's."""
+    return base_settings.replace(staff_totp_roles=())
 
 
 def _csrf(html: str) -> str:

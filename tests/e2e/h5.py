@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from tests.e2e.staff_login import staff_bearer
 from tests.fakes.wechat import FakeWeChat
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -203,9 +204,7 @@ class Service:
         scope = (["--hall", hall] if hall else []) + (["--department", department] if department else [])
         self.cli("staff", "create", "--role", role, "--username", username, *scope, "--password-stdin",
                  stdin=password + "\n")  # fmt: skip
-        login = httpx.post(self.url + "/api/v1/auth/staff/login", json={"username": username, "password": password})
-        assert login.status_code == 200, login.text
-        return {"Authorization": f"Bearer {login.json()['access_token']}"}
+        return staff_bearer(self.url, username, password)
 
     def texts(self, phone: str) -> list[str]:
         """Every text sent to `phone` so far."""

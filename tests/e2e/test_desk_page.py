@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from app import clock, workdays
+from tests.e2e.staff_login import staff_bearer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -67,12 +68,6 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _staff_token(url: str, username: str, password: str) -> str:
-    login = httpx.post(url + "/api/v1/auth/staff/login", json={"username": username, "password": password})
-    assert login.status_code == 200, login.text
-    return login.json()["access_token"]
-
-
 def _prepare(server, database_url: str) -> tuple[str, dict, list[dict]]:
     """Clerk, admin, an all-day calendar for hall main, a booking of its next slot: (ticket, booking, materials)."""
     url = server.url
@@ -83,7 +78,7 @@ def _prepare(server, database_url: str) -> tuple[str, dict, list[dict]]:
     phone = "199" + f"{uuid.uuid4().int % 10**8:08d}"
     citizen = _cli(server, database_url, "dev", "token", "--citizen", phone, "--loa", "2").strip().splitlines()[-1]
 
-    admin = _bearer(_staff_token(url, ADMIN, ADMIN_PASSWORD))
+    admin = staff_bearer(url, ADMIN, ADMIN_PASSWORD)
     config = {
         "hours": {str(d): [["00:00", "23:59"]] for d in range(1, 8)},
         "early_minutes": EARLY_MINUTES,

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKEND, REDIS_URL
+from tests.e2e.staff_login import staff_bearer
 
 pytestmark = pytest.mark.slow
 
@@ -83,10 +84,7 @@ def _admin_headers(server, database_url: str) -> dict[str, str]:
         input="e2e password 123\n", text=True, check=True, timeout=60, capture_output=True,
         cwd=Path(__file__).resolve().parents[2], env={**os.environ, "DATABASE_URL": database_url},
     )  # fmt: skip
-    credentials = {"username": "e2e", "password": "e2e password 123"}
-    login = httpx.post(server.url + "/api/v1/auth/staff/login", json=credentials)
-    assert login.status_code == 200, login.text
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+    return staff_bearer(server.url, "e2e", "e2e password 123")
 
 
 @pytest.mark.skipif(BACKEND != "postgres" or not REDIS_URL, reason="two workers need PostgreSQL and Redis")

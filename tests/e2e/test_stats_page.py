@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKEND
+from tests.e2e.staff_login import staff_bearer
 from tests.unit.test_indicators import VALUES
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -108,9 +109,7 @@ def _seed(database_url: str) -> None:
 def _admin(url: str, database_url: str) -> dict[str, str]:
     _cli(database_url, "staff", "create", "--role", "admin", "--username", ADMIN, "--password-stdin",
          stdin=ADMIN_PASSWORD + "\n")  # fmt: skip
-    login = httpx.post(url + "/api/v1/auth/staff/login", json={"username": ADMIN, "password": ADMIN_PASSWORD})
-    assert login.status_code == 200, login.text
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+    return staff_bearer(url, ADMIN, ADMIN_PASSWORD)
 
 
 def _api(url: str, headers: dict[str, str], params: dict[str, str]) -> dict:
