@@ -27,8 +27,18 @@ def enrol_totp(url: str, username: str, password: str) -> str:
     return secret
 
 
+_SIGNED_IN: dict[tuple[str, str], dict[str, str]] = {}
+
+
 def staff_bearer(url: str, username: str, password: str) -> dict[str, str]:
-    """Sign a staff member in through the API (enrolling two-factor first when the role needs it)."""
+    """Sign a staff member in through the API (enrolling two-factor first when the role needs it), once per
+    server: a second sign-in would need a fresh code of an authenticator only the first one holds."""
+    if (url, username) not in _SIGNED_IN:
+        _SIGNED_IN[(url, username)] = _sign_in(url, username, password)
+    return _SIGNED_IN[(url, username)]
+
+
+def _sign_in(url: str, username: str, password: str) -> dict[str, str]:
     creds = {"username": username, "password": password}
     login = httpx.post(url + "/api/v1/auth/staff/login", json=creds)
     if login.status_code == 403 and login.json()["error"]["code"] == "TOTP_ENROLMENT_REQUIRED":

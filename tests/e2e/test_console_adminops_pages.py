@@ -22,7 +22,8 @@ expect = sync_api.expect
 
 
 def test_admin_pages_work_and_are_accessible(start_server, tmp_path, request):
-    server = start_server(LOAD_DEMO="false")
+    # Password-only sign-in here (two-factor has its own browser test, tests/e2e/test_console_totp.py).
+    server = start_server(LOAD_DEMO="false", STAFF_TOTP_ROLES="none")
     proc = subprocess.run(
         [sys.executable, "-m", "app", "staff", "create", "--role", "admin", "--username", ADMIN, "--password-stdin"],
         input=PASSWORD + "\n", text=True, capture_output=True, timeout=120, cwd=ROOT,

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.h5 import Journey
+from tests.e2e.staff_login import staff_bearer
 from tests.e2e.test_desk_page import (
     ADMIN,
     ADMIN_PASSWORD,
@@ -19,10 +20,8 @@ from tests.e2e.test_desk_page import (
     CLERK,
     CLERK_PASSWORD,
     QUEUE_RE,
-    _bearer,
     _prepare,
     _scan,
-    _staff_token,
 )
 
 pytestmark = [
@@ -36,7 +35,7 @@ expect = sync_api.expect
 
 def _counter_for(url: str, section: str) -> str:
     """A counter of hall main serving this section (when the hall lists counters), else a free code."""
-    admin = _bearer(_staff_token(url, ADMIN, ADMIN_PASSWORD))
+    admin = staff_bearer(url, ADMIN, ADMIN_PASSWORD)
     listed = httpx.get(url + "/api/v1/admin/halls/main/counters", headers=admin)
     assert listed.status_code == 200, listed.text
     items = listed.json().get("items") or listed.json().get("counters") or []
