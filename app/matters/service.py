@@ -512,6 +512,23 @@ async def retire(deps: CatalogueDeps, *, code: str, successor: str | None = None
     return Retirement(matter.code, matter.status.value, successor_code)
 
 
+async def admin_matters(
+    *, q: str | None = None, status: str | None = None, page: int = 1, page_size: int = 50
+) -> Page[MatterSummary]:
+    """Every matter for administration (drafts never published included): by name or code, by status."""
+    query = Matter.all()
+    if q:
+        query = query.filter(Q(name__icontains=q) | Q(code__icontains=q.upper()))
+    if status == "unpublished":
+        query = query.filter(published_no__isnull=True)
+    elif status in (MatterStatus.active.value, MatterStatus.retired.value):
+        query = query.filter(status=MatterStatus(status), published_no__not_isnull=True)
+    total = await query.count()
+    rows = await query.order_by("code").offset((page - 1) * page_size).limit(page_size)
+    departments = await _department_names({m.department_code for m in rows})
+    return Page([_summary(m, departments) for m in rows], total, page, page_size)
+
+
 async def list_versions(*, code: str) -> list[VersionInfo]:
     """Every version of a matter, newest first (administration)."""
     matter = await _get_matter(code)

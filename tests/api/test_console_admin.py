@@ -1,0 +1,141 @@
+"""Console administration pages: the catalogue (draft, diff, publish, retire), codes and halls."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app.matters import service
+from tests import factories
+
+LICENCE = "4308-XK-SS-001"
+FOOD = "4308-XK-SS-002"
+
+
+@pytest.fixture
+async def catalogue(services):
+    """The small catalogue, imported through the service."""
+    await service.import_catalogue(services.catalogue, data=factories.small_catalogue())
+
+
+async def sign_in(client, make_staff, role: str = "admin") -> None:
+    """A console session: the staff access token in the console cookie."""
+    _, headers = await make_staff(role)
+    client.cookies.set("zd_st", headers["Authorization"].split(" ", 1)[1])
+
+
+def csrf(html: str) -> str:
+    return re.search(r'name="csrf" value="([0-9a-f]+)"', html).group(1)
+
+
+def draft_form(html: str) -> dict[str, list[str] | str]:
+    """The editor's fields as a browser would post them (repeated row names kept as lists)."""
+    form = re.search(r'<form method="post" action="/console/matters/[^"]+/draft">(.*?)</form>', html, re.S).group(1)
+    data: dict[str, list[str]] = {}
+    for tag in re.finditer(r"<(input|textarea|select)\b([^>]*)>(.*?)(?=</textarea>|</select>|$)?", form, re.S):
+        kind, attrs = tag.group(1), tag.group(2)
+        name = re.search(r'name="([^"]+)"', attrs)
+        if not name:
+            continue
+        if kind == "input":
+            if 'type="checkbox"' in attrs and " checked" not in attrs:
+                continue
+            value = re.search(r'value="([^"]*)"', attrs)
+            val = value.group(1) if value else ""
+        elif kind == "textarea":
+            val = form[tag.end(2) + 1 : form.index("</textarea>", tag.end(2))]
+        else:
+            body = form[tag.end(2) : form.index("</select>", tag.end(2))]
+            chosen = re.search(r'<option value="([^"]*)" selected', body) or re.search(r'<option value="([^"]*)"', body)
+            val = chosen.group(1)
+        data.setdefault(name.group(1), []).append(_unescape(val))
+    return {k: v[0] if len(v) == 1 else v for k, v in data.items()}
+
+
+def _unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
+
+
+async def test_admin_edits_a_draft_sees_the_diff_publishes_and_the_public_guide_changes(client, make_staff, catalogue):
+    await sign_in(client, make_staff)
+    _, before = await client.get(f"/m/{LICENCE}")
+    assert before.status == 200 and "凭此页面在窗口即办" not in before.text
+    _, listing = await client.get("/console/matters?q=" + LICENCE)
+    assert listing.status == 200 and f'href="/console/matters/{LICENCE}"' in listing.text
+    _, editor = await client.get(f"/console/matters/{LICENCE}/draft")
+    assert editor.status == 200
+    data = draft_form(editor.text)
+    data["summary"] = "凭此页面在窗口即办"
+    names = data["m_name"]
+    assert names[-1] == ""  # the empty row adds a material
+    data["m_name"] = [*names[:-1], "授权委托书"]
+    _, saved = await client.post(f"/console/matters/{LICENCE}/draft", data=data, follow_redirects=False)
+    assert saved.status == 303, saved.text
+    assert saved.headers["location"] == f"/console/matters/{LICENCE}/diff"
+    _, diff = await client.get(f"/console/matters/{LICENCE}/diff")
+    assert diff.status == 200
+    assert 'data-field="summary"' in diff.text and "+ 新增：凭此页面在窗口即办" in diff.text
+    assert '<span class="add-row">授权委托书</span>' in diff.text
+    assert 'data-field="name"' not in diff.text  # unchanged fields are not listed
+    no = re.search(r'name="no" value="(\d+)"', diff.text).group(1)
+    # The draft is not public until published.
+    _, still = await client.get(f"/m/{LICENCE}")
+    assert "凭此页面在窗口即办" not in still.text
+    _, done = await client.post(f"/console/matters/{LICENCE}/publish", data={"csrf": csrf(diff.text), "no": no},
+                                follow_redirects=False)  # fmt: skip
+    assert done.status == 303 and done.headers["location"] == f"/console/matters/{LICENCE}?done=published"
+    _, after = await client.get(f"/m/{LICENCE}")
+    assert "凭此页面在窗口即办" in after.text and "授权委托书" in after.text
+    _, api = await client.get(f"/api/v1/matters/{LICENCE}")
+    assert api.json["version"] == int(no)
+
+
+async def test_a_field_error_is_shown_next_to_its_field_and_nothing_is_saved(client, make_staff, catalogue):
+    await sign_in(client, make_staff)
+    _, editor = await client.get(f"/console/matters/{LICENCE}/draft")
+    data = draft_form(editor.text)
+    data.update(promised_limit_days="abc", consult_phone="1", name="新名称")
+    _, bad = await client.post(f"/console/matters/{LICENCE}/draft", data=data)
+    assert bad.status == 422
+    assert 'id="promised_limit_days-err"' in bad.text and 'aria-describedby="promised_limit_days-err"' in bad.text
+    assert 'id="consult_phone-err"' in bad.text
+    assert 'value="新名称"' in bad.text and 'value="abc"' in bad.text  # what was typed stays
+    # A rule across fields (the promise over the legal limit) is said at the top of the form.
+    data.update(promised_limit_days="300", legal_limit_days="20", consult_phone="0744-1234567")
+    _, rule = await client.post(f"/console/matters/{LICENCE}/draft", data=data)
+    assert rule.status == 422 and "承诺时限不得超过法定时限" in rule.text
+    data.update(advanced="[1,")
+    _, js = await client.post(f"/console/matters/{LICENCE}/draft", data=data)
+    assert js.status == 422 and 'id="advanced-err"' in js.text
+    _, versions = await client.get(f"/console/matters/{LICENCE}")
+    assert "草稿</th><td>无" in versions.text
+
+
+async def test_retire_with_a_successor_and_a_bad_successor_is_refused(client, make_staff, catalogue):
+    await sign_in(client, make_staff)
+    _, page = await client.get(f"/console/matters/{LICENCE}")
+    assert f'<option value="{FOOD}">' in page.text
+    _, bad = await client.post(f"/console/matters/{LICENCE}/retire", data={"csrf": csrf(page.text),
+                                                                         "successor": LICENCE})  # fmt: skip
+    assert bad.status == 422 and 'id="successor-err"' in bad.text
+    form = {"csrf": csrf(page.text), "successor": FOOD}
+    _, done = await client.post(f"/console/matters/{LICENCE}/retire", data=form, follow_redirects=False)
+    assert done.status == 303
+    _, guide = await client.get(f"/api/v1/matters/{LICENCE}")
+    assert guide.json["status"] == "retired" and guide.json["successor"]["code"] == FOOD
+    _, retired = await client.get("/console/matters?status=retired")
+    assert LICENCE in retired.text and FOOD not in retired.text
+
+
+@pytest.mark.parametrize("role", ["reviewer", "clerk"])
+@pytest.mark.parametrize(
+    "path", ["/console/matters", f"/console/matters/{LICENCE}", f"/console/matters/{LICENCE}/draft",
+             f"/console/matters/{LICENCE}/diff"],
+)  # fmt: skip
+async def test_other_roles_are_refused(client, make_staff, catalogue, role, path):
+    await sign_in(client, make_staff, role)
+    _, resp = await client.get(path)
+    assert resp.status == 403 and "CONSOLE_ROLE_FORBIDDEN" in resp.text
