@@ -38,6 +38,7 @@ from qr.errors import (
     CodeNotFound,
     CodeNotYetValid,
     TargetInvalid,
+    ValidityEnded,
 )
 from qr.models import Code, CodeAction, CodeStatus
 
@@ -261,6 +262,14 @@ async def _check_target(matter_code: str) -> str:
     return code
 
 
+def _check_not_ended(valid_until: dt.datetime | None) -> None:
+    # A validity that has already ended would print a dead code (or silently kill a live one).
+    if valid_until is not None and valid_until <= clock.now():
+        raise ValidityEnded(
+            details={"fields": {"valid_until": ["结束时间已过，应晚于当前时间"]}, "valid_until": valid_until.isoformat()}
+        )
+
+
 def _check_window(valid_since: dt.datetime | None, valid_until: dt.datetime | None) -> None:
     if valid_since and valid_until and valid_until <= valid_since:
         raise InvalidInput(
@@ -283,6 +292,7 @@ async def issue_code(
     """Issue a new (non-default) code, e.g. one per hall or poster location."""
     matter_code = await _check_target(matter_code)
     _check_window(valid_since, valid_until)
+    _check_not_ended(valid_until)
     if hall is not None and not await Hall.exists(code=hall):
         raise InvalidInput("大厅不存在", details={"fields": {"hall": [f"大厅 {hall} 不存在"]}})
     for _ in range(5):
@@ -370,6 +380,7 @@ async def update_code(
     if valid_since is not _UNSET:
         code.valid_since = valid_since
     if valid_until is not _UNSET:
+        _check_not_ended(valid_until)
         code.valid_until = valid_until
     if max_scans is not _UNSET:
         code.max_scans = max_scans
