@@ -266,7 +266,10 @@ def _check_not_ended(valid_until: dt.datetime | None) -> None:
     # A validity that has already ended would print a dead code (or silently kill a live one).
     if valid_until is not None and valid_until <= clock.now():
         raise ValidityEnded(
-            details={"fields": {"valid_until": ["结束时间已过，应晚于当前时间"]}, "valid_until": valid_until.isoformat()}
+            details={
+                "fields": {"valid_until": ["结束时间已过，应晚于当前时间"]},
+                "valid_until": valid_until.isoformat(),
+            }
         )
 
 
@@ -403,10 +406,18 @@ async def get_code(deps: CodeDeps, *, slug: str) -> CodeInfo:
 
 
 async def list_codes(
-    deps: CodeDeps, *, matter_code: str | None = None, section: str | None = None, page: int = 1, page_size: int = 50
+    deps: CodeDeps,
+    *,
+    matter_code: str | None = None,
+    section: str | None = None,
+    hall: str | None = None,
+    page: int = 1,
+    page_size: int = 50,
 ) -> Page[CodeInfo]:
-    """Codes filtered by matter or section, one page."""
+    """Codes filtered by matter, section or the hall they were issued for, one page."""
     query = Code.all()
+    if hall:
+        query = query.filter(hall_code=hall)
     if matter_code:
         query = query.filter(matter_code=matter_code.strip().upper())
     if section:

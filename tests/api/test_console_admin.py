@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import re
+import zipfile
 
 import pytest
 
+from app import clock
 from app.matters import service
 from tests import factories
 
@@ -139,3 +143,81 @@ async def test_other_roles_are_refused(client, make_staff, catalogue, role, path
     await sign_in(client, make_staff, role)
     _, resp = await client.get(path)
     assert resp.status == 403 and "CONSOLE_ROLE_FORBIDDEN" in resp.text
+
+
+# ---------------------------------------------------------------- codes
+
+
+async def _a_code(client) -> tuple[str, str]:
+    """Issue a code through the console page; (slug, the page's form token)."""
+    _, listing = await client.get("/console/codes")
+    assert listing.status == 200
+    form = {"csrf": csrf(listing.text), "matter_code": LICENCE, "action": "guide", "label": "一楼东侧", "hall": "main",
+            "valid_since": "", "valid_until": "", "max_scans": ""}  # fmt: skip
+    _, done = await client.post("/console/codes", data=form, follow_redirects=False)
+    assert done.status == 303, done.text
+    slug = done.headers["location"].split("/")[-1].split("?")[0]
+    return slug, csrf(listing.text)
+
+
+async def test_codes_issue_retarget_disable_limit_and_list_by_hall(client, make_staff, catalogue):
+    await sign_in(client, make_staff)
+    slug, token = await _a_code(client)
+    _, page = await client.get(f"/console/codes/{slug}?done=issued")
+    assert page.status == 200 and "一楼东侧" in page.text and "已签发" in page.text
+    _, by_hall = await client.get("/console/codes?hall=main")
+    assert f'href="/console/codes/{slug}"' in by_hall.text
+    _, other_hall = await client.get("/console/codes?hall=gongjijin")
+    assert f'href="/console/codes/{slug}"' not in other_hall.text
+    retarget = {"csrf": token, "op": "target", "matter_code": FOOD, "action": "book"}
+    _, moved = await client.post(f"/console/codes/{slug}", data=retarget, follow_redirects=False)
+    assert moved.status == 303
+    _, resolved = await client.get(f"/api/v1/codes/{slug}")
+    assert resolved.json["matter"]["code"] == FOOD and resolved.json["target"].endswith(f"/m/{FOOD}/book")
+    _, limit = await client.post(f"/console/codes/{slug}", data={"csrf": token, "op": "limit", "max_scans": "0"})
+    assert limit.status == 422 and 'id="max_scans-err"' in limit.text
+    _, off = await client.post(f"/console/codes/{slug}", data={"csrf": token, "op": "status", "status": "disabled"},
+                               follow_redirects=False)  # fmt: skip
+    assert off.status == 303
+    _, gone = await client.get(f"/api/v1/codes/{slug}")
+    assert gone.status == 410 and gone.json["error"]["code"] == "CODE_DISABLED"
+
+
+async def test_code_validity_that_already_ended_is_refused_on_the_page_and_in_the_api(
+    client, make_staff, admin_headers, catalogue
+):
+    await sign_in(client, make_staff)
+    slug, token = await _a_code(client)
+    past = (clock.now() - dt.timedelta(hours=2)).astimezone(clock.SHANGHAI).strftime("%Y-%m-%dT%H:%M")
+    future = (clock.now() + dt.timedelta(days=3)).astimezone(clock.SHANGHAI).strftime("%Y-%m-%dT%H:%M")
+    form = {"csrf": token, "op": "validity", "valid_since": "", "valid_until": past}
+    _, refused = await client.post(f"/console/codes/{slug}", data=form)
+    assert refused.status == 422 and 'id="valid_until-err"' in refused.text and f'value="{past}"' in refused.text
+    _, still = await client.get(f"/api/v1/codes/{slug}")
+    assert still.status == 200
+    _, api = await client.patch(f"/api/v1/admin/codes/{slug}", json={"valid_until": clock.iso(clock.now())},
+                                headers=admin_headers)  # fmt: skip
+    assert api.status == 422 and api.json["error"]["code"] == "CODE_VALIDITY_ENDED"
+    _, issue = await client.post("/api/v1/admin/codes", headers=admin_headers,
+                                 json={"matter_code": LICENCE, "valid_until": clock.iso(clock.now())})  # fmt: skip
+    assert issue.status == 422 and issue.json["error"]["code"] == "CODE_VALIDITY_ENDED"
+    _, ok = await client.post(f"/console/codes/{slug}", data={**form, "valid_until": future}, follow_redirects=False)
+    assert ok.status == 303
+    _, got = await client.get(f"/api/v1/admin/codes/{slug}", headers=admin_headers)
+    assert got.json["valid_until"].startswith(future)
+
+
+async def test_the_section_zip_downloads_with_the_console_session(client, make_staff, catalogue):
+    await sign_in(client, make_staff)
+    _, resp = await client.get("/console/codes/batch.zip?section=commercial")
+    assert resp.status == 200 and resp.headers["content-type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(resp.content)).namelist()
+    assert any(n.startswith(LICENCE) and n.endswith("-poster.svg") for n in names)
+
+
+@pytest.mark.parametrize("role", ["reviewer", "clerk"])
+async def test_other_roles_cannot_manage_codes(client, make_staff, catalogue, role):
+    await sign_in(client, make_staff, role)
+    for path in ("/console/codes", "/console/codes/batch.zip?section=commercial"):
+        _, resp = await client.get(path)
+        assert resp.status == 403
