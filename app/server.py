@@ -171,6 +171,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     from app.cases.views import bp as cases_staff
     from app.console.catalogue import bp as console_catalogue
     from app.console.codes import bp as console_codes
+    from app.console.halls import bp as console_halls
     from app.console.signin import bp as console_signin
     from app.feedback.views import bp as feedback_staff
     from app.matters.views import bp as catalogue_admin
@@ -195,7 +196,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     for blueprint in (
         ops, auth, me, catalogue, bookings, cases, catalogue_admin, staff_admin, booking_staff, cases_staff, qr, web,
         web_scan, web_account, web_bookings, web_apply, web_feedback, wechat_callback, feedback, feedback_staff,
-        stats_admin, console_signin, console_catalogue, console_codes,
+        stats_admin, console_signin, console_catalogue, console_codes, console_halls,
     ):  # fmt: skip
         app.blueprint(blueprint)
 

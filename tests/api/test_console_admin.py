@@ -221,3 +221,87 @@ async def test_other_roles_cannot_manage_codes(client, make_staff, catalogue, ro
     for path in ("/console/codes", "/console/codes/batch.zip?section=commercial"):
         _, resp = await client.get(path)
         assert resp.status == 403
+
+
+# ---------------------------------------------------------------- halls
+
+
+def hall_form(html: str, action: str) -> dict[str, str]:
+    """The single-valued fields of one of the hall page's forms, as shown."""
+    form = re.search(rf'<form method="post" action="{re.escape(action)}">(.*?)</form>', html, re.S).group(1)
+    data = {"csrf": csrf(html)}
+    for tag in re.finditer(r"<input\b([^>]*)>", form):
+        name, value = re.search(r'name="([^"]+)"', tag.group(1)), re.search(r'value="([^"]*)"', tag.group(1))
+        if name and (' type="checkbox"' not in tag.group(1) or " checked" in tag.group(1)):
+            data[name.group(1)] = _unescape(value.group(1) if value else "")
+    return data
+
+
+async def test_hall_schedule_edit_changes_the_matter_s_slots(client, make_staff, make_citizen, catalogue):
+    await sign_in(client, make_staff)
+    _, citizen = await make_citizen(loa=2)
+    _, before = await client.get(f"/api/v1/matters/{LICENCE}/slots", headers=citizen)
+    assert before.status == 200 and before.json["slot_minutes"] == 30
+    _, page = await client.get("/console/halls/main")
+    assert page.status == 200 and "09:00-12:00" in page.text
+    data = hall_form(page.text, "/console/halls/main/schedule")
+    data.update({f"hours_{d}": "08:30-10:30" for d in "1234567"})
+    data.update(slot_minutes="60", cap_commercial="7")
+    _, bad = await client.post("/console/halls/main/schedule", data={**data, "hours_3": "10:00-09:00"})
+    assert bad.status == 422 and 'id="hours_3-err"' in bad.text and 'value="10:00-09:00"' in bad.text
+    _, bad = await client.post("/console/halls/main/schedule", data={**data, "cap_tax": "-1"})
+    assert bad.status == 422 and 'id="cap_tax-err"' in bad.text
+    _, done = await client.post("/console/halls/main/schedule", data=data, follow_redirects=False)
+    assert done.status == 303, done.text
+    _, after = await client.get(f"/api/v1/matters/{LICENCE}/slots", headers=citizen)
+    assert after.json["slot_minutes"] == 60 and after.json["items"]
+    assert {s["starts_at"][11:16] for s in after.json["items"]} == {"08:30", "09:30"}
+    assert {s["capacity"] for s in after.json["items"]} == {7}
+    _, shown = await client.get("/console/halls/main")
+    assert 'value="08:30-10:30"' in shown.text and 'name="cap_commercial" inputmode="numeric" value="7"' in shown.text
+
+
+async def test_hall_closures_and_counters(client, make_staff, catalogue):
+    await sign_in(client, make_staff)
+    _, page = await client.get("/console/halls/main")
+    token = csrf(page.text)
+    day = (clock.today() + dt.timedelta(days=10)).isoformat()
+    past = (clock.today() - dt.timedelta(days=1)).isoformat()
+    _, bad = await client.post("/console/halls/main/closures", data={"csrf": token, "date": past, "reason": "x"})
+    assert bad.status == 422 and 'id="date-err"' in bad.text
+    _, ok = await client.post("/console/halls/main/closures", data={"csrf": token, "date": day, "reason": "设备检修"},
+                              follow_redirects=False)  # fmt: skip
+    assert ok.status == 303
+    _, again = await client.post("/console/halls/main/closures", data={"csrf": token, "date": day, "reason": "x"})
+    assert again.status == 409 and 'id="date-err"' in again.text
+    _, shown = await client.get("/console/halls/main")
+    assert "设备检修" in shown.text and f"/closures/{day}/remove" in shown.text
+    _, gone = await client.post(f"/console/halls/main/closures/{day}/remove", data={"csrf": token},
+                                follow_redirects=False)  # fmt: skip
+    assert gone.status == 303
+    _, shown = await client.get("/console/halls/main")
+    assert "设备检修" not in shown.text
+
+    counters = {"csrf": token, "c_code": ["A1", "B2", ""], "c_section": ["commercial", "tax", "general"],
+                "c_name": ["商事 1 号", "税务 2 号", ""], "c_active": ["0", "2"]}  # fmt: skip
+    _, saved = await client.post("/console/halls/main/counters", data=counters, follow_redirects=False)
+    assert saved.status == 303
+    _, listed = await client.get("/api/v1/admin/halls/main/counters",
+                                 headers={"Authorization": "Bearer " + client.cookies["zd_st"]})  # fmt: skip
+    items = {c["code"]: c for c in listed.json["items"]}
+    assert items["A1"]["section"] == "commercial" and items["A1"]["active"] is True
+    assert items["B2"]["section"] == "tax" and items["B2"]["active"] is False
+    _, dup = await client.post("/console/halls/main/counters", data={**counters, "c_code": ["A1", "A1", ""]})
+    assert dup.status == 422 and 'id="counters-err"' in dup.text
+    _, bad = await client.post("/console/halls/main/counters", data={**counters, "c_code": ["A 1", "B2", ""]})
+    assert bad.status == 422 and "第 1 行" in bad.text
+
+
+@pytest.mark.parametrize("role", ["reviewer", "clerk"])
+async def test_other_roles_cannot_edit_halls(client, make_staff, catalogue, role):
+    await sign_in(client, make_staff, role)
+    for path in ("/console/halls", "/console/halls/main"):
+        _, resp = await client.get(path)
+        assert resp.status == 403
+    _, resp = await client.post("/console/halls/main/schedule", data={"csrf": "x"})
+    assert resp.status == 403 and "CONSOLE_ROLE_FORBIDDEN" in resp.text
