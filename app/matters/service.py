@@ -256,7 +256,8 @@ async def search_matters(
 
 
 def _summary(matter: Matter, departments: dict[str, str]) -> MatterSummary:
-    section = Section(matter.section)
+    # A never-published draft may name a section that does not exist yet (its guide is not validated).
+    section = Section(matter.section) if matter.section in Section.__members__ else Section.general
     return MatterSummary(
         code=matter.code,
         name=matter.name,

@@ -305,3 +305,32 @@ async def test_other_roles_cannot_edit_halls(client, make_staff, catalogue, role
         assert resp.status == 403
     _, resp = await client.post("/console/halls/main/schedule", data={"csrf": "x"})
     assert resp.status == 403 and "CONSOLE_ROLE_FORBIDDEN" in resp.text
+
+
+async def test_a_new_matter_s_draft_is_listed_unpublished_and_can_be_published_from_the_console(
+    client, make_staff, admin_headers, catalogue
+):
+    content = dict(factories.small_catalogue()["matters"][0])
+    content.pop("code")
+    code = "4308-XK-SS-900"
+    body = {"code": code, "content": {**content, "name": "新设事项", "section": "nowhere"}}
+    _, created = await client.post("/api/v1/admin/matters", headers=admin_headers, json=body)
+    assert created.status == 201
+    await sign_in(client, make_staff)
+    _, listing = await client.get("/console/matters?status=unpublished")
+    assert listing.status == 200 and "新设事项" in listing.text and LICENCE not in listing.text
+    _, diff = await client.get(f"/console/matters/{code}/diff")
+    assert "尚未发布过" in diff.text and 'data-field="name"' in diff.text
+    no = re.search(r'name="no" value="(\d+)"', diff.text).group(1)
+    _, refused = await client.post(f"/console/matters/{code}/publish", data={"csrf": csrf(diff.text), "no": no})
+    assert refused.status == 422 and "发布失败" in refused.text and "section" in refused.text
+    _, editor = await client.get(f"/console/matters/{code}/draft")
+    data = draft_form(editor.text)
+    data["advanced"] = data["advanced"].replace('"nowhere"', '"commercial"')
+    _, saved = await client.post(f"/console/matters/{code}/draft", data=data, follow_redirects=False)
+    assert saved.status == 303, saved.text
+    _, done = await client.post(f"/console/matters/{code}/publish", data={"csrf": csrf(diff.text), "no": no},
+                                follow_redirects=False)  # fmt: skip
+    assert done.status == 303
+    _, public = await client.get(f"/m/{code}")
+    assert public.status == 200 and "新设事项" in public.text
