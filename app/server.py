@@ -170,7 +170,10 @@ def create_app(settings: Settings | None = None) -> Sanic:
     from app.booking.views import bp as booking_staff
     from app.cases.views import bp as cases_staff
     from app.console.cases import bp as console_cases
+    from app.console.catalogue import bp as console_catalogue
+    from app.console.codes import bp as console_codes
     from app.console.feedback import bp as console_feedback
+    from app.console.halls import bp as console_halls
     from app.console.indicators import bp as console_indicators
     from app.console.outbox import bp as console_outbox
     from app.console.signin import bp as console_signin
@@ -201,6 +204,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
         web_scan, web_account, web_bookings, web_apply, web_feedback, wechat_callback, feedback, feedback_staff,
         stats_admin, console_signin, console_cases, console_feedback, console_outbox, console_staff, console_indicators,
         web_display,
+        console_catalogue, console_codes, console_halls,
     ):  # fmt: skip
         app.blueprint(blueprint)
 

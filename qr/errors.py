@@ -31,3 +31,7 @@ class CodeExhausted(CodeGone):
 
 class TargetInvalid(InvalidInput):
     code, message = "TARGET_INVALID", "二维码指向的事项不存在或未发布"
+
+
+class ValidityEnded(InvalidInput):
+    code, message = "CODE_VALIDITY_ENDED", "有效期结束时间已过，不能设置已经结束的有效期"

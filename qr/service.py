@@ -38,6 +38,7 @@ from qr.errors import (
     CodeNotFound,
     CodeNotYetValid,
     TargetInvalid,
+    ValidityEnded,
 )
 from qr.models import Code, CodeAction, CodeStatus
 
@@ -261,6 +262,17 @@ async def _check_target(matter_code: str) -> str:
     return code
 
 
+def _check_not_ended(valid_until: dt.datetime | None) -> None:
+    # A validity that has already ended would print a dead code (or silently kill a live one).
+    if valid_until is not None and valid_until <= clock.now():
+        raise ValidityEnded(
+            details={
+                "fields": {"valid_until": ["结束时间已过，应晚于当前时间"]},
+                "valid_until": valid_until.isoformat(),
+            }
+        )
+
+
 def _check_window(valid_since: dt.datetime | None, valid_until: dt.datetime | None) -> None:
     if valid_since and valid_until and valid_until <= valid_since:
         raise InvalidInput(
@@ -283,6 +295,7 @@ async def issue_code(
     """Issue a new (non-default) code, e.g. one per hall or poster location."""
     matter_code = await _check_target(matter_code)
     _check_window(valid_since, valid_until)
+    _check_not_ended(valid_until)
     if hall is not None and not await Hall.exists(code=hall):
         raise InvalidInput("大厅不存在", details={"fields": {"hall": [f"大厅 {hall} 不存在"]}})
     for _ in range(5):
@@ -370,6 +383,7 @@ async def update_code(
     if valid_since is not _UNSET:
         code.valid_since = valid_since
     if valid_until is not _UNSET:
+        _check_not_ended(valid_until)
         code.valid_until = valid_until
     if max_scans is not _UNSET:
         code.max_scans = max_scans
@@ -392,10 +406,18 @@ async def get_code(deps: CodeDeps, *, slug: str) -> CodeInfo:
 
 
 async def list_codes(
-    deps: CodeDeps, *, matter_code: str | None = None, section: str | None = None, page: int = 1, page_size: int = 50
+    deps: CodeDeps,
+    *,
+    matter_code: str | None = None,
+    section: str | None = None,
+    hall: str | None = None,
+    page: int = 1,
+    page_size: int = 50,
 ) -> Page[CodeInfo]:
-    """Codes filtered by matter or section, one page."""
+    """Codes filtered by matter, section or the hall they were issued for, one page."""
     query = Code.all()
+    if hall:
+        query = query.filter(hall_code=hall)
     if matter_code:
         query = query.filter(matter_code=matter_code.strip().upper())
     if section:

@@ -19,7 +19,16 @@ from app.wechat.errors import WeChatError, WeChatRateLimited, WeChatUnavailable
 from auth.errors import STAFF_AUTH_ERRORS
 from auth.guards import admin_required
 from qr import analytics, present, render, service
-from qr.errors import CodeDisabled, CodeExhausted, CodeExpired, CodeGone, CodeNotFound, CodeNotYetValid, TargetInvalid
+from qr.errors import (
+    CodeDisabled,
+    CodeExhausted,
+    CodeExpired,
+    CodeGone,
+    CodeNotFound,
+    CodeNotYetValid,
+    TargetInvalid,
+    ValidityEnded,
+)
 from qr.types import CodeAction, CodeStatus
 
 bp = Blueprint("qr", url_prefix="")
@@ -208,7 +217,7 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 @bp.post("/api/v1/admin/codes")
 @doc(tag=ADMIN_TAG, summary="签发二维码（如按大厅、张贴位置）", body=NewCode, status=201,
-     errors=[*AUTH, InvalidInput, TargetInvalid], secured="bearer")  # fmt: skip
+     errors=[*AUTH, InvalidInput, TargetInvalid, ValidityEnded], secured="bearer")  # fmt: skip
 @admin_required
 async def issue(request: Request) -> HTTPResponse:
     """Issue a code for a matter."""
@@ -247,7 +256,7 @@ async def get_one(request: Request, slug: str) -> HTTPResponse:
 
 @bp.patch("/api/v1/admin/codes/<slug:str>")
 @doc(tag=ADMIN_TAG, summary="改指向、停用/启用、改有效期（2 秒内在所有进程生效）", body=CodeChange,
-     errors=[*AUTH, CodeNotFound, InvalidInput, TargetInvalid], secured="bearer")  # fmt: skip
+     errors=[*AUTH, CodeNotFound, InvalidInput, TargetInvalid, ValidityEnded], secured="bearer")  # fmt: skip
 @admin_required
 async def change(request: Request, slug: str) -> HTTPResponse:
     """Retarget, disable or re-validate a code."""

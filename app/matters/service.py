@@ -256,7 +256,8 @@ async def search_matters(
 
 
 def _summary(matter: Matter, departments: dict[str, str]) -> MatterSummary:
-    section = Section(matter.section)
+    # A never-published draft may name a section that does not exist yet (its guide is not validated).
+    section = Section(matter.section) if matter.section in Section.__members__ else Section.general
     return MatterSummary(
         code=matter.code,
         name=matter.name,
@@ -510,6 +511,23 @@ async def retire(deps: CatalogueDeps, *, code: str, successor: str | None = None
         await matter.save(update_fields=["status", "successor_code", "updated_at"])
     await _catalogue_changed(deps)
     return Retirement(matter.code, matter.status.value, successor_code)
+
+
+async def admin_matters(
+    *, q: str | None = None, status: str | None = None, page: int = 1, page_size: int = 50
+) -> Page[MatterSummary]:
+    """Every matter for administration (drafts never published included): by name or code, by status."""
+    query = Matter.all()
+    if q:
+        query = query.filter(Q(name__icontains=q) | Q(code__icontains=q.upper()))
+    if status == "unpublished":
+        query = query.filter(published_no__isnull=True)
+    elif status in (MatterStatus.active.value, MatterStatus.retired.value):
+        query = query.filter(status=MatterStatus(status), published_no__not_isnull=True)
+    total = await query.count()
+    rows = await query.order_by("code").offset((page - 1) * page_size).limit(page_size)
+    departments = await _department_names({m.department_code for m in rows})
+    return Page([_summary(m, departments) for m in rows], total, page, page_size)
 
 
 async def list_versions(*, code: str) -> list[VersionInfo]:

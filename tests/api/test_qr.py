@@ -849,11 +849,16 @@ async def test_patch_disable_enable_relabel(client, catalogue, admin_headers):
 async def test_patch_validity_window(codes, client, catalogue, admin_headers):
     slug = await issue(codes)
     await client.get(f"/api/v1/codes/{slug}")
+    # A validity that has already ended is refused (it would kill a printed code by mistake).
     past = (clock.now() - dt.timedelta(hours=1)).isoformat()
     _, resp = await client.patch(f"{CODES}/{slug}", json={"valid_until": past}, headers=admin_headers)
-    assert resp.status == 200, resp.text
+    error = assert_error(resp, 422, "CODE_VALIDITY_ENDED")
+    assert "valid_until" in error["details"]["fields"]
     _, resp = await client.get(f"/api/v1/codes/{slug}")
-    assert_error(resp, 410, "CODE_EXPIRED")
+    assert resp.status == 200
+    _, resp = await client.post(CODES, json={"matter_code": LICENCE, "valid_until": past}, headers=admin_headers)
+    assert_error(resp, 422, "CODE_VALIDITY_ENDED")
+    assert await Code.filter(valid_until__isnull=False).count() == 0
 
     _, resp = await client.patch(f"{CODES}/{slug}", json={"valid_until": None}, headers=admin_headers)
     assert resp.status == 200 and resp.json["valid_until"] is None
