@@ -167,8 +167,10 @@ def create_app(settings: Settings | None = None) -> Sanic:
     )  # fmt: skip
     install(app)
 
+    from app.audit.views import bp as audit_admin
     from app.booking.views import bp as booking_staff
     from app.cases.views import bp as cases_staff
+    from app.console.audit import bp as console_audit
     from app.console.signin import bp as console_signin
     from app.feedback.views import bp as feedback_staff
     from app.matters.views import bp as catalogue_admin
@@ -193,7 +195,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     for blueprint in (
         ops, auth, me, catalogue, bookings, cases, catalogue_admin, staff_admin, booking_staff, cases_staff, qr, web,
         web_scan, web_account, web_bookings, web_apply, web_feedback, wechat_callback, feedback, feedback_staff,
-        stats_admin, console_signin,
+        stats_admin, console_signin, audit_admin, console_audit,
     ):  # fmt: skip
         app.blueprint(blueprint)
 
