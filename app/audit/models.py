@@ -9,7 +9,7 @@ __all__ = ["AuditEntry"]
 
 
 class AuditEntry(Model):
-    """Who did what to which object, when, from where; `changes` is redacted before it is stored."""
+    """Who did what to which object, when, from where (its changes redacted before they are stored)."""
 
     id = fields.BigIntField(primary_key=True)
     at = fields.DatetimeField(db_index=True)

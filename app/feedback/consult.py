@@ -10,9 +10,8 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from app import clock
+from app import clock, workdays
 from app.audit import service as audit
-from app.audit import workdays
 from app.feedback.deps import FeedbackDeps
 from app.feedback.errors import (
     ConsultNotOffered,

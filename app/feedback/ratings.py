@@ -18,9 +18,8 @@ from tortoise.exceptions import IntegrityError
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from app import clock
+from app import clock, workdays
 from app.audit import service as audit
-from app.audit import workdays
 from app.booking.models import Booking, CheckIn
 from app.cases.models import Case, CaseStatus
 from app.errors import InvalidInput
