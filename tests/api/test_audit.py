@@ -20,6 +20,7 @@ from app.errors import InvalidInput
 from app.matters import service as catalogue
 from auth.idcard import make_id_number
 from tests import factories
+from tests.api import case_helpers as ch
 
 pytestmark = pytest.mark.asyncio
 
@@ -189,6 +190,27 @@ async def test_desk_walk_in_and_undo_are_audited(seeded, make_staff):
     await one("desk.undo", staff, checkin_id)
 
 
+async def test_desk_check_in_is_audited_with_the_check_in(seeded, fake_clock, make_citizen, make_staff):
+    client = seeded  # PostgreSQL checks in with one statement: the entry is one of its parts
+    _, citizen = await make_citizen(phone=PHONE)
+    slot_id = "main.commercial.20260930.1100"
+    body = {"matter_code": MATTER, "slot_id": slot_id}
+    _, r = await client.post("/api/v1/bookings", json=body, headers={**citizen, "Idempotency-Key": uuid.uuid4().hex})
+    assert r.status_code == 201, r.text
+    booking = r.json
+    fake_clock.current = dt.datetime(2026, 9, 30, 2, 45, tzinfo=dt.UTC)  # 10:45 in the hall
+    staff, clerk = await make_staff("clerk", hall="main")
+    scan = {"ticket": booking["ticket"], "nonce": uuid.uuid4().hex, "counter": "B01"}
+    _, r = await client.post("/api/v1/desk/checkins", json=scan, headers=clerk)
+    assert r.status_code == 200 and r.json["result"] == "checked_in", r.text
+    row = await one("desk.checkin", staff, booking["id"])
+    assert row.changes == {"checkin_id": r.json["checkin_id"], "counter": "B01"}
+    _, again = await client.post("/api/v1/desk/checkins", json={**scan, "nonce": uuid.uuid4().hex}, headers=clerk)
+    assert again.json["result"] != "checked_in"  # a refused scan writes nothing to the log
+    assert len(await entries("desk.checkin")) == 1
+    assert PHONE not in await all_text()
+
+
 async def test_question_answer_is_audited(seeded, make_citizen, make_staff):
     client = seeded
     _, citizen = await make_citizen(phone=PHONE)
@@ -201,6 +223,26 @@ async def test_question_answer_is_audited(seeded, make_citizen, make_staff):
     _, r = await client.post(f"/api/v1/staff/questions/{qid}/answer", json={"answer": answer}, headers=reviewer)
     assert r.status_code == 200, r.text
     await one("question.answer", staff, qid)
+    assert PHONE not in await all_text()
+
+
+async def test_rectification_steps_are_audited(client, fake_clock, make_citizen, make_staff):
+    await catalogue.import_catalogue(client.sanic_app.ctx.catalogue, data=ch.catalogue())
+    _, citizen = await make_citizen(phone=PHONE)
+    staff, reviewer = await make_staff("reviewer", departments=["scjgj"])
+    case_no = await ch.drive(client, citizen, reviewer, "completed")
+    body = {"subject_type": "case", "subject_id": case_no, "level": 1, "tags": ["多次跑腿"], "comment": "跑了三次"}
+    _, r = await client.post("/api/v1/ratings", json=body, headers=citizen)
+    assert r.status_code == 201, r.text
+    rect_id = r.json["rectification"]["id"]
+    for action in ("verify", "rectify", "reply"):
+        step = {"action": action, "note": f"已电话联系 {PHONE}", "reply": "已整改，感谢您的监督。"}
+        if action != "reply":
+            step.pop("reply")
+        _, r = await client.post(f"/api/v1/staff/rectifications/{rect_id}/steps", json=step, headers=reviewer)
+        assert r.status_code == 200, (action, r.text)
+        await one(f"rectification.{action}", staff, rect_id)
+    assert len(await entries("case.complete")) == 1  # the reviewer's case steps are in the log too
     assert PHONE not in await all_text()
 
 
