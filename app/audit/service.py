@@ -86,8 +86,11 @@ def scrub(value: Any) -> Any:
         }
     if isinstance(value, list | tuple | set | frozenset):
         return [scrub(item) for item in value]
-    if value is None or isinstance(value, bool | int | float):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int | float):
+        text = str(value)  # a phone given as a number is still a phone
+        return value if redact(text) == text else redact(text)
     return redact(str(value))  # dates, UUIDs, enums: stored as text
 
 

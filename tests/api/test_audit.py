@@ -287,10 +287,17 @@ async def test_redaction_masks_id_numbers_and_phones_everywhere(seeded):
         object_type="test",
         object_id=PHONE,
         summary=f"身份证 {id_number}，电话 +86 {PHONE}",
-        changes={"note": [f"id {id_number}", {"deep": PHONE}], "name": "张三", "phone": "13900001111", "count": 3},
+        changes={
+            "note": [f"id {id_number}", {"deep": PHONE}],
+            "name": "张三",
+            "phone": "13900001111",
+            "count": 3,
+            "n": 13700001111,
+        },
     )
     text = await all_text()
     assert id_number not in text and PHONE not in text and "13900001111" not in text and "张三" not in text
+    assert "13700001111" not in text
     row = (await entries("test.write"))[0]
     assert row.changes["name"] == "[redacted]" and row.changes["count"] == 3
     assert id_number[:3] in row.summary and "****" in row.summary
