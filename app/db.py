@@ -25,6 +25,7 @@ MODEL_MODULES = [
     "app.cases.models",
     "app.feedback.models",
     "app.idempotency",
+    "app.audit.models",
 ]
 
 

@@ -15,6 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sanic import HTTPResponse, Request, Sanic
 from sanic.exceptions import SanicException
 
+from app.audit.context import Origin, set_origin
 from app.errors import DomainError, error_body
 from app.jsontext import dumps
 
@@ -112,6 +113,10 @@ def install(app: Sanic) -> None:
         incoming = request.headers.get("x-request-id", "")
         request.ctx.request_id = incoming if _REQUEST_ID.match(incoming) else _new_request_id()
         request.ctx.started = time.perf_counter()
+        # The audit log reads who and from where through the request's context (services take no new parameter).
+        set_origin(
+            Origin(ip=request.remote_addr or request.ip or "", request_id=request.ctx.request_id, holder=request.ctx)
+        )
 
     @app.on_response(priority=100)
     async def _finish(request: Request, response: HTTPResponse) -> None:

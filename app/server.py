@@ -167,8 +167,10 @@ def create_app(settings: Settings | None = None) -> Sanic:
     )  # fmt: skip
     install(app)
 
+    from app.audit.views import bp as audit_admin
     from app.booking.views import bp as booking_staff
     from app.cases.views import bp as cases_staff
+    from app.console.audit import bp as console_audit
     from app.console.cases import bp as console_cases
     from app.console.catalogue import bp as console_catalogue
     from app.console.codes import bp as console_codes
@@ -205,6 +207,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
         stats_admin, console_signin, console_cases, console_feedback, console_outbox, console_staff, console_indicators,
         web_display,
         console_catalogue, console_codes, console_halls,
+        audit_admin, console_audit,
     ):  # fmt: skip
         app.blueprint(blueprint)
 

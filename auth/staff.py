@@ -10,7 +10,9 @@ import uuid
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
+from app.audit import service as audit
 from app.errors import InvalidInput
 from auth import sessions
 from auth.deps import AuthDeps
@@ -44,16 +46,25 @@ async def create_staff(
         raise InvalidInput("窗口人员必须指定所属大厅", details={"fields": {"hall": ["必填"]}})
     if role_enum is Role.reviewer and not departments:
         raise InvalidInput("审核人员必须指定所属部门", details={"fields": {"departments": ["必填"]}})
+    password_hash = await asyncio.to_thread(_hasher.hash, password)
     try:
-        row = await Staff.create(
-            id=uuid.uuid4(),
-            username=username,
-            password_hash=await asyncio.to_thread(_hasher.hash, password),
-            role=role_enum,
-            hall_code=hall,
-            departments=list(departments or []),
-            display_name=display_name or username,
-        )
+        async with in_transaction():
+            row = await Staff.create(
+                id=uuid.uuid4(),
+                username=username,
+                password_hash=password_hash,
+                role=role_enum,
+                hall_code=hall,
+                departments=list(departments or []),
+                display_name=display_name or username,
+            )
+            await audit.record(
+                action="staff.create",
+                object_type="staff",
+                object_id=username,
+                summary=f"新建工作人员 {username}（{role_enum.value}）",
+                changes={"role": role_enum.value, "hall": hall, "departments": list(departments or [])},
+            )
     except IntegrityError:
         raise InvalidInput("用户名已存在", code="USERNAME_TAKEN", details={"username": username}) from None
     return staff_account(row)
@@ -88,7 +99,15 @@ async def set_staff_disabled(deps: AuthDeps, *, username: str, disabled: bool) -
     if staff is None:
         raise StaffNotFound()
     staff.disabled = disabled
-    await staff.save(update_fields=["disabled"])
+    async with in_transaction():
+        await staff.save(update_fields=["disabled"])
+        await audit.record(
+            action="staff.disable" if disabled else "staff.enable",
+            object_type="staff",
+            object_id=username,
+            summary=f"{'停用' if disabled else '启用'}工作人员 {username}",
+            changes={"disabled": disabled},
+        )
     if disabled:
         await sessions.revoke_subject(f"staff:{staff.id}", reason="disabled")
         await deps.tokens.revoked()

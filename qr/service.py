@@ -22,6 +22,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from app import clock
+from app.audit import service as audit
 from app.cache import LocalCache
 from app.errors import InvalidInput
 from app.jsontext import dumps
@@ -300,17 +301,25 @@ async def issue_code(
         raise InvalidInput("大厅不存在", details={"fields": {"hall": [f"大厅 {hall} 不存在"]}})
     for _ in range(5):
         try:
-            code = await Code.create(
-                slug=new_slug(),
-                matter_code=matter_code,
-                action=CodeAction(action),
-                label=label,
-                hall_code=hall,
-                valid_since=valid_since,
-                valid_until=valid_until,
-                max_scans=max_scans,
-                created_by=created_by,
-            )
+            async with in_transaction():
+                code = await Code.create(
+                    slug=new_slug(),
+                    matter_code=matter_code,
+                    action=CodeAction(action),
+                    label=label,
+                    hall_code=hall,
+                    valid_since=valid_since,
+                    valid_until=valid_until,
+                    max_scans=max_scans,
+                    created_by=created_by,
+                )
+                await audit.record(
+                    action="code.issue",
+                    object_type="code",
+                    object_id=code.slug,
+                    summary=f"为事项 {matter_code} 生成二维码 {code.slug}",
+                    changes={"matter_code": matter_code, "action": action, "label": label, "hall": hall},
+                )
             break
         except IntegrityError:  # a slug collision: astronomically rare, just draw again
             continue
@@ -366,6 +375,8 @@ async def update_code(
     code = await Code.get_or_none(slug=slug)
     if code is None:
         raise CodeNotFound()
+    audited = ("matter_code", "action", "status", "label", "valid_since", "valid_until", "max_scans")
+    old = {name: getattr(code, name) for name in audited}
     moved_from = None
     if matter_code is not None:
         target = await _check_target(matter_code)
@@ -392,6 +403,14 @@ async def update_code(
         await code.save()
         if moved_from is not None:
             await ensure_default_code(moved_from)
+        diff = {k: [old[k], getattr(code, k)] for k in audited if old[k] != getattr(code, k)}
+        await audit.record(
+            action="code.retarget" if "matter_code" in diff else "code.update",
+            object_type="code",
+            object_id=code.slug,
+            summary=f"修改二维码 {code.slug}：" + ("、".join(diff) or "无变化"),
+            changes=diff,
+        )
     # The guide read model (app.guide) listens to this namespace: guides show their default code.
     await deps.cache.invalidate(NAMESPACE)
     return _code_info(code, deps.base_url)

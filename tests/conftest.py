@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -28,8 +29,11 @@ if REDIS_URL and _WORKER.startswith("gw"):
     # Parallel workers flush their store between tests: each gets its own Redis database.
     _base, _, _db = REDIS_URL.rpartition("/")
     REDIS_URL = f"{_base}/{int(_db or 0) - int(_WORKER[2:])}"
+# The SQLite trigger of migration 0015, restored after each clean slate.
+_AUDIT_NO_DELETE = importlib.import_module("app.migrations.0015_audit_log")._SQLITE[1]
 BACKEND = "postgres" if DATABASE_URL.startswith(("postgres://", "postgresql://")) else "sqlite"
 TABLES = [
+    "audit_log",
     "consultation",
     "rating",
     "rectification",
@@ -177,8 +181,11 @@ async def clean(migrated: None, base_settings: Settings) -> AsyncIterator[None]:
     if BACKEND == "postgres":
         await conn.execute_script(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
     else:
+        # The audit log refuses DELETE (a trigger): the test slate drops that trigger around emptying it.
+        await conn.execute_script("DROP TRIGGER IF EXISTS audit_log_no_delete")
         for table in TABLES:
             await conn.execute_script(f"DELETE FROM {table}")
+        await conn.execute_script(_AUDIT_NO_DELETE)
     reset_fake_store()
     if REDIS_URL:
         import redis.asyncio as aioredis

@@ -11,6 +11,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from app import clock
+from app.audit import service as audit
 from app.booking import calendar as cal
 from app.booking.calendars import schedules_changed
 from app.booking.deps import BookingDeps
@@ -69,6 +70,13 @@ async def put_schedule(deps: BookingDeps, *, hall: str, config: Any) -> HallSche
             await future.filter(booked__lte=seats).update(capacity=seats)
             # A cut below what is already booked keeps those bookings: the slot is simply full.
             await future.filter(booked__gt=seats).update(capacity=F("booked"))
+        await audit.record(
+            action="hall.schedule",
+            object_type="hall",
+            object_id=hall,
+            summary=f"修改大厅 {hall} 预约日历",
+            changes=data,
+        )
     await schedules_changed(deps)
     return HallScheduleView(hall=hall, configured=True, config=parsed)
 
@@ -86,7 +94,15 @@ async def add_closure(deps: BookingDeps, *, hall: str, day: dt.date, reason: str
     if day < clock.today():
         raise InvalidInput("不能为过去的日期设置闭厅", code="CLOSURE_IN_PAST")
     try:
-        await HallClosure.create(hall_code=hall, day=day, reason=reason)
+        async with in_transaction():
+            await HallClosure.create(hall_code=hall, day=day, reason=reason)
+            await audit.record(
+                action="hall.close",
+                object_type="hall",
+                object_id=hall,
+                summary=f"大厅 {hall} {day.isoformat()} 闭厅",
+                changes={"date": day, "reason": reason},
+            )
     except IntegrityError:
         raise ClosureExists(details={"date": day.isoformat()}) from None
     await schedules_changed(deps)
@@ -97,8 +113,16 @@ async def add_closure(deps: BookingDeps, *, hall: str, day: dt.date, reason: str
 async def remove_closure(deps: BookingDeps, *, hall: str, day: dt.date) -> None:
     """Reopen a hall on a date."""
     await _hall(hall)
-    if not await HallClosure.filter(hall_code=hall, day=day).delete():
-        raise ClosureNotFound(details={"date": day.isoformat()})
+    async with in_transaction():
+        if not await HallClosure.filter(hall_code=hall, day=day).delete():
+            raise ClosureNotFound(details={"date": day.isoformat()})
+        await audit.record(
+            action="hall.reopen",
+            object_type="hall",
+            object_id=hall,
+            summary=f"大厅 {hall} {day.isoformat()} 取消闭厅",
+            changes={"date": day},
+        )
     await schedules_changed(deps)
 
 
@@ -119,5 +143,12 @@ async def put_counters(deps: BookingDeps, *, hall: str, counters: list[dict[str,
         await Counter.filter(hall_code=hall).delete()
         for c in counters:
             await Counter.create(hall_code=hall, **c)
+        await audit.record(
+            action="hall.counters",
+            object_type="hall",
+            object_id=hall,
+            summary=f"修改大厅 {hall} 窗口（{len(counters)} 个）",
+            changes={"counters": counters},
+        )
     await schedules_changed(deps)  # desks check counters against the cached hall calendar
     return await get_counters(hall=hall)

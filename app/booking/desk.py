@@ -19,6 +19,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app import clock
+from app.audit import service as audit
 from app.booking import present, tickets
 from app.booking import sql as booking_sql
 from app.booking.calendars import calendar_of
@@ -327,7 +328,9 @@ async def _commit_check_in(deps: BookingDeps, ticket: Verified, counter: str | N
             {"booking_id": claims.booking_id, "version": claims.version, "opens_by": now + ticket.early, "now": now,
              "today": today, "counter": counter, "checkin_id": checkin_id, "staff_id": scan.staff_id,
              "nonce": scan.nonce, "scan_hall": scan.hall_code, "ticket_digest": scan.ticket_digest,
-             "issued_digest": ticket.digest}
+             "issued_digest": ticket.digest,
+             **audit.entry_values(action="desk.checkin", object_type="booking", object_id=claims.booking_id,
+                                  summary="窗口扫码签到", changes={"checkin_id": checkin_id, "counter": counter})}
         )  # fmt: skip
         if row is None:
             return None
@@ -355,6 +358,13 @@ async def _commit_check_in(deps: BookingDeps, ticket: Verified, counter: str | N
             )  # fmt: skip
             await Booking.filter(id=target.id).update(queue_no=queue_no)
             await _log_scan(scan, "checked_in", str(target.id), None, checkin_id=checkin_id)
+            await audit.record(
+                action="desk.checkin",
+                object_type="booking",
+                object_id=claims.booking_id,
+                summary=f"窗口扫码签到，取号 {queue_no}",
+                changes={"checkin_id": checkin_id, "counter": counter},
+            )
     return await _answer(deps, target, queue_no=queue_no, checkin_id=checkin_id, at=now, counter=counter)
 
 
@@ -457,6 +467,14 @@ async def walk_in(
             id=uuid.uuid4(), booking_id=None, hall_code=hall_code, section=section, day=today,
             queue_no=queue_no, counter=counter, staff_id=uuid.UUID(principal.id), kind="walk_in", created_at=now,
         )  # fmt: skip
+        await audit.record(
+            principal,
+            action="desk.walk_in",
+            object_type="checkin",
+            object_id=checkin.id,
+            summary=f"现场取号 {queue_no}（{hall_code}）",
+            changes={"section": section, "counter": counter},
+        )
     return WalkIn(
         checkin_id=checkin.id, queue_no=queue_no, hall=hall_code, section=section, issued_at=now,
         undo_until=now + dt.timedelta(minutes=deps.settings.checkin_undo_minutes),
@@ -489,6 +507,14 @@ async def undo(deps: BookingDeps, *, principal: Principal, checkin_id: str) -> U
                 await Booking.filter(id=checkin.booking_id, status=BookingStatus.checked_in).update(
                     status=BookingStatus.booked, checked_in_at=None, queue_no=None, counter=None, updated_at=now
                 )
+            await audit.record(
+                principal,
+                action="desk.undo",
+                object_type="checkin",
+                object_id=cid,
+                summary=f"撤销签到 {checkin.queue_no}",
+                changes={"booking_id": checkin.booking_id},
+            )
     except IntegrityError:  # since checking in, the citizen booked the same matter for the same day
         raise BookingExists("该市民已另行预约同一事项同一天的时段，不能撤销此次签到") from None
     return Undone(checkin_id=cid, queue_no=checkin.queue_no, undone_at=now)

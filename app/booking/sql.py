@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app import idempotency, sql
+from app.audit import service as audit
 from app.booking.models import Booking, QueueCounter
 from app.booking.types import SECTION_LETTERS
 from app.idempotency import Claim, Pending
@@ -185,7 +186,8 @@ _LETTER_SQL = (
 # signature is unchecked must be the one issued (:issued_digest, see desk.Verified). Anything else
 # (a refusal, or another desk winning this instant) leaves b empty: nothing is written, no number is
 # spent, and the caller reads the booking to say why (reading it here too cost the check-ins 10 %:
-# bench/README). A nonce already used fails the scan's unique key and undoes all of it.
+# bench/README). The audit entry (a) is written with the check-in. A nonce already used fails the
+# scan's unique key and undoes all of it.
 CHECK_IN = sql.named(f"""
 WITH b AS (
     SELECT {_TARGET_COLUMNS} FROM booking b LEFT JOIN citizen c ON c.id = b.citizen_id
@@ -209,6 +211,8 @@ WITH b AS (
 ), s AS (
     INSERT INTO desk_scan (staff_id, nonce, hall_code, result, booking_id, ticket_digest, created_at, checkin_id)
     SELECT :staff_id, :nonce, :scan_hall, 'checked_in', :booking_id, :ticket_digest, :now, :checkin_id FROM u
+), a AS (
+    {audit.entry_sql("u")}
 )
 SELECT b.*, n.issued_no FROM b, n, u
 """)  # noqa: S608 - constant columns and section letters

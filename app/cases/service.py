@@ -23,6 +23,7 @@ from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
 from app import clock, workdays
+from app.audit import service as audit
 from app.cases import codes, due, lifecycle, present, read
 from app.cases import sql as case_sql
 from app.cases.deps import CaseDeps
@@ -509,6 +510,14 @@ async def _move(
             last = await CaseMaterial.filter(case_id=case.id).order_by("-round").first()
             await _bind(case, taken, (last.round if last else 0) + 1, now)
         await _record(deps, case, action, before, actor, text, (args.get("note") or "").strip()[:1000], data, now)
+        if actor[0] == "staff":
+            await audit.record(
+                action=f"case.{action}",
+                object_type="case",
+                object_id=case.case_no,
+                summary=f"办件 {case.case_no}：{STATUS_NAMES[before]} → {STATUS_NAMES[case.status]}",
+                changes={"status": [before.value, case.status.value], **data},
+            )
     return case
 
 

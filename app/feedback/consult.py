@@ -11,6 +11,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from app import clock, workdays
+from app.audit import service as audit
 from app.feedback.deps import FeedbackDeps
 from app.feedback.errors import (
     ConsultNotOffered,
@@ -183,6 +184,14 @@ async def answer(deps: FeedbackDeps, *, principal: Principal, question_id: str, 
             dedupe_key=f"consultation:{row.id}:answered",
             fresh=True,
         )
+        await audit.record(
+            principal,
+            action="question.answer",
+            object_type="question",
+            object_id=row.id,
+            summary=f"答复咨询（{row.matter_code}）",
+            changes={"answer": text[:500]},
+        )
     row.status, row.answer, row.answered_at, row.answered_by = (
         QuestionStatus.answered,
         text,
@@ -203,7 +212,16 @@ async def publish(
     row.faq_question = anonymise(question or row.text)
     row.faq_answer = anonymise(answer_text or row.answer or "")
     row.published_at = clock.now()
-    await row.save(update_fields=["faq_question", "faq_answer", "published_at"])
+    async with in_transaction():
+        await row.save(update_fields=["faq_question", "faq_answer", "published_at"])
+        await audit.record(
+            principal,
+            action="question.publish",
+            object_type="question",
+            object_id=row.id,
+            summary=f"发布常见问题（{row.matter_code}）",
+            changes={"question": row.faq_question, "answer": row.faq_answer},
+        )
     await guides.invalidate(deps.cache)  # the guide page shows it at once
     return question_view(row, staff=True)
 
@@ -213,7 +231,15 @@ async def unpublish(deps: FeedbackDeps, *, principal: Principal, question_id: st
     row = await _question(question_id)
     _check_scope(principal, row)
     row.published_at = None
-    await row.save(update_fields=["published_at"])
+    async with in_transaction():
+        await row.save(update_fields=["published_at"])
+        await audit.record(
+            principal,
+            action="question.unpublish",
+            object_type="question",
+            object_id=row.id,
+            summary=f"撤下常见问题（{row.matter_code}）",
+        )
     await guides.invalidate(deps.cache)
     return question_view(row, staff=True)
 

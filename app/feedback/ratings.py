@@ -19,6 +19,7 @@ from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from app import clock, workdays
+from app.audit import service as audit
 from app.booking.models import Booking, CheckIn
 from app.cases.models import Case, CaseStatus
 from app.errors import InvalidInput
@@ -466,6 +467,14 @@ async def step(
                 dedupe_key=f"rating:{rating.id}:reply",
                 fresh=True,
             )
+        await audit.record(
+            principal,
+            action=f"rectification.{action}",
+            object_type="rectification",
+            object_id=rect.id,
+            summary=f"整改单{STEP_NAMES.get(action, action)}：{before.value} → {new.value}",
+            changes={"status": [before.value, new.value], "note": note[:500], "reply": changes.get("reply")},
+        )
     return await staff_rectification(principal=principal, rect_id=str(rect.id))
 
 

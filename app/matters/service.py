@@ -14,6 +14,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from app import clock
+from app.audit import service as audit
 from app.cache import LocalCache
 from app.errors import (
     GuideInvalid,
@@ -415,6 +416,13 @@ async def create_matter(*, code: str, content: dict[str, Any]) -> VersionChange:
             hall_code=str(content.get("hall") or "")[:32],
         )
         version = await MatterVersion.create(matter=matter, no=1, content=content, content_hash=content_hash(content))
+        await audit.record(
+            action="catalogue.create",
+            object_type="matter",
+            object_id=code,
+            summary=f"新建事项 {code}（草稿 v1）",
+            changes={"version": 1, "content_hash": version.content_hash},
+        )
     return VersionChange(matter.code, _version_info(version))
 
 
@@ -438,6 +446,13 @@ async def save_draft(*, code: str, content: dict[str, Any]) -> VersionChange:
             draft.content = content
             draft.content_hash = content_hash(content)
             await draft.save(update_fields=["content", "content_hash", "updated_at"])
+        await audit.record(
+            action="catalogue.draft",
+            object_type="matter",
+            object_id=matter.code,
+            summary=f"保存事项 {matter.code} 草稿 v{draft.no}",
+            changes={"version": draft.no, "content_hash": draft.content_hash},
+        )
     return VersionChange(matter.code, _version_info(draft))
 
 
@@ -467,6 +482,13 @@ async def publish(deps: CatalogueDeps, *, code: str, no: int) -> VersionChange:
         version.content_hash = content_hash(version.content)
         await version.save(update_fields=["content", "content_hash", "updated_at"])
         await _publish_version(deps, matter, version, guide)
+        await audit.record(
+            action="catalogue.publish",
+            object_type="matter",
+            object_id=matter.code,
+            summary=f"发布事项 {matter.code} v{version.no}",
+            changes={"version": version.no, "content_hash": version.content_hash},
+        )
     await _catalogue_changed(deps)
     return VersionChange(matter.code, _version_info(version))
 
@@ -509,6 +531,13 @@ async def retire(deps: CatalogueDeps, *, code: str, successor: str | None = None
         matter.status = MatterStatus.retired
         matter.successor_code = successor_code
         await matter.save(update_fields=["status", "successor_code", "updated_at"])
+        await audit.record(
+            action="catalogue.retire",
+            object_type="matter",
+            object_id=matter.code,
+            summary=f"取消事项 {matter.code}" + (f"，继任 {successor_code}" if successor_code else ""),
+            changes={"successor": successor_code},
+        )
     await _catalogue_changed(deps)
     return Retirement(matter.code, matter.status.value, successor_code)
 
@@ -637,6 +666,13 @@ async def import_catalogue(
                 progress(done, total)
         for _, entry in good_matters:
             await _apply_retirement(entry)
+        await audit.record(
+            action="catalogue.import",
+            object_type="catalogue",
+            object_id="catalogue",
+            summary=f"导入目录：{len(good_matters)} 项，跳过 {len(errors)} 项",
+            changes={"matters": len(good_matters), "skipped": len(errors)},
+        )
     await _catalogue_changed(deps)
     return report
 

@@ -1,0 +1,35 @@
+"""Where a write comes from: the request middleware sets it once per request, the audit log reads it."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The client address, the request id and the request's context (its `principal`, once a guard set it)."""
+
+    ip: str = ""
+    request_id: str = ""
+    holder: Any = None  # the request's ctx namespace: read late, after the sign-in guard ran
+
+    @property
+    def principal(self) -> Any:
+        """The signed-in caller of this request, if any."""
+        return getattr(self.holder, "principal", None)
+
+
+_NOWHERE = Origin()
+_ORIGIN: ContextVar[Origin | None] = ContextVar("audit_origin", default=None)
+
+
+def set_origin(origin: Origin) -> None:
+    """Name where the writes of this task (one request) come from."""
+    _ORIGIN.set(origin)
+
+
+def current() -> Origin:
+    """Where the current task's writes come from (an empty origin outside a request: CLI, jobs)."""
+    return _ORIGIN.get() or _NOWHERE
