@@ -132,7 +132,10 @@ async def reset_password(deps: AuthDeps, *, username: str) -> str:
     staff.password_hash = await asyncio.to_thread(_hasher.hash, password)
     staff.failed_attempts = 0
     staff.locked_until = None
-    await staff.save(update_fields=["password_hash", "failed_attempts", "locked_until"])
+    async with in_transaction():
+        await staff.save(update_fields=["password_hash", "failed_attempts", "locked_until"])
+        await audit.record(action="staff.reset_password", object_type="staff", object_id=username,
+                           summary=f"重置工作人员 {username} 的密码", changes={})  # fmt: skip
     # The old password may be known to someone else: its sessions must not outlive it.
     await sessions.revoke_subject(f"staff:{staff.id}", reason="password_reset")
     await deps.tokens.revoked()

@@ -21,6 +21,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from app import clock
+from app.audit import service as audit
 from app.ratelimit import Limit, hit, reset
 from app.settings import Settings
 from auth import sessions
@@ -178,6 +179,9 @@ async def reset_totp(deps: AuthDeps, *, username: str) -> None:
     staff.totp_enrolled_at = None
     staff.totp_last_step = None
     staff.totp_recovery = []
-    await staff.save(update_fields=["totp_secret_enc", "totp_enrolled_at", "totp_last_step", "totp_recovery"])
+    async with in_transaction():
+        await staff.save(update_fields=["totp_secret_enc", "totp_enrolled_at", "totp_last_step", "totp_recovery"])
+        await audit.record(action="staff.reset_2fa", object_type="staff", object_id=username,
+                           summary=f"重置工作人员 {username} 的两步验证", changes={})  # fmt: skip
     await sessions.revoke_subject(f"staff:{staff.id}", reason="totp_reset")
     await deps.tokens.revoked()

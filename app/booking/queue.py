@@ -28,6 +28,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app import clock
+from app.audit import service as audit
 from app.booking.deps import BookingDeps
 from app.booking.desk import _check_counter, _hall_of
 from app.booking.errors import HallNotFound, NothingCalled, QueueTicketNotFound
@@ -102,6 +103,9 @@ async def _entries(hall: str, day: dt.date, section: str | None = None) -> list[
     return out
 
 
+_ACTION_WORDS = {"call": "叫号", "recall": "重呼", "skip": "过号", "done": "办结"}
+
+
 async def _announce(
     hall: str, day: dt.date, checkin_id: uuid.UUID, queue_no: str, counter: str, action: str, staff: str,
     at: dt.datetime,
@@ -109,6 +113,11 @@ async def _announce(
     await QueueCall.create(
         hall_code=hall, day=day, checkin_id=checkin_id, queue_no=queue_no, counter=counter, action=action,
         staff_id=uuid.UUID(staff), created_at=at,
+    )  # fmt: skip
+    # The screen's event and the audit entry are written together (in the caller's transaction, if any).
+    await audit.record(
+        action=f"queue.{action}", object_type="checkin", object_id=str(checkin_id),
+        summary=f"{queue_no} 号 {_ACTION_WORDS.get(action, action)}（{counter} 号窗口）", changes={"hall": hall},
     )  # fmt: skip
 
 
@@ -214,8 +223,11 @@ async def requeue(*, principal: Principal, checkin_id: str) -> QueueEntry:
     ticket = await QueueTicket.get_or_none(checkin_id=cid)
     if ticket is None or not principal.covers(department=None, hall=ticket.hall_code):
         raise QueueTicketNotFound()
-    if not await QueueTicket.filter(checkin_id=cid, state="skipped").delete():
-        raise Conflict("只有已过号的号码可以重新排队", code="NOT_SKIPPED")
+    async with in_transaction():
+        if not await QueueTicket.filter(checkin_id=cid, state="skipped").delete():
+            raise Conflict("只有已过号的号码可以重新排队", code="NOT_SKIPPED")
+        await audit.record(action="queue.requeue", object_type="checkin", object_id=str(cid),
+                           summary=f"{ticket.queue_no} 号重新排队", changes={"hall": ticket.hall_code})  # fmt: skip
     return _entry(ticket, "waiting")
 
 

@@ -6,7 +6,10 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from app import clock
+from app.audit import service as audit
 from app.notify.errors import NotificationNotFound, NotificationNotRetryable
 from app.notify.models import Notification, NotificationStatus
 from app.notify.types import NotificationPage, NotificationView
@@ -94,14 +97,18 @@ async def retry_failed(notification_id: uuid.UUID | str) -> NotificationView:
         key = uuid.UUID(str(notification_id))
     except ValueError:
         raise NotificationNotFound() from None
-    changed = await Notification.filter(id=key, status=NotificationStatus.failed).update(
-        status=NotificationStatus.pending,
-        attempts=0,
-        send_after=clock.now(),
-        claim_token=None,
-        claimed_until=None,
-        updated_at=clock.now(),
-    )
+    async with in_transaction():
+        changed = await Notification.filter(id=key, status=NotificationStatus.failed).update(
+            status=NotificationStatus.pending,
+            attempts=0,
+            send_after=clock.now(),
+            claim_token=None,
+            claimed_until=None,
+            updated_at=clock.now(),
+        )
+        if changed:
+            await audit.record(action="notification.retry", object_type="notification", object_id=str(key),
+                               summary="失败的通知重新排队发送", changes={})  # fmt: skip
     row = await Notification.get_or_none(id=key)
     if row is None:
         raise NotificationNotFound()

@@ -368,11 +368,14 @@ async def test_non_admins_are_refused(seeded, make_staff):
 
 
 async def console_sign_in(client, username: str) -> None:
-    _, page = await client.get("/console/login")
-    csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-    form = {"csrf": csrf, "username": username, "password": "correct horse battery", "next": "/console"}
-    _, r = await client.post("/console/login", data=form, follow_redirects=False)
-    assert r.status_code == 303, r.text
+    """The console's session cookie for this staff member (two-factor sign-in has its own tests)."""
+    from auth.logins import issue_for_staff
+    from auth.models import Staff
+    from auth.staff import staff_account
+
+    deps = client.sanic_app.ctx.auth
+    pair = await issue_for_staff(deps, staff=staff_account(await Staff.get(username=username)))
+    client.cookies.set("zd_st", pair.access_token)
 
 
 async def test_console_page_searches_and_links_the_export(seeded, make_staff):
@@ -399,3 +402,54 @@ async def test_console_page_is_for_admins_only(seeded, make_staff):
     await console_sign_in(client, "audit_clerk")
     _, r = await client.get("/console/audit")
     assert r.status_code == 403
+
+
+async def test_password_and_two_factor_resets_are_audited(seeded, make_staff):
+    client = seeded
+    staff, admin = await make_staff("admin")
+    body = {"username": "rev_reset", "password": "long enough pw", "role": "reviewer", "departments": ["scjgj"]}
+    _, r = await client.post(f"{ADMIN}/staff", json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    _, r = await client.post(f"{ADMIN}/staff/rev_reset/reset-password", headers=admin)
+    assert r.status_code == 200, r.text
+    await one("staff.reset_password", staff, "rev_reset")
+    assert r.json["password"] not in await all_text()  # the new password is never logged
+    _, r = await client.post(f"{ADMIN}/staff/rev_reset/reset-2fa", headers=admin)
+    assert r.status_code == 200, r.text
+    await one("staff.reset_2fa", staff, "rev_reset")
+
+
+async def test_queue_calls_are_audited(seeded, make_staff):
+    client = seeded
+    staff, clerk = await make_staff("clerk", hall="main")
+    _, r = await client.post("/api/v1/desk/tickets", json={"section": "commercial"}, headers=clerk)
+    assert r.status_code == 201, r.text
+    checkin_id = r.json["checkin_id"]
+    _, called = await client.post("/api/v1/desk/counters/B01/call-next", headers=clerk)
+    assert called.status_code == 200 and called.json["called"], called.text
+    row = await one("queue.call", staff, checkin_id)
+    assert "B01" in row.summary
+    _, skipped = await client.post("/api/v1/desk/counters/B01/skip", headers=clerk)
+    assert skipped.status_code == 200, skipped.text
+    await one("queue.skip", staff, checkin_id)
+    _, back = await client.post(f"/api/v1/desk/queue/{checkin_id}/requeue", headers=clerk)
+    assert back.status_code == 200, back.text
+    await one("queue.requeue", staff, checkin_id)
+
+
+async def test_retrying_a_failed_notification_is_audited(seeded, make_staff, make_citizen):
+    from app import clock
+    from app.notify.models import Notification, NotificationStatus
+
+    client = seeded
+    staff, admin = await make_staff("admin")
+    citizen, _ = await make_citizen()
+    note = await Notification.create(
+        kind="case_progress", citizen_id=citizen.id, subject_type="case", subject_id="X1", payload={},
+        dedupe_key="audit-retry", status=NotificationStatus.failed, send_after=clock.now(),
+    )  # fmt: skip
+    _, r = await client.post(f"{ADMIN}/notifications/{note.id}/retry", headers=admin)
+    assert r.status_code == 200, r.text
+    await one("notification.retry", staff, str(note.id))
+    _, again = await client.post(f"{ADMIN}/notifications/{note.id}/retry", headers=admin)
+    assert again.status_code == 409 and len(await entries("notification.retry")) == 1
