@@ -84,6 +84,8 @@ async def _send_code(request: Request, *, binding: bool) -> HTTPResponse:
     form, errors, raw = read_form(request, PhoneForm)
     next_path = str(raw.get("next") or "/m")
     if form is None:
+        if "phone" in errors:  # say what a phone number looks like, not the validator's length rule
+            errors["phone"] = f"{InvalidPhone.message}：请输入 11 位中国大陆手机号"
         return _login_page(request, binding=binding, next_path=next_path, status=422, errors=errors,
                            phone=str(raw.get("phone", ""))[:20])  # fmt: skip
     try:

@@ -57,7 +57,7 @@ async def test_wrong_code_is_shown_next_to_the_field_and_keeps_the_phone(client,
     assert bad.status == 401
     assert 'id="otp-err"' in bad.text and "验证码错误或已过期" in bad.text and 'value="13900003333"' in bad.text
     _, phone = await client.post("/m/login/code", data={"csrf": csrf, "phone": "123"})
-    assert phone.status == 422 and 'id="phone-err"' in phone.text
+    assert phone.status == 422 and 'id="phone-err"' in phone.text and "请输入 11 位中国大陆手机号" in phone.text
 
 
 async def test_forms_without_the_token_or_from_another_site_are_refused(client, app):
