@@ -295,7 +295,22 @@ async def resubmit(request: Request, case_no: str) -> HTTPResponse:
 )
 async def progress(request: Request) -> HTTPResponse:
     """Anonymous progress: the same 404 for a wrong number and a wrong code."""
-    q = parse_query(request, ProgressQuery)
+    return await _progress(request, parse_query(request, ProgressQuery))
+
+
+@bp.post("/progress")
+@doc(
+    tag=TAG,
+    summary="办件进度查询（POST：查询码放在请求体中，不进入地址、日志和浏览器历史；推荐）",
+    body=ProgressQuery,
+    errors=[InvalidInput, ce.ProgressNotFound, TooManyRequests, ServiceUnavailable],
+)
+async def progress_post(request: Request) -> HTTPResponse:
+    """Anonymous progress with the query code in the body."""
+    return await _progress(request, parse_body(request, ProgressQuery))
+
+
+async def _progress(request: Request, q: ProgressQuery) -> HTTPResponse:
     view = await service.query_progress(
         _deps(request),
         client=request.remote_addr or request.ip or "unknown",

@@ -120,6 +120,11 @@ async def test_anonymous_progress_shows_timeline_and_next_step_but_no_identity(
     assert r.status_code == 200, r.text
     body = r.json
     assert body["status"] == "accepted"
+    # The same answer with the query code in the body (POST): it never appears in an address.
+    _, posted = await seeded.post(PROGRESS, json={"case_no": case_no, "query_code": code})
+    assert posted.status_code == 200 and posted.json == body
+    _, wrong = await seeded.post(PROGRESS, json={"case_no": case_no, "query_code": flip(code, 0)})
+    assert wrong.status_code == 404 and wrong.json["error"]["code"] == "PROGRESS_NOT_FOUND"
     assert [e["action"] for e in body["timeline"]] == ["submit", "accept"]
     assert all(set(e) == {"action", "label", "status", "status_name", "text", "at"} for e in body["timeline"])
     # Three promised working days from 09-30: 10-08, 10-09 and the make-up Saturday 10-10.
