@@ -18,6 +18,7 @@ def staff_json(staff: StaffAccount) -> dict[str, Any]:
         "hall": staff.hall,
         "departments": list(staff.departments),
         "disabled": staff.disabled,
+        "totp_enrolled": staff.totp_enrolled,
     }
 
 

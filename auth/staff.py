@@ -80,6 +80,7 @@ def staff_account(row: Staff) -> StaffAccount:
         hall=row.hall_code,
         departments=tuple(row.departments or ()),
         disabled=row.disabled,
+        totp_enrolled=row.totp_enrolled_at is not None,
     )
 
 

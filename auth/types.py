@@ -26,3 +26,5 @@ class StaffAccount:
     hall: str | None
     departments: tuple[str, ...]
     disabled: bool
+    # Whether an authenticator is bound (admins and reviewers must have one to sign in).
+    totp_enrolled: bool = False

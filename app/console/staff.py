@@ -1,4 +1,5 @@
-"""Staff accounts in the console (admin): list, create (initial password shown once), disable, reset password."""
+"""Staff accounts in the console (admin): list, create (initial password shown once), disable, reset password
+or two-factor."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from app.errors import InvalidInput
 from app.http import doc, parse_query
 from app.web.kit import field_errors, form_data, read_form
 from auth import staff as staff_accounts
+from auth import totp
 from auth.errors import StaffNotFound
 
 bp = Blueprint("console_staff", url_prefix="")
@@ -35,7 +37,7 @@ class DoneQuery(BaseModel):
     """What the previous post did (said on the list)."""
 
     model_config = ConfigDict(extra="ignore")
-    done: str | None = Field(default=None, pattern=r"^(disabled|enabled)$")
+    done: str | None = Field(default=None, pattern=r"^(disabled|enabled|totp_reset)$")
     who: str = Field(default="", max_length=64)
 
 
@@ -58,7 +60,9 @@ async def staff_list(request: Request) -> HTTPResponse:
     """Every staff account and the form to create one."""
     q = parse_query(request, DoneQuery)
     notice = None
-    if q.done:
+    if q.done == "totp_reset":
+        notice = f"账号 {q.who} 的两步验证已重置，其全部登录已注销；下次登录时须重新绑定验证器。"
+    elif q.done:
         notice = f"账号 {q.who} 已{'停用，其全部登录已注销' if q.done == 'disabled' else '恢复'}。"
     return await _render(request, notice=notice)
 
@@ -127,3 +131,17 @@ async def reset_password(request: Request, username: str) -> HTTPResponse:
     except StaffNotFound as exc:
         return await _render(request, status=exc.status, errors={"__all__": exc.message})
     return await _render(request, secret={"username": username, "password": password, "what": "新密码"})
+
+
+@bp.post("/console/staff/<username:str>/reset-2fa")
+@doc(tag=TAG, summary="重置工作人员两步验证（下次登录须重新绑定；立即注销其全部登录）",
+     errors=[StaffNotFound, ConsoleForbidden])  # fmt: skip
+@staff_page("admin")
+async def reset_2fa(request: Request, username: str) -> HTTPResponse:
+    """Forget the account's authenticator through the same service as POST /api/v1/admin/staff/<u>/reset-2fa."""
+    form_data(request)
+    try:
+        await totp.reset_totp(request.app.ctx.auth, username=username)
+    except StaffNotFound as exc:
+        return await _render(request, status=exc.status, errors={"__all__": exc.message})
+    return see_other(request, f"/console/staff?done=totp_reset&who={username}")
