@@ -90,18 +90,22 @@ def check_csrf(request: Request, token: str | None) -> None:
         raise FormExpired()
 
 
-def set_session(request: Request, response: HTTPResponse, pair: TokenPair) -> HTTPResponse:
-    """Sign the browser in: the access and refresh tokens in HttpOnly, SameSite=Lax cookies."""
+def _set_pair(request: Request, response: HTTPResponse, pair: TokenPair, names: tuple[str, str], samesite: str) -> None:
+    """Both tokens of a session in HttpOnly cookies on every path (a page renews an expired access token)."""
     secure = _secure(request)
+    access, refresh = names
     response.add_cookie(
-        ACCESS_COOKIE, pair.access_token, httponly=True, secure=secure, samesite="Lax", path="/",
-        max_age=pair.expires_in,
-    )  # fmt: skip
-    # The refresh cookie goes to our pages too, so a page can renew an expired access token silently.
+        access, pair.access_token, httponly=True, secure=secure, samesite=samesite, path="/", max_age=pair.expires_in
+    )
     response.add_cookie(
-        REFRESH_COOKIE, pair.refresh_token, httponly=True, secure=secure, samesite="Lax", path="/",
+        refresh, pair.refresh_token, httponly=True, secure=secure, samesite=samesite, path="/",
         max_age=request.app.ctx.settings.refresh_token_days * 86400,
     )  # fmt: skip
+
+
+def set_session(request: Request, response: HTTPResponse, pair: TokenPair) -> HTTPResponse:
+    """Sign the browser in: the access and refresh tokens in HttpOnly, SameSite=Lax cookies."""
+    _set_pair(request, response, pair, (ACCESS_COOKIE, REFRESH_COOKIE), "Lax")
     return response
 
 
@@ -165,15 +169,7 @@ async def renew_session(request: Request) -> None:
 
 def set_staff_session(request: Request, response: HTTPResponse, pair: TokenPair) -> HTTPResponse:
     """Sign a staff member in to the console: HttpOnly, SameSite=Strict cookies (never readable by script)."""
-    secure = _secure(request)
-    response.add_cookie(
-        STAFF_COOKIE, pair.access_token, httponly=True, secure=secure, samesite="Strict", path="/",
-        max_age=pair.expires_in,
-    )  # fmt: skip
-    response.add_cookie(
-        STAFF_REFRESH_COOKIE, pair.refresh_token, httponly=True, secure=secure, samesite="Strict", path="/",
-        max_age=request.app.ctx.settings.refresh_token_days * 86400,
-    )  # fmt: skip
+    _set_pair(request, response, pair, (STAFF_COOKIE, STAFF_REFRESH_COOKIE), "Strict")
     return response
 
 
