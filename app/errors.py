@@ -74,6 +74,10 @@ class GuideInvalid(InvalidInput):
     code, message = "GUIDE_INVALID", "办事指南内容不完整或不合法"
 
 
+class BundleInvalid(InvalidInput):
+    code, message = "BUNDLE_INVALID", "「一件事」与其成员事项的时限或状态不一致"
+
+
 class MatterCodeTaken(Conflict):
     code, message = "MATTER_CODE_TAKEN", "事项编码已存在"
 

@@ -38,6 +38,10 @@ class Case(Model):
     department_code = fields.CharField(max_length=32, db_index=True)
     hall_code = fields.CharField(max_length=32, db_index=True)
     section = fields.CharField(max_length=20)
+    # 一件事: `bundle` is the one application a citizen files, `part` one member matter's case opened from it.
+    kind = fields.CharField(max_length=8, default="single")
+    bundle_id = fields.UUIDField(null=True, db_index=True)  # a part's bundle case
+    stage = fields.SmallIntField(null=True)  # a part's stage (1-based)
     citizen_id = fields.UUIDField(db_index=True)  # the account that submitted (the applicant or the agent)
     agent = fields.BooleanField(default=False)  # 代办: the account acts for the principal below
     principal_kind = fields.CharField(max_length=10)  # person | company

@@ -10,6 +10,8 @@ from typing import Any
 
 from app import clock
 from app.cases.types import (
+    BundleRef,
+    BundleView,
     CasePage,
     CaseSummary,
     CaseView,
@@ -62,7 +64,83 @@ def summary_json(s: CaseSummary) -> dict[str, Any]:
         "accepted_on": _day(s.accepted_on),
         "sla": sla_json(s.sla),
         "next_step": _next_step(s.next_step),
+        "kind": s.kind,
+        **({"bundle_no": s.bundle_no, "stage": s.stage} if s.kind == "part" else {}),
     }
+
+
+def bundle_json(b: BundleView) -> dict[str, Any]:
+    """A bundle's stages and parts, what holds it up and the expected date of the whole."""
+    return {
+        "bundle_no": b.bundle_no,
+        "code": b.code,
+        "name": b.name,
+        "lead_department": b.lead_department,
+        "current_stage": b.current_stage,
+        "expected_on": _day(b.expected_on),
+        "holding": list(b.holding),
+        "stages": [
+            {
+                "no": st.no,
+                "name": st.name,
+                "promised_days": st.promised_days,
+                "state": st.state,
+                "started_on": _day(st.started_on),
+                "due_on": _day(st.due_on),
+                "decided_on": _day(st.decided_on),
+                "used_days": st.used_days,
+                "paused_days": st.paused_days,
+                "overdue": st.overdue,
+                "parts": [
+                    {
+                        "case_no": p.case_no,
+                        "matter": {"code": p.matter_code, "name": p.matter_name},
+                        "department": p.department,
+                        "status": p.status.value,
+                        "status_name": p.status_name,
+                        "accepted_on": _day(p.accepted_on),
+                        "due_on": _day(p.due_on),
+                        "decided_on": _day(p.decided_on),
+                        "sla": sla_json(p.sla),
+                        "correction": p.correction,
+                    }
+                    for p in st.parts
+                ],
+            }
+            for st in b.stages
+        ],
+        "cap": None
+        if b.cap is None
+        else {
+            "name": b.cap.name,
+            "stages": list(b.cap.stages),
+            "days": b.cap.days,
+            "used_days": b.cap.used_days,
+            "finished": b.cap.finished,
+            "within": b.cap.within,
+        },
+    }
+
+
+def part_of_json(r: BundleRef) -> dict[str, Any]:
+    """The bundle a part belongs to."""
+    return {
+        "bundle_no": r.bundle_no,
+        "code": r.code,
+        "name": r.name,
+        "lead_department": r.lead_department,
+        "stage": r.stage,
+        "stage_name": r.stage_name,
+    }
+
+
+def _bundle_blocks(bundle: BundleView | None, part_of: BundleRef | None) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if bundle is not None:
+        body["bundle"] = bundle_json(bundle)
+    if part_of is not None:
+        body["part_of"] = part_of_json(part_of)
+    return body
 
 
 def _timeline(entries: tuple[TimelineEntry, ...], *, internal: bool) -> list[dict[str, Any]]:
@@ -76,6 +154,8 @@ def _timeline(entries: tuple[TimelineEntry, ...], *, internal: bool) -> list[dic
             "text": e.text,
             "at": clock.iso(e.at),
         }
+        if e.source is not None:
+            item.update(source=e.source, case_no=e.case_no)
         if internal:
             item.update(actor={"kind": e.actor_kind, "id": e.actor_id}, note=e.note, data=e.data)
         out.append(item)
@@ -141,6 +221,7 @@ def case_json(v: CaseView) -> dict[str, Any]:
     body["actions"] = list(v.actions)
     if v.receipt is not None:
         body["receipt"] = receipt_json(v.receipt)
+    body.update(_bundle_blocks(v.bundle, v.part_of))
     return body
 
 
@@ -157,6 +238,7 @@ def progress_json(v: ProgressView) -> dict[str, Any]:
     body = summary_json(v.summary)
     body["principal"] = {"name": v.principal_name}
     body["timeline"] = _timeline(v.timeline, internal=False)
+    body.update(_bundle_blocks(v.bundle, None))
     return body
 
 
@@ -179,6 +261,7 @@ def staff_case_json(v: StaffCaseView) -> dict[str, Any]:
         timeline=_timeline(v.timeline, internal=True),
         notifications=[notify_present.notification_json(n) for n in v.notifications],
     )
+    body.update(_bundle_blocks(v.bundle, v.part_of))
     return body
 
 

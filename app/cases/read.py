@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from app import clock, workdays
-from app.cases import lifecycle
+from app.cases import bundles, lifecycle
 from app.cases.due import sla
 from app.cases.lifecycle import STATUS_NAMES
 from app.cases.models import Case, CaseEvent, CaseMaterial, Upload
@@ -75,8 +75,10 @@ def next_step(case: Case) -> NextStep | None:
     if s is CaseStatus.correction_required:
         return NextStep("申请人补正材料", None)
     if s in {CaseStatus.accepted, CaseStatus.under_review}:
-        return NextStep("审批决定", case.due_on)
+        return NextStep("各部门审批" if case.kind == lifecycle.BUNDLE else "审批决定", case.due_on)
     if s in {CaseStatus.approved, CaseStatus.denied}:
+        if case.kind == lifecycle.PART:
+            return NextStep("随「一件事」统一送达", None)
         return NextStep("结果送达", case.due_on)
     if s is CaseStatus.suspended:
         return NextStep("特殊环节结束后恢复计时", None)
@@ -86,15 +88,26 @@ def next_step(case: Case) -> NextStep | None:
 
 
 async def timeline(case: Case, *, internal: bool) -> tuple[TimelineEntry, ...]:
-    """The case's events in order (with actors, notes and data for staff)."""
+    """The case's events in order (with actors, notes and data for staff).
+
+    A bundle's timeline is one: its own steps and every part's, each part's step naming its matter.
+    """
+    parts: dict[Any, Case] = {}
+    if case.kind == lifecycle.BUNDLE:
+        events, parts = await bundles.timeline_events(case)
+    else:
+        events = await CaseEvent.filter(case_id=case.id).order_by("id")
     out = []
-    for e in await CaseEvent.filter(case_id=case.id).order_by("id"):
+    for e in events:
         status = CaseStatus(e.to_status)
         extra: dict[str, Any] = (
             {"actor_kind": e.actor_kind, "actor_id": e.actor_id, "note": e.internal_note, "data": e.data}
             if internal
             else {}
         )
+        part = parts.get(e.case_id)
+        if part is not None:
+            extra.update(source=part.matter_name, case_no=part.case_no)
         label = lifecycle.MOVES[e.action].label
         out.append(TimelineEntry(e.action, label, status, STATUS_NAMES[status], e.public_text, e.created_at, **extra))
     return tuple(out)
@@ -129,12 +142,15 @@ def summary(case: Case, today: dt.date) -> CaseSummary:
         accepted_on=case.accepted_on,
         sla=sla(case, today),
         next_step=next_step(case),
+        kind=case.kind,
+        bundle_no=case.case_no.rsplit("-", 1)[0] if case.kind == lifecycle.PART else None,
+        stage=case.stage,
     )
 
 
 def staff_item(case: Case, today: dt.date, principal: Principal) -> StaffCaseItem:
     """A case in a staff list."""
-    actions = tuple(lifecycle.actions_for(case.status, principal.role or ""))
+    actions = tuple(lifecycle.actions_for(case.status, principal.role or "", case.kind))
     return StaffCaseItem(summary(case, today), case.hall_code, case.department_code, actions)
 
 
@@ -163,6 +179,8 @@ async def case_view(
         timeline=await timeline(case, internal=False),
         receipt=receipt,
         actions=actions,
+        bundle=await bundles.view(case) if case.kind == lifecycle.BUNDLE else None,
+        part_of=await bundles.ref(case) if case.kind == lifecycle.PART else None,
     )
 
 
@@ -170,7 +188,10 @@ async def progress_view(cipher: PiiCipher, case: Case) -> ProgressView:
     """A case as an anonymous query sees it."""
     name = _open(cipher, case, "name")
     return ProgressView(
-        summary(case, clock.today()), mask_name(name) if name else "", await timeline(case, internal=False)
+        summary(case, clock.today()),
+        mask_name(name) if name else "",
+        await timeline(case, internal=False),
+        bundle=await bundles.view(case) if case.kind == lifecycle.BUNDLE else None,
     )
 
 
@@ -195,7 +216,9 @@ async def staff_view(cipher: PiiCipher, case: Case, *, principal: Principal) -> 
         hall=case.hall_code,
         department=case.department_code,
         suspended_days=case.suspended_days,
-        actions=tuple(lifecycle.actions_for(case.status, principal.role or "")),
+        actions=tuple(lifecycle.actions_for(case.status, principal.role or "", case.kind)),
         timeline=await timeline(case, internal=True),
         notifications=tuple(notify.notification_view(n) for n in pushes),
+        bundle=await bundles.view(case) if case.kind == lifecycle.BUNDLE else None,
+        part_of=await bundles.ref(case) if case.kind == lifecycle.PART else None,
     )

@@ -24,7 +24,7 @@ from tortoise.transactions import in_transaction
 
 from app import clock, workdays
 from app.audit import service as audit
-from app.cases import codes, due, lifecycle, present, read
+from app.cases import bundles, codes, due, lifecycle, present, read
 from app.cases import sql as case_sql
 from app.cases.deps import CaseDeps
 from app.cases.errors import (
@@ -266,6 +266,7 @@ async def submit(
             department_code=guide["department"]["code"],
             hall_code=guide["hall"]["code"],
             section=guide["section"],
+            kind=lifecycle.BUNDLE if guide.get("bundle") else lifecycle.SINGLE,
             citizen_id=citizen.id,
             agent=agent,
             principal_kind=party.kind,
@@ -338,7 +339,11 @@ async def _record(
     data: dict[str, Any],
     now: dt.datetime,
 ) -> CaseEvent:
-    """The timeline event of a move and the applicant's notification (inside the move's transaction)."""
+    """The timeline event of a move and the applicant's notification (inside the move's transaction).
+
+    A bundle's part tells the citizen only what they must act on (a correction): its other steps reach
+    them through the bundle's own notifications, one per step of the whole, not one per department.
+    """
     event = await CaseEvent.create(
         case_id=case.id,
         action=action,
@@ -351,6 +356,8 @@ async def _record(
         data=data,
         created_at=clock.now(),  # as late as possible: the feed's lag is measured from here to the commit
     )
+    if case.kind == lifecycle.PART and action != "request_correction":
+        return event
     await notify.enqueue(
         kind="case_progress",
         citizen_id=case.citizen_id,
@@ -380,11 +387,14 @@ def _validate_action(
 ) -> dict[str, Any]:
     """The action's own data, or 422 naming what it needs."""
     data: dict[str, Any] = {}
-    if action in {"reject", "deny", "require_correction", "suspend"} and not (args.get("reason") or "").strip():
+    if (
+        action in {"reject", "deny", "require_correction", "request_correction", "suspend"}
+        and not (args.get("reason") or "").strip()
+    ):
         raise ActionInvalid("请填写原因", details={"action": action, "missing": ["reason"]})
     if args.get("reason"):
         data["reason"] = args["reason"].strip()
-    if action == "require_correction":
+    if action in {"require_correction", "request_correction"}:
         names = list(dict.fromkeys(args.get("materials") or []))
         known = _guide_materials(guide or {"materials": []})
         unknown = [n for n in names if n not in known]
@@ -414,6 +424,9 @@ _DEFAULT_TEXT = {
     "accept": "您的申请已受理，承诺办结时限 {days}，预计 {due} 前办结",
     "reject": "您的申请不予受理：{reason}",
     "require_correction": "请补正以下材料：{materials}。原因：{reason}",
+    "request_correction": (
+        "「{matter}」需补正以下材料：{materials}。原因：{reason}（补正期间暂停计时，其他部门照常办理）"
+    ),
     "resubmit": "已补正材料，等待窗口受理",
     "withdraw": "您已撤回申请",
     "start_review": "您的申请正在审查",
@@ -437,11 +450,14 @@ def _public_text(action: str, case: Case, data: dict[str, Any], given: str | Non
         materials=quoted(data.get("materials", [])),
         procedure=data.get("procedure", ""),
         how=how,
+        matter=case.matter_name,
     )[:500]
 
 
 async def _guide_of(case: Case) -> dict[str, Any]:
     """The guide version the case was filed under (what its materials and procedures are checked against)."""
+    if case.kind == lifecycle.PART:
+        return await bundles.part_guide(case)
     version = await MatterVersion.filter(matter__code=case.matter_code, no=case.guide_version).first()
     content = dict(version.content) if version else {"materials": [], "special_procedures": []}
     content["code"] = case.matter_code
@@ -460,16 +476,16 @@ async def _move(
 ) -> Case:
     """Apply one legal action to a case (409 ILLEGAL_TRANSITION naming its status otherwise)."""
     move = lifecycle.MOVES.get(action)
-    if move is None or not lifecycle.allowed(action, case.status, role):
+    if move is None or not lifecycle.allowed(action, case.status, role, case.kind):
         raise IllegalTransition(
             f"办件当前状态为「{STATUS_NAMES[case.status]}」，不能执行此操作",
             details={
                 "status": case.status.value,
                 "action": action,
-                "allowed": lifecycle.actions_for(case.status, role),
+                "allowed": lifecycle.actions_for(case.status, role, case.kind),
             },
         )
-    guide = await _guide_of(case) if action in {"require_correction", "suspend"} else None
+    guide = await _guide_of(case) if action in {"require_correction", "request_correction", "suspend"} else None
     data = _validate_action(deps, case, guide, action, args)
     now, today = clock.now(), clock.today()
     before = case.status
@@ -490,6 +506,23 @@ async def _move(
         changes.update(decided_at=now)
     elif action == "require_correction":
         changes.update(correction={"materials": data["materials"], "reason": data.get("reason", "")})
+    elif action == "request_correction":
+        # Asked after acceptance (a bundle's part): like a suspension, the clock stops until the answer.
+        changes.update(
+            correction={"materials": data["materials"], "reason": data.get("reason", "")},
+            resume_status=case.status,
+            suspended_on=today,
+        )
+    elif action == "resubmit" and case.resume_status is not None:
+        stopped = workdays.workdays_between(case.suspended_on, today) if case.suspended_on else 0
+        changes.update(
+            status=case.resume_status,
+            correction=None,
+            resume_status=None,
+            suspended_on=None,
+            suspended_days=case.suspended_days + stopped,
+        )
+        data["stopped_days"] = stopped
     elif action == "resubmit":
         changes.update(correction=None)
     elif action == "deliver":
@@ -498,7 +531,7 @@ async def _move(
         changes.update(completed_at=now)
     for key, value in changes.items():
         setattr(case, key, value)
-    if case.accepted_on is not None and action in {"accept", "resume"}:
+    if case.accepted_on is not None and (action in {"accept", "resume"} or "stopped_days" in data):
         due.schedule(deps.settings, case)
         changes.update(due_on=case.due_on, warn_on=case.warn_on)
     text = _public_text(action, case, data, args.get("public_text"))
@@ -510,6 +543,12 @@ async def _move(
             last = await CaseMaterial.filter(case_id=case.id).order_by("-round").first()
             await _bind(case, taken, (last.round if last else 0) + 1, now)
         await _record(deps, case, action, before, actor, text, (args.get("note") or "").strip()[:1000], data, now)
+        if case.kind == lifecycle.PART:
+            await bundles.after_part(deps, case, record=_record, now=now)
+        elif case.kind == lifecycle.BUNDLE and action == "accept":
+            await bundles.open_stage(deps, case, 1, bundle=await bundles.bundle_guide(case), record=_record, now=now)
+        elif case.kind == lifecycle.BUNDLE:
+            await bundles.with_bundle(deps, case, action, record=_record, now=now)
         if actor[0] == "staff":
             await audit.record(
                 action=f"case.{action}",
@@ -599,7 +638,7 @@ def _citizen_actions(case: Case, reader: Reader) -> tuple[str, ...]:
     """What the reader may do to the case now: the applicant's moves (a principal or subscriber only reads)."""
     if not (isinstance(reader, Principal) and str(case.citizen_id) == reader.id):
         return ()
-    return tuple(lifecycle.actions_for(case.status, lifecycle.CITIZEN))
+    return tuple(lifecycle.actions_for(case.status, lifecycle.CITIZEN, case.kind))
 
 
 async def correction_materials(deps: CaseDeps, *, principal: Principal, case_no: str) -> tuple[MaterialSpec, ...]:
@@ -662,6 +701,7 @@ async def my_cases(
 ) -> CasePage:
     """The caller's cases (as applicant or agent), newest first: the API's list and the WeChat menu's."""
     query = Case.filter(citizen_id=uuid.UUID(principal.id) if isinstance(principal, Principal) else principal)
+    query = query.exclude(kind=lifecycle.PART)  # a bundle's parts are followed through the bundle
     if status:
         query = query.filter(status=status)
     total = await query.count()
@@ -740,6 +780,8 @@ async def progress_by_code(deps: CaseDeps, *, code: str) -> ProgressView:
     except codes.CaseCodeInvalid:
         raise ProgressNotFound() from None
     case = await Case.get_or_none(id=case_id)
+    if case is not None and case.kind == lifecycle.PART:
+        case = await Case.get_or_none(id=case.bundle_id)  # a part's code shows the whole bundle
     if case is None:
         raise ProgressNotFound()
     return await read.progress_view(deps.cipher, case)

@@ -70,6 +70,86 @@ class CaseSummary:
     accepted_on: dt.date | None
     sla: Sla
     next_step: NextStep | None
+    kind: str = "single"  # single | bundle (一件事) | part (one member's case of a bundle)
+    bundle_no: str | None = None  # a part's bundle number
+    stage: int | None = None  # a part's stage
+
+
+@dataclass(frozen=True)
+class PartItem:
+    """One member's case of a bundle, as the bundle's view lists it."""
+
+    case_no: str
+    matter_code: str
+    matter_name: str
+    department: str
+    status: CaseStatus
+    status_name: str
+    accepted_on: dt.date | None
+    due_on: dt.date | None
+    decided_on: dt.date | None
+    sla: Sla
+    correction: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class StageView:
+    """One stage of a bundle: its parts (in parallel), when it started and was decided, against its promise.
+
+    `state` is waiting (not opened yet), running, done or stopped (an earlier stage was denied, or withdrawn);
+    `used_days` are the working days it took (or has taken so far), pauses excluded.
+    """
+
+    no: int
+    name: str
+    promised_days: int
+    state: str
+    started_on: dt.date | None
+    due_on: dt.date | None
+    decided_on: dt.date | None
+    used_days: int | None
+    paused_days: int
+    overdue: bool
+    parts: tuple[PartItem, ...]
+
+
+@dataclass(frozen=True)
+class CapView:
+    """A legal cap over several stages (e.g. the first four ≤ 48 working days) and how much of it was used."""
+
+    name: str
+    stages: tuple[int, ...]
+    days: int
+    used_days: int
+    finished: bool  # every capped stage decided: `used_days` is final
+    within: bool
+
+
+@dataclass(frozen=True)
+class BundleView:
+    """A bundle application's stages, what holds it up and the expected date of the whole."""
+
+    bundle_no: str
+    code: str
+    name: str
+    lead_department: str
+    stages: tuple[StageView, ...]
+    current_stage: int | None
+    expected_on: dt.date | None
+    holding: tuple[str, ...]  # what the bundle waits for now, in words
+    cap: CapView | None
+
+
+@dataclass(frozen=True)
+class BundleRef:
+    """Where a part belongs: its bundle, the bundle's name and lead department, and its stage."""
+
+    bundle_no: str
+    code: str
+    name: str
+    lead_department: str
+    stage: int
+    stage_name: str
 
 
 @dataclass(frozen=True)
@@ -96,6 +176,8 @@ class TimelineEntry:
     actor_id: str | None = None
     note: str | None = None
     data: Mapping[str, Any] | None = None
+    source: str | None = None  # in a bundle's timeline: the part (member matter) the step belongs to
+    case_no: str | None = None  # … and that part's number
 
 
 @dataclass(frozen=True)
@@ -145,6 +227,7 @@ class ProgressView:
     summary: CaseSummary
     principal_name: str
     timeline: tuple[TimelineEntry, ...]
+    bundle: BundleView | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +247,8 @@ class CaseView:
     timeline: tuple[TimelineEntry, ...]
     receipt: Receipt | None = None
     actions: tuple[str, ...] = ()  # what the reader may do now (withdraw, resubmit): the applicant only
+    bundle: BundleView | None = None  # a bundle application: its stages and parts
+    part_of: BundleRef | None = None  # a part: the bundle it belongs to
 
 
 @dataclass(frozen=True)
@@ -194,6 +279,8 @@ class StaffCaseView:
     actions: tuple[str, ...]
     timeline: tuple[TimelineEntry, ...]
     notifications: tuple[NotificationView, ...]
+    bundle: BundleView | None = None
+    part_of: BundleRef | None = None
 
 
 CasePage = Page[CaseSummary]

@@ -43,6 +43,7 @@ class MatterType(enum.StrEnum):
     reward = "reward"
     other_power = "other_power"
     public_service = "public_service"
+    bundle = "bundle"  # 一件事 / 主题服务: several matters applied for once (see Bundle)
 
 
 MATTER_TYPE_NAMES: dict[MatterType, str] = {
@@ -54,6 +55,7 @@ MATTER_TYPE_NAMES: dict[MatterType, str] = {
     MatterType.reward: "行政奖励",
     MatterType.other_power: "其他行政权力",
     MatterType.public_service: "公共服务",
+    MatterType.bundle: "一件事（主题服务）",
 }
 
 
@@ -96,6 +98,7 @@ class Material(_Strict):
     source: str = Field(default="申请人自备", max_length=200)
     example: str = Field(default="", max_length=500)
     notes: str = Field(default="", max_length=1000)
+    members: tuple[str, ...] = ()  # in a bundle: the member matters this one upload serves
 
     @field_validator("file_types")
     @classmethod
@@ -140,6 +143,33 @@ class Faq(_Strict):
     answer: Text
 
 
+class BundleStage(_Strict):
+    """One stage of a bundle: member matters that run in parallel once the stage before is decided."""
+
+    name: ShortText
+    matters: tuple[Annotated[str, Field(pattern=MATTER_CODE_RE.pattern)], ...] = Field(min_length=1, max_length=20)
+    promised_days: int = Field(ge=0, le=365)
+
+
+class BundleCap(_Strict):
+    """A legal cap over some stages together, e.g. the first four stages of investment approval ≤ 48 working days."""
+
+    name: ShortText
+    stages: tuple[Annotated[int, Field(ge=1, le=20)], ...] = Field(min_length=1)
+    days: int = Field(ge=0, le=365)
+
+
+class Bundle(_Strict):
+    """What makes a guide a bundle (一件事): its stages in order and an optional cap over some of them."""
+
+    stages: tuple[BundleStage, ...] = Field(min_length=1, max_length=20)
+    cap: BundleCap | None = None
+
+    def members(self) -> list[str]:
+        """Every member matter, stage by stage."""
+        return [code for stage in self.stages for code in stage.matters]
+
+
 class Guide(_Strict):
     """The content of one version of a matter: every 实施清单 element."""
 
@@ -167,6 +197,7 @@ class Guide(_Strict):
     consult_phone: Annotated[str, Field(min_length=3, max_length=40)]
     complaint_phone: Annotated[str, Field(min_length=3, max_length=40)]
     faq: tuple[Faq, ...] = ()
+    bundle: Bundle | None = None  # set for a bundle (一件事): the guide's department is the lead department
 
     @model_validator(mode="after")
     def _rules(self) -> Guide:
@@ -177,7 +208,39 @@ class Guide(_Strict):
             raise ValueError("申请材料名称重复")
         if self.online_apply and self.online_depth < 3:
             raise ValueError("支持网上申报的事项网办深度不得低于 3")
-        return self
+        if (self.type is MatterType.bundle) != (self.bundle is not None):
+            raise ValueError("「一件事」类型的事项须列出办理阶段，其他事项不得列出")
+        if self.bundle is None:
+            if any(m.members for m in self.materials):
+                raise ValueError("只有「一件事」的材料可以注明所属成员事项")
+            return self
+        return _bundle_rules(self, self.bundle)
+
+
+def _bundle_rules(guide: Guide, bundle: Bundle) -> Guide:
+    """What a bundle's own content must agree with (its members' limits are checked against the catalogue)."""
+    members = bundle.members()
+    if len(members) != len(set(members)):
+        raise ValueError("同一成员事项只能出现在一个阶段中")
+    total = sum(stage.promised_days for stage in bundle.stages)
+    if guide.promised_limit_days != total:
+        raise ValueError(
+            f"承诺时限（{guide.promised_limit_days} 个工作日）应等于各阶段承诺时限之和（{total} 个工作日）"
+        )
+    for material in guide.materials:
+        if not material.members:
+            raise ValueError(f"材料「{material.name}」须注明用于哪些成员事项")
+        strangers = [code for code in material.members if code not in members]
+        if strangers:
+            raise ValueError(f"材料「{material.name}」所注事项不是本「一件事」的成员：{'、'.join(strangers)}")
+    if bundle.cap is not None:
+        beyond = [n for n in bundle.cap.stages if n > len(bundle.stages)]
+        if beyond:
+            raise ValueError(f"时限上限所列阶段不存在：第 {'、'.join(map(str, beyond))} 阶段")
+        capped = sum(bundle.stages[n - 1].promised_days for n in set(bundle.cap.stages))
+        if capped > bundle.cap.days:
+            raise ValueError(f"{bundle.cap.name}承诺合计 {capped} 个工作日，超过上限 {bundle.cap.days} 个工作日")
+    return guide
 
 
 class MatterEntry(Guide):

@@ -17,6 +17,7 @@ from app import clock
 from app.audit import service as audit
 from app.cache import LocalCache
 from app.errors import (
+    BundleInvalid,
     GuideInvalid,
     ImportInvalid,
     InvalidInput,
@@ -379,6 +380,55 @@ async def _check_references(guide: Guide) -> None:
         raise GuideInvalid(details={"fields": problems})
 
 
+async def bundle_problems(guide: Guide, *, in_file: dict[str, Guide] | None = None) -> list[str]:
+    """Why a bundle cannot be published against its members (none for a plain matter).
+
+    A member is an offered (active, published) matter that is not itself a bundle, taken from the
+    import file when it is there. A stage runs its members in parallel, so its promise may not exceed
+    the legal limit of any of them, and the bundle's total may not exceed the sum of their legal limits.
+    """
+    if guide.bundle is None:
+        return []
+    in_file = in_file or {}
+    members: dict[str, Guide] = {}
+    reasons: list[str] = []
+    for code in guide.bundle.members():
+        member = in_file.get(code)
+        if member is None:
+            matter = await Matter.get_or_none(code=code, status=MatterStatus.active, published_no__not_isnull=True)
+            if matter is not None:
+                version = await MatterVersion.get(matter_id=matter.id, no=matter.published_no)
+                member = Guide.model_validate(version.content)
+        if member is None:
+            reasons.append(f"成员事项 {code} 不存在或未在办理")
+        elif member.bundle is not None:
+            reasons.append(f"成员事项 {code} 本身是「一件事」，不能嵌套")
+        else:
+            members[code] = member
+    if reasons:
+        return reasons
+    for no, stage in enumerate(guide.bundle.stages, start=1):
+        tightest = min(stage.matters, key=lambda c: members[c].legal_limit_days)
+        limit = members[tightest].legal_limit_days
+        if stage.promised_days > limit:
+            reasons.append(
+                f"第 {no} 阶段「{stage.name}」承诺 {stage.promised_days} 个工作日，超过成员事项"
+                f"「{members[tightest].name}」的法定时限 {limit} 个工作日"
+            )
+    legal = sum(m.legal_limit_days for m in members.values())
+    if guide.promised_limit_days > legal:
+        reasons.append(f"承诺时限 {guide.promised_limit_days} 个工作日超过各成员事项法定时限之和 {legal} 个工作日")
+    if guide.legal_limit_days > legal:
+        reasons.append(f"法定时限 {guide.legal_limit_days} 个工作日超过各成员事项法定时限之和 {legal} 个工作日")
+    return reasons
+
+
+async def _check_bundle(guide: Guide) -> None:
+    reasons = await bundle_problems(guide)
+    if reasons:
+        raise BundleInvalid("；".join(reasons), details={"reasons": reasons})
+
+
 def _check_draft(content: Any) -> dict[str, Any]:
     if not isinstance(content, dict):
         raise InvalidInput("草稿内容必须是 JSON 对象", details={"fields": {"content": ["必须是对象"]}})
@@ -477,6 +527,7 @@ async def publish(deps: CatalogueDeps, *, code: str, no: int) -> VersionChange:
             raise VersionNotDraft(details={"version": no, "status": version.status.value})
         guide = validate_guide(version.content)
         await _check_references(guide)
+        await _check_bundle(guide)
         # Store the normalised guide, so an export re-imported later is recognised as unchanged.
         version.content = guide.model_dump(mode="json")
         version.content_hash = content_hash(version.content)
@@ -635,8 +686,13 @@ async def import_catalogue(
     offered = set(
         await Matter.filter(status=MatterStatus.active, published_no__not_isnull=True).values_list("code", flat=True)
     )
+    members_in_file = {
+        entry.code: entry for _, entry, reasons in checked if not reasons and not entry.retired and entry.bundle is None
+    }
     good_matters = []
     for index, entry, reasons in checked:
+        if entry.bundle is not None and not reasons:
+            reasons.extend(await bundle_problems(entry, in_file=dict(members_in_file)))
         if entry.successor:
             target = in_file.get(entry.successor)
             if entry.successor == entry.code:
