@@ -19,26 +19,43 @@ from tortoise.functions import Count, Sum
 
 from app import clock, workdays
 from app.booking.models import Booking, BookingStatus, CheckIn
+from app.cases import bundles as case_bundles
 from app.cases.models import Case, CaseEvent, CaseStatus
 from app.errors import ServiceUnavailable
 from app.feedback.errors import RangeInvalid
 from app.feedback.models import Rating
 from app.feedback.ratings import GOOD_LEVELS
 from app.jsontext import dumps, loads
-from app.matters.models import Department, Matter, MatterStatus
+from app.matters.models import Department, Matter, MatterStatus, MatterVersion, VersionStatus
 from app.matters.schemas import SECTION_NAMES, Section
 from app.ratelimit import Limit, hit
 from app.settings import Settings
 from app.stats import present
 from app.stats.deps import StatsDeps
-from app.stats.types import NAMES, Indicator, IndicatorReport, ScopeReport
+from app.stats.types import (
+    NAMES,
+    BundleFigure,
+    BundleReport,
+    Indicator,
+    IndicatorReport,
+    ProjectFigure,
+    ScopeReport,
+)
 from qr.models import Code, ScanDaily
 
 __all__ = ["NAMES", "compute", "period", "public_report", "target_for"]
 
 EARLIEST = dt.date(2000, 1, 1)
 PUBLIC_CACHE_SECONDS = 60
-SHARES_WITH_TARGET = ("one_visit_rate", "online_depth_rate", "online_case_rate", "on_time_rate", "satisfaction_rate")
+SHARES_WITH_TARGET = (
+    "one_visit_rate",
+    "online_depth_rate",
+    "online_case_rate",
+    "on_time_rate",
+    "bundle_on_time_rate",
+    "satisfaction_rate",
+)
+PROJECTS_SHOWN = 200  # the capped projects listed, most recently accepted first
 
 
 @dataclass
@@ -54,6 +71,8 @@ class _Counts:
     finished: int = 0
     on_time: int = 0
     days_total: int = 0
+    bundles_finished: int = 0
+    bundles_on_time: int = 0
     bookings_due: int = 0
     no_shows: int = 0
     ratings: int = 0
@@ -70,6 +89,7 @@ class _Counts:
             "online_depth_rate": share(self.deep, self.matters),
             "online_case_rate": share(self.online_cases, self.online_cases + self.counter_visits),
             "on_time_rate": share(self.on_time, self.finished),
+            "bundle_on_time_rate": share(self.bundles_on_time, self.bundles_finished),
             "avg_days_to_complete": round(self.days_total / self.finished, 2) if self.finished else None,
             "no_show_rate": share(self.no_shows, self.bookings_due),
             "satisfaction_rate": share(self.good, self.ratings),
@@ -148,7 +168,9 @@ async def compute(deps: StatsDeps, *, date_from: dt.date, date_to: dt.date) -> I
             c.deep += m["online_depth"] >= 3
 
     # Counted in the database (GROUP BY) and joined by subqueries: a year of a city's cases is no IN list.
-    for row in await _grouped(Case.filter(submitted_at__gte=begin, submitted_at__lt=end), "section", "department_code"):
+    # A bundle (一件事) is one application: its parts, opened by the system, are not applications of their own.
+    filed = Case.filter(submitted_at__gte=begin, submitted_at__lt=end).exclude(kind="part")
+    for row in await _grouped(filed, "section", "department_code"):
         for c in scopes(row["section"], row["department_code"]):
             c.online_cases += row["n"]
     visits = CheckIn.filter(created_at__gte=begin, created_at__lt=end, undone_at__isnull=True)
@@ -161,20 +183,31 @@ async def compute(deps: StatsDeps, *, date_from: dt.date, date_to: dt.date) -> I
             c.counter_visits += row["n"]
 
     # Finished cases: delivered in the range (the promised time runs until the decision is delivered).
+    # A bundle is delivered once, as a whole (its parts go with it): it counts once, against its own promise.
     delivered = CaseEvent.filter(action="deliver", created_at__gte=begin, created_at__lt=end)
     when = {d["case_id"]: clock.local_date(d["created_at"]) for d in await delivered.values("case_id", "created_at")}
+    per_bundle: dict[str, list[int]] = {}
     if when:
         for case in await Case.filter(id__in=Subquery(delivered.values("case_id"))).values(
-            "id", "section", "department_code", "accepted_on", "due_on", "suspended_days", "status"
-        ):
+            "id", "section", "department_code", "accepted_on", "due_on", "suspended_days", "status", "kind",
+            "matter_code",
+        ):  # fmt: skip
             if case["status"] not in {CaseStatus.delivered, CaseStatus.completed} or case["accepted_on"] is None:
                 continue
             done = when[case["id"]]
             days = max(workdays.workdays_between(case["accepted_on"], done) - case["suspended_days"], 0)
+            in_time = case["due_on"] is not None and done <= case["due_on"]
             for c in scopes(case["section"], case["department_code"]):
                 c.finished += 1
-                c.on_time += case["due_on"] is not None and done <= case["due_on"]
+                c.on_time += in_time
                 c.days_total += days
+                if case["kind"] == "bundle":
+                    c.bundles_finished += 1
+                    c.bundles_on_time += in_time
+            if case["kind"] == "bundle":
+                tally = per_bundle.setdefault(case["matter_code"], [0, 0])
+                tally[0] += 1
+                tally[1] += in_time
 
     due = Booking.filter(
         day__gte=date_from, day__lte=date_to, status__in=[BookingStatus.checked_in, BookingStatus.no_show]
@@ -216,7 +249,66 @@ async def compute(deps: StatsDeps, *, date_from: dt.date, date_to: dt.date) -> I
         by_department=tuple(
             _scope("department", code, names.get(code, code), departments[code], target) for code in sorted(departments)
         ),
+        bundles=await _bundle_report(per_bundle, date_from, date_to),
     )
+
+
+async def _bundle_report(per_bundle: dict[str, list[int]], date_from: dt.date, date_to: dt.date) -> BundleReport:
+    """Every offered bundle with its finished applications, and the capped projects of the period.
+
+    A capped project counts in the period when its capped stages were decided in it, or are still running
+    (so the dashboard shows the projects under way); the stages' days come from their parts' real dates.
+    """
+    offered = await _offered_bundles()
+    figures = tuple(
+        BundleFigure(code, name, promised, *per_bundle.get(code, [0, 0]))
+        for code, (name, promised, _) in sorted(offered.items())
+    )
+    capped = [code for code, (_, _, has_cap) in offered.items() if has_cap]
+    parents = (
+        Case.filter(kind="bundle", matter_code__in=capped, accepted_on__isnull=False, accepted_on__lte=date_to)
+        .exclude(status__in=[CaseStatus.rejected, CaseStatus.withdrawn])
+        .order_by("-accepted_on", "-case_no")
+        .limit(PROJECTS_SHOWN)
+    )
+    projects = []
+    for parent in await parents if capped else []:
+        view = await case_bundles.view(parent)
+        cap = view.cap
+        if cap is None:
+            continue
+        stages = [s for s in view.stages if s.no in set(cap.stages)]
+        decided = max((s.decided_on for s in stages if s.decided_on), default=None)
+        if cap.finished and decided is not None and not (date_from <= decided <= date_to):
+            continue
+        projects.append(
+            ProjectFigure(
+                bundle_no=view.bundle_no,
+                code=view.code,
+                name=view.name,
+                cap_name=cap.name,
+                cap_days=cap.days,
+                stage_days=tuple((s.name, s.used_days) for s in stages),
+                used_days=cap.used_days,
+                finished=cap.finished,
+                within=cap.within,
+            )
+        )
+    return BundleReport(figures, tuple(projects))
+
+
+async def _offered_bundles() -> dict[str, tuple[str, int, bool]]:
+    """The offered bundles: code -> (name, promised working days, has a cap over some stages)."""
+    rows = await MatterVersion.filter(status=VersionStatus.published, matter__status=MatterStatus.active).values(
+        "matter__code", "content"
+    )
+    out = {}
+    for row in rows:
+        content = row["content"] or {}
+        bundle = content.get("bundle")
+        if bundle:
+            out[row["matter__code"]] = (content["name"], int(content["promised_limit_days"]), bool(bundle.get("cap")))
+    return out
 
 
 def _scope(kind: str, key: str, name: str, counts: _Counts, target: int) -> ScopeReport:

@@ -9,7 +9,15 @@ import unicodedata
 from typing import Any
 
 from app import clock
-from app.stats.types import NAMES, Indicator, IndicatorReport, ScopeReport
+from app.stats.types import (
+    NAMES,
+    BundleFigure,
+    BundleReport,
+    Indicator,
+    IndicatorReport,
+    ProjectFigure,
+    ScopeReport,
+)
 
 _KEY_FIELD = {"section": "section", "department": "department"}
 
@@ -35,7 +43,62 @@ def report_json(report: IndicatorReport) -> dict[str, Any]:
         "city": _scope_json(report.city),
         "by_section": [_scope_json(s) for s in report.by_section],
         "by_department": [_scope_json(d) for d in report.by_department],
+        "bundles": bundles_json(report.bundles),
     }
+
+
+def _share(a: int, b: int) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+def bundles_json(b: BundleReport) -> dict[str, Any]:
+    """一件事: each bundle's finished applications within its promise; capped projects stage by stage."""
+    return {
+        "items": [
+            {
+                "code": f.code,
+                "name": f.name,
+                "promised_days": f.promised_days,
+                "finished": f.finished,
+                "on_time": f.on_time,
+                "on_time_rate": _share(f.on_time, f.finished),
+            }
+            for f in b.bundles
+        ],
+        "projects": [
+            {
+                "bundle_no": p.bundle_no,
+                "code": p.code,
+                "name": p.name,
+                "cap_name": p.cap_name,
+                "cap_days": p.cap_days,
+                "stages": [{"name": n, "used_days": d} for n, d in p.stage_days],
+                "used_days": p.used_days,
+                "finished": p.finished,
+                "within": p.within,
+            }
+            for p in b.projects
+        ],
+        "projects_finished": b.projects_finished,
+        "projects_within": b.projects_within,
+        "projects_within_rate": _share(b.projects_within, b.projects_finished),
+    }
+
+
+def _bundles_from(data: dict[str, Any] | None) -> BundleReport:
+    if not data:
+        return BundleReport()
+    figures = tuple(
+        BundleFigure(i["code"], i["name"], i["promised_days"], i["finished"], i["on_time"]) for i in data["items"]
+    )
+    projects = tuple(
+        ProjectFigure(
+            p["bundle_no"], p["code"], p["name"], p["cap_name"], p["cap_days"],
+            tuple((s["name"], s["used_days"]) for s in p["stages"]), p["used_days"], p["finished"], p["within"],
+        )
+        for p in data["projects"]
+    )  # fmt: skip
+    return BundleReport(figures, projects)
 
 
 def _scope_from(kind: str, data: dict[str, Any]) -> ScopeReport:
@@ -55,6 +118,7 @@ def report_from_json(data: dict[str, Any]) -> IndicatorReport:
         city=_scope_from("city", data["city"]),
         by_section=tuple(_scope_from("section", s) for s in data["by_section"]),
         by_department=tuple(_scope_from("department", d) for d in data["by_department"]),
+        bundles=_bundles_from(data.get("bundles")),
     )
 
 
@@ -149,6 +213,7 @@ def bar_chart(chart_id: str, title: str, rows: list[tuple[str, float | None, boo
 
 
 CITY_CHART = ("one_visit_rate", "zero_visit_rate", "online_depth_rate", "online_case_rate", "on_time_rate",
+              "bundle_on_time_rate",
               "satisfaction_rate")  # fmt: skip
 UNJUDGED = {"zero_visit_rate"}  # shown for information: it has no target of its own
 
