@@ -19,7 +19,7 @@ from app import clock
 from app.booking import service as booking_service
 from app.bootstrap import Services
 from app.cases import service as case_service
-from app.cases.types import CaseSummary, TimelineEntry
+from app.cases.types import BundleView, CaseSummary, TimelineEntry
 from app.clock import SHANGHAI
 from app.errors import DomainError
 from app.matters import service as matter_service
@@ -170,13 +170,13 @@ class Responder:
                 view = await case_service.query_progress(
                     deps, client=f"wx:{openid}", case_no=case_no, query_code=code, code=None
                 )
-                return _case_text(view.summary, view.timeline)
+                return _case_text(view.summary, view.timeline, view.bundle)
             citizen = await self._citizen(openid)
             if citizen is None:
                 return NOT_FOUND_CASE  # the same answer as an unknown number
             # The API's read rule: the applicant or agent, or the principal (被代办人) with a verified identity.
             case = await case_service.case_detail(deps, principal=citizen, case_no=case_no)
-            return _case_text(case.summary, case.timeline)
+            return _case_text(case.summary, case.timeline, case.bundle)
         except DomainError as exc:
             return NOT_FOUND_CASE if exc.status == 404 else exc.message
 
@@ -211,10 +211,21 @@ class Responder:
         return "您的办件：\n" + "\n".join(lines)
 
 
-def _case_text(case: CaseSummary, timeline: tuple[TimelineEntry, ...]) -> str:
-    """A case's status, next step and latest event as a WeChat text (times in Asia/Shanghai)."""
+def _case_text(case: CaseSummary, timeline: tuple[TimelineEntry, ...], bundle: BundleView | None = None) -> str:
+    """A case's status, next step and latest event as a WeChat text (times in Asia/Shanghai).
+
+    A bundle (一件事) answers for the whole: the stage it is in, each department's part, what it waits for.
+    """
     lines = [f"办件 {case.case_no}（{case.matter_name}）", f"当前状态：{case.status_name}"]
     step = case.next_step
+    if bundle is not None and bundle.current_stage is not None and case.status.value in {"accepted", "under_review"}:
+        stage = bundle.stages[bundle.current_stage - 1]
+        lines.append(f"共 {len(bundle.stages)} 个阶段，正在办理第 {stage.no} 阶段「{stage.name}」：")
+        lines += [f"· {p.matter_name}：{p.status_name}" for p in stage.parts]
+        lines += [f"待办：{h}" for h in bundle.holding if "补正" in h]
+        if bundle.expected_on:
+            lines.append(f"预计 {bundle.expected_on:%Y-%m-%d} 前全部办结")
+        step = None
     if step:
         by = f"，预计 {step.expected_by:%Y-%m-%d} 前" if step.expected_by else ""
         lines.append(f"下一步：{step.name}{by}")
