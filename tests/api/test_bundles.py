@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.cases.models import Case
+from app.cases.models import Case, CaseEvent
 from app.matters import service as matters
 from app.notify.models import Notification
 from auth.idcard import make_id_number
@@ -273,3 +273,58 @@ async def test_a_bundle_whose_stages_do_not_add_up_is_refused(world, admin_heade
     _, r = await world.client.post("/api/v1/admin/matters/4308-YJS-TEST-003/versions/1/publish", headers=admin_headers)
     assert r.status_code == 422 and r.json["error"]["code"] == "GUIDE_INVALID"
     assert "各阶段承诺时限之和" in str(r.json["error"]["details"])
+
+
+RACE = "4308-YJS-TEST-009"
+
+
+@pytest.mark.postgres
+async def test_two_departments_deciding_a_stage_at_once_open_the_next_stage_once(world, admin_headers):
+    """Row locks, not luck: the last two parts of a stage approved at the same moment, many times over."""
+    import asyncio
+
+    w = world
+    entry = bundle_entry(
+        code=RACE,
+        name="并发测试一件事",
+        materials=[{"name": FORM, "file_types": ["pdf"], "members": [A, B, C]}],
+        bundle={
+            "stages": [
+                {"name": "并联阶段", "matters": [A, B], "promised_days": 1},
+                {"name": "后续阶段", "matters": [C], "promised_days": 2},
+            ]
+        },
+    )
+    await matters.import_catalogue(w.client.sanic_app.ctx.catalogue, data=catalogue(entry))
+    numbers = []
+    for _ in range(6):
+        form = await h.upload(w.client, w.headers, h.PDF, "申请表.pdf")
+        body = {
+            "matter_code": RACE,
+            "applicant": {"kind": "self", "name": "张三", "id_number": make_id_number()},
+            "materials": [{"name": FORM, "upload_ids": [form]}],
+            "delivery": {"method": "window"},
+        }
+        _, r = await w.client.post(
+            "/api/v1/cases", json=body, headers={**w.headers, "Idempotency-Key": uuid.uuid4().hex}
+        )
+        assert r.status_code == 201, r.text
+        no = r.json["case_no"]
+        await ok(await h.act(w.client, w.lead, no, "accept"))
+        await ok(await h.act(w.client, w.lead, f"{no}-01", "start_review"))
+        await ok(await h.act(w.client, w.fund, f"{no}-02", "start_review"))
+        numbers.append(no)
+    answers = await asyncio.gather(
+        *(
+            h.act(w.client, headers, f"{no}-{n}", "approve")
+            for no in numbers
+            for headers, n in ((w.lead, "01"), (w.fund, "02"))
+        )
+    )
+    assert [r.status_code for r in answers] == [200] * len(answers)
+    for no in numbers:
+        parent = await Case.get(case_no=no)
+        parts = await Case.filter(bundle_id=parent.id).order_by("case_no").values_list("case_no", "stage")
+        assert parts == [(f"{no}-01", 1), (f"{no}-02", 1), (f"{no}-03", 2)], parts
+        opened = await CaseEvent.filter(case_id=parent.id, action="open_stage").count()
+        assert opened == 1 and parent.status == "under_review"
