@@ -328,3 +328,22 @@ async def test_two_departments_deciding_a_stage_at_once_open_the_next_stage_once
         assert parts == [(f"{no}-01", 1), (f"{no}-02", 1), (f"{no}-03", 2)], parts
         opened = await CaseEvent.filter(case_id=parent.id, action="open_stage").count()
         assert opened == 1 and parent.status == "under_review"
+
+
+async def test_a_bundle_is_found_scanned_and_read_like_a_matter(world):
+    """Search finds it, its printed code resolves to its guide, and the guide carries stages and members."""
+    from qr.models import Code
+
+    w = world
+    _, r = await w.client.get("/api/v1/matters", params={"q": "一件事"})
+    assert r.status_code == 200, r.text
+    assert BUNDLE in [m["code"] for m in r.json["items"]]
+    slug = (await Code.get(matter_code=BUNDLE, is_default=True)).slug
+    _, r = await w.client.get(f"/q/{slug}", headers={"Accept": "application/json"})
+    assert r.status_code in {200, 302, 303}, r.text
+    _, r = await w.client.get(f"/api/v1/matters/{BUNDLE}")
+    assert r.status_code == 200, r.text
+    guide = r.json
+    assert guide["type"] == "bundle" and guide["type_name"] == "一件事（主题服务）"
+    assert [s["matters"] for s in guide["bundle"]["stages"]] == [[A], [B, C]]
+    assert {m["name"]: m["members"] for m in guide["materials"]}[ID] == [A, B]
