@@ -86,6 +86,10 @@ class VersionNotDraft(Conflict):
     code, message = "VERSION_NOT_DRAFT", "只有草稿版本可以修改或发布"
 
 
+class MatterInBundle(Conflict):
+    code, message = "MATTER_IN_BUNDLE", "该事项是已发布“一件事”的成员，请先修改或取消该“一件事”"
+
+
 class MatterRetired(Conflict):
     code, message = "MATTER_RETIRED", "该事项已取消"
 

@@ -12,7 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
 
 from app.console.kit import page, see_other, staff_page
-from app.errors import GuideInvalid, InvalidInput, MatterNotFound, MatterRetired, VersionNotDraft, VersionNotFound
+from app.errors import (
+    BundleInvalid,
+    GuideInvalid,
+    InvalidInput,
+    MatterInBundle,
+    MatterNotFound,
+    MatterRetired,
+    VersionNotDraft,
+    VersionNotFound,
+)
 from app.http import doc, parse_query
 from app.matters import service
 from app.matters.diff import guide_diff
@@ -201,7 +210,7 @@ async def diff(request: Request, code: str) -> HTTPResponse:
 
 @bp.post("/console/matters/<code:str>/publish")
 @doc(tag=TAG, summary="发布草稿（公众办事指南随即更新）",
-     errors=[MatterNotFound, VersionNotFound, VersionNotDraft, MatterRetired, GuideInvalid])  # fmt: skip
+     errors=[MatterNotFound, VersionNotFound, VersionNotDraft, MatterRetired, GuideInvalid, BundleInvalid])  # fmt: skip
 @staff_page("admin")
 async def publish(request: Request, code: str) -> HTTPResponse:
     """Publish the draft version named in the form."""
@@ -211,7 +220,7 @@ async def publish(request: Request, code: str) -> HTTPResponse:
         if not isinstance(no, int):
             raise VersionNotFound(details={"version": str(no)[:20]})
         await service.publish(request.app.ctx.catalogue, code=code, no=no)
-    except (VersionNotFound, VersionNotDraft, MatterRetired, GuideInvalid) as exc:
+    except (VersionNotFound, VersionNotDraft, MatterRetired, GuideInvalid, BundleInvalid) as exc:
         errors = {"publish": exc.message + "；" + "；".join(f"{k}：{v}" for k, v in field_errors(exc).items()
                                                           if k != "__all__")}  # fmt: skip
         return await _matter_page(request, code, status=exc.status, errors=errors)
@@ -219,7 +228,7 @@ async def publish(request: Request, code: str) -> HTTPResponse:
 
 
 @bp.post("/console/matters/<code:str>/retire")
-@doc(tag=TAG, summary="取消事项（可指定继任事项）", errors=[MatterNotFound, InvalidInput])
+@doc(tag=TAG, summary="取消事项（可指定继任事项）", errors=[MatterNotFound, InvalidInput, MatterInBundle])
 @staff_page("admin")
 async def retire(request: Request, code: str) -> HTTPResponse:
     """Retire a matter, pointing citizens to the chosen successor."""
@@ -227,6 +236,6 @@ async def retire(request: Request, code: str) -> HTTPResponse:
     successor = str(data.get("successor") or "").strip() or None
     try:
         await service.retire(request.app.ctx.catalogue, code=code, successor=successor)
-    except InvalidInput as exc:
+    except (InvalidInput, MatterInBundle) as exc:
         return await _matter_page(request, code, status=exc.status, errors=field_errors(exc, "successor"))
     return see_other(request, f"/console/matters/{code}?done=retired")

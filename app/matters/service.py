@@ -22,6 +22,7 @@ from app.errors import (
     ImportInvalid,
     InvalidInput,
     MatterCodeTaken,
+    MatterInBundle,
     MatterNotFound,
     MatterRetired,
     VersionNotDraft,
@@ -423,6 +424,19 @@ async def bundle_problems(guide: Guide, *, in_file: dict[str, Guide] | None = No
     return reasons
 
 
+async def bundles_holding(code: str) -> list[str]:
+    """The offered bundles that list a matter among their members."""
+    rows = await MatterVersion.filter(status=VersionStatus.published, matter__status=MatterStatus.active).values(
+        "matter__code", "content"
+    )
+    return sorted(
+        r["matter__code"]
+        for r in rows
+        if (r["content"] or {}).get("bundle")
+        and code in {c for s in r["content"]["bundle"]["stages"] for c in s["matters"]}
+    )
+
+
 async def _check_bundle(guide: Guide) -> None:
     reasons = await bundle_problems(guide)
     if reasons:
@@ -570,6 +584,10 @@ async def retire(deps: CatalogueDeps, *, code: str, successor: str | None = None
     """Stop offering a matter, optionally pointing citizens to its successor."""
     async with in_transaction():
         matter = await _locked_matter(code)
+        holders = await bundles_holding(matter.code)
+        if holders:
+            # A published bundle would open a part for a matter no longer offered.
+            raise MatterInBundle(details={"matter_code": matter.code, "bundles": holders})
         successor_code = None
         if successor:
             successor_code = successor.strip().upper()

@@ -8,10 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
 
 from app.errors import (
+    BundleInvalid,
     GuideInvalid,
     ImportInvalid,
     InvalidInput,
     MatterCodeTaken,
+    MatterInBundle,
     MatterNotFound,
     MatterRetired,
     VersionNotDraft,
@@ -108,7 +110,7 @@ async def version(request: Request, code: str, no: int) -> HTTPResponse:
 @doc(
     tag=TAG,
     summary="发布草稿版本（校验全部实施清单要素）",
-    errors=[*AUTH, MatterNotFound, VersionNotFound, VersionNotDraft, MatterRetired, GuideInvalid],
+    errors=[*AUTH, MatterNotFound, VersionNotFound, VersionNotDraft, MatterRetired, GuideInvalid, BundleInvalid],
     secured="bearer",
 )
 @admin_required
@@ -123,7 +125,7 @@ async def publish(request: Request, code: str, no: int) -> HTTPResponse:
     tag=TAG,
     summary="取消事项（可指定继任事项）",
     body=RetireBody,
-    errors=[*AUTH, MatterNotFound, InvalidInput],
+    errors=[*AUTH, MatterNotFound, InvalidInput, MatterInBundle],
     secured="bearer",
 )
 @admin_required

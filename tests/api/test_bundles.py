@@ -347,3 +347,13 @@ async def test_a_bundle_is_found_scanned_and_read_like_a_matter(world):
     assert guide["type"] == "bundle" and guide["type_name"] == "一件事（主题服务）"
     assert [s["matters"] for s in guide["bundle"]["stages"]] == [[A], [B, C]]
     assert {m["name"]: m["members"] for m in guide["materials"]}[ID] == [A, B]
+
+
+async def test_a_member_of_an_offered_bundle_cannot_be_retired(world, admin_headers):
+    _, r = await world.client.post(f"/api/v1/admin/matters/{B}/retire", json={}, headers=admin_headers)
+    assert r.status_code == 409, r.text
+    assert r.json["error"]["code"] == "MATTER_IN_BUNDLE" and r.json["error"]["details"]["bundles"] == [BUNDLE]
+    _, r = await world.client.post(f"/api/v1/admin/matters/{BUNDLE}/retire", json={}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    _, r = await world.client.post(f"/api/v1/admin/matters/{B}/retire", json={}, headers=admin_headers)
+    assert r.status_code == 200, r.text
