@@ -31,7 +31,8 @@ def sla(case: Case, today: dt.date) -> Sla:
         return Sla("not_started", None, None)
     if case.status is CaseStatus.suspended:
         return Sla("paused", None, None, suspended_on=case.suspended_on)
-    if case.status in lifecycle.CLOCK_RUNNING:
+    running = lifecycle.PART_CLOCK_RUNNING if case.kind == lifecycle.PART else lifecycle.CLOCK_RUNNING
+    if case.status in running:
         if today > case.due_on:
             state, left = "red", -workdays.workdays_between(case.due_on, today)
         else:

@@ -87,6 +87,8 @@ STAFF_ACTIONS = tuple(a for a, m in MOVES.items() if m.roles & STAFF)
 TERMINAL = frozenset({S.rejected, S.withdrawn, S.completed})
 # The promised time runs from acceptance to the decision being delivered; a suspension stops it.
 CLOCK_RUNNING = frozenset({S.accepted, S.under_review, S.approved, S.denied})
+# A bundle's part is done when decided: its result goes out with the bundle's, on the bundle's clock.
+PART_CLOCK_RUNNING = frozenset({S.accepted, S.under_review})
 OPEN = frozenset(set(S) - TERMINAL)
 
 STATUS_NAMES: dict[S, str] = {

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from tortoise.expressions import Subquery
+from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
 from app import clock, workdays
@@ -737,6 +737,9 @@ async def staff_cases(
         query = query.filter(status__in=running, warn_on__lte=today, due_on__gte=today)
     elif view == "overdue":
         query = query.filter(status__in=running, due_on__lt=today)
+    if view in {"due_soon", "overdue"}:
+        # A decided part waits for its bundle's delivery on the bundle's clock, not its own.
+        query = query.filter(Q(kind__not=lifecycle.PART) | Q(status__not_in=[CaseStatus.approved, CaseStatus.denied]))
     if status:
         query = query.filter(status=status)
     total = await query.count()

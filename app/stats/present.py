@@ -213,7 +213,6 @@ def bar_chart(chart_id: str, title: str, rows: list[tuple[str, float | None, boo
 
 
 CITY_CHART = ("one_visit_rate", "zero_visit_rate", "online_depth_rate", "online_case_rate", "on_time_rate",
-              "bundle_on_time_rate",
               "satisfaction_rate")  # fmt: skip
 UNJUDGED = {"zero_visit_rate"}  # shown for information: it has no target of its own
 

@@ -357,3 +357,18 @@ async def test_a_member_of_an_offered_bundle_cannot_be_retired(world, admin_head
     assert r.status_code == 200, r.text
     _, r = await world.client.post(f"/api/v1/admin/matters/{B}/retire", json={}, headers=admin_headers)
     assert r.status_code == 200, r.text
+
+
+async def test_a_decided_part_leaves_its_departments_deadline_lists(world):
+    """Approved, a part waits for the bundle's delivery: its own clock has stopped, it is nobody's overdue."""
+    w = world
+    no = (await apply(w))["case_no"]
+    await ok(await h.act(w.client, w.lead, no, "accept"))
+    await ok(await h.act(w.client, w.lead, f"{no}-01", "start_review"))
+    await ok(await h.act(w.client, w.lead, f"{no}-01", "approve"))
+    await w.later(days=20)
+    part = await h.staff_case(w.client, w.lead, f"{no}-01")
+    assert part["status"] == "approved" and part["sla"]["state"] == "stopped"
+    overdue = await h.staff_list(w.client, w.lead, view="overdue")
+    assert f"{no}-01" not in overdue and no in overdue  # the bundle is what is late now
+    assert f"{no}-02" in await h.staff_list(w.client, w.fund, view="overdue")
