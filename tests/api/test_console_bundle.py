@@ -177,7 +177,7 @@ async def test_the_lead_s_bundle_page_shows_stages_parts_cap_and_one_timeline(wo
 
     # The merged timeline names each step's source.
     timeline = html[html.index("办理时间线") :]
-    assert '<th scope="col">来源</th>' in timeline
+    assert '<th scope="col">来源与环节</th>' in timeline
     assert f"营业执照设立登记（{a}）" in timeline and f"住房公积金单位缴存登记（{b}）" in timeline
     assert "一件事（整体）" in timeline
     # The bundle is not reviewed as a whole.
