@@ -142,6 +142,7 @@ async def test_a_part_s_page_names_its_bundle_and_asks_for_a_correction(world):
     assert part["status"] == "correction_required" and part["correction"]["materials"] == [ID]
     _, after = await w.client.get(done.headers["location"])
     assert "已执行：部门要求补正（暂停计时）" in after.text and forms(after.text) == []
+    assert f"<dd data-correction>{ID}（原因：身份证不清晰）</dd>" in after.text
 
     # The lead's bundle page says what holds it up.
     await w.console("lead")
@@ -182,6 +183,9 @@ async def test_the_lead_s_bundle_page_shows_stages_parts_cap_and_one_timeline(wo
     assert "一件事（整体）" in timeline
     # The bundle is not reviewed as a whole.
     assert forms(html) == []
+    # The lead's own part links back to the bundle it belongs to.
+    _, own = await w.client.get(f"/console/cases/{a}")
+    assert f'<a href="/console/cases/{no}">{no}</a>' in own.text and "第 1 阶段：设立登记" in own.text
 
     # Both departments decide: the bundle is approved, the lead delivers and completes it from the page.
     for headers, part in ((w.fund, b), (w.tax, c)):
