@@ -748,6 +748,15 @@ async def staff_cases(
     return StaffCasePage(tuple(read.staff_item(r, today, principal) for r in rows), total, page, page_size)
 
 
+async def bundle_names(bundle_nos: list[str]) -> dict[str, str]:
+    """The 一件事 names of bundles by number, for a queue row of a part (a name is not personal data)."""
+    nos = sorted(set(bundle_nos))
+    if not nos:
+        return {}
+    rows = await Case.filter(case_no__in=nos, kind=lifecycle.BUNDLE).values_list("case_no", "matter_name")
+    return {str(no): str(name) for no, name in rows}
+
+
 # ---------------------------------------------------------------- anonymous progress
 
 

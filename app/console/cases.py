@@ -35,10 +35,14 @@ ACTION_NAMES = {a: m.label for a, m in lifecycle.MOVES.items()}
 ACTION_FIELDS = {
     "reject": ("reason",),
     "require_correction": ("reason", "materials"),
+    "request_correction": ("reason", "materials"),
     "suspend": ("reason", "procedure"),
     "deny": ("reason",),
     "deliver": ("tracking_no",),
 }
+# A bundle's stage as the lead department's page names it.
+STAGE_STATES = {"waiting": "未开始", "running": "办理中", "done": "已完成", "stopped": "已终止"}
+KIND_NAMES = {"bundle": "一件事", "part": "一件事·分件"}
 staff = staff_page("clerk", "reviewer", "admin")
 
 
@@ -105,8 +109,10 @@ async def queue(request: Request) -> HTTPResponse:
         _deps(request), principal=principal, view=None if q.view == "all" else q.view, status=None,
         page=q.page, page_size=20, department=q.department or None,
     )  # fmt: skip
+    bundle_names = await service.bundle_names([i.summary.bundle_no for i in result.items if i.summary.bundle_no])
     return page(request, "cases.html", q=q, result=result, views=VIEW_NAMES, sla_names=SLA_NAMES,
-                departments=sorted(principal.departments))  # fmt: skip
+                departments=sorted(principal.departments), bundle_names=bundle_names,
+                kind_names=KIND_NAMES)  # fmt: skip
 
 
 def _action_errors(exc: ce.ActionInvalid) -> dict[str, str]:
@@ -125,12 +131,19 @@ async def _case_page(request: Request, view: StaffCaseView, *, status: int = 200
                      typed: dict[str, Any] | None = None) -> HTTPResponse:  # fmt: skip
     q = parse_query(request, CaseQuery)
     applicant = view.principal if q.show == "applicant" else present.masked_party(view.principal)
+    principal = request.ctx.principal
+    # Which linked cases (a bundle's parts, a part's bundle) this staff member may open: those in the scope.
+    parts = [p for st in view.bundle.stages for p in st.parts] if view.bundle else []
+    openable = {p.case_no for p in parts if principal.covers(department=p.department, hall=None)}
+    if view.part_of and principal.covers(department=view.part_of.lead_department, hall=None):
+        openable.add(view.part_of.bundle_no)
     return page(
         request, "case.html", status=status, case=view, s=view.summary, applicant=applicant,
         unmasked=q.show == "applicant", done=ACTION_NAMES.get(q.done, ""), action_names=ACTION_NAMES,
         action_fields=ACTION_FIELDS, sla_names=SLA_NAMES, errors=errors or {}, typed=typed or {},
         material_names=sorted({m.name for m in view.materials}), tz=clock.SHANGHAI,
-        push_status=PUSH_STATUS, channels=CHANNELS,
+        push_status=PUSH_STATUS, channels=CHANNELS, stage_states=STAGE_STATES, kind_names=KIND_NAMES,
+        openable=openable,
     )  # fmt: skip
 
 
