@@ -280,6 +280,12 @@ async def _form(
     draft = await drafts.load(_deps(request), owner_id=principal.id, scope=f"apply:{guide['code']}")
     profile = await accounts.profile(request.app.ctx.auth, principal=principal)
     notes = {m["name"]: m.get("notes", "") for m in guide["materials"]}
+    if guide.get("bundle"):  # one upload serves several members: say which
+        names = guide["bundle"].get("member_names") or {}
+        for m in guide["materials"]:
+            uses = "用于：" + "、".join(names.get(c, {}).get("name") or c for c in m.get("members", ()))
+            notes[m["name"]] = f"{notes[m['name']]}（{uses}）" if notes[m["name"]] else uses
+
     materials = [_spec_view(i, s, draft, notes.get(s.name, "")) for i, s in enumerate(_guide_specs(guide))]
     return page(
         request, "apply.html", status=status, g=guide, materials=materials, form=draft.fields, errors=errors or {},

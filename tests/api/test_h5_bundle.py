@@ -118,6 +118,12 @@ async def test_the_elder_rendition_and_the_cap_are_right_too(seeded):
 # ---------------------------------------------------------------- applying, the case, corrections, progress
 
 
+async def test_the_form_asks_for_each_material_once_saying_what_it_serves(citizen):
+    text = html.unescape((await open_form(citizen, BUNDLE)).text)
+    assert text.count('<fieldset class="mat"') == 3
+    assert f"{ID} <span" in text and "用于：营业执照设立登记、住房公积金单位缴存登记" in text
+
+
 async def test_one_application_with_each_material_once(citizen):
     case_no, _ = await apply(citizen)
     case = await Case.get(case_no=case_no)
