@@ -15,6 +15,7 @@ from typing import Any
 from app.booking import calendars
 from app.booking.deps import BookingDeps
 from app.cache import LocalCache
+from app.errors import MatterNotFound
 from app.feedback import present as feedback_present
 from app.feedback.consult import published_faq
 from app.feedback.ratings import matter_satisfaction
@@ -78,8 +79,24 @@ async def _assemble(deps: GuideDeps, data: dict[str, Any], matter_code: str) -> 
     # Both change without a catalogue write: the cached guide shows them within GUIDE_CACHE_SECONDS.
     data["satisfaction"] = feedback_present.matter_satisfaction_json(await matter_satisfaction(matter_code))
     data["consult_faq"] = feedback_present.faq_json(await published_faq(matter_code))
+    if data.get("bundle"):
+        data["bundle"] = {**data["bundle"], "member_names": await _member_names(data["bundle"])}
     body = dumps(data)
     return GuideDocument(etag_for(body), body, data)
+
+
+async def _member_names(bundle: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """A bundle's member matters by code: name and department name (for the guide's stages and materials)."""
+    names: dict[str, dict[str, str]] = {}
+    for stage in bundle["stages"]:
+        for code in stage["matters"]:
+            try:
+                member = await catalogue.matter_summary(code)
+            except MatterNotFound:  # published against the catalogue, retired since: the code still says what it was
+                names[code] = {"name": code, "department": ""}
+                continue
+            names[code] = {"name": member.name, "department": member.department_name}
+    return names
 
 
 async def guide(deps: GuideDeps, *, code: str) -> GuideDocument:

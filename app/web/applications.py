@@ -26,6 +26,7 @@ from app.guide import service as guides
 from app.http import doc, idempotent_answer, parse_query
 from app.ratelimit import TooManyRequests
 from app.web import ACTIONS
+from app.web import bundle_view as bv
 from app.web.kit import citizen_page, field_errors, page, read_form, see_other
 from auth import accounts
 from auth.errors import AssuranceTooLow
@@ -279,6 +280,12 @@ async def _form(
     draft = await drafts.load(_deps(request), owner_id=principal.id, scope=f"apply:{guide['code']}")
     profile = await accounts.profile(request.app.ctx.auth, principal=principal)
     notes = {m["name"]: m.get("notes", "") for m in guide["materials"]}
+    if guide.get("bundle"):  # one upload serves several members: say which
+        names = guide["bundle"].get("member_names") or {}
+        for m in guide["materials"]:
+            uses = "用于：" + "、".join(names.get(c, {}).get("name") or c for c in m.get("members", ()))
+            notes[m["name"]] = f"{notes[m['name']]}（{uses}）" if notes[m["name"]] else uses
+
     materials = [_spec_view(i, s, draft, notes.get(s.name, "")) for i, s in enumerate(_guide_specs(guide))]
     return page(
         request, "apply.html", status=status, g=guide, materials=materials, form=draft.fields, errors=errors or {},
@@ -400,7 +407,7 @@ def _qr_data_uri(url: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
 
 
-def _case_context(view: CaseView) -> dict[str, Any]:
+def _case_context(view: CaseView, departments: Mapping[str, str] | None = None) -> dict[str, Any]:
     """What the case pages show: times in Asia/Shanghai to the minute, dates as YYYY-MM-DD."""
     s = view.summary
     step = s.next_step
@@ -424,7 +431,10 @@ def _case_context(view: CaseView) -> dict[str, Any]:
         "submitted_at": _minute(s.submitted_at),
         "promised_days": s.promised_days,
         "next_step": next_step,
-        "timeline": [{"label": e.label, "at": _minute(e.at), "text": e.text} for e in view.timeline],
+        "timeline": bv.timeline_context(view.timeline),
+        "kind": s.kind,
+        "bundle": bv.bundle_context(view.bundle, dict(departments or {})),
+        "part_of": bv.part_of_context(view.part_of, dict(departments or {})),
         "principal": {"name": view.principal.name, "agent": view.agent},
         "delivery": view.delivery.method,
         "tracking_no": view.delivery.tracking_no,
@@ -443,7 +453,8 @@ async def receipt_page(request: Request, case_no: str) -> HTTPResponse:
     view = await service.case_detail(_deps(request), principal=principal, case_no=case_no)
     code = await drafts.take_query_code(_deps(request), owner_id=principal.id, case_no=view.summary.case_no)
     url = view.receipt.progress_url if view.receipt else ""
-    return page(request, "receipt.html", c=_case_context(view), query_code=code, qr=_qr_data_uri(url))
+    departments = await bv.department_names() if view.bundle else {}
+    return page(request, "receipt.html", c=_case_context(view, departments), query_code=code, qr=_qr_data_uri(url))
 
 
 @bp.get("/m/me/cases")
@@ -455,7 +466,7 @@ async def my_cases_page(request: Request) -> HTTPResponse:
     result = await service.my_cases(_deps(request), principal=request.ctx.principal, page=q.page, page_size=20)
     items = [
         {"case_no": s.case_no, "matter": s.matter_name, "status": s.status.value, "status_name": s.status_name,
-         "submitted_at": _minute(s.submitted_at),
+         "submitted_at": _minute(s.submitted_at), "kind": s.kind,
          "next_step": s.next_step.name if s.next_step else None,
          "expected_by": s.next_step.expected_by.isoformat() if s.next_step and s.next_step.expected_by else None}
         for s in result.items
@@ -479,9 +490,10 @@ async def _case_page(
         specs = list(await service.correction_materials(deps, principal=principal, case_no=number))
         draft = await drafts.load(deps, owner_id=principal.id, scope=f"resubmit:{number}")
         correction = [_spec_view(i, s, draft) for i, s in enumerate(specs)]
+    departments = await bv.department_names() if view.bundle or view.part_of else {}
     return page(
-        request, "case.html", status=status, c=_case_context(view), correction=correction, errors=errors or {},
-        done=_DONE.get(done or ""), **_limits(request),
+        request, "case.html", status=status, c=_case_context(view, departments), correction=correction,
+        errors=errors or {}, done=_DONE.get(done or ""), **_limits(request),
     )  # fmt: skip
 
 

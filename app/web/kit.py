@@ -7,6 +7,7 @@ Pages are thin: they read a form, call the same service functions as /api/v1, an
 from __future__ import annotations
 
 import functools
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -55,8 +56,13 @@ def page(request: Request, template: str, *, status: int = 200, headers: dict[st
 
 
 def see_other(request: Request, path: str) -> HTTPResponse:
-    """303 to one of our pages after a form post (a reload shows the page, never repeats the post)."""
-    return finish_page(request, redirect(safe_next(path), status=303))
+    """303 to one of our pages after a form post (a reload shows the page, never repeats the post).
+
+    A fragment naming a part of the page (`#correction`) is kept: the path alone is checked as ours.
+    """
+    path, _, fragment = path.partition("#")
+    anchor = f"#{fragment}" if re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,40}", fragment) else ""
+    return finish_page(request, redirect(safe_next(path) + anchor, status=303))
 
 
 def login_url(next_path: str) -> str:

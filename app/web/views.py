@@ -32,6 +32,7 @@ from app.stats import indicators
 from app.stats import present as stats_present
 from app.stats.types import IndicatorReport
 from app.web import ACTIONS
+from app.web import bundle_view as bv
 from app.web.kit import page, see_other
 from auth.guards import check_origin, csrf_token, finish_page
 
@@ -208,7 +209,7 @@ def _minute(at: dt.datetime) -> str:
     return f"{at.astimezone(clock.SHANGHAI):%Y-%m-%d %H:%M}"
 
 
-def _progress_context(view: ProgressView) -> dict[str, Any]:
+def _progress_context(view: ProgressView, departments: dict[str, str] | None = None) -> dict[str, Any]:
     """What progress.html shows of a case: times in Asia/Shanghai to the minute, dates as YYYY-MM-DD."""
     s = view.summary
     step = s.next_step
@@ -224,7 +225,9 @@ def _progress_context(view: ProgressView) -> dict[str, Any]:
         "next_step": None
         if step is None
         else {"name": step.name, "expected_by": step.expected_by.isoformat() if step.expected_by else None},
-        "timeline": [{"label": e.label, "at": _minute(e.at), "text": e.text} for e in view.timeline],
+        "timeline": bv.timeline_context(view.timeline),
+        "kind": s.kind,
+        "bundle": bv.bundle_context(view.bundle, departments or {}),
     }
 
 
@@ -280,7 +283,8 @@ async def progress_query(request: Request) -> HTTPResponse:
     except (TooManyRequests, ServiceUnavailable) as exc:
         return _progress_form(request, status=exc.status, case_no=form.case_no, errors={"__all__": exc.message},
                               headers=exc.headers)  # fmt: skip
-    return page(request, "progress.html", case=_progress_context(view), headers=PRIVATE_PAGE)
+    departments = await bv.department_names() if view.bundle else {}
+    return page(request, "progress.html", case=_progress_context(view, departments), headers=PRIVATE_PAGE)
 
 
 @bp.route("/p/<code:str>", methods=["GET", "HEAD"])
@@ -297,7 +301,8 @@ async def progress_by_code(request: Request, code: str) -> HTTPResponse:
         return _progress_form(request, status=bad.status, notice=bad.message)
     except (TooManyRequests, ServiceUnavailable) as exc:
         return _progress_form(request, status=exc.status, errors={"__all__": exc.message}, headers=exc.headers)
-    return page(request, "progress.html", case=_progress_context(view), headers=PRIVATE_PAGE)
+    departments = await bv.department_names() if view.bundle else {}
+    return page(request, "progress.html", case=_progress_context(view, departments), headers=PRIVATE_PAGE)
 
 
 def _stats_context(report: IndicatorReport) -> dict[str, Any]:
