@@ -64,6 +64,7 @@ class Matter(Model):
     section = fields.CharField(max_length=20, db_index=True)
     department_code = fields.CharField(max_length=32, db_index=True)
     hall_code = fields.CharField(max_length=32)
+    kind = fields.CharField(max_length=8, default="matter")  # matter | bundle (一件事), as its published guide says
     visits = fields.SmallIntField(default=1)
     online_depth = fields.SmallIntField(default=1)
     status = fields.CharEnumField(MatterStatus, default=MatterStatus.active, max_length=10)

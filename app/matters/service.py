@@ -83,6 +83,7 @@ class MatterSummary:
     online_depth: int
     status: str
     version: int | None
+    kind: str = "matter"  # matter | bundle (一件事)
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,7 @@ def _summary(matter: Matter, departments: dict[str, str]) -> MatterSummary:
         online_depth=matter.online_depth,
         status=matter.status.value,
         version=matter.published_no,
+        kind=matter.kind,
     )
 
 
@@ -574,6 +576,7 @@ async def _publish_version(deps: CatalogueDeps, matter: Matter, version: MatterV
     matter.hall_code = guide.hall
     matter.visits = guide.visits
     matter.online_depth = guide.online_depth
+    matter.kind = "bundle" if guide.bundle is not None else "matter"
     await matter.save()
     # Every published matter has its printed code from the first publish on (the codes' hook).
     for hook in deps.on_published:

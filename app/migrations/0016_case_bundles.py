@@ -1,4 +1,5 @@
-"""一件事: a case may be a bundle application (kind `bundle`) or one member's part of one (kind `part`, with its stage)."""
+"""一件事: a matter may be a bundle (kind `bundle`); a case may be a bundle application (kind `bundle`) or one
+member's part of one (kind `part`, with its stage)."""
 
 from tortoise import migrations
 from tortoise.migrations import operations as ops
@@ -11,6 +12,11 @@ class Migration(migrations.Migration):
     initial = False
 
     operations = [
+        ops.AddField(
+            model_name='Matter',
+            name='kind',
+            field=fields.CharField(max_length=8, default='matter'),
+        ),
         ops.AddField(
             model_name="Case",
             name="kind",

@@ -337,7 +337,12 @@ async def test_a_bundle_is_found_scanned_and_read_like_a_matter(world):
     w = world
     _, r = await w.client.get("/api/v1/matters", params={"q": "一件事"})
     assert r.status_code == 200, r.text
-    assert BUNDLE in [m["code"] for m in r.json["items"]]
+    kinds = {m["code"]: m["kind"] for m in r.json["items"]}
+    assert kinds[BUNDLE] == "bundle"
+    _, r = await w.client.get("/m", params={"q": "测试开办"})
+    assert r.status_code == 200 and '<span class="badge bundle">一件事</span>' in r.text
+    _, r = await w.client.get("/api/v1/matters", params={"q": A})
+    assert [m["kind"] for m in r.json["items"]] == ["matter"]
     slug = (await Code.get(matter_code=BUNDLE, is_default=True)).slug
     _, r = await w.client.get(f"/q/{slug}", headers={"Accept": "application/json"})
     assert r.status_code in {200, 302, 303}, r.text

@@ -692,6 +692,7 @@ async def test_search_result_shape(deps):
                 "online_depth": 4,
                 "status": "active",
                 "version": 1,
+                "kind": "matter",
             }
         ],
         "total": 1,
