@@ -224,3 +224,9 @@ async def test_investment_bundle_and_its_48_working_days(world, make_staff):
     assert figures["projects_within_rate"] == 0.5
     item = next(i for i in figures["items"] if i["code"] == TZXM)
     assert item["finished"] == 2
+    # The public dashboard shows the same figures, without the projects' numbers.
+    _, r = await w.client.get("/stats", params={"from": "2026-09-01", "to": clock.today().isoformat()})
+    assert r.status_code == 200, r.text
+    assert 'data-project="1" data-used="51"' in r.text or 'data-project="2" data-used="51"' in r.text
+    assert 'data-used="48"' in r.text and late_no not in r.text and no not in r.text
+    assert "在 48 个工作日内完成 1 个（50.0%）" in r.text
