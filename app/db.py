@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise
+from tortoise.backends.base.client import PoolConnectionWrapper, TransactionContextPooled
 from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.connection import get_connections
+from tortoise.exceptions import DBConnectionError
+from tortoise.exceptions import OperationalError as TortoiseOperationalError
 from tortoise.migrations.api import migrate as tortoise_migrate
 
+from app.errors import DatabaseUnavailable
 from app.settings import Settings
 
 log = logging.getLogger("app.db")
@@ -59,6 +68,12 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         # back to the pool needs no reset query: one round trip less per statement outside a
         # transaction. asyncpg still rolls back a transaction left open.
         connection["credentials"]["reset"] = _keep_session
+        # Waits end on the server before the request's own timeout (see Settings.db_lock_timeout_ms).
+        connection["credentials"]["server_settings"] = {
+            "lock_timeout": f"{settings.db_lock_timeout_ms}ms",
+            "statement_timeout": f"{settings.db_statement_timeout_ms}ms",
+            "idle_in_transaction_session_timeout": f"{settings.db_idle_in_transaction_timeout_ms}ms",
+        }
     return {
         "connections": {"default": connection},
         "apps": {
@@ -75,7 +90,116 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
 
 async def init_db(settings: Settings) -> None:
     """Open the ORM (lazily connecting) for this process."""
+    configure_waits(settings)
     await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+
+
+# ---------------------------------------------------------------- bounded waits and lost connections
+
+_limits = {"acquire": 3.0, "hot_row": 2, "hot_wait": 2.0}
+_gates: dict[str, asyncio.Semaphore] = {}
+
+
+def configure_waits(settings: Settings) -> None:
+    """Take the bounds of this process's database waits from the settings."""
+    _limits.update(
+        acquire=settings.db_acquire_timeout_seconds,
+        hot_row=settings.db_hot_row_concurrency,
+        hot_wait=settings.db_lock_timeout_ms / 1000,
+    )
+    _gates.clear()
+
+
+async def _acquire(pool: Any) -> Any:
+    """A pooled connection within the bound (asyncpg's `acquire(timeout=)`); SQLite has no pool to wait on."""
+    try:
+        return await pool.acquire(timeout=_limits["acquire"])
+    except TypeError:  # a pool without a timeout parameter
+        return await pool.acquire()
+
+
+async def _transaction_enter(self: TransactionContextPooled) -> Any:
+    """Tortoise's pooled `__aenter__`, but a failed BEGIN leaves no trace.
+
+    Tortoise records the task's transaction before BEGIN; when BEGIN fails (a terminated backend) the
+    record stayed and the connection was never released, so every later transaction of that task (a
+    background job's loop) ran on the dead connection. Here the record is undone and the connection
+    released before the error goes on, and the next attempt starts clean on a fresh connection.
+    """
+    await self.ensure_connection()
+    self.client._connection = await _acquire(self.client._parent._pool)
+    self.token = get_connections().set(self.connection_name, self.client)
+    try:
+        await self.client.begin()
+    except BaseException:
+        get_connections().reset(self.token)
+        with contextlib.suppress(Exception):
+            await self.client._parent._pool.release(self.client._connection)
+        raise
+    return self.client
+
+
+async def _connection_enter(self: PoolConnectionWrapper) -> Any:
+    """Tortoise's pooled connection for one statement, acquired within the bound."""
+    await self.ensure_connection()
+    self.connection = await _acquire(self.client._pool)
+    return self.connection
+
+
+TransactionContextPooled.__aenter__ = _transaction_enter  # type: ignore[method-assign]
+PoolConnectionWrapper.__aenter__ = _connection_enter  # type: ignore[method-assign]
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database could not be reached or did not answer in time (503, retry)."""
+    import asyncpg
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(
+            current,
+            asyncpg.PostgresConnectionError
+            | asyncpg.InterfaceError
+            | asyncpg.exceptions.LockNotAvailableError
+            | asyncpg.exceptions.QueryCanceledError
+            | asyncpg.exceptions.OperatorInterventionError
+            | asyncpg.exceptions.InsufficientResourcesError
+            | asyncpg.exceptions.IdleInTransactionSessionTimeoutError
+            | DBConnectionError
+            | ConnectionError
+            | TimeoutError,
+        ):
+            return True
+        if isinstance(current, sqlite3.OperationalError | TortoiseOperationalError) and "locked" in str(current):
+            return True  # SQLite's busy writer lock outlasted its timeout
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@contextlib.asynccontextmanager
+async def hot_row(key: str) -> AsyncIterator[None]:
+    """At most `db_hot_row_concurrency` requests of this worker wait on one row at a time.
+
+    A row held locked elsewhere would otherwise draw every pooled connection into waiting on it and
+    starve unrelated requests; the others wait here, in memory, for as long as a lock wait may last,
+    then answer 503 DATABASE_UNAVAILABLE (nothing was written).
+    """
+    gate = _gates.get(key)
+    if gate is None:
+        if len(_gates) >= 4096:  # forget idle gates (no holder, no waiter) rather than keep one per row ever used
+            for old in [k for k, g in _gates.items() if not g.locked() and not getattr(g, "_waiters", None)]:
+                del _gates[old]
+        gate = _gates[key] = asyncio.Semaphore(_limits["hot_row"])
+    try:
+        await asyncio.wait_for(gate.acquire(), timeout=_limits["hot_wait"])
+    except TimeoutError:
+        raise DatabaseUnavailable(details={"reason": "busy"}) from None
+    try:
+        yield
+    finally:
+        gate.release()
 
 
 async def migrate(settings: Settings, *, quiet: bool = True) -> None:

@@ -62,6 +62,14 @@ class ServiceUnavailable(DomainError):
     code, message, status = "SERVICE_UNAVAILABLE", "服务暂时不可用，请稍后再试", 503
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    code, message = "DATABASE_UNAVAILABLE", "系统繁忙或数据库暂时不可用，请稍后重试（重试不会重复办理）"
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": "2"})
+        super().__init__(message, **kwargs)
+
+
 class MatterNotFound(NotFound):
     code, message = "MATTER_NOT_FOUND", "未找到该政务服务事项"
 

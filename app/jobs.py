@@ -55,12 +55,22 @@ async def take_lease(name: str, owner: str, seconds: float) -> bool:
 
 @dataclass
 class Job:
-    """A periodic coroutine; `cluster=True` means one worker at a time runs it."""
+    """A periodic coroutine; `cluster=True` means one worker at a time runs it.
+
+    `failures` counts the ticks that failed in a row (0 after a good one), `failing_since` when the
+    run of failures began and `last_error` its latest error's type: what /readyz reports.
+    """
 
     name: str
     every: float
     func: Callable[[], Awaitable[None]]
     cluster: bool = False
+    failures: int = 0
+    failing_since: dt.datetime | None = None
+    last_error: str = ""
+
+
+FAILING_AFTER = 3  # ticks in a row: a job failing this long makes the worker degraded
 
 
 class Scheduler:
@@ -96,12 +106,30 @@ class Scheduler:
         job = next(j for j in self.jobs if j.name == name)
         await job.func()
 
+    def failing(self) -> dict[str, Job]:
+        """The jobs that failed FAILING_AFTER ticks or more in a row, by name."""
+        return {j.name: j for j in self.jobs if j.failures >= FAILING_AFTER}
+
+    async def tick(self, job: Job) -> None:
+        """Run one tick of a job and keep its record; the log speaks once per change of state."""
+        try:
+            if not job.cluster or await take_lease(job.name, self.owner, max(job.every * 3, 5)):
+                await job.func()
+        except Exception as exc:
+            job.failures += 1
+            job.last_error = type(exc).__name__
+            if job.failures == 1:
+                job.failing_since = clock.now()
+                log.exception("job %s failed (logged once until it recovers)", job.name)
+            elif job.failures == FAILING_AFTER:
+                log.error("job %s is failing: %d ticks in a row (%s)", job.name, job.failures, job.last_error)
+            return
+        if job.failures:
+            log.warning("job %s recovered after %d failed ticks", job.name, job.failures)
+        job.failures, job.failing_since, job.last_error = 0, None, ""
+
     async def _loop(self, job: Job) -> None:
         while not self._stopping.is_set():
-            try:
-                if not job.cluster or await take_lease(job.name, self.owner, max(job.every * 3, 5)):
-                    await job.func()
-            except Exception:
-                log.exception("job %s failed", job.name)
+            await self.tick(job)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=job.every)

@@ -15,8 +15,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sanic import HTTPResponse, Request, Sanic
 from sanic.exceptions import SanicException
 
+from app import db
 from app.audit.context import Origin, set_origin
-from app.errors import DomainError, error_body
+from app.errors import DatabaseUnavailable, DomainError, error_body
 from app.jsontext import dumps
 
 access_log = logging.getLogger("app.access")
@@ -29,6 +30,7 @@ _HTML_PATHS = frozenset({"/m", "/desk", "/p"})
 _BROWSER_PATHS = frozenset({"/api/v1/auth/wechat/authorize", "/api/v1/auth/wechat/callback"})
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
+DB_UNAVAILABLE = Counter("db_unavailable_total", "Requests answered 503: database lost or slow", ["error"])
 LATENCY = Histogram(
     "http_request_duration_seconds",
     "HTTP request latency",
@@ -160,6 +162,13 @@ def install(app: Sanic) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> HTTPResponse:
         rid = getattr(request.ctx, "request_id", "-")
+        if db.unavailable(exc):
+            # Lost, unreachable or too slow: nothing was committed (the bounds end before the response's),
+            # so the client may retry with its Idempotency-Key.
+            DB_UNAVAILABLE.labels(type(exc).__name__).inc()
+            log.warning("database unavailable: %s", type(exc).__name__, extra={"request_id": rid, "path": request.path})
+            error = DatabaseUnavailable(details={"request_id": rid})
+            return render(request, error.status, error.envelope(), error.headers)
         log.exception("unhandled error", extra={"request_id": rid, "path": request.path})
         return render(request, 500, error_body("INTERNAL_ERROR", "服务内部错误，请稍后再试", {"request_id": rid}))
 

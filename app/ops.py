@@ -6,7 +6,7 @@ import asyncio
 
 from sanic import Blueprint, HTTPResponse, Request
 
-from app import db
+from app import clock, db
 from app.http import doc, json_response
 from app.observe import METRICS_CONTENT_TYPE, metrics_payload
 
@@ -22,9 +22,16 @@ async def healthz(request: Request) -> HTTPResponse:
 
 
 @bp.route("/readyz", methods=["GET", "HEAD"])
-@doc(tag=TAG, summary="就绪检查（数据库与 Redis）", description="任一依赖不可达时返回 503。")
+@doc(
+    tag=TAG,
+    summary="就绪检查（数据库、Redis 与后台任务）",
+    description="启动完成前、依赖不可达或后台任务连续失败时返回 503（status：starting、unavailable、degraded）。",
+)
 async def readyz(request: Request) -> HTTPResponse:
-    """Database and store reachable within a second each."""
+    """Started, database and store reachable within a second each, and no background job failing."""
+    ctx = request.app.ctx
+    if not getattr(ctx, "ready", False):
+        return json_response({"status": "starting", "checks": {}}, status=503)
     checks: dict[str, str] = {}
     try:
         await asyncio.wait_for(db.ping(), timeout=1)
@@ -32,12 +39,22 @@ async def readyz(request: Request) -> HTTPResponse:
     except Exception as exc:  # any failure means not ready; say which
         checks["database"] = f"error: {type(exc).__name__}"
     try:
-        await asyncio.wait_for(request.app.ctx.store.ping(), timeout=1)
+        await asyncio.wait_for(ctx.store.ping(), timeout=1)
         checks["store"] = "ok"
     except Exception as exc:
         checks["store"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return json_response({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+    body: dict = {"status": "ok" if ready else "unavailable", "checks": checks}
+    scheduler = getattr(ctx, "scheduler", None)
+    failing = scheduler.failing() if scheduler is not None else {}
+    if failing:
+        body["jobs"] = {
+            name: {"failures": job.failures, "since": clock.iso(job.failing_since), "error": job.last_error}
+            for name, job in failing.items()
+        }
+        if ready:
+            body["status"], ready = "degraded", False
+    return json_response(body, status=200 if ready else 503)
 
 
 @bp.get("/metrics")

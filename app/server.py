@@ -74,6 +74,7 @@ class AppContext:
         self.services: Services  # set when the worker starts
         self.wechat_callback: Callback
         self.scheduler: Scheduler
+        self.ready = False  # /readyz answers 503 until the worker has started (and again while it stops)
 
     # The worker's dependencies, under the names handlers use.
     @property
@@ -224,6 +225,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
 
     @app.before_server_start
     async def _worker_start(app: Sanic) -> None:
+        db.configure_waits(settings)
         if settings.manage_db:
             await db.init_db(settings)
             if not os.environ.get(_PREPARED_FLAG):
@@ -243,7 +245,12 @@ def create_app(settings: Settings | None = None) -> Sanic:
         scheduler.add("notify-delivery", 1.0, deliver)
         ctx.scheduler = scheduler
         scheduler.start()
+        ctx.ready = True
         log.info("worker ready", extra={"route": settings.db_backend})
+
+    @app.before_server_stop
+    async def _worker_stopping(app: Sanic) -> None:
+        ctx.ready = False
 
     @app.after_server_stop
     async def _worker_stop(app: Sanic) -> None:

@@ -231,6 +231,14 @@ class Settings(BaseSettings):
     cache_poll_seconds: Annotated[float, NOT_FROM_ENV] = 0.5
     # PostgreSQL connections per worker (more only queue in the database: see bench/README.md)
     db_pool_size: int = Field(8, ge=1, le=200)
+    # Every database wait is bounded, and below Sanic's 30 s response timeout, so that an answer never
+    # contradicts what was committed: a row lock (PostgreSQL lock_timeout), a statement, a transaction
+    # left idle, a pooled connection, and the requests of one worker waiting on one hot row at once.
+    db_lock_timeout_ms: int = Field(2000, ge=100, le=20000)
+    db_statement_timeout_ms: int = Field(8000, ge=100, le=25000)
+    db_idle_in_transaction_timeout_ms: int = Field(10000, ge=1000, le=25000)
+    db_acquire_timeout_seconds: float = Field(3.0, ge=0.1, le=20)
+    db_hot_row_concurrency: int = Field(2, ge=1, le=100)
     app_name: Annotated[str, NOT_FROM_ENV] = "zuiduo"
     manage_db: Annotated[bool, NOT_FROM_ENV] = True  # False in tests: the fixtures own the ORM's lifecycle
     forwarded_secret: str | None = Field(None, repr=False)  # Sanic trusts `Forwarded` headers carrying it

@@ -18,7 +18,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from app import clock, idempotency
+from app import clock, db, idempotency
 from app.booking import calendar as cal
 from app.booking import present, tickets
 from app.booking import sql as booking_sql
@@ -433,23 +433,33 @@ async def book(
     booking.ticket_digest = _ticket_digest(body["ticket"])
     reminder = _reminder(deps, booking, guide)
     try:
-        if booking_sql.enabled():
-            await _book_in_one_statement(deps, booking, reminder, body, claim)
-            return view
-        async with in_transaction():
-            # The citizen's lock first, then a fresh read (a new statement sees what the last holder committed).
-            await _lock_citizen(booking.citizen_id)
-            if isinstance(claim, Pending):  # a retry that came first has recorded the key: KeyTaken, its replay
-                await claim.complete(201, body)
-            _admit(deps, await _citizen_bookings(deps, booking.citizen_id), booking.matter_code, booking.day)
-            # SLOT_FULL here rolls the whole booking back.
-            await _write_booking(booking, reminder, body, claim if isinstance(claim, Claim) else None)
+        # A slot row held locked elsewhere must not draw this worker's every connection into the wait.
+        async with db.hot_row(f"slot:{sid}"):
+            if booking_sql.enabled():
+                await _book_in_one_statement(deps, booking, reminder, body, claim)
+                return view
+            await _book_with_orm(deps, booking, reminder, body, claim)
     except IntegrityError as exc:
         if getattr(exc.__cause__, "table_name", None) == "idempotency_record":
             raise KeyTaken() from None  # a concurrent request recorded this key first
         # the partial unique index: a concurrent booking of the same matter and day
         raise BookingExists(details={"matter_code": guide["code"], "date": slot.day.isoformat()}) from None
     return view
+
+
+async def _book_with_orm(
+    deps: BookingDeps, booking: Booking, reminder: dict[str, Any] | None, body: dict[str, Any],
+    claim: Claim | Pending | None,
+) -> None:  # fmt: skip
+    """The ORM path (SQLite): one transaction, the citizen's lock first."""
+    async with in_transaction():
+        # The citizen's lock first, then a fresh read (a new statement sees what the last holder committed).
+        await _lock_citizen(booking.citizen_id)
+        if isinstance(claim, Pending):  # a retry that came first has recorded the key: KeyTaken, its replay
+            await claim.complete(201, body)
+        _admit(deps, await _citizen_bookings(deps, booking.citizen_id), booking.matter_code, booking.day)
+        # SLOT_FULL here rolls the whole booking back.
+        await _write_booking(booking, reminder, body, claim if isinstance(claim, Claim) else None)
 
 
 async def _seen(deps: BookingDeps, sid: str, citizen_id: uuid.UUID, owner: str, key: str) -> Seen:
