@@ -96,8 +96,9 @@ async def init_db(settings: Settings) -> None:
 
 # ---------------------------------------------------------------- bounded waits and lost connections
 
-_limits = {"acquire": 3.0, "hot_row": 2, "hot_wait": 2.0}
+_limits = {"acquire": 10.0, "hot_row": 4, "hot_wait": 8.0, "lock": 2.0}
 _gates: dict[str, asyncio.Semaphore] = {}
+_stuck: dict[str, float] = {}  # row key -> until when (loop time) its waits are known to time out
 
 
 def configure_waits(settings: Settings) -> None:
@@ -105,9 +106,11 @@ def configure_waits(settings: Settings) -> None:
     _limits.update(
         acquire=settings.db_acquire_timeout_seconds,
         hot_row=settings.db_hot_row_concurrency,
-        hot_wait=settings.db_lock_timeout_ms / 1000,
+        hot_wait=settings.db_hot_row_wait_ms / 1000,
+        lock=settings.db_lock_timeout_ms / 1000,
     )
     _gates.clear()
+    _stuck.clear()
 
 
 async def _acquire(pool: Any) -> Any:
@@ -178,26 +181,52 @@ def unavailable(exc: BaseException) -> bool:
     return False
 
 
+def _lock_timed_out(exc: BaseException) -> bool:
+    """Whether a wait on a row lock ran out (PostgreSQL's lock_timeout), anywhere in the error's chain."""
+    import asyncpg
+
+    current: BaseException | None = exc
+    for _ in range(10):
+        if current is None:
+            return False
+        if isinstance(current, asyncpg.exceptions.LockNotAvailableError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 @contextlib.asynccontextmanager
 async def hot_row(key: str) -> AsyncIterator[None]:
     """At most `db_hot_row_concurrency` requests of this worker wait on one row at a time.
 
     A row held locked elsewhere would otherwise draw every pooled connection into waiting on it and
-    starve unrelated requests; the others wait here, in memory, for as long as a lock wait may last,
-    then answer 503 DATABASE_UNAVAILABLE (nothing was written).
+    starve unrelated requests: the others wait here, in memory, within `db_hot_row_wait_ms`. Once a
+    wait on the row has timed out, the row counts as stuck for one lock timeout: the requests queued
+    behind it answer 503 DATABASE_UNAVAILABLE at once instead of each waiting its turn to time out.
+    Nothing was written for any of them.
     """
+    loop = asyncio.get_running_loop()
+    if _stuck.get(key, 0.0) > loop.time():
+        raise DatabaseUnavailable(details={"reason": "busy"})
     gate = _gates.get(key)
     if gate is None:
         if len(_gates) >= 4096:  # forget idle gates (no holder, no waiter) rather than keep one per row ever used
             for old in [k for k, g in _gates.items() if not g.locked() and not getattr(g, "_waiters", None)]:
                 del _gates[old]
+                _stuck.pop(old, None)
         gate = _gates[key] = asyncio.Semaphore(_limits["hot_row"])
     try:
         await asyncio.wait_for(gate.acquire(), timeout=_limits["hot_wait"])
     except TimeoutError:
         raise DatabaseUnavailable(details={"reason": "busy"}) from None
     try:
+        if _stuck.get(key, 0.0) > loop.time():
+            raise DatabaseUnavailable(details={"reason": "busy"})
         yield
+    except Exception as exc:
+        if _lock_timed_out(exc):
+            _stuck[key] = loop.time() + _limits["lock"]
+        raise
     finally:
         gate.release()
 

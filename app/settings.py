@@ -237,8 +237,9 @@ class Settings(BaseSettings):
     db_lock_timeout_ms: int = Field(2000, ge=100, le=20000)
     db_statement_timeout_ms: int = Field(8000, ge=100, le=25000)
     db_idle_in_transaction_timeout_ms: int = Field(10000, ge=1000, le=25000)
-    db_acquire_timeout_seconds: float = Field(3.0, ge=0.1, le=20)
-    db_hot_row_concurrency: int = Field(2, ge=1, le=100)
+    db_acquire_timeout_seconds: float = Field(10.0, ge=0.1, le=20)
+    db_hot_row_concurrency: int = Field(4, ge=1, le=100)
+    db_hot_row_wait_ms: int = Field(8000, ge=100, le=25000)  # in memory, holding no connection
     app_name: Annotated[str, NOT_FROM_ENV] = "zuiduo"
     manage_db: Annotated[bool, NOT_FROM_ENV] = True  # False in tests: the fixtures own the ORM's lifecycle
     forwarded_secret: str | None = Field(None, repr=False)  # Sanic trusts `Forwarded` headers carrying it
