@@ -307,3 +307,27 @@ async def test_openapi_declares_the_bearer_security_scheme(client):
     schemes = spec.get("components", {}).get("securitySchemes", {})
     assert used <= set(schemes)
     assert (schemes["bearer"]["type"], schemes["bearer"]["scheme"].lower()) == ("http", "bearer")
+
+
+async def test_readyz_is_503_while_the_worker_starts_or_stops(client):
+    """Until the worker's start-up has finished (and once it begins to stop), not ready: 503, never 500."""
+    ctx = client.sanic_app.ctx
+    ctx.ready = False
+    try:
+        _, resp = await client.get("/readyz")
+        assert resp.status == 503, resp.text
+        assert resp.json == {"status": "starting", "checks": {}}
+    finally:
+        ctx.ready = True
+    _, resp = await client.get("/readyz")
+    assert resp.status == 200
+
+
+async def test_a_started_worker_is_ready_and_a_stopping_one_is_not(settings):
+    c = AppClient(create_app(settings))
+    assert c.sanic_app.ctx.ready is False
+    await c.start()
+    assert c.sanic_app.ctx.ready is True
+    await c.sanic_app._server_event("shutdown", "before")
+    assert c.sanic_app.ctx.ready is False
+    await c.sanic_app._server_event("shutdown", "after")
