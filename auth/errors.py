@@ -42,7 +42,7 @@ class BadCredentials(Unauthorized):
 
 
 class AccountLocked(DomainError):
-    code, message, status = "ACCOUNT_LOCKED", "密码错误次数过多，账号已临时锁定", 429
+    code, message, status = "ACCOUNT_LOCKED", "登录失败次数过多，请稍后再试", 429
 
 
 class AccountDisabled(Forbidden):
