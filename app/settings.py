@@ -290,6 +290,10 @@ class Settings(BaseSettings):
         default_factory=lambda d: "http" if _production(d) else "dev"
     )
     realname_verifier_url: str | None = None
+    # real-name attempts that reach the platform, a day: per account, per client address, per ID number
+    realname_attempts_per_account_day: int = Field(5, ge=1, le=1000)
+    realname_attempts_per_address_day: int = Field(20, ge=1, le=1_000_000)
+    realname_attempts_per_id_day: int = Field(5, ge=1, le=1000)
 
     # Booking rules (per-hall calendars live in the database)
     booking_max_active: int = Field(5, ge=1, le=100)
