@@ -311,6 +311,16 @@ async def real_name(deps: AuthDeps, *, principal: Principal, name: str, id_numbe
     return await _load_profile(deps, citizen_id=principal.id)
 
 
+async def citizen_for_id_number(deps: AuthDeps, *, id_number: str) -> uuid.UUID:
+    """The account an ID number is verified on (found by its blind index), for the support process."""
+    parsed = validate_id_number(id_number, today=clock.today())
+    bidx = deps.cipher.blind_index(parsed.number, kind="id_number")
+    citizen = await Citizen.get_or_none(id_number_bidx=bidx)
+    if citizen is None:
+        raise NotFound("没有账号以该身份证号完成实名认证")
+    return citizen.id
+
+
 async def reset_real_name(deps: AuthDeps, *, citizen_id: uuid.UUID | str, reason: str) -> None:
     """Support process: clear an account's real name (audited) so that its owner can verify again.
 

@@ -130,7 +130,10 @@ async def test_a_verified_account_cannot_verify_again_until_staff_reset_it(clien
     assert again.status_code == 409 and again.json()["error"]["code"] == "REALNAME_ALREADY_VERIFIED"
     assert platform == []  # not counted, not asked
     # The support process: staff check the person's document at a counter, then clear the verification.
-    await accounts.reset_real_name(client.sanic_app.ctx.auth, citizen_id=citizen.id, reason="窗口核验身份证原件后重置")
+    deps = client.sanic_app.ctx.auth
+    found = await accounts.citizen_for_id_number(deps, id_number=make_id_number(seq="901"))
+    assert found == citizen.id  # staff find the account by the number on the card (its blind index)
+    await accounts.reset_real_name(deps, citizen_id=found, reason="窗口核验身份证原件后重置")
     row = await Citizen.get(id=citizen.id)
     assert row.real_name_at is None and row.id_number_bidx is None and row.loa == 2
     entry = await AuditEntry.get(action="citizen.reset_real_name")
