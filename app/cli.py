@@ -200,6 +200,28 @@ def cmd_staff_disable(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_citizen_reset_real_name(settings: Settings, args: argparse.Namespace) -> int:
+    """Support: clear the real name of the account an ID number (read from stdin) is verified on."""
+    from app.errors import DomainError
+    from auth import accounts
+
+    deps = _auth_deps(settings)
+    number = sys.stdin.readline().strip()  # never in argv, so never in shell history or the process list
+
+    async def work() -> str:
+        citizen_id = await accounts.citizen_for_id_number(deps, id_number=number)
+        await accounts.reset_real_name(deps, citizen_id=citizen_id, reason=args.reason)
+        return str(citizen_id)
+
+    try:
+        citizen_id = _with_db(settings, work)
+    except DomainError as exc:
+        print(f"{exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"real name cleared on citizen {citizen_id}; its sessions are revoked")
+    return 0
+
+
 def cmd_dev_token(settings: Settings, args: argparse.Namespace) -> int:
     """Development only: print access tokens for local testing of clients and load tests."""
     from app.errors import DomainError
@@ -346,6 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = ssub.add_parser(action, help=f"{action} a staff account")
         p.add_argument("--username", required=True)
         p.set_defaults(func=cmd_staff_disable, disable=flag)
+
+    citizen = sub.add_parser("citizen", help="citizen accounts (support)")
+    csub2 = citizen.add_subparsers(dest="action", required=True)
+    reset_rn = csub2.add_parser("reset-real-name", help="clear a real name: the ID number is read from stdin")
+    reset_rn.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    reset_rn.set_defaults(func=cmd_citizen_reset_real_name)
 
     dev = sub.add_parser("dev", help="development helpers (refused in production)")
     dsub = dev.add_subparsers(dest="action", required=True)

@@ -28,27 +28,58 @@ class Limit:
     seconds: int
 
 
-async def hit(store: Store, limit: Limit, key: str, *, code: str | None = None, message: str | None = None) -> int:
-    """Count one event; raise 429 with Retry-After past the limit, 503 when the store is down."""
+async def count(store: Store, limit: Limit, key: str) -> tuple[int, int]:
+    """Count one event without refusing it: (events in the window so far, seconds left); 503 when the store is down."""
     redis_key = f"rl:{limit.name}:{key}"
     try:
         async with store.pipeline(transaction=True) as pipe:
             pipe.incr(redis_key)
             pipe.expire(redis_key, limit.seconds, nx=True)
             pipe.ttl(redis_key)
-            count, _, ttl = await pipe.execute()
+            value, _, ttl = await pipe.execute()
     except Exception:
         log.warning("rate limit %s unavailable: refusing (fail closed)", limit.name)
         raise ServiceUnavailable(code="RATE_LIMIT_UNAVAILABLE") from None
-    if count > limit.count:
-        retry = max(int(ttl), 1)
-        raise TooManyRequests(
-            message,
-            code=code,
-            details={"limit": limit.name, "retry_after": retry},
-            headers={"Retry-After": str(retry)},
-        )
-    return int(count)
+    return int(value), max(int(ttl), 1)
+
+
+async def peek(store: Store, limit: Limit, key: str) -> tuple[int, int]:
+    """Events counted in the current window and seconds left, counting nothing; 503 when the store is down."""
+    redis_key = f"rl:{limit.name}:{key}"
+    try:
+        async with store.pipeline(transaction=False) as pipe:
+            pipe.get(redis_key)
+            pipe.ttl(redis_key)
+            value, ttl = await pipe.execute()
+    except Exception:
+        log.warning("rate limit %s unavailable: refusing (fail closed)", limit.name)
+        raise ServiceUnavailable(code="RATE_LIMIT_UNAVAILABLE") from None
+    return int(value or 0), max(int(ttl), 1)
+
+
+def refuse(limit: Limit, retry: int, *, code: str | None = None, message: str | None = None) -> TooManyRequests:
+    """The 429 a limit answers, with Retry-After."""
+    return TooManyRequests(
+        message,
+        code=code,
+        details={"limit": limit.name, "retry_after": retry},
+        headers={"Retry-After": str(retry)},
+    )
+
+
+async def check(store: Store, limit: Limit, key: str, *, code: str | None = None, message: str | None = None) -> None:
+    """Raise 429 when the key already used its `count` events (counting nothing): for limits on failures only."""
+    value, ttl = await peek(store, limit, key)
+    if value >= limit.count:
+        raise refuse(limit, ttl, code=code, message=message)
+
+
+async def hit(store: Store, limit: Limit, key: str, *, code: str | None = None, message: str | None = None) -> int:
+    """Count one event; raise 429 with Retry-After past the limit, 503 when the store is down."""
+    value, ttl = await count(store, limit, key)
+    if value > limit.count:
+        raise refuse(limit, ttl, code=code, message=message)
+    return value
 
 
 async def reset(store: Store, limit: Limit, key: str) -> None:

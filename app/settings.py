@@ -299,6 +299,10 @@ class Settings(BaseSettings):
         default_factory=lambda d: "http" if _production(d) else "dev"
     )
     realname_verifier_url: str | None = None
+    # real-name attempts that reach the platform, a day: per account, per client address, per ID number
+    realname_attempts_per_account_day: int = Field(5, ge=1, le=1000)
+    realname_attempts_per_address_day: int = Field(20, ge=1, le=1_000_000)
+    realname_attempts_per_id_day: int = Field(5, ge=1, le=1000)
 
     # Booking rules (per-hall calendars live in the database)
     booking_max_active: int = Field(5, ge=1, le=100)
@@ -316,8 +320,10 @@ class Settings(BaseSettings):
     # a case turns yellow when this share of its promised time is used
     case_warn_percent: int = Field(80, ge=1, le=100)
     progress_rate_per_minute: int = Field(10, ge=1, le=10_000_000)  # anonymous progress queries per client address
-    # anonymous queries of one case number (guessing its code)
+    # wrong query codes for one case number an hour, past which addresses that already failed on it are refused
     progress_rate_per_case_hour: int = Field(30, ge=1, le=10_000_000)
+    progress_fail_per_address_hour: int = Field(20, ge=1, le=10_000_000)  # wrong query codes per client address
+    progress_fail_per_address_day: int = Field(100, ge=1, le=10_000_000)
     # the case feed serves events older than this (later commits fill lower ids)
     feed_lag_seconds: int = Field(5, ge=0, le=600)
 

@@ -11,7 +11,7 @@ Linking and merging (one person, one identity):
    sessions are revoked. Two citizens real-named with different ID numbers are never merged
    (409 IDENTITY_CONFLICT).
 4. Real name is never merged on an ID number alone (name + number is weak evidence): a number
-   already bound to another citizen answers 409 ID_NUMBER_BOUND.
+   already bound to another citizen is refused, answered exactly as a mismatch (see `real_name`).
 5. A follower of the official account who signed in elsewhere (mini program, H5) is bound through
    the unionid when they subscribe; (un)subscribing changes their profile at once.
 """
@@ -30,12 +30,13 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app import clock
+from app.audit import service as audit
 from app.errors import InvalidInput, NotFound
-from app.ratelimit import Limit, hit
+from app.ratelimit import Limit, TooManyRequests, hit
 from app.wechat.errors import WeChatError
 from auth import sessions
 from auth.deps import AuthDeps
-from auth.errors import AccountDisabled, IdentityConflict, IdNumberBound, RealNameDone, RealNameMismatch
+from auth.errors import AccountDisabled, IdentityConflict, RealNameDone, RealNameMismatch
 from auth.idcard import validate_id_number
 from auth.models import Channel, ChannelBinding, Citizen
 from auth.pii import PiiCipher, mask_id_number, mask_name, mask_phone
@@ -78,8 +79,6 @@ class Profile:
     channels: tuple[ChannelLink, ...]
     wechat_linked: bool
 
-
-REALNAME_ATTEMPTS = Limit("realname-attempts", 5, 86400)
 
 # ---------------------------------------------------------------- personal fields
 
@@ -244,11 +243,38 @@ async def _load_profile(deps: AuthDeps, *, citizen_id: str) -> Profile:
     )
 
 
-async def real_name(deps: AuthDeps, *, principal: Principal, name: str, id_number: str) -> Profile:
+def _realname_limits(settings: Any) -> tuple[Limit, Limit, Limit]:
+    """Attempts a day per account, per client address and per ID number (its blind index)."""
+    return (
+        Limit("realname-attempts", settings.realname_attempts_per_account_day, 86400),
+        Limit("realname-ip", settings.realname_attempts_per_address_day, 86400),
+        Limit("realname-id", settings.realname_attempts_per_id_day, 86400),
+    )
+
+
+async def _realname_attempt(deps: AuthDeps, *, citizen_id: str, ip: str, bidx: str) -> None:
+    """Count one attempt that will reach the platform; one 429 whichever limit refuses (none is named)."""
+    account, address, number = _realname_limits(deps.settings)
+    for limit, key in ((account, citizen_id), (address, ip), (number, bidx)):
+        try:
+            await hit(deps.store, limit, key)
+        except TooManyRequests as exc:
+            retry = exc.details.get("retry_after", 86400)
+            raise TooManyRequests(
+                "实名认证尝试次数过多，请明天再试",
+                details={"limit": "realname-attempts", "retry_after": retry},
+                headers={"Retry-After": str(retry)},
+            ) from None
+
+
+async def real_name(deps: AuthDeps, *, principal: Principal, name: str, id_number: str, ip: str) -> Profile:
     """Validate the ID number, ask the verifier, and raise the caller to level of assurance 3.
 
-    A verified account cannot ask again (it would turn us into an oracle for other name/number
-    pairs), and every account has a few attempts a day.
+    Not an oracle for other people's name/number pairs: a verified account cannot ask again (staff
+    clear a verification with `reset_real_name`); attempts are limited a day per account, per client
+    address and per ID number (through its blind index); and a number already bound to another account
+    is answered exactly as a mismatch, after the platform was asked as for any other number, so neither
+    the answer nor its timing tells whether the pair matched or whether the number has an account here.
     """
     if await Citizen.filter(id=principal.id, real_name_at__isnull=False).exists():
         raise RealNameDone()
@@ -256,18 +282,23 @@ async def real_name(deps: AuthDeps, *, principal: Principal, name: str, id_numbe
     if not re.fullmatch(r"[\u4e00-\u9fff·]{2,30}", name):
         raise InvalidInput("姓名格式不正确", details={"fields": {"name": ["应为 2-30 个汉字"]}})
     parsed = validate_id_number(id_number, today=clock.today())
-    await hit(deps.store, REALNAME_ATTEMPTS, str(principal.id), message="实名认证尝试次数过多，请明天再试")
-    result = await deps.verifier.verify(name=name, id_number=parsed.number)
-    if not result.ok:
-        raise RealNameMismatch(details={"reason": result.reason or "mismatch"})
     bidx = deps.cipher.blind_index(parsed.number, kind="id_number")
+    await _realname_attempt(deps, citizen_id=str(principal.id), ip=ip, bidx=bidx)
+    bound = await Citizen.filter(id_number_bidx=bidx).exclude(id=principal.id).exists()
+    result = await deps.verifier.verify(name=name, id_number=parsed.number)
+    if not result.ok or bound:
+        if result.ok:
+            log.info("real name refused: the number is bound to another account", extra={"route": "real_name"})
+        raise RealNameMismatch(details={"reason": "mismatch" if result.ok else result.reason or "mismatch"})
     async with in_transaction():
         citizen = await Citizen.filter(id=principal.id).select_for_update().first()
         if citizen is None:
             raise NotFound()
+        if citizen.real_name_at is not None:  # verified meanwhile by a concurrent request
+            raise RealNameDone()
         other = await Citizen.filter(id_number_bidx=bidx).exclude(id=citizen.id).exists()
         if other or (citizen.id_number_bidx and citizen.id_number_bidx != bidx):
-            raise IdNumberBound()
+            raise RealNameMismatch(details={"reason": "mismatch"})
         citizen.name_enc = deps.cipher.encrypt(name, aad=f"citizen:{citizen.id}:name")
         citizen.id_number_enc = deps.cipher.encrypt(parsed.number, aad=f"citizen:{citizen.id}:id_number")
         citizen.id_number_bidx = bidx
@@ -278,6 +309,41 @@ async def real_name(deps: AuthDeps, *, principal: Principal, name: str, id_numbe
     await _profile_changed(deps, principal.id)
     # Tokens carry the LoA: the client refreshes to get one that says 3.
     return await _load_profile(deps, citizen_id=principal.id)
+
+
+async def citizen_for_id_number(deps: AuthDeps, *, id_number: str) -> uuid.UUID:
+    """The account an ID number is verified on (found by its blind index), for the support process."""
+    parsed = validate_id_number(id_number, today=clock.today())
+    bidx = deps.cipher.blind_index(parsed.number, kind="id_number")
+    citizen = await Citizen.get_or_none(id_number_bidx=bidx)
+    if citizen is None:
+        raise NotFound("没有账号以该身份证号完成实名认证")
+    return citizen.id
+
+
+async def reset_real_name(deps: AuthDeps, *, citizen_id: uuid.UUID | str, reason: str) -> None:
+    """Support process: clear an account's real name (audited) so that its owner can verify again.
+
+    Used after staff checked the person's identity document at a counter, e.g. when someone else
+    verified an account with this person's number. The account drops to level of assurance 2 with a
+    verified phone, else 1; its sessions are revoked so that no token keeps saying 3.
+    """
+    if not (reason or "").strip():
+        raise InvalidInput("请填写重置原因", details={"fields": {"reason": ["必填"]}})
+    async with in_transaction():
+        citizen = await Citizen.filter(id=citizen_id).select_for_update().first()
+        if citizen is None:
+            raise NotFound()
+        citizen.name_enc = citizen.id_number_enc = citizen.id_number_bidx = None
+        citizen.real_name_at = None
+        citizen.real_name_ref = None
+        citizen.loa = 2 if citizen.phone_verified_at else 1
+        await citizen.save()
+        await audit.record(action="citizen.reset_real_name", object_type="citizen", object_id=str(citizen.id),
+                           summary="重置公民账号的实名认证", changes={"reason": reason.strip()[:200]})  # fmt: skip
+    await sessions.revoke_subject(f"citizen:{citizen.id}", reason="real_name_reset")
+    await deps.tokens.revoked()
+    await _profile_changed(deps, citizen.id)
 
 
 # ---------------------------------------------------------------- official-account followers

@@ -42,7 +42,7 @@ class BadCredentials(Unauthorized):
 
 
 class AccountLocked(DomainError):
-    code, message, status = "ACCOUNT_LOCKED", "密码错误次数过多，账号已临时锁定", 429
+    code, message, status = "ACCOUNT_LOCKED", "登录失败次数过多，请稍后再试", 429
 
 
 class AccountDisabled(Forbidden):
@@ -57,16 +57,12 @@ class IdentityConflict(Conflict):
     code, message = "IDENTITY_CONFLICT", "该身份已与其他实名账号绑定，无法合并"
 
 
-class IdNumberBound(Conflict):
-    code, message = "ID_NUMBER_BOUND", "该身份证号已绑定其他账号，请使用该账号登录"
-
-
 class RealNameDone(Conflict):
     code, message = "REALNAME_ALREADY_VERIFIED", "您已完成实名认证，无需重复认证"
 
 
 class RealNameMismatch(DomainError):
-    code, message, status = "REALNAME_MISMATCH", "姓名与身份证号不一致", 422
+    code, message, status = "REALNAME_MISMATCH", "姓名与身份证号不一致，或该身份证号已绑定其他账号", 422
 
 
 class StateInvalid(DomainError):

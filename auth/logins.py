@@ -7,7 +7,7 @@ the credentials and opens the session.
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import hashlib
 import hmac
 import re
@@ -17,7 +17,7 @@ from typing import Any
 
 from app import clock
 from app.errors import InvalidInput
-from app.ratelimit import Limit, hit, reset
+from app.ratelimit import Limit, count, hit, peek, reset
 from app.settings import Settings
 from auth import accounts, sessions, totp
 from auth import staff as staff_accounts
@@ -46,9 +46,12 @@ OTP_SEND_PHONE_MINUTE = Limit("otp-send-phone-1m", 1, 60)
 OTP_SEND_PHONE_HOUR = Limit("otp-send-phone-1h", 5, 3600)
 OTP_SEND_IP_HOUR = Limit("otp-send-ip-1h", 20, 3600)
 OTP_VERIFY = Limit("otp-verify", 5, 300)
-STAFF_LOGIN_IP = Limit("staff-login-ip", 30, 600)
-STAFF_MAX_FAILS = 5
-STAFF_LOCK_MINUTES = 15
+# Wrong staff passwords (known and unknown usernames alike): per (username, address) pair, per address
+# across usernames, per username across addresses; the last two spare addresses the account signed in from.
+STAFF_FAILS_PAIR = Limit("staff-fail-pair", 5, 900)
+STAFF_FAILS_IP = Limit("staff-fail-ip", 30, 900)
+STAFF_FAILS_ACCOUNT = Limit("staff-fail-account", 100, 3600)
+STAFF_TRUSTED_DAYS = 30
 OTP_TTL = 300
 STATE_TTL = 600
 PENDING_TTL = 300  # seconds between a right password and the second factor
@@ -294,28 +297,49 @@ async def sms_verify(
 # ---------------------------------------------------------------- staff
 
 
+def _staff_name_key(deps: AuthDeps, username: str) -> str:
+    """What the throttle keeps of a submitted username (known or not): a keyed hash, never the name."""
+    mac = hmac.new(deps.settings.secret_key.encode(), f"staff-login:{username}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+async def _staff_throttle(deps: AuthDeps, *, who: str, ip: str) -> None:
+    """Refuse before any password is checked when this username, address or pair has failed too often.
+
+    The (username, address) pair has a few tries; an address has more across usernames, and a username
+    has more across addresses. An address the account signed in from lately (the hall) is exempt from
+    the latter two, so an attacker elsewhere can neither lock a clerk out of the hall nor tell known
+    usernames from unknown ones (both are counted and refused alike).
+    """
+    store = deps.store
+    try:
+        trusted = bool(await store.exists(f"staff-trusted:{who}:{ip}"))
+    except Exception:
+        trusted = False  # the checks below then fail closed
+    checks = [(STAFF_FAILS_PAIR, f"{who}:{ip}")]
+    if not trusted:
+        checks += [(STAFF_FAILS_IP, ip), (STAFF_FAILS_ACCOUNT, who)]
+    for limit, key in checks:
+        value, retry = await peek(store, limit, key)
+        if value >= limit.count:
+            raise AccountLocked(headers={"Retry-After": str(retry)}, details={"retry_after": retry})
+
+
 async def _staff_password(deps: AuthDeps, *, username: str, password: str, ip: str) -> Staff:
-    """The account these credentials open, with per-IP throttling and per-account lockout."""
-    await hit(deps.store, STAFF_LOGIN_IP, ip)
-    staff = await Staff.get_or_none(username=(username or "")[:64])
-    now = clock.now()
-    if staff is not None and staff.locked_until and staff.locked_until > now:
-        retry = int((staff.locked_until - now).total_seconds()) + 1
-        raise AccountLocked(headers={"Retry-After": str(retry)}, details={"retry_after": retry})
+    """The account these credentials open; known and unknown usernames are throttled and answered alike."""
+    username = (username or "")[:64]
+    who = _staff_name_key(deps, username)
+    await _staff_throttle(deps, who=who, ip=ip)
+    staff = await Staff.get_or_none(username=username)
     if not await staff_accounts.password_matches(staff, password) or staff is None:
-        if staff is not None:
-            staff.failed_attempts += 1
-            if staff.failed_attempts >= STAFF_MAX_FAILS:
-                staff.locked_until = now + dt.timedelta(minutes=STAFF_LOCK_MINUTES)
-                staff.failed_attempts = 0
-            await staff.save(update_fields=["failed_attempts", "locked_until"])
+        for limit, key in ((STAFF_FAILS_PAIR, f"{who}:{ip}"), (STAFF_FAILS_IP, ip), (STAFF_FAILS_ACCOUNT, who)):
+            await count(deps.store, limit, key)
         raise BadCredentials()
+    await reset(deps.store, STAFF_FAILS_PAIR, f"{who}:{ip}")
+    with contextlib.suppress(Exception):  # remembering the address is a convenience, never a failure
+        await deps.store.set(f"staff-trusted:{who}:{ip}", "1", ex=STAFF_TRUSTED_DAYS * 86400)
     if staff.disabled:
         raise AccountDisabled()
-    if staff.failed_attempts or staff.locked_until:
-        staff.failed_attempts = 0
-        staff.locked_until = None
-        await staff.save(update_fields=["failed_attempts", "locked_until"])
     return staff
 
 

@@ -10,7 +10,7 @@ from app.http import JSON_TYPE, doc, json_response, parse_body
 from app.jsontext import dumps
 from app.ratelimit import TooManyRequests
 from auth import accounts, present
-from auth.errors import AssuranceTooLow, IdNumberBound, RealNameDone, RealNameMismatch, TokenInvalid, TokenMissing
+from auth.errors import AssuranceTooLow, RealNameDone, RealNameMismatch, TokenInvalid, TokenMissing
 from auth.guards import citizen_required
 from auth.idcard import InvalidIdNumber
 from auth.realname import RealNameUnavailable
@@ -51,7 +51,6 @@ async def me(request: Request) -> HTTPResponse:
         InvalidIdNumber,
         RealNameMismatch,
         RealNameDone,
-        IdNumberBound,
         TooManyRequests,
         RealNameUnavailable,
     ],
@@ -61,6 +60,10 @@ async def real_name(request: Request) -> HTTPResponse:
     """Verify name and ID number; the next refreshed token carries LoA 3."""
     body = parse_body(request, RealNameBody)
     result = await accounts.real_name(
-        request.app.ctx.auth, principal=request.ctx.principal, name=body.name, id_number=body.id_number
+        request.app.ctx.auth,
+        principal=request.ctx.principal,
+        name=body.name,
+        id_number=body.id_number,
+        ip=request.remote_addr or request.ip or "unknown",
     )
     return json_response(present.profile_json(result))

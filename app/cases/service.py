@@ -66,7 +66,7 @@ from app.jsontext import dumps
 from app.matters import guides
 from app.matters.models import MatterVersion
 from app.notify import service as notify
-from app.ratelimit import Limit, hit
+from app.ratelimit import Limit, check, count, hit, peek
 from app.settings import Settings
 from auth.errors import AssuranceTooLow
 from auth.models import Citizen
@@ -760,17 +760,47 @@ async def bundle_names(bundle_nos: list[str]) -> dict[str, str]:
 # ---------------------------------------------------------------- anonymous progress
 
 
+PROGRESS_HOT_PAIR_FAILS = 3  # wrong codes one address may give for a case number under attack (typos)
+
+
+def _progress_limits(settings: Settings) -> tuple[Limit, Limit, Limit, Limit]:
+    """Per address (all queries a minute; wrong codes an hour and a day) and wrong codes per case number an hour."""
+    return (
+        Limit("progress-ip-1m", settings.progress_rate_per_minute, 60),
+        Limit("progress-fail-ip-1h", settings.progress_fail_per_address_hour, 3600),
+        Limit("progress-fail-ip-1d", settings.progress_fail_per_address_day, 86400),
+        Limit("progress-case-1h", settings.progress_rate_per_case_hour, 3600),
+    )
+
+
 async def query_progress(
     deps: CaseDeps, *, client: str, case_no: str | None, query_code: str | None, code: str | None
 ) -> ProgressView:
-    """An anonymous query behind its rate limits (per client address, and per case number)."""
-    per_client = Limit("progress-ip-1m", deps.settings.progress_rate_per_minute, 60)
-    await hit(deps.store, per_client, client)
+    """An anonymous query behind its rate limits; only wrong codes count against a case number.
+
+    Every address has a rate (queries a minute) and a budget of wrong codes (an hour, a day); past it the
+    address is refused. A case number counts wrong codes from every address: once it has had
+    `progress_rate_per_case_hour` of them within the hour, the addresses that already gave it
+    `PROGRESS_HOT_PAIR_FAILS` wrong codes are refused for it, while the right code from any other address
+    still opens the case: a right answer is not a guess, so the owner is never locked out by others.
+    """
+    per_minute, fail_hour, fail_day, per_case = _progress_limits(deps.settings)
+    await hit(deps.store, per_minute, client)
     if code:
         return await progress_by_code(deps, code=code)
-    per_case = Limit("progress-case-1h", deps.settings.progress_rate_per_case_hour, 3600)  # many addresses, one case
-    await hit(deps.store, per_case, (case_no or "").strip().upper()[:32])
-    return await progress(deps, case_no=case_no or "", query_code=query_code or "")
+    for limit in (fail_hour, fail_day):
+        await check(deps.store, limit, client)
+    number = (case_no or "").strip().upper()[:32]
+    pair = Limit("progress-fail-pair-1h", PROGRESS_HOT_PAIR_FAILS, 3600)
+    case_fails, _ = await peek(deps.store, per_case, number)
+    if case_fails >= per_case.count:
+        await check(deps.store, pair, f"{number}|{client}")
+    try:
+        return await progress(deps, case_no=number, query_code=query_code or "")
+    except ProgressNotFound:
+        for limit, key in ((fail_hour, client), (fail_day, client), (per_case, number), (pair, f"{number}|{client}")):
+            await count(deps.store, limit, key)
+        raise
 
 
 async def progress(deps: CaseDeps, *, case_no: str, query_code: str) -> ProgressView:

@@ -13,7 +13,7 @@ from app.http import doc, parse_query
 from app.ratelimit import TooManyRequests
 from app.web.kit import ELDER_COOKIE, citizen_page, field_errors, form_data, in_wechat, page, read_form, see_other
 from auth import accounts, logins
-from auth.errors import IdentityConflict, IdNumberBound, OtpInvalid, RealNameDone, RealNameMismatch
+from auth.errors import IdentityConflict, OtpInvalid, RealNameDone, RealNameMismatch
 from auth.guards import check_origin, clear_session, page_citizen, renew_session, set_session
 from auth.idcard import InvalidIdNumber
 from auth.pii import InvalidPhone
@@ -215,7 +215,7 @@ async def real_name_page(request: Request) -> HTTPResponse:
 
 @bp.post("/m/me/real-name")
 @doc(tag=TAG, summary="实名认证：提交姓名和身份证号",
-     errors=[InvalidInput, InvalidIdNumber, RealNameMismatch, RealNameDone, IdNumberBound, TooManyRequests,
+     errors=[InvalidInput, InvalidIdNumber, RealNameMismatch, RealNameDone, TooManyRequests,
              RealNameUnavailable])  # fmt: skip
 @citizen_page(loa=1)
 async def real_name(request: Request) -> HTTPResponse:
@@ -228,11 +228,12 @@ async def real_name(request: Request) -> HTTPResponse:
     if form is None:
         return _real_name_page(request, status=422, errors=errors, form=typed, profile=profile, next=next_path)
     try:
-        await accounts.real_name(deps, principal=request.ctx.principal, name=form.name, id_number=form.id_number)
+        await accounts.real_name(deps, principal=request.ctx.principal, name=form.name, id_number=form.id_number,
+                                 ip=_ip(request))  # fmt: skip
     except InvalidIdNumber as exc:
         return _real_name_page(request, status=exc.status, errors={"id_number": exc.message}, form=typed,
                                profile=profile, next=next_path)  # fmt: skip
-    except (RealNameMismatch, IdNumberBound, RealNameDone, TooManyRequests, RealNameUnavailable, InvalidInput) as exc:
+    except (RealNameMismatch, RealNameDone, TooManyRequests, RealNameUnavailable, InvalidInput) as exc:
         errors = {k if k in ("name", "id_number") else "__all__": v for k, v in field_errors(exc).items()}
         return _real_name_page(request, status=exc.status, errors=errors, form=typed, profile=profile,
                                next=next_path, headers=exc.headers)  # fmt: skip

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 from sanic_testing.testing import ASGI_HOST, ASGI_PORT
 
-from app.cases import codes
+from app.cases import codes, service
 from app.matters import service as catalogue
 from auth.idcard import make_id_number
 from tests import factories
@@ -216,37 +216,86 @@ async def test_default_per_minute_limit_serves_ten_and_refuses_the_eleventh(seed
     assert statuses == [200] * 10 + [429]
 
 
-@pytest.mark.parametrize(
-    "settings", [{"progress_rate_per_minute": 4, "progress_rate_per_case_hour": 10}], indirect=True
-)
-async def test_one_case_number_is_limited_across_addresses(seeded, make_citizen, settings):
-    """Guessing one case's code from many addresses: the case number has its own hourly limit."""
-    per_case = settings.progress_rate_per_case_hour
+async def test_thirty_wrong_codes_from_a_few_addresses_no_longer_lock_the_owner_out(seeded, make_citizen, settings):
+    """As found: 30 wrong codes for one number from three addresses made even the right code 429 for an hour."""
+    assert settings.progress_rate_per_case_hour == 30
+    _, headers = await make_citizen()
+    case = await submit(seeded, headers)
+    case_no = case["case_no"]
+    statuses = []
+    for n in range(3):
+        async with from_address(seeded, f"10.0.0.{n + 1}") as c:
+            for _ in range(10):
+                r = await c.get(PROGRESS, params={"case_no": case_no, "query_code": "22222222"})
+                statuses.append(r.status_code)
+    assert statuses == [404] * 30
+    async with from_address(seeded, "10.9.9.9") as owner:
+        r = await owner.get(PROGRESS, params={"case_no": case_no.lower(), "query_code": case["query_code"]})
+        assert r.status_code == 200, r.text
+        assert r.json()["case_no"] == case_no
+
+
+async def test_the_owner_gets_in_after_a_thousand_wrong_guesses(seeded, make_citizen, settings):
+    """1,000 wrong codes from 100 addresses: the case is under attack, the owner still opens it."""
+    per_case, hot_pair = settings.progress_rate_per_case_hour, service.PROGRESS_HOT_PAIR_FAILS
     _, headers = await make_citizen()
     case = await submit(seeded, headers)
     other_case = await submit(seeded, headers)
     case_no = case["case_no"]
-    per_address = 3  # under the per-minute limit of each address
     statuses = []
-    for n in range(per_case // per_address + 2):
-        async with from_address(seeded, f"10.0.0.{n + 1}") as c:
-            for _ in range(per_address):
+    for n in range(100):
+        async with from_address(seeded, f"10.1.{n // 250}.{n % 250 + 1}") as c:
+            for _ in range(10):
                 r = await c.get(PROGRESS, params={"case_no": case_no, "query_code": "22222222"})
                 statuses.append(r.status_code)
-                last = r
-    assert statuses[:per_case] == [404] * per_case
-    assert set(statuses[per_case:]) == {429}
-    assert last.json()["error"]["code"] == "TOO_MANY_REQUESTS"
-    assert last.json()["error"]["details"]["limit"] == "progress-case-1h"
-    assert 60 < int(last.headers["retry-after"]) <= 3600
-
-    async with from_address(seeded, "10.9.9.9") as fresh:
-        # Even the right code from a fresh address waits: the number is locked, not the address …
-        r = await fresh.get(PROGRESS, params={"case_no": case_no.lower(), "query_code": case["query_code"]})
-        assert r.status_code == 429 and r.json()["error"]["details"]["limit"] == "progress-case-1h"
-        # … and other case numbers are not.
-        r = await fresh.get(PROGRESS, params={"case_no": other_case["case_no"], "query_code": other_case["query_code"]})
+                if r.status_code == 429:
+                    refused = r
+    assert len(statuses) == 1000
+    # Only the first 30 wrong codes and then 3 per new address were checked; the rest were refused unchecked.
+    checked = statuses.count(404)
+    assert checked == per_case + hot_pair * (100 - per_case // 10), statuses[:60]
+    assert statuses.count(429) == 1000 - checked
+    assert refused.json()["error"]["details"]["limit"] == "progress-fail-pair-1h"
+    assert 60 < int(refused.headers["retry-after"]) <= 3600
+    # An address refused for this case is refused even with the right code (it is not checked) …
+    async with from_address(seeded, "10.2.0.1") as guesser:
+        for _ in range(hot_pair):
+            r = await guesser.get(PROGRESS, params={"case_no": case_no, "query_code": "33333333"})
+            assert r.status_code == 404
+        r = await guesser.get(PROGRESS, params={"case_no": case_no, "query_code": case["query_code"]})
+        assert r.status_code == 429, r.text
+        # … but may still open another case with its code.
+        other = {"case_no": other_case["case_no"], "query_code": other_case["query_code"]}
+        r = await guesser.get(PROGRESS, params=other)
         assert r.status_code == 200, r.text
+    # The owner, from their own address, gets in at once: by number and code, and by the receipt's code.
+    async with from_address(seeded, "10.9.9.9") as owner:
+        r = await owner.get(PROGRESS, params={"case_no": case_no, "query_code": case["query_code"]})
+        assert r.status_code == 200, r.text
+        r = await owner.get(PROGRESS, params={"code": case["receipt"]["case_code"]})
+        assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("settings", [{"progress_rate_per_minute": 100}], indirect=True)
+async def test_an_address_has_a_budget_of_wrong_codes_across_case_numbers(seeded, make_citizen, settings):
+    """Sequential numbers: one address guessing across many numbers is refused after 20 wrong codes an hour."""
+    budget = settings.progress_fail_per_address_hour
+    assert budget == 20 and settings.progress_fail_per_address_day == 100
+    _, headers = await make_citizen()
+    case = await submit(seeded, headers)
+    prefix = case["case_no"][:-4]
+    statuses = []
+    for n in range(budget + 5):
+        r = await query(seeded, case_no=f"{prefix}{n:04d}", query_code="22222222")
+        statuses.append(r.status_code)
+    assert statuses == [404] * budget + [429] * 5
+    r = await query(seeded, case_no=case["case_no"], query_code=case["query_code"])
+    assert r.status_code == 429 and r.json["error"]["details"]["limit"] == "progress-fail-ip-1h"
+    # Right answers are not guesses: another address's right codes never use up its budget.
+    async with from_address(seeded, "10.7.7.7") as c:
+        for _ in range(budget + 5):
+            r = await c.get(PROGRESS, params={"case_no": case["case_no"], "query_code": case["query_code"]})
+            assert r.status_code == 200, r.text
 
 
 # ---------------------------------------------------------------- the receipt's signed code and QR image

@@ -309,6 +309,16 @@ def test_staff_disable_unknown_user(db):
     assert proc.returncode == 1 and "STAFF_NOT_FOUND" in proc.stderr and proc.stdout == ""
 
 
+def test_citizen_reset_real_name_reads_the_number_from_stdin(db):
+    from auth.idcard import make_id_number
+
+    number = make_id_number(seq="901")
+    proc = run(db, "citizen", "reset-real-name", "--reason", "窗口核验后重置", stdin=number + "\n")
+    assert proc.returncode == 1 and "NOT_FOUND" in proc.stderr and number not in proc.stderr + proc.stdout
+    bad = run(db, "citizen", "reset-real-name", "--reason", "x", stdin="12345\n")
+    assert bad.returncode == 1 and "INVALID_ID_NUMBER" in bad.stderr
+
+
 # ---------------------------------------------------------------- signing keys
 
 
