@@ -48,8 +48,9 @@ async def prepare(settings: Settings) -> None:
     services = build_services(settings)
     try:
         if settings.auto_migrate:
-            await db.migrate(settings)
-            await services.tokens.ensure_key()
+            async with db.migration_lock(settings):
+                await db.migrate(settings)
+                await services.tokens.ensure_key()
         if settings.load_demo and await service.catalogue_is_empty():
             report = await demo.load_demo(services.catalogue)
             log.info("demo catalogue loaded: %s matters", report.created)
