@@ -222,6 +222,22 @@ def test_dev_token_is_refused_in_production(db):
     assert rows(db, "SELECT count(*) FROM auth_session") == [(0,)]
 
 
+def test_production_with_development_values_refuses_to_start_naming_each(db):
+    """The way it was found: `run` started in production with the development secret and an http BASE_URL."""
+    from app.settings import DEV_SECRET
+
+    env = {**_production_env(db), "SECRET_KEY": DEV_SECRET, "BASE_URL": "http://zwfw.zjj.example.gov.cn",
+           "PII_INDEX_KEY": "A" * 43 + "="}  # fmt: skip
+    proc = run(db, "run", **env)
+    assert proc.returncode == 2 and proc.stdout == ""
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("configuration error:")]
+    assert len(errors) == 1  # one message listing everything wrong
+    assert "SECRET_KEY is the development value" in errors[0]
+    assert "BASE_URL must start with https://" in errors[0]
+    assert "PII_INDEX_KEY repeats one byte" in errors[0]
+    assert DEV_SECRET not in proc.stderr
+
+
 def test_production_without_its_secrets_is_a_configuration_error(monkeypatch, capsys):
     for name in list(os.environ):
         if name in {"ADMIN_TOKEN", "SECRET_KEY", "PII_KEYS", "PII_INDEX_KEY", "BASE_URL", "DATABASE_URL"}:
