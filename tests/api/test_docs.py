@@ -42,6 +42,9 @@ async def test_docs_page_references_only_same_origin_assets_that_answer(client, 
     _, resp = await client.get(page)
     assert resp.status == 200 and resp.content_type.startswith("text/html")
     assert not re.search(r"(?i)(https?:)?//[a-z0-9.-]+\.[a-z]", resp.text), "the page names another host"
+    policy = resp.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "default-src 'self';" in policy and "unsafe" not in policy
+    assert resp.headers["x-content-type-options"] == "nosniff"
     refs = _refs(resp.text)
     assert refs.inline == []  # no inline script, style or handler: a strict CSP (script-src 'self') holds
     assert len(refs.urls) == 9  # 2 icons, 2 stylesheets, the spec, its config, 3 scripts
