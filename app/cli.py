@@ -78,8 +78,9 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from app import db
 
     async def work() -> None:
-        await db.migrate(settings, quiet=False)
-        await _services(settings).tokens.ensure_key()
+        async with db.migration_lock(settings, quiet=False):  # replicas starting together migrate one at a time
+            await db.migrate(settings, quiet=False)
+            await _services(settings).tokens.ensure_key()
 
     _with_db(settings, work)
     print("migrations up to date")

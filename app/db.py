@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -23,6 +26,9 @@ from app.errors import DatabaseUnavailable
 from app.settings import Settings
 
 log = logging.getLogger("app.db")
+
+# pg_advisory_lock key of `migrate` (any constant; ours spells "zdmigrat"): one run at a time per database.
+MIGRATION_LOCK_KEY = 0x7A646D6967726174
 
 MODEL_MODULES = [
     "app.matters.models",
@@ -42,7 +48,7 @@ async def _keep_session(connection: Any) -> None:
     """asyncpg pool `reset` hook: nothing to undo (see tortoise_config)."""
 
 
-def tortoise_config(settings: Settings) -> dict[str, Any]:
+def tortoise_config(settings: Settings, *, bounded: bool = True) -> dict[str, Any]:
     """The Tortoise config dict for these settings (one app, one connection)."""
     url = settings.database_url
     if settings.db_backend == "sqlite":
@@ -68,8 +74,9 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         # back to the pool needs no reset query: one round trip less per statement outside a
         # transaction. asyncpg still rolls back a transaction left open.
         connection["credentials"]["reset"] = _keep_session
-        # Waits end on the server before the request's own timeout (see Settings.db_lock_timeout_ms).
-        connection["credentials"]["server_settings"] = {
+        # Waits end on the server before the request's own timeout (see Settings.db_lock_timeout_ms);
+        # a migration (`bounded=False`) may take as long as it needs.
+        connection["credentials"]["server_settings"] = {} if not bounded else {
             "lock_timeout": f"{settings.db_lock_timeout_ms}ms",
             "statement_timeout": f"{settings.db_statement_timeout_ms}ms",
             "idle_in_transaction_session_timeout": f"{settings.db_idle_in_transaction_timeout_ms}ms",
@@ -238,7 +245,50 @@ async def migrate(settings: Settings, *, quiet: bool = True) -> None:
         if event == "apply_done":
             (log.info if quiet else print)(f"applied migration {app_label}.{name}")
 
-    await tortoise_migrate(config=tortoise_config(settings), progress=progress)
+    await tortoise_migrate(config=tortoise_config(settings, bounded=False), progress=progress)
+
+
+@asynccontextmanager
+async def migration_lock(settings: Settings, *, quiet: bool = True) -> AsyncIterator[None]:
+    """Hold the database's migration lock: concurrent `migrate` runs (replicas, a one-shot job) apply one at a time.
+
+    PostgreSQL: a session advisory lock on a connection of its own (closing it releases the lock, even when the
+    process dies). SQLite: an exclusive file lock beside the database file.
+    """
+    say = log.info if quiet else print
+    if settings.db_backend == "postgres":
+        import asyncpg
+
+        credentials = tortoise_config(settings)["connections"]["default"]["credentials"]
+        connection = await asyncpg.connect(
+            **{k: credentials.get(k) for k in ("host", "port", "user", "password", "database")},
+            ssl=credentials.get("ssl"),
+            server_settings={"application_name": "zuiduo migrate"},
+        )
+        try:
+            if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", MIGRATION_LOCK_KEY):
+                say("another migration run holds the lock: waiting for it to finish")
+                await connection.execute("SET lock_timeout = 0; SET statement_timeout = 0")
+                await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+            yield
+        finally:
+            await connection.close()
+        return
+    path = settings.database_url[len("sqlite://") :]
+    if not path or path == ":memory:":
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(f"{path}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("another migration run holds the lock: waiting for it to finish")
+            await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
 
 
 async def close_db() -> None:

@@ -11,7 +11,7 @@ from sanic import Sanic
 from sanic.config import Config
 from sanic_ext import Extend
 
-from app import db, idempotency
+from app import apidocs, db, idempotency
 from app.booking import jobs as booking_jobs
 from app.booking.deps import BookingDeps
 from app.bootstrap import Services, build_services
@@ -48,8 +48,9 @@ async def prepare(settings: Settings) -> None:
     services = build_services(settings)
     try:
         if settings.auto_migrate:
-            await db.migrate(settings)
-            await services.tokens.ensure_key()
+            async with db.migration_lock(settings):
+                await db.migrate(settings)
+                await services.tokens.ensure_key()
         if settings.load_demo and await service.catalogue_is_empty():
             report = await demo.load_demo(services.catalogue)
             log.info("demo catalogue loaded: %s matters", report.created)
@@ -146,9 +147,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
         RESPONSE_TIMEOUT=30,
         KEEP_ALIVE_TIMEOUT=15,
         FORWARDED_SECRET=settings.forwarded_secret,
-        OAS_URL_PREFIX="/docs",
-        OAS_UI_DEFAULT="swagger",
-        OAS_UI_SWAGGER_HTML_TITLE="最多跑一次 政务服务 API",
+        **apidocs.CONFIG,  # /docs serves its own assets: no CDN
         CORS=False,
         HTTP_AUTO_OPTIONS=False,  # no CORS here, and each auto route costs a router rebuild at start
         # sanic-ext adds one HEAD route per GET route, each re-rendering the routers (quadratic in routes:
@@ -157,6 +156,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
         HEALTH=False,
     )
     Extend(app)
+    apidocs.install(app)
     app.ext.openapi.describe(
         "最多跑一次 · 事项二维码政务服务 API",
         version="1.0.0",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import os
 import re
 from collections.abc import Mapping
@@ -375,8 +376,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        """The rules that involve several fields; production's missing secrets are named first."""
+        """The rules that involve several fields, all reported in one message (production's missing secrets first)."""
         production = self.is_production
+        problems: list[str] = []
         if production:
             missing = [
                 _variable(name)
@@ -384,19 +386,20 @@ class Settings(BaseSettings):
                 if REQUIRED_IN_PRODUCTION in info.metadata and name not in self.model_fields_set
             ]
             if missing:
-                raise ValueError("production mode requires these environment variables: " + ", ".join(missing))
-            if len(self.secret_key) < 32:
-                raise ValueError("SECRET_KEY must be at least 32 characters")
+                problems.append("production mode requires these environment variables: " + ", ".join(missing))
+            problems += _unsafe_in_production(self)
         if self.pii_active_kid not in self.pii_keys:
-            raise ValueError(f"PII_ACTIVE_KID {self.pii_active_kid!r} is not one of PII_KEYS")
+            problems.append(f"PII_ACTIVE_KID {self.pii_active_kid!r} is not one of PII_KEYS")
         if self.sms_sender == "console" and production:
-            raise ValueError("SMS_SENDER=console is for development only")
+            problems.append("SMS_SENDER=console is for development only")
         if self.sms_sender == "http" and not self.sms_gateway_url:
-            raise ValueError("SMS_SENDER=http requires SMS_GATEWAY_URL")
+            problems.append("SMS_SENDER=http requires SMS_GATEWAY_URL")
         if self.realname_verifier == "dev" and production:
-            raise ValueError("REALNAME_VERIFIER=dev is for development only")
+            problems.append("REALNAME_VERIFIER=dev is for development only")
         if self.realname_verifier == "http" and not self.realname_verifier_url:
-            raise ValueError("REALNAME_VERIFIER=http requires REALNAME_VERIFIER_URL")
+            problems.append("REALNAME_VERIFIER=http requires REALNAME_VERIFIER_URL")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property
@@ -413,6 +416,100 @@ class Settings(BaseSettings):
     def db_backend(self) -> str:
         """`sqlite` or `postgres`."""
         return "sqlite" if self.database_url.startswith("sqlite") else "postgres"
+
+
+# ---------------------------------------------------------------- production safety
+# Values this repository ships for development: production refuses each of them even when stated explicitly.
+DEV_VALUES: dict[str, frozenset[object]] = {
+    "secret_key": frozenset({DEV_SECRET}),
+    "wechat_mp_appid": frozenset({"wxdevofficialacct"}),
+    "wechat_mp_secret": frozenset({"dev-mp-secret"}),
+    "wechat_mini_appid": frozenset({"wxdevminiprogram"}),
+    "wechat_mini_secret": frozenset({"dev-mini-secret"}),
+    "wechat_mp_token": frozenset({"devcallbacktoken"}),
+    "wechat_mp_aes_key": frozenset({"ZGV2LW9ubHktZW5jb2RpbmctYWVzLWtleS0zMmJ5dGU"}),
+}
+DEV_KEYS = frozenset({_derive(DEV_SECRET, "pii"), _derive(DEV_SECRET, "pii-index")})  # the development PII keys
+MIN_SECRET_CHARS = 32
+MIN_DISTINCT_CHARS = 8  # a random 32-character hex secret has fewer with a chance below one in a million
+MIN_DISTINCT_KEY_BYTES = 16  # 32 random bytes have about 30 distinct values
+MIN_CALLBACK_TOKEN_CHARS = 16
+
+
+def _patterned(values: bytes | str) -> str | None:
+    """Why these characters or bytes are not random (None when no pattern is seen)."""
+    codes = list(values.encode() if isinstance(values, str) else values)
+    distinct = len(set(codes))
+    if distinct == 1:
+        return "repeats one character" if isinstance(values, str) else "repeats one byte"
+    if len({b - a for a, b in itertools.pairwise(codes)}) == 1:
+        return "is a counting sequence"
+    period = next((p for p in range(1, len(codes) // 2 + 1) if codes == (codes[:p] * len(codes))[: len(codes)]), None)
+    if period is not None:
+        return f"repeats a {period}-character pattern"
+    return None
+
+
+def _weak_secret(text: str, *, minimum: int) -> str | None:
+    """Why a secret string is too weak for production (None when it is acceptable)."""
+    if len(text) < minimum:
+        return f"must be at least {minimum} characters"
+    pattern = _patterned(text)
+    if pattern:
+        return pattern
+    if len(set(text)) < MIN_DISTINCT_CHARS:
+        return f"has fewer than {MIN_DISTINCT_CHARS} distinct characters"
+    return None
+
+
+def _weak_key(key: bytes) -> str | None:
+    """Why a 32-byte key is not random (None when it looks random)."""
+    if key in DEV_KEYS:
+        return "is derived from the development SECRET_KEY"
+    pattern = _patterned(key)
+    if pattern:
+        return pattern
+    if len(set(key)) < MIN_DISTINCT_KEY_BYTES:
+        return f"has fewer than {MIN_DISTINCT_KEY_BYTES} distinct bytes"
+    if all(32 <= b < 127 for b in key):
+        return "is printable text, not random bytes"
+    return None
+
+
+def _unsafe_in_production(s: Settings) -> list[str]:
+    """Every stated value production refuses: development values, weak secrets and keys, a plain-http BASE_URL."""
+    stated = s.model_fields_set
+    problems: list[str] = []
+    for name, values in DEV_VALUES.items():
+        if name in stated and getattr(s, name) in values:
+            problems.append(f"{_variable(name)} is the development value shipped with the repository")
+    checks = {
+        "secret_key": lambda v: _weak_secret(v, minimum=MIN_SECRET_CHARS),
+        "wechat_mp_secret": lambda v: _weak_secret(v, minimum=1),
+        "wechat_mini_secret": lambda v: _weak_secret(v, minimum=1),
+        "wechat_mp_token": lambda v: _weak_secret(v, minimum=MIN_CALLBACK_TOKEN_CHARS),
+        "wechat_mp_aes_key": lambda v: _weak_key(base64.b64decode(v + "=")),
+    }
+    for name, check in checks.items():
+        value = getattr(s, name)
+        if name in stated and value not in DEV_VALUES[name] and (why := check(value)):
+            problems.append(f"{_variable(name)} {why}")
+    keys = {f"PII_KEYS[{kid}]": key for kid, key in s.pii_keys.items()} if "pii_keys" in stated else {}
+    if "pii_index_key" in stated:
+        keys["PII_INDEX_KEY"] = s.pii_index_key
+    for label, key in keys.items():
+        if why := _weak_key(key):
+            problems.append(f"{label} {why}")
+    seen: dict[bytes, str] = {}
+    for label, key in keys.items():
+        if key in seen:
+            problems.append(f"{label} is the same key as {seen[key]} (one key per purpose)")
+        seen.setdefault(key, label)
+    if "base_url" in stated and urlsplit(s.base_url).scheme != "https":
+        problems.append(
+            f"BASE_URL must start with https:// in production (http drops Secure from cookies), got {s.base_url!r}"
+        )
+    return problems
 
 
 class _Environment(EnvSettingsSource):

@@ -6,7 +6,6 @@ whose ORM belongs to the session's database; every command is a subprocess here.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
@@ -194,22 +193,20 @@ def test_dev_token_needs_a_subject_and_a_valid_loa(db, capsys):
 
 
 def _production_env(db_path: Path) -> dict[str, str]:
-    key = base64.b64encode(bytes(range(32))).decode()
-    index = base64.b64encode(bytes(range(32, 64))).decode()
+    # strong random values: production refuses development values, patterned keys and weak secrets
     return {
         "APP_ENV": "production",
         "DATABASE_URL": f"sqlite://{db_path}",
-        "ADMIN_TOKEN": "prod-admin-token-0123456789abcdef",
         "BASE_URL": "https://zwfw.zjj.example.gov.cn",
-        "SECRET_KEY": "prod-secret-key-0123456789abcdef0123456789",
-        "PII_KEYS": f"k1:{key}",
-        "PII_INDEX_KEY": index,
+        "SECRET_KEY": "mnSgYaqIhenu_4ngOv9u_cK2CUnEJZP6m_S3Iks93b0",
+        "PII_KEYS": "k1:7mDCT4BvcFHbUBDa6DT7JcUJXTchZWtKlZTNF/358MY=",
+        "PII_INDEX_KEY": "hzbBLnypubwnh4poX33KtBTtZDRfWYYKDCZ7V2EFA94=",
         "WECHAT_MP_APPID": "wxprodofficial",
-        "WECHAT_MP_SECRET": "prod-mp-secret",
+        "WECHAT_MP_SECRET": "c1df3408e12ab800588a94ee9c004773",
         "WECHAT_MINI_APPID": "wxprodmini",
-        "WECHAT_MINI_SECRET": "prod-mini-secret",
+        "WECHAT_MINI_SECRET": "79d95cf846cc60f4cbe5b427df11944a",
         "WECHAT_MP_TOKEN": "prodcallbacktoken42",
-        "WECHAT_MP_AES_KEY": "cHJvZC1jYWxsYmFjay1lbmNvZGluZy1hZXMta2V5MTI",
+        "WECHAT_MP_AES_KEY": "6jB9r0jvPI/NmuSMSjWFpv5xbxf2HoGOPa58yRbSqFs",
         "SMS_GATEWAY_URL": "http://127.0.0.1:9/sms",
         "REALNAME_VERIFIER_URL": "http://127.0.0.1:9/verify",
     }
@@ -223,6 +220,22 @@ def test_dev_token_is_refused_in_production(db):
         assert proc.stdout == ""
     assert rows(db, "SELECT count(*) FROM citizen") == [(0,)]
     assert rows(db, "SELECT count(*) FROM auth_session") == [(0,)]
+
+
+def test_production_with_development_values_refuses_to_start_naming_each(db):
+    """The way it was found: `run` started in production with the development secret and an http BASE_URL."""
+    from app.settings import DEV_SECRET
+
+    env = {**_production_env(db), "SECRET_KEY": DEV_SECRET, "BASE_URL": "http://zwfw.zjj.example.gov.cn",
+           "PII_INDEX_KEY": "A" * 43 + "="}  # fmt: skip
+    proc = run(db, "run", **env)
+    assert proc.returncode == 2 and proc.stdout == ""
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("configuration error:")]
+    assert len(errors) == 1  # one message listing everything wrong
+    assert "SECRET_KEY is the development value" in errors[0]
+    assert "BASE_URL must start with https://" in errors[0]
+    assert "PII_INDEX_KEY repeats one byte" in errors[0]
+    assert DEV_SECRET not in proc.stderr
 
 
 def test_production_without_its_secrets_is_a_configuration_error(monkeypatch, capsys):

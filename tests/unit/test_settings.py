@@ -7,27 +7,34 @@ import re
 
 import pytest
 
-from app.settings import ROOT, Settings, SettingsError
+from app.settings import DEV_SECRET, ROOT, Settings, SettingsError
 
-KEY = base64.b64encode(bytes(range(32))).decode()
+# Strong random values (production refuses development values, patterned keys and weak secrets)
+KEY = "7mDCT4BvcFHbUBDa6DT7JcUJXTchZWtKlZTNF/358MY="
+KEY_BYTES = base64.b64decode(KEY)
+INDEX_KEY = "hzbBLnypubwnh4poX33KtBTtZDRfWYYKDCZ7V2EFA94="
+SECRET = "JcpuSyGjLg7v--mkEVmHL7Epg7H3iDrBzhMADXtzYgw"
+MP_SECRET, MINI_SECRET = "58c337fb4afaf2aac70a73cdc1d9e9a9", "5cd5b16b15325516e166d838b631acdc"
+AES_KEY = "y0B3cGsXydwYwKu+gssYMBzD4bmmi8eb9fePVZCC0SQ"
 PRODUCTION = {
     "APP_ENV": "production",
     "DATABASE_URL": "postgres://app:secret@db:5432/zuiduo",
     "ADMIN_TOKEN": "a-long-random-token",
     "BASE_URL": "https://zwfw.example.gov.cn",
-    "SECRET_KEY": "s" * 40,
+    "SECRET_KEY": SECRET,
     "PII_KEYS": f"k1:{KEY}",
-    "PII_INDEX_KEY": KEY,
+    "PII_INDEX_KEY": INDEX_KEY,
     "WECHAT_MP_APPID": "wx0000000000000001",
-    "WECHAT_MP_SECRET": "mp-secret",
+    "WECHAT_MP_SECRET": MP_SECRET,
     "WECHAT_MINI_APPID": "wx0000000000000002",
-    "WECHAT_MINI_SECRET": "mini-secret",
+    "WECHAT_MINI_SECRET": MINI_SECRET,
     "WECHAT_MP_TOKEN": "prodcallbacktoken42",
-    "WECHAT_MP_AES_KEY": "cHJvZC1jYWxsYmFjay1lbmNvZGluZy1hZXMta2V5MTI",
+    "WECHAT_MP_AES_KEY": AES_KEY,
     "SMS_GATEWAY_URL": "https://sms.example.gov.cn/send",
     "REALNAME_VERIFIER_URL": "https://idv.example.gov.cn/verify",
 }
-OTHER_KEY = base64.b64encode(bytes(range(32, 64))).decode()
+OTHER_KEY = "/akLVpjCp+oB6fL6Dw+vSTSVrKQvsCUp/S+y6YkB4iU="
+OTHER_KEY_BYTES = base64.b64decode(OTHER_KEY)
 REQUIRED = (
     "DATABASE_URL",
     "BASE_URL",
@@ -127,12 +134,12 @@ def test_production_with_everything():
     assert s.base_url == "https://zwfw.example.gov.cn"
     assert (s.load_demo, s.auto_migrate) == (False, False)
     assert s.db_backend == "postgres"
-    assert s.secret_key == "s" * 40
-    assert s.pii_keys == {"k1": bytes(range(32))}
+    assert s.secret_key == SECRET
+    assert s.pii_keys == {"k1": KEY_BYTES}
     assert s.pii_active_kid == "k1"
-    assert s.pii_index_key == bytes(range(32))
-    assert (s.wechat_mp_appid, s.wechat_mp_secret) == ("wx0000000000000001", "mp-secret")
-    assert (s.wechat_mini_appid, s.wechat_mini_secret) == ("wx0000000000000002", "mini-secret")
+    assert s.pii_index_key == base64.b64decode(INDEX_KEY)
+    assert (s.wechat_mp_appid, s.wechat_mp_secret) == ("wx0000000000000001", MP_SECRET)
+    assert (s.wechat_mini_appid, s.wechat_mini_secret) == ("wx0000000000000002", MINI_SECRET)
     assert (s.sms_sender, s.sms_gateway_url) == ("http", "https://sms.example.gov.cn/send")
     assert (s.realname_verifier, s.realname_verifier_url) == ("http", "https://idv.example.gov.cn/verify")
     assert s.jwt_issuer == "https://zwfw.example.gov.cn"
@@ -141,10 +148,10 @@ def test_production_with_everything():
 # ---------------------------------------------------------------- secrets and keys
 
 
-@pytest.mark.parametrize("secret", ["short", "s" * 31])
+@pytest.mark.parametrize("secret", ["short", SECRET[:31]])
 def test_production_secret_key_needs_32_characters(secret):
     assert names(refused(production(SECRET_KEY=secret)), "SECRET_KEY")
-    assert Settings.from_env(production(SECRET_KEY="s" * 32)).secret_key == "s" * 32
+    assert Settings.from_env(production(SECRET_KEY=SECRET[:32])).secret_key == SECRET[:32]
 
 
 def test_a_short_secret_key_is_fine_in_development():
@@ -165,7 +172,7 @@ def test_development_keys_are_derived_from_the_secret_key():
 
 def test_several_pii_keys_and_the_active_one():
     s = Settings.from_env(production(PII_KEYS=f"old:{KEY}, new:{OTHER_KEY}"))
-    assert s.pii_keys == {"old": bytes(range(32)), "new": bytes(range(32, 64))}
+    assert s.pii_keys == {"old": KEY_BYTES, "new": OTHER_KEY_BYTES}
     assert s.pii_active_kid == "new"  # the last key encrypts unless told otherwise
     s = Settings.from_env(production(PII_KEYS=f"old:{KEY},new:{OTHER_KEY}", PII_ACTIVE_KID="old"))
     assert s.pii_active_kid == "old"
@@ -239,7 +246,7 @@ def test_pii_keys_are_checked_in_development_too():
     assert "PII_KEYS" in refused({"PII_KEYS": "k1:short"})
     assert "PII_INDEX_KEY" in refused({"PII_INDEX_KEY": "short"})
     s = Settings.from_env({"PII_KEYS": f"k1:{KEY}", "PII_INDEX_KEY": OTHER_KEY})
-    assert (s.pii_keys, s.pii_active_kid, s.pii_index_key) == ({"k1": bytes(range(32))}, "k1", bytes(range(32, 64)))
+    assert (s.pii_keys, s.pii_active_kid, s.pii_index_key) == ({"k1": KEY_BYTES}, "k1", OTHER_KEY_BYTES)
 
 
 # ---------------------------------------------------------------- SMS and real-name verification
@@ -504,7 +511,7 @@ def test_each_field_reads_its_own_variable_only():
 def test_secrets_stay_out_of_repr():
     s = Settings.from_env({**PRODUCTION, "FORWARDED_SECRET": "proxy-secret-42", "SMS_GATEWAY_KEY": "sms-key-42"})
     text = repr(s)
-    for secret in ("s" * 40, "mp-secret", "mini-secret", "prodcallbacktoken42", "proxy-secret-42", "sms-key-42", KEY):
+    for secret in (SECRET, MP_SECRET, MINI_SECRET, "prodcallbacktoken42", "proxy-secret-42", "sms-key-42", KEY):
         assert secret not in text
     assert "wx0000000000000001" in text
 
@@ -541,3 +548,100 @@ def test_the_readme_lists_every_variable_once():
     listed = [name for cell in rows for name in re.findall(r"`([A-Z0-9_]+)`", cell)]
     assert sorted(listed) == sorted(set(listed)), "a variable is listed twice"
     assert set(listed) == set(Settings.variables().values())
+
+
+# ---------------------------------------------------------------- production refuses development values and weak keys
+
+
+def _b64(key: bytes) -> str:
+    return base64.b64encode(key).decode()
+
+
+def test_production_with_the_repositorys_own_development_values_names_every_one_in_one_message():
+    """The way it was found: production started with SECRET_KEY, PII keys, WeChat values and BASE_URL from dev."""
+    dev = Settings()  # the development defaults, stated explicitly as an operator copying them would
+    env = production(
+        SECRET_KEY=DEV_SECRET,
+        PII_KEYS=f"dev1:{_b64(dev.pii_keys['dev1'])}",
+        PII_INDEX_KEY=_b64(dev.pii_index_key),
+        WECHAT_MP_APPID=dev.wechat_mp_appid,
+        WECHAT_MP_SECRET=dev.wechat_mp_secret,
+        WECHAT_MINI_APPID=dev.wechat_mini_appid,
+        WECHAT_MINI_SECRET=dev.wechat_mini_secret,
+        WECHAT_MP_TOKEN=dev.wechat_mp_token,
+        WECHAT_MP_AES_KEY=dev.wechat_mp_aes_key,
+        BASE_URL="http://zwfw.example.gov.cn",
+    )
+    message = refused(env)
+    for name in ("SECRET_KEY", "WECHAT_MP_APPID", "WECHAT_MP_SECRET", "WECHAT_MINI_APPID", "WECHAT_MINI_SECRET",
+                 "WECHAT_MP_TOKEN", "WECHAT_MP_AES_KEY"):  # fmt: skip
+        assert f"{name} is the development value" in message, name
+    assert "PII_KEYS[dev1] is derived from the development SECRET_KEY" in message
+    assert "PII_INDEX_KEY is derived from the development SECRET_KEY" in message
+    assert "BASE_URL must start with https://" in message
+    assert message.count(";") == 9  # ten problems, one message
+    for secret in (DEV_SECRET, dev.wechat_mp_secret, dev.wechat_mini_secret, dev.wechat_mp_aes_key):
+        assert secret not in message  # names the variable, never repeats the secret
+    assert Settings.from_env({"SECRET_KEY": DEV_SECRET, "BASE_URL": "http://127.0.0.1:8000"}).is_dev  # dev is fine
+
+
+@pytest.mark.parametrize(
+    ("secret", "why"),
+    [("a" * 32, "repeats one character"), ("ab" * 20, "repeats a 2-character pattern"),
+     ("0123456789abcdef" * 2, "repeats a 16-character pattern"), ("".join(chr(65 + i) for i in range(32)), "counting"),
+     ("abc" * 10 + "XY", "fewer than 8 distinct characters")],
+)  # fmt: skip
+def test_production_refuses_a_patterned_or_low_variety_secret_key(secret, why):
+    message = refused(production(SECRET_KEY=secret))
+    assert names(message, "SECRET_KEY") and why in message
+    assert secret not in message
+    assert Settings.from_env({"SECRET_KEY": secret}).secret_key == secret  # development does not judge
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [(bytes(32), "repeats one byte"), (b"a" * 32, "repeats one byte"), (bytes(range(32)), "counting sequence"),
+     (bytes(range(64, 0, -2)), "counting sequence"), (bytes([1, 2, 3, 4]) * 8, "repeats a 4-character pattern"),
+     (bytes(sorted((i * 37) % 10 for i in range(32))), "fewer than 16 distinct bytes"),
+     (b"prod-callback-encoding-aes-key12", "printable text")],
+)  # fmt: skip
+def test_production_refuses_low_entropy_keys(key, why):
+    for variable, value in (("PII_KEYS", f"k1:{_b64(key)}"), ("PII_INDEX_KEY", _b64(key)),
+                            ("WECHAT_MP_AES_KEY", _b64(key).rstrip("="))):  # fmt: skip
+        message = refused(production(**{variable: value}))
+        assert names(message, variable) and why in message, (variable, message)
+
+
+def test_production_refuses_one_key_for_two_purposes():
+    assert "PII_INDEX_KEY is the same key as PII_KEYS[k1]" in refused(production(PII_INDEX_KEY=KEY))
+    assert "PII_KEYS[k2] is the same key as PII_KEYS[k1]" in refused(production(PII_KEYS=f"k1:{KEY},k2:{KEY}"))
+
+
+@pytest.mark.parametrize("url", ["http://zwfw.example.gov.cn", "http://10.0.0.1:8000"])
+def test_production_refuses_a_plain_http_base_url(url):
+    message = refused(production(BASE_URL=url))
+    assert "BASE_URL must start with https://" in message and url in message
+    assert Settings.from_env({"BASE_URL": url}).base_url == url
+
+
+@pytest.mark.parametrize("token", ["prodtoken1", "aaaaaaaaaaaaaaaaaaaa", "abababababababab"])
+def test_production_refuses_a_short_or_patterned_callback_token(token):
+    assert names(refused(production(WECHAT_MP_TOKEN=token)), "WECHAT_MP_TOKEN")
+    assert Settings.from_env({"WECHAT_MP_TOKEN": token}).wechat_mp_token == token
+
+
+def test_production_accepts_freshly_generated_values():
+    """No false alarms: 300 sets of values made the way the README says are all accepted."""
+    import secrets
+
+    for _ in range(300):
+        env = production(
+            SECRET_KEY=secrets.token_urlsafe(32),
+            PII_KEYS=f"k1:{_b64(secrets.token_bytes(32))},k2:{_b64(secrets.token_bytes(32))}",
+            PII_INDEX_KEY=_b64(secrets.token_bytes(32)),
+            WECHAT_MP_SECRET=secrets.token_hex(16),
+            WECHAT_MINI_SECRET=secrets.token_hex(16),
+            WECHAT_MP_TOKEN=secrets.token_hex(16),
+            WECHAT_MP_AES_KEY=_b64(secrets.token_bytes(32)).rstrip("="),
+        )
+        assert Settings.from_env(env).is_production
