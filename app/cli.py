@@ -54,15 +54,18 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from sanic.worker.loader import AppLoader
 
     from app.server import create_app
+    from app.workers import set_ack_threshold
 
     if settings.workers > 1 and not settings.redis_url:
         print("WORKERS > 1 needs REDIS_URL: workers share caches and limits through Redis.", file=sys.stderr)
         return 2
+    set_ack_threshold(settings.worker_ack_seconds)
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     app.prepare(
         host=settings.host,
         port=settings.port,
+        backlog=settings.listen_backlog,
         workers=settings.workers,
         single_process=settings.workers == 1 and args.single_process,
         motd=False,
