@@ -53,6 +53,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
+    from app import devserver
     from app.server import create_app
     from app.workers import set_ack_threshold
 
@@ -72,7 +73,11 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         access_log=False,
     )
     print(f"最多跑一次 service: {settings.base_url}/m  (API docs: {settings.base_url}/docs)", flush=True)
-    Sanic.serve(primary=app, app_loader=loader)
+    devserver.announce(settings)  # development: `dev token` signs for this server's issuer
+    try:
+        Sanic.serve(primary=app, app_loader=loader)
+    finally:
+        devserver.withdraw(settings)
     return 0
 
 
@@ -205,12 +210,18 @@ def cmd_staff_disable(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_dev_token(settings: Settings, args: argparse.Namespace) -> int:
     """Development only: print access tokens for local testing of clients and load tests."""
+    from app import devserver
     from app.errors import DomainError
     from auth import devtokens
 
     if settings.is_production:
         print("dev token is not available in production mode", file=sys.stderr)
         return 2
+    server = devserver.running(settings)
+    if server is not None and server["jwt_issuer"] != settings.jwt_issuer:
+        # The server on this database was started with another HOST/PORT/BASE_URL: sign for the issuer it accepts.
+        settings = settings.replace(jwt_issuer=server["jwt_issuer"])
+        print(f"tokens for the development server at {server['base_url']}", file=sys.stderr)
     deps = _auth_deps(settings)
 
     async def work() -> list[str]:
