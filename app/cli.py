@@ -73,7 +73,12 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         access_log=False,
     )
     print(f"最多跑一次 service: {settings.base_url}/m  (API docs: {settings.base_url}/docs)", flush=True)
-    devserver.announce(settings)  # development: `dev token` signs for this server's issuer
+
+    def announce(app: Sanic) -> None:
+        """Development: once its port is bound, record the server's issuer for `dev token` (removed at the end)."""
+        devserver.announce(settings)
+
+    app.main_process_ready(announce)  # Sanic.serve always runs the worker manager (and so this listener)
     try:
         Sanic.serve(primary=app, app_loader=loader)
     finally:

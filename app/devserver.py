@@ -27,6 +27,9 @@ def announce(settings: Settings, directory: Path | None = None) -> Path | None:
     record = {"pid": os.getpid(), "base_url": settings.base_url, "jwt_issuer": settings.jwt_issuer}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        for old in path.parent.glob("*.json"):  # records left by servers that were killed
+            if not _alive(old):
+                old.unlink(missing_ok=True)
         path.write_text(json.dumps(record), "utf-8")
     except OSError:  # a read-only checkout: `dev token` then falls back to its own settings
         return None
@@ -42,8 +45,13 @@ def withdraw(settings: Settings, directory: Path | None = None) -> None:
 
 def running(settings: Settings, directory: Path | None = None) -> dict[str, Any] | None:
     """The record of the development server running on this database, if its process is alive."""
+    return _alive(_path(settings, directory))
+
+
+def _alive(path: Path) -> dict[str, Any] | None:
+    """The record in this file if its process is alive."""
     try:
-        record = json.loads(_path(settings, directory).read_text("utf-8"))
+        record = json.loads(path.read_text("utf-8"))
         os.kill(int(record["pid"]), 0)
     except (OSError, ValueError, KeyError, TypeError):  # no record, a stale one (process gone) or an unreadable one
         return None

@@ -29,7 +29,9 @@ def test_record_of_a_dead_process_is_ignored_and_kept_by_others(tmp_path):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     path.write_text(json.dumps({**json.loads(path.read_text()), "pid": int(gone.stdout)}))
     assert devserver.running(server, tmp_path) is None
-    path.write_text(json.dumps({**json.loads(path.read_text()), "pid": os.getppid()}))
+    other = Settings(env="development", database_url="sqlite:///tmp/other.sqlite3")
+    assert devserver.announce(other, tmp_path) and not path.exists()  # a new record clears the dead ones
+    path.write_text(json.dumps({**json.loads(devserver.announce(server, tmp_path).read_text()), "pid": os.getppid()}))
     devserver.withdraw(server, tmp_path)  # another live process's record stays
     assert path.exists()
 
