@@ -78,7 +78,11 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         """Development: once its port is bound, record the server's issuer for `dev token` (removed at the end)."""
         devserver.announce(settings)
 
+    def withdraw(app: Sanic) -> None:
+        devserver.withdraw(settings)
+
     app.main_process_ready(announce)  # Sanic.serve always runs the worker manager (and so this listener)
+    app.main_process_stop(withdraw)  # before Sanic waits for the workers (a SIGKILL may follow)
     try:
         Sanic.serve(primary=app, app_loader=loader)
     finally:
