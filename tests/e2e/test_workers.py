@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL
+from tests.conftest import BACKEND, REDIS_URL
 from tests.e2e.conftest import ROOT, Server, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not REDIS_URL, reason="two workers need Redis (TEST_REDIS_URL)")]
@@ -58,8 +58,9 @@ def _wait(condition, timeout: float) -> float:
     raise AssertionError(f"not within {timeout} s")
 
 
-def test_killed_worker_is_replaced_and_counted(start_server):
-    server = start_server(WORKERS="2", REDIS_URL=_redis(10))
+def test_killed_worker_is_replaced_and_counted(start_server, request):
+    database = {"DATABASE_URL": request.getfixturevalue("pg_scratch_db")} if BACKEND == "postgres" else {}
+    server = start_server(WORKERS="2", REDIS_URL=_redis(10), **database)
     _wait(lambda: _metric(server, "app_workers_serving") == 2, 30)
     assert _metric(server, "app_worker_restarts_total") == 0
     first = _workers(server)
