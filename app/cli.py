@@ -53,23 +53,40 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
+    from app import devserver
     from app.server import create_app
+    from app.workers import set_ack_threshold
 
     if settings.workers > 1 and not settings.redis_url:
         print("WORKERS > 1 needs REDIS_URL: workers share caches and limits through Redis.", file=sys.stderr)
         return 2
+    set_ack_threshold(settings.worker_ack_seconds)
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     app.prepare(
         host=settings.host,
         port=settings.port,
+        backlog=settings.listen_backlog,
         workers=settings.workers,
         single_process=settings.workers == 1 and args.single_process,
         motd=False,
         access_log=False,
     )
     print(f"最多跑一次 service: {settings.base_url}/m  (API docs: {settings.base_url}/docs)", flush=True)
-    Sanic.serve(primary=app, app_loader=loader)
+
+    def announce(app: Sanic) -> None:
+        """Development: once its port is bound, record the server's issuer for `dev token` (removed at the end)."""
+        devserver.announce(settings)
+
+    def withdraw(app: Sanic) -> None:
+        devserver.withdraw(settings)
+
+    app.main_process_ready(announce)  # Sanic.serve always runs the worker manager (and so this listener)
+    app.main_process_stop(withdraw)  # before Sanic waits for the workers (a SIGKILL may follow)
+    try:
+        Sanic.serve(primary=app, app_loader=loader)
+    finally:
+        devserver.withdraw(settings)
     return 0
 
 
@@ -225,12 +242,18 @@ def cmd_citizen_reset_real_name(settings: Settings, args: argparse.Namespace) ->
 
 def cmd_dev_token(settings: Settings, args: argparse.Namespace) -> int:
     """Development only: print access tokens for local testing of clients and load tests."""
+    from app import devserver
     from app.errors import DomainError
     from auth import devtokens
 
     if settings.is_production:
         print("dev token is not available in production mode", file=sys.stderr)
         return 2
+    server = devserver.running(settings)
+    if server is not None and server["jwt_issuer"] != settings.jwt_issuer:
+        # The server on this database was started with another HOST/PORT/BASE_URL: sign for the issuer it accepts.
+        settings = settings.replace(jwt_issuer=server["jwt_issuer"])
+        print(f"tokens for the development server at {server['base_url']}", file=sys.stderr)
     deps = _auth_deps(settings)
 
     async def work() -> list[str]:

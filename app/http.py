@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sanic import HTTPResponse, Request
 from sanic_ext import openapi
+from sanic_ext.extensions.openapi.types import Schema
 
 from app.errors import DomainError, InvalidInput, pydantic_details
 from app.jsontext import dumps, loads
@@ -242,7 +245,8 @@ def doc(
         for err in errors:
             by_status.setdefault(err.status, []).append(f"`{err.code}` {err.message}")
         for code, lines in sorted(by_status.items()):
-            func = openapi.response(code, {"application/json": ErrorEnvelope}, "错误码: " + "; ".join(lines))(func)
+            errors_doc = {"application/json": {"schema": _error_schema()}}
+            func = openapi.response(code, errors_doc, "错误码: " + "; ".join(lines))(func)
         if secured:
             func = openapi.secured(secured)(func)
         return func
@@ -250,10 +254,22 @@ def doc(
     return decorate
 
 
+@functools.cache
+def _error_schema() -> Schema:
+    """The error envelope's schema, made once: given as a class, every response it documents analysed it again."""
+    return Schema.make(ErrorEnvelope)
+
+
 def schema_of(model: Any) -> Any:
     """An OpenAPI schema for a pydantic model (pydantic's own JSON schema, with nested models inlined)."""
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         return model
+    return copy.deepcopy(_model_schema(model))  # each route its own copy: the spec builder may annotate it
+
+
+@functools.cache
+def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's schema, made once per process (most of a worker's start was spent making the same ones again)."""
     schema = model.model_json_schema()
     defs = schema.pop("$defs", {})
 

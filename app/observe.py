@@ -8,9 +8,12 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sanic import HTTPResponse, Request, Sanic
 from sanic.exceptions import SanicException
@@ -37,6 +40,33 @@ LATENCY = Histogram(
     ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+
+
+class WorkerCollector:
+    """Server workers serving and replaced, read from the worker manager's shared state at each scrape."""
+
+    def __init__(self) -> None:
+        self.states: Callable[[], Mapping[str, Any]] | None = None  # set in a worker of a multi-process service
+
+    def collect(self) -> Iterator[Metric]:
+        """`app_workers_serving` and `app_worker_restarts_total` (nothing in a single process)."""
+        if self.states is None:
+            return
+        try:
+            servers = [s for s in self.states().values() if isinstance(s, dict) and s.get("server")]
+        except Exception:  # the manager process is gone (shutting down): no figures rather than an error
+            return
+        serving = GaugeMetricFamily("app_workers_serving", "Server workers started and acknowledged")
+        serving.add_metric([], sum(1 for s in servers if s.get("state") == "ACKED"))
+        restarts = CounterMetricFamily("app_worker_restarts", "Server workers started again after the first start")
+        restarts.add_metric([], sum(max(0, int(s.get("starts", 1)) - 1) for s in servers))
+        yield serving
+        yield restarts
+
+
+WORKERS = WorkerCollector()
+_WORKER_REGISTRY = CollectorRegistry(auto_describe=False)
+_WORKER_REGISTRY.register(WORKERS)
 
 # Sanic's own exceptions get stable codes too.
 _SANIC_CODES = {
@@ -172,6 +202,11 @@ def install(app: Sanic) -> None:
         log.exception("unhandled error", extra={"request_id": rid, "path": request.path})
         return render(request, 500, error_body("INTERNAL_ERROR", "服务内部错误，请稍后再试", {"request_id": rid}))
 
+    @app.after_server_start
+    async def _worker_states(app: Sanic) -> None:
+        if hasattr(app, "multiplexer"):  # a worker of `python -m app run`: the manager shares every worker's state
+            WORKERS.states = lambda: app.m.workers
+
     app.error_handler.add(DomainError, on_domain_error)
     app.error_handler.add(SanicException, on_sanic_error)
     app.error_handler.add(Exception, on_unexpected)
@@ -179,11 +214,12 @@ def install(app: Sanic) -> None:
 
 def metrics_payload(multiproc_dir: Path | None) -> bytes:
     """Prometheus exposition of this process, or of all workers' files in multiproc_dir (multiprocess mode)."""
+    workers = generate_latest(_WORKER_REGISTRY)
     if multiproc_dir is not None:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=str(multiproc_dir))
-        return generate_latest(registry)
-    return generate_latest()
+        return generate_latest(registry) + workers
+    return generate_latest() + workers
 
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST

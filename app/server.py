@@ -31,6 +31,7 @@ from app.web import Pages
 from app.wechat.callback import Callback
 from app.wechat.client import WeChatClient
 from app.wechat.replies import Responder
+from app.workers import install as supervise
 from auth.deps import AuthDeps
 from auth.tokens import TokenAuthority
 from qr.analytics import ScanRecorder
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
         description="EdDSA access token (Authorization: Bearer ...); H5 pages use the httpOnly cookie zd_at",
     )  # fmt: skip
     install(app)
+    supervise(app)
 
     from app.audit.views import bp as audit_admin
     from app.booking.views import bp as booking_staff

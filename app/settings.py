@@ -224,6 +224,10 @@ class Settings(BaseSettings):
         default_factory=lambda d: f"http://{d.get('host')}:{d.get('port')}"
     )
     workers: int = Field(1, ge=1, le=64)
+    # pending connections the kernel queues for us (capped by net.core.somaxconn); Sanic's own default is 100
+    listen_backlog: int = Field(1024, ge=1, le=65535)
+    # seconds Sanic's main process waits for every worker to start (Sanic's own 30 s fails a busy 2-core start)
+    worker_ack_seconds: int = Field(120, ge=1, le=3600)
     load_demo: bool = Field(default_factory=lambda d: not _production(d))
     auto_migrate: bool = Field(default_factory=lambda d: not _production(d))
     access_log: bool = True
