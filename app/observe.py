@@ -53,7 +53,7 @@ def secure_headers(request: Request, response: HTTPResponse) -> None:
     body = response.body
     if body and _CSP_PLACEHOLDER_BYTES in body:
         response.body = body.replace(_CSP_PLACEHOLDER_BYTES, nonce.encode())
-    # A page with its own needs (the waiting-room screen may be framed by the hall's site) sets these itself.
+    # A page with its own needs sets these itself (the waiting-room screen may be framed by our own pages).
     frame = getattr(request.ctx, "csp_frame_ancestors", "'none'")
     form = getattr(request.ctx, "csp_form_action", "'self'")
     headers["Content-Security-Policy"] = content_security_policy(nonce, frame_ancestors=frame, form_action=form)
