@@ -7,6 +7,8 @@ database). This walks app.router.routes, so a route added later is walked too.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from urllib.parse import quote
 
@@ -55,11 +57,15 @@ async def test_no_route_answers_5xx_to_an_odd_path_parameter(client, make_staff,
     _, admin = await make_staff("admin")
     _, clerk = await make_staff("clerk")
     _, citizen = await make_citizen()
+    # Pages' forms carry the browser's form token, so that posts reach their handlers (not only the CSRF check).
+    browser = "walk" * 10
+    secret = client.sanic_app.ctx.settings.secret_key.encode()
+    csrf = hmac.new(secret, f"csrf:{browser}".encode(), hashlib.sha256).hexdigest()[:32]
     callers = {
-        "admin": {**admin, "Cookie": "zd_st=" + admin["Authorization"].split()[1]},
-        "clerk": {**clerk, "Cookie": "zd_st=" + clerk["Authorization"].split()[1]},
-        "citizen": {**citizen, "Cookie": "zd_at=" + citizen["Authorization"].split()[1]},
-        "anonymous": {},
+        "admin": {**admin, "Cookie": f"zd_b={browser}; zd_st=" + admin["Authorization"].split()[1]},
+        "clerk": {**clerk, "Cookie": f"zd_b={browser}; zd_st=" + clerk["Authorization"].split()[1]},
+        "citizen": {**citizen, "Cookie": f"zd_b={browser}; zd_at=" + citizen["Authorization"].split()[1]},
+        "anonymous": {"Cookie": f"zd_b={browser}"},
     }
     failures = []
     walked = 0
@@ -67,7 +73,9 @@ async def test_no_route_answers_5xx_to_an_odd_path_parameter(client, make_staff,
         url = fill(template, ODD_VALUES[value])
         for who, headers in callers.items():
             headers = {**headers, "Idempotency-Key": "walk-0123456789abcdef", "Origin": "http://testserver"}
-            kwargs = {"json": {}} if method in BODY_METHODS else {}
+            kwargs: dict = {}
+            if method in BODY_METHODS:
+                kwargs = {"json": {}} if template.startswith("/api/") else {"data": {"csrf": csrf}}
             if template.endswith("/events"):
                 continue  # an event stream never ends: see test_the_event_stream_checks_its_hall_before_streaming
             _, resp = await client.request(method, url, headers=headers, **kwargs)
