@@ -25,6 +25,8 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 JSON_TYPE = "application/json; charset=utf-8"
+# What templates write for the CSP nonce (`{{ csp_nonce }}`); every HTML response replaces it (app/observe.py).
+CSP_NONCE_PLACEHOLDER = "<%zd-csp-nonce-xxxxx%>"  # 22 characters, as long as a nonce: Content-Length is unchanged
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
@@ -311,3 +313,27 @@ class ErrorEnvelope(BaseModel):
     """`{"error": {"code", "message", "details"}}`."""
 
     error: ErrorDetail
+
+
+# ---------------------------------------------------------------- path parameters
+
+# Path parameters naming a bounded column that their handlers pass straight to a lookup: a longer value names
+# nothing, and must never reach the column's own length check (a 500). Keyed by the parameter's name, which means
+# the same thing on every route (a `<hall>` is always a hall code), so a new route with such a parameter is covered
+# too. Other parameters are checked by their handlers (tests/api/test_path_params.py walks every route).
+PATH_VALUE_LIMITS: dict[str, int] = {"hall": 32, "username": 64}
+
+
+class PathParameterInvalid(DomainError):
+    code, message, status = "PATH_PARAMETER_INVALID", "请求的资源不存在", 404
+
+
+def check_path_params(request: Request) -> None:
+    """Bounded path parameters at the boundary: within their column's length and printable; else 404."""
+    match_info = request.match_info
+    if not match_info:
+        return
+    for name, limit in PATH_VALUE_LIMITS.items():
+        value = match_info.get(name)
+        if isinstance(value, str) and (not value or len(value) > limit or not value.isprintable()):
+            raise PathParameterInvalid(details={"parameter": name})

@@ -6,6 +6,7 @@ import itertools
 import json
 import logging
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -21,10 +22,49 @@ from sanic.exceptions import SanicException
 from app import db
 from app.audit.context import Origin, set_origin
 from app.errors import DatabaseUnavailable, DomainError, error_body
+from app.http import CSP_NONCE_PLACEHOLDER, check_path_params
 from app.jsontext import dumps
 
 access_log = logging.getLogger("app.access")
 log = logging.getLogger("app")
+
+# Browser security headers. Templates write `nonce="{{ csp_nonce }}"` on their <script> and <style> elements:
+# the placeholder is rendered (and cached, e.g. a guide page) once, and every HTML response gets its own nonce in
+# its place and in its Content-Security-Policy. Escaped text can never contain the placeholder (it holds `<`).
+_CSP_PLACEHOLDER_BYTES = CSP_NONCE_PLACEHOLDER.encode()
+_DOCS_PREFIX = "/docs"  # the API documentation's own page (Swagger UI / ReDoc) brings its own assets
+
+
+def content_security_policy(nonce: str, *, frame_ancestors: str = "'none'", form_action: str = "'self'") -> str:
+    """The strict policy of every HTML page: our own scripts and styles with this response's nonce, nothing else.
+
+    Style attributes (`style="..."`) stay allowed: they cannot run script, and elements need the nonce.
+    """
+    return (
+        f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}'; "
+        "style-src-attr 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
+        f"object-src 'none'; base-uri 'none'; form-action {form_action}; frame-ancestors {frame_ancestors}"
+    )
+
+
+def secure_headers(request: Request, response: HTTPResponse) -> None:
+    """nosniff on every response; on HTML pages a nonce'd CSP, no framing and a same-origin referrer."""
+    headers = response.headers
+    headers["X-Content-Type-Options"] = "nosniff"
+    if not (response.content_type or "").startswith("text/html") or request.path.startswith(_DOCS_PREFIX):
+        return
+    nonce = secrets.token_urlsafe(16)
+    body = response.body
+    if body and _CSP_PLACEHOLDER_BYTES in body:
+        response.body = body.replace(_CSP_PLACEHOLDER_BYTES, nonce.encode())
+    # A page with its own needs sets these itself (the waiting-room screen may be framed by our own pages).
+    frame = getattr(request.ctx, "csp_frame_ancestors", "'none'")
+    form = getattr(request.ctx, "csp_form_action", "'self'")
+    headers["Content-Security-Policy"] = content_security_policy(nonce, frame_ancestors=frame, form_action=form)
+    if frame == "'none'":
+        headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 _HTML_PREFIXES = ("/m/", "/q/", "/p/", "/desk/")
@@ -150,8 +190,13 @@ def install(app: Sanic) -> None:
             Origin(ip=request.remote_addr or request.ip or "", request_id=request.ctx.request_id, holder=request.ctx)
         )
 
+    @app.on_request(priority=99)
+    async def _path_params(request: Request) -> None:
+        check_path_params(request)
+
     @app.on_response(priority=100)
     async def _finish(request: Request, response: HTTPResponse) -> None:
+        secure_headers(request, response)
         rid = getattr(request.ctx, "request_id", None)
         if rid is None:
             return

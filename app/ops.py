@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from sanic import Blueprint, HTTPResponse, Request
+from sanic.exceptions import NotFound
 
 from app import clock, db
+from app.errors import Unauthorized
 from app.http import doc, json_response
 from app.observe import METRICS_CONTENT_TYPE, metrics_payload
 
@@ -57,16 +60,39 @@ async def readyz(request: Request) -> HTTPResponse:
     return json_response(body, status=200 if ready else 503)
 
 
+class MetricsTokenRequired(Unauthorized):
+    code, message = "METRICS_TOKEN_REQUIRED", "读取监控指标需要有效的访问令牌"
+
+
+def _metrics_allowed(request: Request) -> bool:
+    """METRICS_TOKEN set: the request must carry it as a bearer token; unset: development and test only."""
+    token = request.app.ctx.settings.metrics_token
+    if token is None:
+        return request.app.ctx.settings.is_dev
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 @bp.get("/metrics")
-@doc(tag=TAG, summary="Prometheus 指标")
+@doc(
+    tag=TAG,
+    summary="Prometheus 指标（设置 METRICS_TOKEN 时须带 Authorization: Bearer；未设置时仅开发模式提供）",
+    errors=[MetricsTokenRequired],
+)
 async def metrics(request: Request) -> HTTPResponse:
-    """Prometheus text exposition."""
+    """Prometheus text exposition, for the scraper holding METRICS_TOKEN (or anyone in development)."""
+    if not _metrics_allowed(request):
+        if request.app.ctx.settings.metrics_token is None:
+            raise NotFound()  # production without a token: metrics are not served at all
+        raise MetricsTokenRequired(headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     payload = metrics_payload(request.app.ctx.settings.prometheus_multiproc_dir)
     return HTTPResponse(payload, content_type=METRICS_CONTENT_TYPE)
 
 
 @bp.get("/bench/baseline")
-@doc(tag=TAG, summary="基准路由（压测对照）")
+@doc(tag=TAG, summary="基准路由（压测对照，仅开发与测试模式）")
 async def baseline(request: Request) -> HTTPResponse:
-    """A trivial route that benchmarks measure every other path against."""
+    """A trivial route that benchmarks measure every other path against (not served in production)."""
+    if not request.app.ctx.settings.is_dev:
+        raise NotFound()
     return json_response({"ok": True})

@@ -250,6 +250,8 @@ class Settings(BaseSettings):
     forwarded_secret: str | None = Field(None, repr=False)  # Sanic trusts `Forwarded` headers carrying it
     # /metrics aggregates the workers' files here; prometheus_client reads the variable itself too, at import
     prometheus_multiproc_dir: DirectoryPath | None = None
+    # /metrics asks for `Authorization: Bearer <this>` when set; without it /metrics is served in development only
+    metrics_token: str | None = Field(None, min_length=16, repr=False)
 
     # Identity and secrets
     secret_key: Stated = Field(DEV_SECRET, repr=False)

@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import hmac
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -46,6 +47,25 @@ _NO_CODE = "-"  # matches no department or hall code: an empty scope as a filter
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+_B64URL = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
+
+
+def canonical_jws(token: str) -> bool:
+    """Three base64url segments in their one canonical form: no padding, the last character's unused bits zero.
+
+    PyJWT reads `sig==` or another last character as the same bytes; we accept exactly the text we issued.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return False
+    for part in parts:
+        if not _B64URL.fullmatch(part) or len(part) % 4 == 1:
+            return False
+        if _b64(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))) != part:
+            return False
+    return True
 
 
 def public_jwk(kid: str, public: Ed25519PublicKey) -> dict[str, str]:
@@ -212,7 +232,7 @@ class TokenAuthority:
         return principal
 
     async def _verify_uncached(self, token: str, *, audiences: frozenset[str]) -> Principal:
-        if len(token) > 4096:
+        if len(token) > 4096 or not canonical_jws(token):
             raise TokenInvalid(details={"reason": "malformed"})
         try:
             header = jwt.get_unverified_header(token)

@@ -43,6 +43,8 @@ def decode(text: str) -> tuple[uuid.UUID, str, bytes, bytes]:
         raw = base64.b32decode(data + "=" * (-len(data) % 8))
     except (binascii.Error, ValueError):
         raise CaseCodeInvalid("encoding") from None
+    if base64.b32encode(raw).decode().rstrip("=") != data:
+        raise CaseCodeInvalid("encoding")  # one text per code: another last character for the same bytes
     if len(raw) < 1 + 16 + 1 + 64 or raw[0] != 1:
         raise CaseCodeInvalid("format")
     body, signature = raw[:-64], raw[-64:]

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from app.http import CSP_NONCE_PLACEHOLDER
 
 ACTIONS = {
     "book": "预约办理",
@@ -35,6 +38,8 @@ class Pages:
             lstrip_blocks=True,
         )
         self.env.filters["fen"] = _fen
+        # <script nonce="{{ csp_nonce }}">: each response puts its own nonce in place of this (app/observe.py)
+        self.env.globals["csp_nonce"] = Markup(CSP_NONCE_PLACEHOLDER)  # noqa: S704 - our own constant
         self.env.filters["zip"] = lambda left, right: zip(left, right, strict=True)
 
     def render(self, name: str, **context: Any) -> str:

@@ -38,11 +38,9 @@ async def display_page(request: Request, hall: str) -> HTTPResponse:
     html = request.app.ctx.pages.render(
         "display.html", hall=hall, hall_name=name, calls=[present.announcement_json(c) for c in calls], last=last
     )
-    csp = (
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
-    )
-    return HTTPResponse(html, content_type=HTML, headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"})
+    # The strict page policy (app/observe.py), but the screen may be framed by our own pages and has no forms.
+    request.ctx.csp_frame_ancestors, request.ctx.csp_form_action = "'self'", "'none'"
+    return HTTPResponse(html, content_type=HTML, headers={"Cache-Control": "no-store"})
 
 
 @bp.get("/display/<hall:str>/events")

@@ -197,11 +197,7 @@ async def desk_page(request: Request) -> HTTPResponse:
         "desk.html", staff=staff, hall=hall, hall_name=hall_name, sections=sections,
         counters=dumps(counters).decode(), admin=staff.role == "admin", csrf=csrf_token(request),
     )  # fmt: skip
-    csp = (
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-    )
-    headers = {**PRIVATE, "Content-Security-Policy": csp, "Referrer-Policy": "same-origin"}
+    headers = {**PRIVATE, "Referrer-Policy": "same-origin"}  # and the strict page policy (app/observe.py)
     return finish_page(request, HTTPResponse(html, content_type=HTML, headers=headers))
 
 

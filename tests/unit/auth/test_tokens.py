@@ -246,6 +246,43 @@ async def test_failures_are_not_cached(worker):
         assert authority.cache.get("tokens", bad) is None
 
 
+def _variants(token: str) -> list[str]:
+    """Other texts of the same signed bytes: padding on a segment, another last character of a segment."""
+    b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    parts = token.split(".")
+    out = [token + "==", token + "=", ".".join([parts[0] + "=", *parts[1:]])]
+    for i, part in enumerate(parts):
+        unused = 6 * len(part) % 8
+        last = b64.index(part[-1])
+        for bits in range(1, 1 << unused):
+            changed = [*parts]
+            changed[i] = part[:-1] + b64[last | bits]
+            out.append(".".join(changed))
+    return out
+
+
+async def test_only_the_canonical_encoding_of_a_token_is_accepted(worker):
+    """Issue 20 point 11: a JWT with `==` appended to its signature was accepted."""
+    authority = worker()
+    citizen, token = await _citizen(authority)
+    key = authority._public[_kid(token)]
+    variants = _variants(token)
+    assert len(variants) >= 3 + 15  # the 64-byte signature alone leaves 4 unused bits
+    lenient = []
+    for variant in variants:
+        try:  # PyJWT reads most of them as the very same token...
+            jwt.decode(variant, key, algorithms=["EdDSA"], options={"verify_aud": False})
+            lenient.append(variant)
+        except jwt.DecodeError:
+            pass
+        # ...we accept exactly the text we issued.
+        with pytest.raises(TokenInvalid) as info:
+            await authority.verify(variant, audiences=APP)
+        assert info.value.details == {"reason": "malformed"}, variant
+    assert token + "==" in lenient  # the variant the issue found; PyJWT refuses the others itself
+    assert (await authority.verify(token, audiences=APP)).id == str(citizen.id)
+
+
 async def test_session_must_belong_to_the_subject(worker, settings):
     authority = worker()
     a, _ = await _citizen(authority)
