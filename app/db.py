@@ -76,11 +76,15 @@ def tortoise_config(settings: Settings, *, bounded: bool = True) -> dict[str, An
         connection["credentials"]["reset"] = _keep_session
         # Waits end on the server before the request's own timeout (see Settings.db_lock_timeout_ms);
         # a migration (`bounded=False`) may take as long as it needs.
-        connection["credentials"]["server_settings"] = {} if not bounded else {
-            "lock_timeout": f"{settings.db_lock_timeout_ms}ms",
-            "statement_timeout": f"{settings.db_statement_timeout_ms}ms",
-            "idle_in_transaction_session_timeout": f"{settings.db_idle_in_transaction_timeout_ms}ms",
-        }
+        connection["credentials"]["server_settings"] = (
+            {}
+            if not bounded
+            else {
+                "lock_timeout": f"{settings.db_lock_timeout_ms}ms",
+                "statement_timeout": f"{settings.db_statement_timeout_ms}ms",
+                "idle_in_transaction_session_timeout": f"{settings.db_idle_in_transaction_timeout_ms}ms",
+            }
+        )
     return {
         "connections": {"default": connection},
         "apps": {
