@@ -53,9 +53,11 @@ step "layer contracts (import-linter, .importlinter)"
 "$BIN/lint-imports" --no-cache || status=1
 
 ensure_browser
-run_pytest "SQLite + in-process store" TEST_DATABASE_URL= TEST_REDIS_URL=
+if ensure_services; then pg_up=1; else pg_up=0; fi
+# The end-to-end tests (real servers, Chromium) run once: in the PostgreSQL + Redis pass when it can run.
+run_pytest "SQLite + in-process store" TEST_DATABASE_URL= TEST_REDIS_URL= TEST_SKIP_E2E="$pg_up"
 
-if ensure_services; then
+if [ "$pg_up" -eq 1 ]; then
   run_pytest "PostgreSQL + Redis" TEST_DATABASE_URL="$PG_URL" TEST_REDIS_URL="$REDIS_URL"
 else
   status=1

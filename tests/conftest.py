@@ -84,7 +84,17 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Row-lock tests only mean something on PostgreSQL."""
+    """Row-lock tests only mean something on PostgreSQL; browser and real-server tests run in one pass.
+
+    `make test` runs the suite twice (SQLite, then PostgreSQL + Redis). The end-to-end tests start their
+    own servers (most on a SQLite file of their own, as `make run` does) and take minutes: the first pass
+    sets TEST_SKIP_E2E=1 so they run once, in the second.
+    """
+    if os.environ.get("TEST_SKIP_E2E") == "1":
+        once = pytest.mark.skip(reason="end-to-end: run once, in the PostgreSQL + Redis pass")
+        for item in items:
+            if "tests/e2e/" in str(item.path).replace("\\", "/"):
+                item.add_marker(once)
     if BACKEND == "postgres":
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL row locks (SQLite run)")
