@@ -40,7 +40,7 @@ run_pytest() {
   local label="$1"; shift
   step "pytest on ${label}"
   # Two pytest workers (the machine has two cores); each has its own database and Redis db.
-  env "$@" "$BIN/python" -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-2}"
+  env "$@" "$BIN/python" -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-2}" --durations=15
   local rc=$?
   if [ "$rc" -eq 5 ]; then echo "no tests collected on ${label}" >&2; rc=1; fi
   [ "$rc" -eq 0 ] || status=1
