@@ -250,6 +250,10 @@ async def migrate(settings: Settings, *, quiet: bool = True) -> None:
             (log.info if quiet else print)(f"applied migration {app_label}.{name}")
 
     await tortoise_migrate(config=tortoise_config(settings, bounded=False), progress=progress)
+    # tortoise's migrate re-initialises the ORM with the config it was given: a process that goes on
+    # (tests, a development server migrating at start) gets its bounded connections back.
+    await Tortoise.close_connections()
+    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
 
 
 @asynccontextmanager

@@ -244,3 +244,12 @@ async def test_the_server_side_bounds_are_set_on_every_connection(client):
     assert row["s"] == f"{as_ms['s'] // 1000}s" if as_ms["s"] % 1000 == 0 else f"{as_ms['s']}ms"
     # Each bound is below Sanic's 30 s response timeout: an answer never contradicts a commit.
     assert settings.db_lock_timeout_ms < settings.db_statement_timeout_ms < 30_000
+
+
+async def test_the_bounds_hold_after_a_migration_in_the_same_process(client):
+    """Migrations run unbounded; the process's own connections are bounded again afterwards."""
+    from app import db
+
+    await db.migrate(client.sanic_app.ctx.settings)
+    row = (await connections.get("default").execute_query_dict("SELECT current_setting('lock_timeout') AS l"))[0]
+    assert row["l"] not in {"0", "0ms"}, row
