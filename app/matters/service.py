@@ -428,9 +428,9 @@ async def bundle_problems(guide: Guide, *, in_file: dict[str, Guide] | None = No
 
 async def bundles_holding(code: str) -> list[str]:
     """The offered bundles that list a matter among their members."""
-    rows = await MatterVersion.filter(status=VersionStatus.published, matter__status=MatterStatus.active).values(
-        "matter__code", "content"
-    )
+    rows = await MatterVersion.filter(
+        status=VersionStatus.published, matter__status=MatterStatus.active, matter__kind="bundle"
+    ).values("matter__code", "content")
     return sorted(
         r["matter__code"]
         for r in rows

@@ -299,9 +299,10 @@ async def _bundle_report(per_bundle: dict[str, list[int]], date_from: dt.date, d
 
 async def _offered_bundles() -> dict[str, tuple[str, int, bool]]:
     """The offered bundles: code -> (name, promised working days, has a cap over some stages)."""
-    rows = await MatterVersion.filter(status=VersionStatus.published, matter__status=MatterStatus.active).values(
-        "matter__code", "content"
-    )
+    # matter.kind says which matters are bundles: only their guides are read.
+    rows = await MatterVersion.filter(
+        status=VersionStatus.published, matter__status=MatterStatus.active, matter__kind="bundle"
+    ).values("matter__code", "content")
     out = {}
     for row in rows:
         content = row["content"] or {}
