@@ -133,24 +133,64 @@ async def _acquire(pool: Any) -> Any:
 
 
 async def _transaction_enter(self: TransactionContextPooled) -> Any:
-    """Tortoise's pooled `__aenter__`, but a failed BEGIN leaves no trace.
+    """Tortoise's pooled `__aenter__`, but a failed BEGIN leaves no trace and a dead pool is renewed.
 
     Tortoise records the task's transaction before BEGIN; when BEGIN fails (a terminated backend) the
     record stayed and the connection was never released, so every later transaction of that task (a
     background job's loop) ran on the dead connection. Here the record is undone and the connection
-    released before the error goes on, and the next attempt starts clean on a fresh connection.
+    released before the error goes on. When the connection was dead, the pool's other idle connections
+    most likely are too (the server restarted, or backends were terminated together): they are expired
+    at once, and BEGIN is tried once more on a fresh connection — nothing has run yet, so that is safe —
+    instead of each later attempt drawing the next dead connection.
     """
     await self.ensure_connection()
-    self.client._connection = await _acquire(self.client._parent._pool)
-    self.token = get_connections().set(self.connection_name, self.client)
-    try:
-        await self.client.begin()
-    except BaseException:
-        get_connections().reset(self.token)
-        with contextlib.suppress(Exception):
-            await self.client._parent._pool.release(self.client._connection)
-        raise
-    return self.client
+    pool = self.client._parent._pool
+    for attempt in (1, 2):
+        self.client._connection = await _acquire(pool)
+        self.token = get_connections().set(self.connection_name, self.client)
+        try:
+            await self.client.begin()
+        except BaseException as exc:
+            get_connections().reset(self.token)
+            dead = _connection_broken(exc)
+            with contextlib.suppress(Exception):
+                if dead:  # terminating returns its holder to the pool (asyncpg's _release_on_close)
+                    self.client._connection.terminate()
+                else:
+                    await pool.release(self.client._connection)
+            if not dead:
+                raise
+            with contextlib.suppress(Exception):
+                await pool.expire_connections()
+            if attempt == 2:
+                raise
+            log.warning("a pooled connection was dead at BEGIN (%s); the pool is renewed", type(exc).__name__)
+            continue
+        return self.client
+    raise AssertionError("unreachable")
+
+
+def _connection_broken(exc: BaseException) -> bool:
+    """Whether BEGIN failed because the connection itself is unusable (closed, or its protocol state broken)."""
+    import asyncpg
+    from asyncpg.exceptions._base import InternalClientError
+
+    dead = (
+        asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.OperatorInterventionError  # "terminating connection due to administrator command"
+        | InternalClientError
+        | DBConnectionError
+        | ConnectionError
+    )
+    current: BaseException | None = exc
+    for _ in range(10):
+        if current is None:
+            return False
+        if isinstance(current, dead):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 async def _connection_enter(self: PoolConnectionWrapper) -> Any:
