@@ -82,6 +82,23 @@ LATENCY = Histogram(
 )
 
 
+_counted: dict[tuple[str, str, int], Any] = {}  # (method, route, status) -> its child of REQUESTS
+_timed: dict[str, Any] = {}  # route -> its child of LATENCY
+
+
+def _observe(method: str, route: str, status: int, elapsed: float) -> None:
+    """Count and time one request; the labelled children are looked up once (`labels()` costs a lock and a join)."""
+    key = (method, route, status)
+    counter = _counted.get(key)
+    if counter is None:
+        counter = _counted[key] = REQUESTS.labels(method, route, str(status))
+    counter.inc()
+    timer = _timed.get(route)
+    if timer is None:
+        timer = _timed[route] = LATENCY.labels(route)
+    timer.observe(elapsed)
+
+
 class WorkerCollector:
     """Server workers serving and replaced, read from the worker manager's shared state at each scrape."""
 
@@ -180,19 +197,17 @@ def install(app: Sanic) -> None:
     """Wire request ids, logging, metrics and error handlers into the app."""
     settings = app.ctx.settings
 
+    # One request and one response middleware: every request pays each middleware's dispatch (bench/README.md).
     @app.on_request(priority=100)
     async def _start(request: Request) -> None:
-        incoming = request.headers.get("x-request-id", "")
-        request.ctx.request_id = incoming if _REQUEST_ID.match(incoming) else _new_request_id()
-        request.ctx.started = time.perf_counter()
+        ctx = request.ctx
+        ctx.started = time.perf_counter()
+        incoming = request.headers.get("x-request-id")
+        ctx.request_id = incoming if incoming and _REQUEST_ID.match(incoming) else _new_request_id()
         # The audit log reads who and from where through the request's context (services take no new parameter).
-        set_origin(
-            Origin(ip=request.remote_addr or request.ip or "", request_id=request.ctx.request_id, holder=request.ctx)
-        )
-
-    @app.on_request(priority=99)
-    async def _path_params(request: Request) -> None:
-        check_path_params(request)
+        set_origin(Origin(request_id=ctx.request_id, holder=ctx, request=request))
+        if request.match_info:
+            check_path_params(request)
 
     @app.on_response(priority=100)
     async def _finish(request: Request, response: HTTPResponse) -> None:
@@ -203,8 +218,7 @@ def install(app: Sanic) -> None:
         response.headers["X-Request-ID"] = rid
         elapsed = time.perf_counter() - request.ctx.started
         route = request.uri_template or "unmatched"
-        REQUESTS.labels(request.method, route, str(response.status)).inc()
-        LATENCY.labels(route).observe(elapsed)
+        _observe(request.method, route, response.status, elapsed)
         if settings.access_log:
             access_log.info(
                 "request",

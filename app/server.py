@@ -10,8 +10,9 @@ import os
 from sanic import Sanic
 from sanic.config import Config
 from sanic_ext import Extend
+from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 
-from app import apidocs, db, idempotency
+from app import apidocs, db, idempotency, sanicfast
 from app.booking import jobs as booking_jobs
 from app.booking.deps import BookingDeps
 from app.bootstrap import Services, build_services
@@ -156,7 +157,9 @@ def create_app(settings: Settings | None = None) -> Sanic:
         HTTP_AUTO_HEAD=False,
         HEALTH=False,
     )
-    Extend(app)
+    sanicfast.install()
+    # Only the OpenAPI extension: the others (injection above all) hook every request and are not used here.
+    Extend(app, extensions=[OpenAPIExtension], built_in_extensions=False)
     apidocs.install(app)
     app.ext.openapi.describe(
         "最多跑一次 · 事项二维码政务服务 API",

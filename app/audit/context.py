@@ -11,9 +11,16 @@ from typing import Any
 class Origin:
     """The client address, the request id and the request's context (its `principal`, once a guard set it)."""
 
-    ip: str = ""
     request_id: str = ""
     holder: Any = None  # the request's ctx namespace: read late, after the sign-in guard ran
+    request: Any = None  # the Sanic request, whose client address is resolved only when a write is audited
+
+    @property
+    def ip(self) -> str:
+        """The client's address (behind a trusted proxy, the one it forwarded); resolved on first use."""
+        if self.request is None:
+            return ""
+        return self.request.remote_addr or self.request.ip or ""
 
     @property
     def principal(self) -> Any:
