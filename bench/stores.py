@@ -4,6 +4,7 @@ and its Redis db (flushed with redis-py). Every SQL statement of the harness is 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ import redis
 
 from .harness import EXIT_SERVER, BenchError, Deadline
 
-PG_HOST, PG_PORT, PG_USER, PG_DB = "127.0.0.1", 5432, "postgres", "zuiduo_bench"
+PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
+PG_DB = os.environ.get("BENCH_PG_DB", "zuiduo_bench")  # the database the run drops and recreates
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 CONNECT_TIMEOUT = 5.0  # seconds to reach either store
 QUERY_TIMEOUT = 60.0  # the most one read of a check may take
