@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sanic import HTTPResponse, Request, Sanic
 from sanic.exceptions import SanicException
+from sanic.response.types import BaseHTTPResponse
 
 from app import db
 from app.audit.context import Origin, set_origin
@@ -193,44 +194,72 @@ def _wants_html(request: Request) -> bool:
     return "application/json" not in request.headers.get("accept", "")
 
 
-def install(app: Sanic) -> None:
-    """Wire request ids, logging, metrics and error handlers into the app."""
-    settings = app.ctx.settings
+class AppRequest(Request):
+    """Sanic's request, stamped with an id and a start time when it arrives and finished when it is answered.
 
-    # One request and one response middleware: every request pays each middleware's dispatch (bench/README.md).
-    @app.on_request(priority=100)
-    async def _start(request: Request) -> None:
-        ctx = request.ctx
+    What two middlewares did before: the request id (the client's, when well-formed), the audit origin,
+    then on the answer the security headers, `X-Request-ID`, the metrics and the access log line.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        ctx = self.ctx
         ctx.started = time.perf_counter()
-        incoming = request.headers.get("x-request-id")
+        incoming = self.headers.get("x-request-id")
         ctx.request_id = incoming if incoming and _REQUEST_ID.match(incoming) else _new_request_id()
         # The audit log reads who and from where through the request's context (services take no new parameter).
-        set_origin(Origin(request_id=ctx.request_id, holder=ctx, request=request))
-        if request.match_info:
-            check_path_params(request)
+        # Sanic handles a request in the task that created it, so the handler sees this origin.
+        set_origin(Origin(request_id=ctx.request_id, holder=ctx, request=self))
 
-    @app.on_response(priority=100)
-    async def _finish(request: Request, response: HTTPResponse) -> None:
-        secure_headers(request, response)
-        rid = getattr(request.ctx, "request_id", None)
-        if rid is None:
-            return
-        response.headers["X-Request-ID"] = rid
-        elapsed = time.perf_counter() - request.ctx.started
-        route = request.uri_template or "unmatched"
-        _observe(request.method, route, response.status, elapsed)
-        if settings.access_log:
-            access_log.info(
-                "request",
-                extra={
-                    "request_id": rid,
-                    "method": request.method,
-                    "path": request.path,
-                    "route": route,
-                    "status": response.status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+    async def respond(
+        self,
+        response: BaseHTTPResponse | None = None,
+        *,
+        status: int = 200,
+        headers: Any = None,
+        content_type: str | None = None,
+    ) -> Any:
+        """Finish the answer (headers, metrics, access log) once, then let Sanic send it."""
+        if response is None:
+            response = HTTPResponse(status=status, headers=headers, content_type=content_type)
+        if not self.responded and isinstance(response, BaseHTTPResponse):
+            _finish(self, response)
+        return await super().respond(response)
+
+
+def _finish(request: AppRequest, response: BaseHTTPResponse) -> None:
+    """Security headers, the request id, the request's metrics and (when enabled) its access log line."""
+    secure_headers(request, response)
+    ctx = request.ctx
+    rid = ctx.request_id
+    response.headers["X-Request-ID"] = rid
+    elapsed = time.perf_counter() - ctx.started
+    route = request.uri_template or "unmatched"
+    _observe(request.method, route, response.status, elapsed)
+    if request.app.ctx.settings.access_log:
+        access_log.info(
+            "request",
+            extra={
+                "request_id": rid,
+                "method": request.method,
+                "path": request.path,
+                "route": route,
+                "status": response.status,
+                "duration_ms": round(elapsed * 1000, 2),
+            },
+        )
+
+
+def install(app: Sanic) -> None:
+    """Wire request ids, logging, metrics and error handlers into the app."""
+
+    # No middleware: Sanic dispatches two signals around every middleware call, which cost more than our
+    # own work (bench/README.md). The request class does the work at both ends (AppRequest); the path
+    # parameters are checked on the routing signal that Sanic dispatches for every request anyway.
+    @app.signal("http.routing.after")
+    async def _path_params(request: Request, route: Any, kwargs: dict[str, Any], handler: Any) -> None:
+        if kwargs:
+            check_path_params(request)
 
     def render(request: Request, status: int, body: dict, headers: dict[str, str] | None = None) -> HTTPResponse:
         if _wants_html(request) and "pages" in app.ctx.__dict__:

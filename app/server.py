@@ -24,7 +24,7 @@ from app.guide.service import GuideDeps
 from app.jobs import Scheduler
 from app.matters.service import CatalogueDeps
 from app.notify import delivery
-from app.observe import configure_logging, install
+from app.observe import AppRequest, configure_logging, install
 from app.settings import Settings
 from app.stats.deps import StatsDeps
 from app.store import Store
@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     configure_logging(settings.log_level)
     name = settings.app_name if next(_names) == 0 else f"{settings.app_name}_{os.getpid()}_{next(_names)}"
     ctx = AppContext(settings)
-    app: Sanic[Config, AppContext] = Sanic(name, ctx=ctx)
+    app: Sanic[Config, AppContext] = Sanic(name, ctx=ctx, request_class=AppRequest)
     app.config.update(
         ACCESS_LOG=False,  # our structured access log replaces Sanic's
         REQUEST_MAX_SIZE=16 * 1024 * 1024,
