@@ -70,6 +70,18 @@ def reset_database(deadline: Deadline) -> None:
     _run(work, deadline, f"resetting database {PG_DB}", timeout=30, database="postgres")
 
 
+def reset_scratch_database(name: str, deadline: Deadline, timeout: float = 30) -> None:
+    """Drop and recreate a scratch database of the harness (pgbench's), next to the benchmark's own."""
+    if name == PG_DB or not name.replace("_", "").isalnum():
+        raise BenchError(f"refusing to reset database {name!r}", EXIT_SERVER)
+
+    async def work(conn: asyncpg.Connection) -> None:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {name}")
+
+    _run(work, deadline, f"resetting database {name}", timeout=timeout, database="postgres")
+
+
 def flush_redis(db: int) -> None:
     """Empty the benchmark's Redis db."""
     client = redis.Redis(
