@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from .booking import BOOKING_PATHS
 from .cases import CASES_PATHS
+from .console import CONSOLE_PATHS
 from .h5 import H5_PATHS
 from .harness import (
     BASELINE,
@@ -101,6 +102,8 @@ PHASES: list[Phase] = [
     # The signed-in citizen's H5 pages (my bookings, a ticket) with a browser's session cookie; my bookings is judged
     # against the hello-world, the others are report-only.
     Phase("h5", "phase: h5 pages", [BASELINE, *H5_PATHS], env={"ACCESS_TOKEN_SECONDS": "3600"}),
+    # The staff console's pages with an administrator's session cookie; report-only ratios.
+    Phase("console", "phase: console pages", [BASELINE, *CONSOLE_PATHS], env={"ACCESS_TOKEN_SECONDS": "3600"}),
     # Online applications and progress queries (see "The cases phase" in the README): the anonymous progress query's
     # rate limits (per client address: wrk is one; per case number) raised out of the way; tokens outlive the phase.
     Phase(
