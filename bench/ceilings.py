@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -129,22 +130,40 @@ def _log_latencies(log_dir: Path) -> list[int]:
     return out
 
 
+PGBENCH_TRIES = 3  # pgbench runs tried when PostgreSQL has no room for the clients (other sessions come and go)
+PGBENCH_RETRY_S = 3.0  # seconds between those tries
+
+
 def run_pgbench(mode: PgbenchMode, cfg: Config, duration: int, deadline: Deadline) -> PgbenchResult:
-    """One pgbench run on the scratch database: -N or -S, as many clients as wrk has connections and as many threads,
-    prepared statements (like asyncpg's), no vacuum between runs; raises BenchError when it fails."""
-    with tempfile.TemporaryDirectory(prefix="bench-pgbench-") as tmp:
-        cmd = [
-            str(PGBENCH_BIN), f"-{mode}", "-n", "-M", "prepared", f"-c{cfg.connections}", f"-j{cfg.threads}",
-            f"-T{duration}", "-l", f"--log-prefix={tmp}/tx", *_pg_args(), PGBENCH_DB,
-        ]  # fmt: skip
-        hang = duration + WRK_SLACK
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=deadline.clip(hang), check=False)
-        except subprocess.TimeoutExpired:
-            raise deadline.timed_out(f"pgbench -{mode} did not finish within {hang:.0f} s", EXIT_WRK) from None
-        if done.returncode != 0:
+    """One pgbench run on the scratch database: -N or -S, as many clients as wrk has connections and as many threads
+    (Config.pgbench_load), prepared statements (like asyncpg's), no vacuum between runs; retried a few times when
+    PostgreSQL has no room for the clients; raises BenchError when it fails."""
+    clients, threads = cfg.pgbench_load
+    for attempt in range(1, PGBENCH_TRIES + 1):
+        with tempfile.TemporaryDirectory(prefix="bench-pgbench-") as tmp:
+            cmd = [
+                str(PGBENCH_BIN), f"-{mode}", "-n", "-M", "prepared", f"-c{clients}", f"-j{threads}",
+                f"-T{duration}", "-l", f"--log-prefix={tmp}/tx", *_pg_args(), PGBENCH_DB,
+            ]  # fmt: skip
+            hang = duration + WRK_SLACK
+            try:
+                done = subprocess.run(cmd, capture_output=True, text=True, timeout=deadline.clip(hang), check=False)
+            except subprocess.TimeoutExpired:
+                raise deadline.timed_out(f"pgbench -{mode} did not finish within {hang:.0f} s", EXIT_WRK) from None
+            latencies = _log_latencies(Path(tmp)) if done.returncode == 0 else []
+        if done.returncode == 0:
+            break
+        full = "too many clients" in done.stderr or "remaining connection slots" in done.stderr
+        if not full:
             raise BenchError(f"pgbench -{mode} exited {done.returncode}: {done.stderr.strip()[-500:]}", EXIT_WRK)
-        latencies = _log_latencies(Path(tmp))
+        if attempt == PGBENCH_TRIES:
+            raise BenchError(
+                f"pgbench -{mode} -c{clients}: PostgreSQL has no room for {clients} more clients "
+                f"({stores.connection_room(deadline)}); close other sessions or set BENCH_PGBENCH_CLIENTS lower",
+                EXIT_WRK,
+            )
+        print(f"  pgbench -{mode}: no room for {clients} clients; retrying in {PGBENCH_RETRY_S:g} s", flush=True)
+        time.sleep(PGBENCH_RETRY_S)
     try:
         result = parse_pgbench(done.stdout, latencies)
     except ValueError as exc:
@@ -152,7 +171,7 @@ def run_pgbench(mode: PgbenchMode, cfg: Config, duration: int, deadline: Deadlin
         raise BenchError(f"cannot read pgbench -{mode}'s output ({exc}):\n{shown}", EXIT_WRK) from None
     if result.transactions == 0:
         raise BenchError(f"pgbench -{mode} completed no transaction:\n{done.stdout}", EXIT_WRK)
-    return result
+    return replace(result, clients=clients)
 
 
 def ceiling_summary(hello: Sequence[WrkResult], pgbench: dict[str, list[PgbenchResult]]) -> dict[str, Any]:
@@ -168,6 +187,7 @@ def ceiling_summary(hello: Sequence[WrkResult], pgbench: dict[str, list[PgbenchR
     }
     for mode, runs in pgbench.items():
         out["pgbench"][mode] = {
+            "clients": runs[0].clients,
             "median_tps": round(statistics.median(r.tps for r in runs), 2),
             "median_latency_ms": round(statistics.median(r.latency_ms for r in runs), 3),
             "median_p99_ms": round(statistics.median(r.p99_ms for r in runs), 3),

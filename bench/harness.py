@@ -172,12 +172,13 @@ class Config:
     desk_bookings: int = 0  # tickets desk_checkin scans (BENCH_DESK_BOOKINGS); 0: sized from the run's length
     wechat_messages: int = 0  # messages wechat_scan sends (BENCH_WECHAT_MESSAGES); 0: sized from the run's length
     redis_db: int = REDIS_DB  # the Redis db the server uses and the reset flushes (BENCH_REDIS_DB)
+    pgbench_clients: int = 0  # pgbench -c (BENCH_PGBENCH_CLIENTS); 0: the phase's wrk connection count
 
     @classmethod
     def from_env(cls) -> Config:
         """Read BENCH_DURATION, BENCH_CONNECTIONS, BENCH_THREADS, BENCH_ROUNDS, BENCH_WARMUP,
         BENCH_LATENCY_CONNECTIONS, BENCH_LATENCY_THREADS, BENCH_BOOKING_CITIZENS, BENCH_DESK_BOOKINGS,
-        BENCH_WECHAT_MESSAGES and BENCH_REDIS_DB."""
+        BENCH_WECHAT_MESSAGES, BENCH_REDIS_DB and BENCH_PGBENCH_CLIENTS."""
         cfg = cls(
             duration=_env_int("BENCH_DURATION", 8),
             connections=_env_int("BENCH_CONNECTIONS", 64),
@@ -190,6 +191,7 @@ class Config:
             desk_bookings=_env_int("BENCH_DESK_BOOKINGS", 0),
             wechat_messages=_env_int("BENCH_WECHAT_MESSAGES", 0),
             redis_db=_env_int("BENCH_REDIS_DB", REDIS_DB, minimum=0),
+            pgbench_clients=_env_int("BENCH_PGBENCH_CLIENTS", 0, minimum=0),
         )
         if cfg.citizens < STORM_WAVE:
             raise BenchError(f"BENCH_BOOKING_CITIZENS must be at least {STORM_WAVE} (one storm wave)", EXIT_SERVER)
@@ -206,6 +208,12 @@ class Config:
         if not phase.latency:
             return self
         return replace(self, connections=self.latency_connections, threads=self.latency_threads)
+
+    @property
+    def pgbench_load(self) -> tuple[int, int]:
+        """pgbench's -c and -j: wrk's connections and threads unless BENCH_PGBENCH_CLIENTS sets the clients."""
+        clients = self.pgbench_clients or self.connections
+        return clients, min(self.threads, clients)
 
     @property
     def measured_s(self) -> int:
@@ -268,6 +276,7 @@ class PgbenchResult:
     p99_ms: float  # from the per-transaction log
     transactions: int
     failed: int
+    clients: int = 0  # pgbench -c of the run
 
 
 class Deadline:

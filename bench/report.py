@@ -176,8 +176,8 @@ def ceilings_text(ceilings: dict[str, Any]) -> str:
     for mode, pg in (ceilings.get("pgbench") or {}).items():
         failed = f", {pg['failed']} failed" if pg.get("failed") else ""
         parts.append(
-            f"pgbench -{mode} {pg['median_tps']:.1f} tps, latency avg {pg['median_latency_ms']:.2f} ms, "
-            f"p99 {pg['median_p99_ms']:.2f} ms{failed}"
+            f"pgbench -{mode} -c{pg.get('clients', '?')} {pg['median_tps']:.1f} tps, "
+            f"latency avg {pg['median_latency_ms']:.2f} ms, p99 {pg['median_p99_ms']:.2f} ms{failed}"
         )
     return "ceilings (medians): " + "; ".join(parts)
 

@@ -128,7 +128,8 @@ def measure(
         print(f"warming hello: GET {hello.base_url}/ ({cfg.warmup} s)", flush=True)
         run_wrk(hello.base_url + "/", hello_target, cfg, cfg.warmup, deadline)
         for mode in modes:
-            shown = f"{PGBENCH_DB} -c{cfg.connections} -j{cfg.threads}"
+            clients, threads = cfg.pgbench_load
+            shown = f"{PGBENCH_DB} -c{clients} -j{threads}"
             print(f"warming pgbench -{mode}: {shown} ({cfg.warmup} s)", flush=True)
             run_pgbench(mode, cfg, cfg.warmup, deadline)
         warm: dict[str, WrkResult] = {}
@@ -295,7 +296,8 @@ def main() -> int:
             "time_bound_s": round(bound), "phases": [ph.name for ph in chosen],
             "booking_citizens": cfg.citizens, "desk_bookings": cfg.desk_tickets, "wechat_messages": cfg.wechat_count,
             "hello": "bench/hello.py (python -m sanic, same workers)", "pgbench_database": PGBENCH_DB,
-            "pgbench_scale": PGBENCH_SCALE, "worker_rss_max_mib": WORKER_RSS_MAX_MIB,
+            "pgbench_scale": PGBENCH_SCALE, "pgbench_clients": cfg.pgbench_clients or "wrk connections",
+            "worker_rss_max_mib": WORKER_RSS_MAX_MIB,
         },
         "phases": [],
     }  # fmt: skip
