@@ -5,8 +5,8 @@
 # Env overrides: BENCH_DURATION (s per measurement, 8), BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_ROUNDS (3),
 # BENCH_WARMUP (s per path, 2), BENCH_LATENCY_CONNECTIONS (8) and BENCH_LATENCY_THREADS (1) for latency phases;
 # passed through as set: BENCH_BOOKING_CITIZENS, BENCH_DESK_BOOKINGS (the booking phase), BENCH_PHASES (which phases),
-# BENCH_PATHS (which paths of them; each phase keeps its baseline), BENCH_REDIS_DB (the Redis db, 13), BENCH_PGBENCH_CLIENTS
-# (pgbench -c; wrk's connections).
+# BENCH_PATHS (which paths of them; each phase keeps its baseline), BENCH_REDIS_DB (the Redis db, 13),
+# BENCH_PGBENCH_CLIENTS (pgbench -c; wrk's connections).
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
