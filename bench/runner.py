@@ -348,7 +348,9 @@ def main() -> int:
     logs = ", ".join(ph["server_log"] for ph in phases if "server_log" in ph)
     print(f"\nresults: {out.relative_to(ROOT)}  (server logs: {logs or 'none'})")
     if measured:
-        missed = [f"{ph['name']}/{r['name']}" for ph in measured for r in ph["paths"] if r["result"] == "FAIL"]
-        missed += [f"{ph['name']}/memory" for ph in measured if ph["memory"].get("result") == "FAIL"]
+        missed = []
+        for ph in measured:  # per phase: its paths, then its memory verdict
+            missed += [f"{ph['name']}/{r['name']}" for r in ph["paths"] if r["result"] == "FAIL"]
+            missed += [f"{ph['name']}/memory"] if ph["memory"].get("result") == "FAIL" else []
         print("bench: all targets met" if not missed else f"bench: targets missed: {', '.join(missed)}")
     return exit_code
