@@ -309,15 +309,19 @@ def progress_check(ctx: Context, runs: Sequence[WrkResult]) -> dict[str, Any]:
 
 
 # The cases phase's paths: online applications (every one a new case) and anonymous progress queries of cases made in
-# its setup. No targets (report only).
+# its setup.
+# A submission writes (pgbench -N is its ceiling), a progress query reads (pgbench -S); both also carry absolute p99
+# limits, measured at the phase's load.
 CASE_SUBMIT = BenchPath(
-    "case_submit", "POST", "/api/v1/cases", None, script="lua/case_submit.lua", expect_status=201, report_only=True,
+    "case_submit", "POST", "/api/v1/cases", None, script="lua/case_submit.lua", expect_status=201,
     setup=case_submit_setup, preflight=case_submit_preflight,
     check=case_submit_check, wrk_timeout_s=10, setup_s=case_submit_setup_s,
+    ceiling="N", vs_pgbench=0.25, p99_max_ms=100.0,
 )  # fmt: skip
 PROGRESS_QUERY = BenchPath(
     "progress_query", "GET", "/api/v1/progress", None, script="lua/progress_query.lua", expect_status=200,
-    report_only=True, setup=progress_setup, preflight=progress_preflight,
+    setup=progress_setup, preflight=progress_preflight,
     check=progress_check, wrk_timeout_s=10, setup_s=progress_setup_s,
+    ceiling="S", vs_pgbench=0.25, p99_max_ms=20.0,
 )  # fmt: skip
 CASES_PATHS: list[BenchPath] = [BASELINE, CASE_SUBMIT, PROGRESS_QUERY]

@@ -62,7 +62,7 @@ def _bearer(ctx: Context) -> Headers:
 
 H5_PATHS: list[BenchPath] = [
     BenchPath("api_my_bookings", "GET", "/api/v1/bookings", None, headers=_bearer, report_only=True, expect_status=200),
-    BenchPath("h5_my_bookings", "GET", "/m/me/bookings", None, headers=_cookie, report_only=True, expect_status=200),
+    BenchPath("h5_my_bookings", "GET", "/m/me/bookings", None, headers=_cookie, expect_status=200, vs_hello=0.3),
     BenchPath(
         "h5_ticket",
         "GET",

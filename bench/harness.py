@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -38,6 +38,14 @@ DESK_TICKETS_MAX = 80_000  # ... at most
 WECHAT_SCANS_PER_S = 4000  # default BENCH_WECHAT_MESSAGES: this many messages per second of wechat_scan load ...
 WECHAT_MESSAGES_MAX = 100_000  # ... at most
 EXIT_OK, EXIT_SERVER, EXIT_WRK = 0, 2, 3
+PGBENCH_BIN = Path("/usr/bin/pgbench")
+PGBENCH_DB = "zuiduo_pgbench"  # the scratch database of the pgbench ceiling, dropped and recreated once per run
+PGBENCH_SCALE = 10  # pgbench -i -s: 1,000,000 accounts (about 160 MB with indexes); see "The ceilings" in the README
+PGBENCH_INIT_TIMEOUT = 240.0  # seconds the scratch database's reset and `pgbench -i` may take
+WORKER_RSS_MAX_MIB = 120  # the most peak RSS (VmHWM) a worker of the service may reach in any phase
+
+PgbenchMode = Literal["N", "S"]  # pgbench -N (simple-update: the write ceiling) or -S (select-only: the read ceiling)
+PGBENCH_MODES: tuple[PgbenchMode, ...] = ("N", "S")
 
 
 class BenchError(RuntimeError):
@@ -99,12 +107,12 @@ Headers = Mapping[str, str]
 
 @dataclass(frozen=True)
 class BenchPath:
-    """One measured request and the throughput it must reach as a fraction of the baseline's."""
+    """One measured request and what it must reach: fractions of the ceilings' throughput and/or p99 limits."""
 
     name: str
     method: str
     path: str | Callable[[Context], str]
-    target: float | None  # minimum ratio to the baseline's req/s; None for the baseline and report-only paths
+    target: float | None  # minimum ratio to the in-app baseline's req/s; None when not judged against it
     script: str | None = None  # a Lua file under bench/ for what wrk's flags cannot express
     headers: Headers | Callable[[Context], Headers] = field(default_factory=dict)
     body: str | None = None
@@ -119,6 +127,18 @@ class BenchPath:
     answers: frozenset[int] = frozenset()  # non-2xx statuses that are answers, not failures (script counts them)
     wrk_timeout_s: int | None = None  # wrk --timeout (wrk's default is 2 s)
     setup_s: Callable[[Config], float] | None = None  # the most setup + check may take (for the time bound)
+    # The machine's ceilings (see "The ceilings" in the README): a bare Sanic hello-world and pgbench on a scratch
+    # database, both measured in every round of the phase.
+    vs_hello: float | None = None  # minimum ratio to the hello-world's req/s
+    ceiling: PgbenchMode | None = None  # the pgbench mode this path's database work compares with (runs it)
+    vs_pgbench: float | None = None  # minimum ratio to that pgbench mode's tps (needs `ceiling`)
+    p99_vs_hello: float | None = None  # the median p99 must not exceed this many times the hello-world's median p99
+
+    @property
+    def judged(self) -> bool:
+        """Whether any target or limit is set on this path."""
+        limits = (self.target, self.vs_hello, self.vs_pgbench, self.p99_vs_hello, self.p99_max_ms)
+        return any(v is not None for v in limits)
 
 
 @dataclass(frozen=True)
@@ -130,6 +150,11 @@ class Phase:
     paths: list[BenchPath]
     env: Mapping[str, str] = field(default_factory=dict)  # added to the server's environment in this phase
     latency: bool = False  # run wrk at BENCH_LATENCY_THREADS/BENCH_LATENCY_CONNECTIONS instead of the normal load
+
+    @property
+    def pgbench_modes(self) -> list[PgbenchMode]:
+        """The pgbench modes some path of the phase compares with, in PGBENCH_MODES order (only these run)."""
+        return [m for m in PGBENCH_MODES if any(p.ceiling == m for p in self.paths)]
 
 
 @dataclass(frozen=True)
@@ -147,12 +172,13 @@ class Config:
     desk_bookings: int = 0  # tickets desk_checkin scans (BENCH_DESK_BOOKINGS); 0: sized from the run's length
     wechat_messages: int = 0  # messages wechat_scan sends (BENCH_WECHAT_MESSAGES); 0: sized from the run's length
     redis_db: int = REDIS_DB  # the Redis db the server uses and the reset flushes (BENCH_REDIS_DB)
+    pgbench_clients: int = 0  # pgbench -c (BENCH_PGBENCH_CLIENTS); 0: the phase's wrk connection count
 
     @classmethod
     def from_env(cls) -> Config:
         """Read BENCH_DURATION, BENCH_CONNECTIONS, BENCH_THREADS, BENCH_ROUNDS, BENCH_WARMUP,
         BENCH_LATENCY_CONNECTIONS, BENCH_LATENCY_THREADS, BENCH_BOOKING_CITIZENS, BENCH_DESK_BOOKINGS,
-        BENCH_WECHAT_MESSAGES and BENCH_REDIS_DB."""
+        BENCH_WECHAT_MESSAGES, BENCH_REDIS_DB and BENCH_PGBENCH_CLIENTS."""
         cfg = cls(
             duration=_env_int("BENCH_DURATION", 8),
             connections=_env_int("BENCH_CONNECTIONS", 64),
@@ -165,6 +191,7 @@ class Config:
             desk_bookings=_env_int("BENCH_DESK_BOOKINGS", 0),
             wechat_messages=_env_int("BENCH_WECHAT_MESSAGES", 0),
             redis_db=_env_int("BENCH_REDIS_DB", REDIS_DB, minimum=0),
+            pgbench_clients=_env_int("BENCH_PGBENCH_CLIENTS", 0, minimum=0),
         )
         if cfg.citizens < STORM_WAVE:
             raise BenchError(f"BENCH_BOOKING_CITIZENS must be at least {STORM_WAVE} (one storm wave)", EXIT_SERVER)
@@ -181,6 +208,12 @@ class Config:
         if not phase.latency:
             return self
         return replace(self, connections=self.latency_connections, threads=self.latency_threads)
+
+    @property
+    def pgbench_load(self) -> tuple[int, int]:
+        """pgbench's -c and -j: wrk's connections and threads unless BENCH_PGBENCH_CLIENTS sets the clients."""
+        clients = self.pgbench_clients or self.connections
+        return clients, min(self.threads, clients)
 
     @property
     def measured_s(self) -> int:
@@ -234,6 +267,18 @@ class WrkResult:
     report: tuple[str, ...] = ()  # the report file's other lines (for the path's check)
 
 
+@dataclass(frozen=True)
+class PgbenchResult:
+    """The numbers of one pgbench run."""
+
+    tps: float  # without initial connection time
+    latency_ms: float  # pgbench's "latency average"
+    p99_ms: float  # from the per-transaction log
+    transactions: int
+    failed: int
+    clients: int = 0  # pgbench -c of the run
+
+
 class Deadline:
     """A bound on the whole run that every subprocess timeout is clipped to."""
 
@@ -266,6 +311,19 @@ def http_request(
         conn.request(method, path, body=body, headers=dict(headers or {}))
         response = conn.getresponse()
         return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def http_request_typed(base_url: str, path: str) -> tuple[int, str, bytes]:
+    """One plain GET (no redirects followed, 10 s timeout); returns status, Content-Type and body."""
+    host, _, port = base_url.removeprefix("http://").partition(":")
+    assert host == HOST, f"refusing to send traffic to {host}"
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type") or "", response.read()
     finally:
         conn.close()
 
@@ -429,4 +487,7 @@ def counts_text(counts: Mapping[str, int]) -> str:
     return ", ".join(statuses + named + other)
 
 
-BASELINE = BenchPath("baseline", "GET", "/bench/baseline", None)
+# The in-app baseline: the app's own trivial route, with every middleware a request always pays; judged against the
+# hello-world (what that middleware costs) and the reference of the `vs baseline` column.
+BASELINE = BenchPath("baseline", "GET", "/bench/baseline", None, vs_hello=0.9)
+HELLO = BenchPath("hello", "GET", "/", None)  # the bare Sanic hello-world's one route (bench/hello.py)

@@ -9,8 +9,19 @@ from dataclasses import replace
 
 from .booking import BOOKING_PATHS
 from .cases import CASES_PATHS
+from .console import CONSOLE_PATHS
 from .h5 import H5_PATHS
-from .harness import BASELINE, EXIT_SERVER, BenchError, BenchPath, Context, Headers, Phase
+from .harness import (
+    BASELINE,
+    EXIT_SERVER,
+    PGBENCH_MODES,
+    BenchError,
+    BenchPath,
+    Context,
+    Headers,
+    Phase,
+    http_request_typed,
+)
 from .wechat import WECHAT_AES_KEY, WECHAT_APPID, WECHAT_PATHS, WECHAT_TOKEN, WECHAT_WINDOW
 
 
@@ -35,20 +46,45 @@ MOBILE_BROWSER = {  # a phone's browser opening a scanned code
 }
 
 
-ME_UNCACHED = BenchPath("me_uncached", "GET", "/api/v1/me", None, headers=_bearer, report_only=True, expect_status=200)
-# qr_json is judged twice: its throughput ratio in the main phase, its p99 latency in the latency phase.
-QR_JSON = BenchPath("qr_json", "GET", _qr, 0.8, headers=QR_JSON_HEADERS, expect_status=200)
+def _qr_png_preflight(c: Context) -> tuple[int, bytes]:
+    """The printed code's PNG must be an image: 200 with `image/png` and a PNG signature, or the run stops."""
+    path = f"/q/{c.qr_slug()}.png"
+    status, kind, body = http_request_typed(c.base_url, path)
+    if status == 200 and (not kind.startswith("image/png") or not body.startswith(b"\x89PNG")):
+        raise BenchError(f"GET {path} answered 200 with {kind!r}, not a PNG image", EXIT_SERVER)
+    return status, body
+
+
+# me_uncached verifies the token and reads the session and account in PostgreSQL per request: its ratio to pgbench
+# -S is shown (report only).
+ME_UNCACHED = BenchPath(
+    "me_uncached", "GET", "/api/v1/me", None, headers=_bearer, report_only=True, expect_status=200, ceiling="S"
+)
+# qr_json is judged twice: its throughput and p99 against the hello-world in the main phase, its absolute p99 at
+# moderate concurrency in the latency phase.
+CACHED = 0.8  # the cached reads' target: at least this fraction of the hello-world's req/s ...
+CACHED_P99 = 1.5  # ... with a median p99 at most this many times the hello-world's median p99 of the same phase
+QR_JSON = BenchPath(
+    "qr_json", "GET", _qr, None, headers=QR_JSON_HEADERS, expect_status=200, vs_hello=CACHED, p99_vs_hello=CACHED_P99
+)
 QR_JSON_P99 = BenchPath("qr_json", "GET", _qr, None, headers=QR_JSON_HEADERS, expect_status=200, p99_max_ms=10.0)
-# The measured paths of the main phase, in the order each round runs them. The first one is the baseline.
-# Adding a path is one line; callables receive the Context (e.g. the matter code picked at run time).
+# The measured paths of the main phase, in the order each round runs them (after the hello-world). The first one is
+# the in-app baseline. Adding a path is one line; callables receive the Context (e.g. the matter code picked at run
+# time).
 PATHS: list[BenchPath] = [
     BASELINE,
-    BenchPath("guide_json", "GET", lambda c: f"/api/v1/matters/{c.matter_code}", 0.6),
-    BenchPath("h5_guide", "GET", lambda c: f"/m/{c.matter_code}", 0.5),
-    BenchPath("me_cached", "GET", "/api/v1/me", 0.5, headers=_bearer, expect_status=200),
+    BenchPath("guide_json", "GET", lambda c: f"/api/v1/matters/{c.matter_code}", None, vs_hello=CACHED,
+              p99_vs_hello=CACHED_P99),
+    BenchPath("h5_guide", "GET", lambda c: f"/m/{c.matter_code}", None, vs_hello=CACHED, p99_vs_hello=CACHED_P99),
+    BenchPath("me_cached", "GET", "/api/v1/me", None, headers=_bearer, expect_status=200, vs_hello=CACHED,
+              p99_vs_hello=CACHED_P99),
     QR_JSON,
-    BenchPath("qr_h5", "GET", _qr, 0.6, headers=MOBILE_BROWSER, expect_status=200),
-]
+    # The printed code's image (`links.qr.png` of the guide): rendered once per worker, then served from memory.
+    BenchPath("qr_png", "GET", lambda c: f"/q/{c.qr_slug()}.png", None, expect_status=200,
+              preflight=_qr_png_preflight, vs_hello=CACHED, p99_vs_hello=CACHED_P99),
+    BenchPath("qr_h5", "GET", _qr, None, headers=MOBILE_BROWSER, expect_status=200, vs_hello=0.7,
+              p99_vs_hello=CACHED_P99),
+]  # fmt: skip
 
 
 # Each phase starts the server afresh with its extra env (same database: it is reset once, before the first phase)
@@ -63,8 +99,11 @@ PHASES: list[Phase] = [
     Phase(
         "booking", "phase: booking", BOOKING_PATHS, env={"BOOKING_MAX_ACTIVE": "100", "ACCESS_TOKEN_SECONDS": "3600"}
     ),
-    # The signed-in citizen's H5 pages (my bookings, a ticket) with a browser's session cookie; report-only ratios.
+    # The signed-in citizen's H5 pages (my bookings, a ticket) with a browser's session cookie; my bookings is judged
+    # against the hello-world, the others are report-only.
     Phase("h5", "phase: h5 pages", [BASELINE, *H5_PATHS], env={"ACCESS_TOKEN_SECONDS": "3600"}),
+    # The staff console's pages with an administrator's session cookie; report-only ratios.
+    Phase("console", "phase: console pages", [BASELINE, *CONSOLE_PATHS], env={"ACCESS_TOKEN_SECONDS": "3600"}),
     # Online applications and progress queries (see "The cases phase" in the README): the anonymous progress query's
     # rate limits (per client address: wrk is one; per case number) raised out of the way; tokens outlive the phase.
     Phase(
@@ -94,8 +133,9 @@ PHASES: list[Phase] = [
 
 
 def check_phases(phases: list[Phase]) -> str | None:
-    """What is wrong with the phase list, or None: each phase starts with the baseline, every other path is judged
-    against a target ratio and/or a p99 limit or marked report-only, and names are unique."""
+    """What is wrong with the phase list, or None: each phase starts with the in-app baseline, every other path is
+    judged against a target (a ratio to a ceiling or the baseline, a p99 limit) or marked report-only, a pgbench
+    target names its mode, and names are unique."""
     if not phases:
         return "PHASES is empty"
     if len({ph.name for ph in phases}) != len(phases):
@@ -109,21 +149,35 @@ def check_phases(phases: list[Phase]) -> str | None:
             or first.name != "baseline"
             or first.target is not None
             or first.p99_max_ms is not None
+            or first.ceiling is not None
             or first.report_only
         ):
-            return f"phase {ph.name}: the paths must start with the baseline entry (target None, no p99_max_ms)"
-        if len({p.name for p in ph.paths}) != len(ph.paths):
-            return f"phase {ph.name}: path names must be unique"
-        for path in ph.paths[1:]:
+            return (
+                f"phase {ph.name}: the paths must start with the baseline entry (no target ratio to itself, no "
+                "p99_max_ms, no pgbench ceiling, not report-only)"
+            )
+        names = [p.name for p in ph.paths]
+        if len(set(names)) != len(names) or "hello" in names:
+            return f"phase {ph.name}: path names must be unique (and not `hello`, the hello-world's row)"
+        for path in ph.paths:
             where = f"phase {ph.name}, path {path.name}"
-            if path.report_only and (path.target is not None or path.p99_max_ms is not None):
-                return f"{where}: a report-only path has no target and no p99_max_ms"
-            if path.target is not None and path.target <= 0:
-                return f"{where}: a target ratio must be > 0"
-            if path.p99_max_ms is not None and path.p99_max_ms <= 0:
-                return f"{where}: p99_max_ms must be > 0"
-            if not path.report_only and path.target is None and path.p99_max_ms is None:
-                return f"{where}: give a target > 0, a p99_max_ms > 0 or report_only=True"
+            if path.report_only and path.judged:
+                return f"{where}: a report-only path has no target and no p99 limit"
+            for label, value in (
+                ("target", path.target),
+                ("vs_hello", path.vs_hello),
+                ("vs_pgbench", path.vs_pgbench),
+                ("p99_vs_hello", path.p99_vs_hello),
+                ("p99_max_ms", path.p99_max_ms),
+            ):
+                if value is not None and value <= 0:
+                    return f"{where}: {label} must be > 0"
+            if path.ceiling is not None and path.ceiling not in PGBENCH_MODES:
+                return f"{where}: ceiling must be one of {', '.join(PGBENCH_MODES)} (pgbench -N or -S)"
+            if path.vs_pgbench is not None and path.ceiling is None:
+                return f"{where}: vs_pgbench needs a ceiling (the pgbench mode, N or S)"
+            if path is not first and not path.report_only and not path.judged:
+                return f"{where}: give a target (vs_hello, vs_pgbench, target, p99_vs_hello, p99_max_ms) or report_only"
     return None
 
 

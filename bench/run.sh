@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The one entry point of the benchmark: installs wrk and GNU time if missing, ensures the venv, runs bench.py
-# (the harness is the package bench/; it reads PostgreSQL with asyncpg and flushes Redis with redis-py, from the venv).
+# The one entry point of the benchmark: installs wrk, GNU time and pgbench (postgresql-client) if missing, ensures the
+# venv, runs bench.py (the harness is the package bench/; it reads PostgreSQL with asyncpg and flushes Redis with
+# redis-py, from the venv).
 # Env overrides: BENCH_DURATION (s per measurement, 8), BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_ROUNDS (3),
 # BENCH_WARMUP (s per path, 2), BENCH_LATENCY_CONNECTIONS (8) and BENCH_LATENCY_THREADS (1) for latency phases;
 # passed through as set: BENCH_BOOKING_CITIZENS, BENCH_DESK_BOOKINGS (the booking phase), BENCH_PHASES (which phases),
-# BENCH_PATHS (which paths of them; each phase keeps its baseline), BENCH_REDIS_DB (the Redis db, 13).
+# BENCH_PATHS (which paths of them; each phase keeps its baseline), BENCH_REDIS_DB (the Redis db, 13),
+# BENCH_PGBENCH_CLIENTS (pgbench -c; wrk's connections).
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -16,6 +18,7 @@ export BENCH_LATENCY_CONNECTIONS=${BENCH_LATENCY_CONNECTIONS:-8} BENCH_LATENCY_T
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 [ -x /usr/bin/time ] || missing+=(time)
+[ -x /usr/bin/pgbench ] || missing+=(postgresql-client)  # the database ceiling (bench/ceilings.py)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "bench: installing ${missing[*]} from Debian" >&2
     sudo=()

@@ -32,6 +32,9 @@ from .harness import (
 class Server:
     """The service as a subprocess in its own process group, optionally wrapped in /usr/bin/time -v."""
 
+    ready_path = "/readyz"  # polled until it answers 200
+    name = "the server"  # in messages
+
     def __init__(
         self,
         port: int,
@@ -80,15 +83,16 @@ class Server:
             )  # fmt: skip
 
     def wait_ready(self, deadline: Deadline) -> None:
-        """Poll /readyz until it answers 200; fail early if the process exits."""
+        """Poll the ready path until it answers 200; fail early if the process exits."""
         assert self.proc is not None
         end = time.monotonic() + deadline.clip(READY_TIMEOUT)
         last = "no answer"
         while time.monotonic() < end:
             if self.proc.poll() is not None:
-                raise BenchError(f"the server exited with code {self.proc.returncode} before it was ready", EXIT_SERVER)
+                code = self.proc.returncode
+                raise BenchError(f"{self.name} exited with code {code} before it was ready", EXIT_SERVER)
             try:
-                status, body = http_request(self.base_url, "GET", "/readyz")
+                status, body = http_request(self.base_url, "GET", self.ready_path)
             except OSError as exc:
                 last = f"{type(exc).__name__}: {exc}"
             else:
@@ -97,11 +101,13 @@ class Server:
                 last = f"HTTP {status}: {body[:200].decode(errors='replace')}"
             time.sleep(0.25)
         raise deadline.timed_out(
-            f"the server was not ready within {READY_TIMEOUT:.0f} s (last /readyz: {last})", EXIT_SERVER
+            f"{self.name} was not ready within {READY_TIMEOUT:.0f} s (last {self.ready_path}: {last})", EXIT_SERVER
         )
 
     def processes(self) -> list[dict[str, Any]]:
-        """Peak and current RSS of every live server process (the time wrapper excluded), from /proc."""
+        """Peak and current RSS of every live server process (the time wrapper excluded), from /proc; `worker` marks
+        Sanic's server workers (their environment names them: SANIC_WORKER_NAME), apart from the main process and
+        its helpers (multiprocessing's resource tracker and manager)."""
         if self.proc is None:
             return []
         rows = []
@@ -118,6 +124,7 @@ class Server:
                     "cmd": cmdline[:120],
                     "vm_hwm_kb": status.get("VmHWM", 0),
                     "vm_rss_kb": status.get("VmRSS", 0),
+                    "worker": _is_worker(pid),
                 }
             )
         return rows
@@ -161,6 +168,12 @@ def _read(path: str) -> str:
         return Path(path).read_text("utf-8", errors="replace")
     except OSError:
         return ""
+
+
+def _is_worker(pid: int) -> bool:
+    """Whether the process is one of Sanic's server workers (Sanic sets SANIC_WORKER_NAME=Sanic-Server-... in each)."""
+    names = [v for v in _read(f"/proc/{pid}/environ").split("\0") if v.startswith("SANIC_WORKER_NAME=")]
+    return any(v.removeprefix("SANIC_WORKER_NAME=").startswith("Sanic-Server-") for v in names)
 
 
 def _group_members(pgid: int) -> list[int]:

@@ -72,6 +72,37 @@ def reset_database(deadline: Deadline) -> None:
     _run(work, deadline, f"resetting database {PG_DB}", timeout=30, database="postgres")
 
 
+def reset_scratch_database(name: str, deadline: Deadline, timeout: float = 30) -> None:
+    """Drop and recreate a scratch database of the harness (pgbench's), next to the benchmark's own."""
+    if name == PG_DB or not name.replace("_", "").isalnum():
+        raise BenchError(f"refusing to reset database {name!r}", EXIT_SERVER)
+
+    async def work(conn: asyncpg.Connection) -> None:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {name}")
+
+    _run(work, deadline, f"resetting database {name}", timeout=timeout, database="postgres")
+
+
+_ROOM = (
+    "SELECT current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int, "
+    "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+)
+
+
+def connection_room(deadline: Deadline) -> str:
+    """PostgreSQL's connection limit and what other sessions hold, for the message of a pgbench that found no room."""
+
+    async def work(conn: asyncpg.Connection) -> str:
+        limit, reserved, used = await conn.fetchrow(_ROOM)
+        return f"max_connections {limit}, {reserved} reserved, {used} client sessions open"
+
+    try:
+        return _run(work, deadline, "reading its connection count", timeout=10, database="postgres")
+    except BenchError as exc:
+        return str(exc)
+
+
 def flush_redis(db: int) -> None:
     """Empty the benchmark's Redis db."""
     client = redis.Redis(
