@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import secrets
 import uuid
@@ -20,8 +21,16 @@ from auth.errors import StaffNotFound
 from auth.models import Staff
 from auth.types import Role, StaffAccount
 
-_hasher = PasswordHasher()  # argon2id, memory-hard
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+# argon2id with OWASP's first recommended setting (19 MiB, 2 passes, 1 lane). argon2-cffi's default takes
+# 64 MiB per hash: each sign-in raised a worker's peak memory by that much, and a burst of sign-ins by a
+# multiple of it (issue 21's 120 MiB per worker). Hashes made with other settings still verify.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of no one's password, checked for unknown usernames so that they take as long as known ones."""
+    return _hasher.hash(secrets.token_hex(16))
 
 
 async def create_staff(
@@ -87,11 +96,17 @@ def staff_account(row: Staff) -> StaffAccount:
 async def password_matches(staff: Staff | None, password: str) -> bool:
     """Whether the password is the account's; an unknown account costs the same time and never matches."""
     try:
-        # argon2 is memory-hard on purpose (~0.3 s): keep it off the event loop.
-        await asyncio.to_thread(_hasher.verify, staff.password_hash if staff else _DUMMY_HASH, password or "")
+        # argon2 is memory-hard on purpose: keep it off the event loop.
+        await asyncio.to_thread(_hasher.verify, staff.password_hash if staff else _dummy_hash(), password or "")
     except (VerificationError, InvalidHashError):
         return False
-    return staff is not None
+    if staff is None:
+        return False
+    if _hasher.check_needs_rehash(staff.password_hash):
+        # Made with older settings: rehashed now, so that every account costs what an unknown one costs.
+        staff.password_hash = await asyncio.to_thread(_hasher.hash, password)
+        await staff.save(update_fields=["password_hash"])
+    return True
 
 
 async def set_staff_disabled(deps: AuthDeps, *, username: str, disabled: bool) -> None:

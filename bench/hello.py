@@ -5,6 +5,7 @@ from sanic import Request, Sanic
 from sanic.response import HTTPResponse, json
 
 app = Sanic("hello")
+app.config.AUTO_EXTEND = False  # bare: sanic-ext, installed in the same venv, would otherwise extend it
 
 
 @app.get("/")

@@ -168,11 +168,12 @@ def cheap_password_hashing() -> Iterator[None]:
 
     import auth.staff
 
-    saved = auth.staff._hasher, auth.staff._DUMMY_HASH
+    saved = auth.staff._hasher
     auth.staff._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    auth.staff._DUMMY_HASH = auth.staff._hasher.hash("dummy")
+    auth.staff._dummy_hash.cache_clear()
     yield
-    auth.staff._hasher, auth.staff._DUMMY_HASH = saved
+    auth.staff._hasher = saved
+    auth.staff._dummy_hash.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -123,3 +123,20 @@ async def test_the_console_and_the_api_share_one_rule(client, clerk):
             statuses.append((await c.post("/console/login", data=data)).status_code)
         assert statuses == [401, 401, 429]
         assert (await login(c, "clerk1", PASSWORD)).status_code == 429
+
+
+async def test_a_hash_made_with_other_settings_is_remade_at_the_next_sign_in(client):
+    """Older hashes (argon2-cffi's 64 MiB default) verify, and are rehashed so every account costs the same."""
+    from argon2 import PasswordHasher
+
+    from auth.models import Staff
+
+    await create_staff(username="old_clerk", password=PASSWORD, role="clerk", hall="main")
+    older = PasswordHasher(time_cost=1, memory_cost=2048, parallelism=2).hash(PASSWORD)
+    await Staff.filter(username="old_clerk").update(password_hash=older)
+    async with from_address(client, "203.0.113.9") as c:
+        assert (await login(c, "old_clerk", PASSWORD)).status_code == 200
+    rehashed = (await Staff.get(username="old_clerk")).password_hash
+    assert rehashed != older and not auth.staff._hasher.check_needs_rehash(rehashed)
+    async with from_address(client, "203.0.113.9") as c:
+        assert (await login(c, "old_clerk", PASSWORD)).status_code == 200
