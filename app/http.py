@@ -337,3 +337,26 @@ def check_path_params(request: Request) -> None:
         value = match_info.get(name)
         if isinstance(value, str) and (not value or len(value) > limit or not value.isprintable()):
             raise PathParameterInvalid(details={"parameter": name})
+
+
+def bound_path_params(app: Any) -> None:
+    """Check the bounded parameters (PATH_VALUE_LIMITS) on the routes that have them, and only there.
+
+    Run once the routes are final (a `before_server_start` listener): each handler of a route with such a
+    parameter is wrapped in `check_path_params`, so a route added later is covered and no other request pays
+    for it (a per-request hook costs every request a signal dispatch; bench/README.md).
+    """
+    for route in app.router.routes:
+        names = {param.name for param in route.params.values()}
+        if names & PATH_VALUE_LIMITS.keys() and not getattr(route.handler, "__path_checked__", False):
+            route.handler = _path_checked(route.handler)
+
+
+def _path_checked(handler: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(handler)
+    async def checked(request: Request, *args: Any, **kwargs: Any) -> Any:
+        check_path_params(request)
+        return await handler(request, *args, **kwargs)
+
+    checked.__path_checked__ = True  # type: ignore[attr-defined]
+    return checked

@@ -23,7 +23,7 @@ from sanic.response.types import BaseHTTPResponse
 from app import db
 from app.audit.context import Origin, set_origin
 from app.errors import DatabaseUnavailable, DomainError, error_body
-from app.http import CSP_NONCE_PLACEHOLDER, check_path_params
+from app.http import CSP_NONCE_PLACEHOLDER, bound_path_params
 from app.jsontext import dumps
 
 access_log = logging.getLogger("app.access")
@@ -253,13 +253,12 @@ def _finish(request: AppRequest, response: BaseHTTPResponse) -> None:
 def install(app: Sanic) -> None:
     """Wire request ids, logging, metrics and error handlers into the app."""
 
-    # No middleware: Sanic dispatches two signals around every middleware call, which cost more than our
-    # own work (bench/README.md). The request class does the work at both ends (AppRequest); the path
-    # parameters are checked on the routing signal that Sanic dispatches for every request anyway.
-    @app.signal("http.routing.after")
-    async def _path_params(request: Request, route: Any, kwargs: dict[str, Any], handler: Any) -> None:
-        if kwargs:
-            check_path_params(request)
+    # No middleware: Sanic dispatches two signals around every middleware call, which cost more than our own
+    # work (bench/README.md). The request class does that work at both ends (AppRequest); bounded path
+    # parameters are checked by the handlers of the routes that have them.
+    @app.before_server_start(priority=1000)
+    async def _bounded_paths(app: Sanic) -> None:
+        bound_path_params(app)
 
     def render(request: Request, status: int, body: dict, headers: dict[str, str] | None = None) -> HTTPResponse:
         if _wants_html(request) and "pages" in app.ctx.__dict__:
