@@ -383,16 +383,12 @@ class Resolved:
     seen: Seen | None = None
 
 
-# Slots this worker last found full (PostgreSQL): their attempts read first (SEEN, outside the slot's
-# gate) instead of trying the write. Only a choice between two paths that give the same answers, so
-# it may be stale: a seat freed by a cancel is found by that read, which drops the slot from here.
-_full_slots: dict[str, None] = {}
-
-
-def _note_full(sid: str) -> None:
-    if len(_full_slots) >= 4096:
-        _full_slots.clear()
-    _full_slots[sid] = None
+async def _note_full(deps: BookingDeps, hall: str, sid: str) -> None:
+    """Remember that this worker found a slot full: its next attempts read first (see check_seat)."""
+    full = (await calendar_of(deps, hall)).full_slots
+    if len(full) >= 4096:
+        full.clear()
+    full.add(sid)
 
 
 async def check_seat(
@@ -406,22 +402,27 @@ async def check_seat(
     all: `book` tries its one statement, which reads as it writes and says "full" or "known" as well.
     Not the guard: `book`'s writes are.
     """
-    # On PostgreSQL only a read needs the slot's row first (SEEN, for a slot last found full).
-    ensure = not booking_sql.enabled() or slot_id in _full_slots
+    # On PostgreSQL the slot's row is made by its first booking (TRY_BOOK); SEEN, which reads only slots
+    # found full, reads a missing row as full, as a slot with no seats is.
+    postgres = booking_sql.enabled()
     try:
         guide = await _bookable_guide(deps, matter_code)
-        sid, slot, config = await _resolve_slot(deps, _place(guide), slot_id, ensure=ensure)
+        sid, slot, config = await _resolve_slot(deps, _place(guide), slot_id, ensure=not postgres)
     except DomainError:
         if await idempotency.known(owner=owner, key=key):
             return idempotency.Precheck(known=True)
         raise
-    if booking_sql.enabled():
-        if not ensure:
+    if postgres:
+        # A slot this worker last found full is read first (SEEN, outside the slot's gate): most attempts
+        # on it end here. Any other goes straight to `book`'s one statement. Only a choice between two
+        # paths with the same answers, so the note may be stale: a seat freed since is found by the read.
+        full = (await calendar_of(deps, _place(guide)[0])).full_slots
+        if sid not in full:
             return idempotency.Precheck(known=False, seen=Resolved(guide, sid, slot, config))
         seen = await _seen(deps, sid, uuid.UUID(citizen_id), owner, key)
         left, known = seen.seat, seen.known
         if left:
-            _full_slots.pop(sid, None)
+            full.discard(sid)
         resolved: Resolved | None = Resolved(guide, sid, slot, config, seen)
     else:
         resolved = Resolved(guide, sid, slot, config)
@@ -556,7 +557,7 @@ async def _book_in_one_statement(
                 _admit(deps, tried.rows, booking.matter_code, booking.day)
                 continue  # the caps refused on rows _admit accepts: only if they changed, so try again
             if tried.booked is False:
-                _note_full(booking.slot_id)
+                await _note_full(deps, booking.hall_code, booking.slot_id)
                 raise SlotFull(details={"slot_id": booking.slot_id})
             continue  # another booking of this citizen committed since the statement's snapshot
         if pending is not None and seen.known:
@@ -568,7 +569,7 @@ async def _book_in_one_statement(
         if booked:
             return
         if booked is False:
-            _note_full(booking.slot_id)
+            await _note_full(deps, booking.hall_code, booking.slot_id)
             raise SlotFull(details={"slot_id": booking.slot_id})
         seen = None  # another booking of this citizen committed since the read: try again in one statement
     raise BookingBusy()
