@@ -68,6 +68,7 @@ async def lock_citizen(citizen_id: uuid.UUID) -> None:
 
 # What a booking needs to know, in one read: a seat left, the key's record, and only when a seat is
 # left (the storm's commonest answer is "full") the citizen's booking sequence and bookings for the caps.
+# Read first only for a slot this worker last found full (service.check_seat); a missing row reads as full.
 SEEN = sql.named(f"""
 WITH s AS (SELECT coalesce((SELECT booked < capacity FROM booking_slot WHERE id = :slot_id), false) AS seat)
 SELECT s.seat,
@@ -104,12 +105,12 @@ async def seen(*, slot_id: str, citizen_id: uuid.UUID, owner: str, key: str, nos
 
 _RECORD_KEY, _COMPLETE_CLAIM = idempotency.answer_sql("b", at=":created_at")
 
-# PostgreSQL books in one statement, after one read (SEEN, the precheck's): the citizen's booking
+# After SEEN (a slot last found full shows a seat again), PostgreSQL books in one statement: the citizen's booking
 # sequence (a), if it is still the one read and the slot still shows a seat; then the seat (s), the
 # booking (b), its reminder (n, the outbox's fragment) and the idempotent answer (k: a new key with
 # its answer, or c: a claimed key's answer; idempotency's fragments). A concurrent booking of the
 # same citizen bumped the sequence first: a is empty after its row lock (PostgreSQL re-reads a
-# locked row), nothing is written, and the caller reads again. The caps were checked in Python on
+# locked row), nothing is written, and the caller tries again (TRY_BOOK). The caps were checked in Python on
 # what was read, which the sequence proves current.
 BOOK = sql.named(f"""
 WITH a AS (
