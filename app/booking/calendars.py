@@ -31,6 +31,7 @@ class HallCalendar:
     closed: frozenset[dt.date]
     counters: frozenset[str]
     known_slots: set[str] = field(default_factory=set)  # slot rows this worker knows exist
+    full_slots: set[str] = field(default_factory=set)  # slots this worker last found full (service.check_seat)
     _days: dict[dt.date, dict[str, cal.SlotTime]] = field(default_factory=dict)
     _windows: dict[dt.date, tuple[dt.date, ...]] = field(default_factory=dict)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -153,9 +154,12 @@ def _place(guide: dict[str, Any]) -> tuple[str, str]:
 
 
 async def _resolve_slot(
-    deps: BookingDeps, hall_section: tuple[str, str], slot_id: str
+    deps: BookingDeps, hall_section: tuple[str, str], slot_id: str, *, ensure: bool = True
 ) -> tuple[str, cal.SlotTime, cal.ScheduleConfig]:
-    """Check a slot id against the hall and section it must be of, the calendar, the window and the cutoff."""
+    """Check a slot id against the hall and section it must be of, the calendar, the window and the cutoff.
+
+    With `ensure` the slot's row is created on first use; without it the caller's write creates it (TRY_BOOK).
+    """
     parsed = cal.parse_slot_id(slot_id)
     if parsed is None:
         raise SlotNotFound(details={"slot_id": str(slot_id)[:80]})
@@ -185,7 +189,7 @@ async def _resolve_slot(
             f"该时段开始前 {config.cutoff_minutes} 分钟停止预约",
             details={"slot_id": slot_id, "cutoff_minutes": config.cutoff_minutes},
         )
-    if slot_id not in hall_cal.known_slots:
+    if ensure and slot_id not in hall_cal.known_slots:
         await _ensure_slot_row(slot_id, hall, section, slot, config.seats(section))
         hall_cal.known_slots.add(slot_id)
     return slot_id, slot, config
@@ -368,6 +372,25 @@ async def view_of(
     )
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """What `check_seat` resolved for `book` (the guide, the slot), and SEEN's read when it made one."""
+
+    guide: dict[str, Any]
+    sid: str
+    slot: cal.SlotTime
+    config: cal.ScheduleConfig
+    seen: Seen | None = None
+
+
+async def _note_full(deps: BookingDeps, hall: str, sid: str) -> None:
+    """Remember that this worker found a slot full: its next attempts read first (see check_seat)."""
+    full = (await calendar_of(deps, hall)).full_slots
+    if len(full) >= 4096:
+        full.clear()
+    full.add(sid)
+
+
 async def check_seat(
     deps: BookingDeps, *, citizen_id: str, matter_code: str, slot_id: str, owner: str, key: str
 ) -> idempotency.Precheck:
@@ -375,25 +398,39 @@ async def check_seat(
 
     Most attempts on a popular slot find it full and learn it here, with no write and no transaction.
     A key with a record goes on to its replay (or 422 / 409); a new key is recorded by `book` itself,
-    which gets what was read here (on PostgreSQL, the caps' data too). Not the guard: `book`'s writes are.
+    which gets what was resolved here. On PostgreSQL a slot not known to be full is not read here at
+    all: `book` tries its one statement, which reads as it writes and says "full" or "known" as well.
+    Not the guard: `book`'s writes are.
     """
+    # On PostgreSQL the slot's row is made by its first booking (TRY_BOOK); SEEN, which reads only slots
+    # found full, reads a missing row as full, as a slot with no seats is.
+    postgres = booking_sql.enabled()
     try:
         guide = await _bookable_guide(deps, matter_code)
-        sid, _, _ = await _resolve_slot(deps, _place(guide), slot_id)
+        sid, slot, config = await _resolve_slot(deps, _place(guide), slot_id, ensure=not postgres)
     except DomainError:
         if await idempotency.known(owner=owner, key=key):
             return idempotency.Precheck(known=True)
         raise
-    if booking_sql.enabled():
+    if postgres:
+        # A slot this worker last found full is read first (SEEN, outside the slot's gate): most attempts
+        # on it end here. Any other goes straight to `book`'s one statement. Only a choice between two
+        # paths with the same answers, so the note may be stale: a seat freed since is found by the read.
+        full = (await calendar_of(deps, _place(guide)[0])).full_slots
+        if sid not in full:
+            return idempotency.Precheck(known=False, seen=Resolved(guide, sid, slot, config))
         seen = await _seen(deps, sid, uuid.UUID(citizen_id), owner, key)
         left, known = seen.seat, seen.known
+        if left:
+            full.discard(sid)
+        resolved: Resolved | None = Resolved(guide, sid, slot, config, seen)
     else:
-        seen = None
+        resolved = Resolved(guide, sid, slot, config)
         left = await Slot.filter(id=sid, booked__lt=F("capacity")).exists()
         known = await idempotency.known(owner=owner, key=key)
     if not left and not known:
         raise SlotFull(details={"slot_id": sid})
-    return idempotency.Precheck(known=known, seen=seen)
+    return idempotency.Precheck(known=known, seen=resolved)
 
 
 async def book(
@@ -409,8 +446,13 @@ async def book(
     Callers run `check_seat` first (before claiming the key); the conditional UPDATE is the guard.
     The idempotent answer stored is the API's (present.booking_json).
     """
-    guide = await _bookable_guide(deps, matter_code)
-    sid, slot, config = await _resolve_slot(deps, _place(guide), slot_id)
+    resolved = claim.seen if isinstance(claim, Pending) and isinstance(claim.seen, Resolved) else None
+    if resolved is not None and resolved.guide["code"] == matter_code.strip().upper() and resolved.sid == slot_id:
+        guide, sid, slot, config = resolved.guide, resolved.sid, resolved.slot, resolved.config
+    else:
+        resolved = None
+        guide = await _bookable_guide(deps, matter_code)
+        sid, slot, config = await _resolve_slot(deps, _place(guide), slot_id)
     now = clock.now()
     booking = Booking(
         id=uuid.uuid4(),
@@ -436,7 +478,8 @@ async def book(
         # A slot row held locked elsewhere must not draw this worker's every connection into the wait.
         async with db.hot_row(f"slot:{sid}"):
             if booking_sql.enabled():
-                await _book_in_one_statement(deps, booking, reminder, body, claim)
+                seats = config.seats(booking.section)
+                await _book_in_one_statement(deps, booking, reminder, body, claim, seats, resolved)
                 return view
             await _book_with_orm(deps, booking, reminder, body, claim)
     except IntegrityError as exc:
@@ -481,18 +524,42 @@ async def _write_booking(
     await _take_seat(booking.slot_id)
 
 
+def _caps(deps: BookingDeps, capacity: int) -> dict[str, Any]:
+    """TRY_BOOK's rule values: the caps `_admit` checks, as the statement checks them, and the slot's seats."""
+    s = deps.settings
+    return {
+        "noshow_since": _noshow_since(deps), "noshow_limit": s.booking_noshow_limit,
+        "restrict_days": s.booking_restrict_days, "max_active": s.booking_max_active, "today": clock.today(),
+        "capacity": capacity,
+    }  # fmt: skip
+
+
 async def _book_in_one_statement(
     deps: BookingDeps, booking: Booking, reminder: dict[str, Any] | None, body: dict[str, Any],
-    claim: Claim | Pending | None,
+    claim: Claim | Pending | None, capacity: int, resolved: Resolved | None = None,
 ) -> None:  # fmt: skip
-    """The SQL path: the caps checked on one read, then one statement that writes only if that read is still current."""
+    """The SQL path: one statement that reads, checks the caps and writes (TRY_BOOK), or BOOK after the precheck's read.
+
+    BOOK writes only if the precheck's read (SEEN, made for a slot last found full) is still current;
+    TRY_BOOK reads in its own snapshot and writes only if that snapshot is current for the citizen.
+    """
     pending = claim if isinstance(claim, Pending) else None
-    seen = pending.seen if pending is not None and isinstance(pending.seen, Seen) else None
+    seen = resolved.seen if resolved is not None else None
     # Each lost race means another booking of this citizen went through, and the caps end those soon.
     for _ in range(_BOOK_ATTEMPTS):
         if seen is None:
-            owner, key = (pending.owner, pending.key) if pending else ("", "")
-            seen = await _seen(deps, booking.slot_id, booking.citizen_id, owner, key)
+            tried = await booking_sql.try_book(booking, reminder, body, claim, _caps(deps, capacity))
+            if tried.booked:
+                return
+            if pending is not None and tried.known:
+                raise KeyTaken()  # a retry of this request was recorded meanwhile: it answers as a known key
+            if tried.rows is not None:
+                _admit(deps, tried.rows, booking.matter_code, booking.day)
+                continue  # the caps refused on rows _admit accepts: only if they changed, so try again
+            if tried.booked is False:
+                await _note_full(deps, booking.hall_code, booking.slot_id)
+                raise SlotFull(details={"slot_id": booking.slot_id})
+            continue  # another booking of this citizen committed since the statement's snapshot
         if pending is not None and seen.known:
             raise KeyTaken()  # a retry of this request was recorded meanwhile: it answers as a known key
         if not seen.seat:
@@ -502,8 +569,9 @@ async def _book_in_one_statement(
         if booked:
             return
         if booked is False:
+            await _note_full(deps, booking.hall_code, booking.slot_id)
             raise SlotFull(details={"slot_id": booking.slot_id})
-        seen = None  # another booking of this citizen committed since the read: read again
+        seen = None  # another booking of this citizen committed since the read: try again in one statement
     raise BookingBusy()
 
 

@@ -68,6 +68,7 @@ async def lock_citizen(citizen_id: uuid.UUID) -> None:
 
 # What a booking needs to know, in one read: a seat left, the key's record, and only when a seat is
 # left (the storm's commonest answer is "full") the citizen's booking sequence and bookings for the caps.
+# Read first only for a slot this worker last found full (service.check_seat); a missing row reads as full.
 SEEN = sql.named(f"""
 WITH s AS (SELECT coalesce((SELECT booked < capacity FROM booking_slot WHERE id = :slot_id), false) AS seat)
 SELECT s.seat,
@@ -104,12 +105,12 @@ async def seen(*, slot_id: str, citizen_id: uuid.UUID, owner: str, key: str, nos
 
 _RECORD_KEY, _COMPLETE_CLAIM = idempotency.answer_sql("b", at=":created_at")
 
-# PostgreSQL books in one statement, after one read (SEEN, the precheck's): the citizen's booking
+# After SEEN (a slot last found full shows a seat again), PostgreSQL books in one statement: the citizen's booking
 # sequence (a), if it is still the one read and the slot still shows a seat; then the seat (s), the
 # booking (b), its reminder (n, the outbox's fragment) and the idempotent answer (k: a new key with
 # its answer, or c: a claimed key's answer; idempotency's fragments). A concurrent booking of the
 # same citizen bumped the sequence first: a is empty after its row lock (PostgreSQL re-reads a
-# locked row), nothing is written, and the caller reads again. The caps were checked in Python on
+# locked row), nothing is written, and the caller tries again (TRY_BOOK). The caps were checked in Python on
 # what was read, which the sequence proves current.
 BOOK = sql.named(f"""
 WITH a AS (
@@ -142,6 +143,94 @@ _BOOKING_COLUMNS = (
     "id", "citizen_id", "matter_code", "hall_code", "section", "slot_id", "day", "starts_at", "ends_at", "noshow_at",
     "created_at", "ticket_digest",
 )  # fmt: skip
+
+# A booking in one round trip, without the read first: SEEN's read (v) and the caps (the citizen's
+# bookings aggregated in u, the same rules as service._admit) in the statement's own snapshot, and
+# BOOK's writes only if all of them pass (ok). The snapshot is proven current as in BOOK: the
+# citizen's sequence is bumped only if its latest version is still the one read (`excluded.seq - 1`;
+# PostgreSQL re-reads a row it waited for). When the caps refuse, the bookings they were checked on
+# come back (rows) and service._admit says why in Python, with its details. A slot that is full
+# takes no lock and writes nothing: a read-only statement, as cheap as SEEN. The slot's row is made
+# by its first booking (s: an upsert that takes the seat only while one is left, on the row's latest
+# version), so no statement of its own creates it first (ENSURE_SLOT).
+TRY_BOOK = sql.named(f"""
+WITH v AS (
+    SELECT coalesce((SELECT booked < capacity FROM booking_slot WHERE id = :slot_id), :capacity::int > 0) AS seat,
+        {idempotency.KNOWN_SQL} AS known,
+        coalesce((SELECT seq FROM booking_account WHERE citizen_id = :citizen_id), 0) AS seq
+), u AS (
+    SELECT count(*) FILTER (WHERE status = 'no_show') AS no_shows,
+        max(day) FILTER (WHERE status = 'no_show') AS last_no_show,
+        count(DISTINCT (matter_code, day)) FILTER (WHERE status = 'booked') AS active,
+        coalesce(bool_or(status = 'booked' AND matter_code = :matter_code AND day = :day), false) AS same_day
+    FROM booking
+    WHERE citizen_id = :citizen_id AND (status = 'booked' OR (status = 'no_show' AND day >= :noshow_since))
+), ok AS (
+    SELECT v.seq FROM v, u
+    WHERE v.seat AND NOT v.known AND NOT u.same_day AND u.active < :max_active
+        AND (u.no_shows < :noshow_limit OR u.last_no_show + :restrict_days::int <= :today::date)
+), a AS (
+    INSERT INTO booking_account AS acc (citizen_id, seq)
+    SELECT :citizen_id, ok.seq + 1 FROM ok
+    ON CONFLICT (citizen_id) DO UPDATE SET seq = acc.seq + 1 WHERE acc.seq = excluded.seq - 1
+    RETURNING seq
+), s AS (
+    INSERT INTO booking_slot AS sl (id, hall_code, section, day, starts_at, ends_at, capacity, booked)
+    SELECT :slot_id, :hall_code, :section, :day, :starts_at, :ends_at, :capacity, 1 FROM a
+    ON CONFLICT (id) DO UPDATE SET booked = sl.booked + 1 WHERE sl.booked < sl.capacity
+    RETURNING id
+), b AS (
+    INSERT INTO booking (id, citizen_id, matter_code, hall_code, section, slot_id, day, starts_at, ends_at,
+        noshow_at, status, version, created_at, updated_at, ticket_digest)
+    SELECT :id, :citizen_id, :matter_code, :hall_code, :section, :slot_id, :day, :starts_at, :ends_at,
+        :noshow_at, 'booked', 1, :created_at, :created_at, :ticket_digest FROM s
+    RETURNING id
+), n AS (
+    {outbox.pending_insert("b", at=":created_at")}
+), k AS (
+    {_RECORD_KEY}
+), c AS (
+    {_COMPLETE_CLAIM}
+)
+SELECT v.seat, v.known, EXISTS (SELECT 1 FROM ok) AS capped, EXISTS (SELECT 1 FROM s) AS seated,
+    EXISTS (SELECT 1 FROM a) AS admitted,
+    CASE WHEN v.seat AND NOT v.known AND NOT EXISTS (SELECT 1 FROM ok) THEN ARRAY(
+        SELECT (status, matter_code, day) FROM booking
+        WHERE citizen_id = :citizen_id AND (status = 'booked' OR (status = 'no_show' AND day >= :noshow_since))
+    ) END AS rows
+FROM v
+""")  # noqa: S608 - constant fragments
+
+
+@dataclass(frozen=True)
+class Tried:
+    """TRY_BOOK's answer: the seat and key as read, and what was written (`rows` when the caps refused)."""
+
+    seat: bool
+    known: bool
+    booked: bool | None  # True booked, False no seat, None the citizen's sequence moved on (try again)
+    rows: list[tuple[str, str, dt.date]] | None = None
+
+
+async def try_book(
+    booking: Booking, reminder: dict[str, Any] | None, body: Any, claim: Claim | Pending | None,
+    caps: dict[str, Any],
+) -> Tried:  # fmt: skip
+    """TRY_BOOK; `caps` are its rule values (noshow_since, noshow_limit, restrict_days, max_active, today, capacity)."""
+    values = {name: getattr(booking, name) for name in _BOOKING_COLUMNS}
+    values.update(caps)
+    values.update(outbox.pending_values(**reminder) if reminder else outbox.NO_NOTIFICATION)
+    # A pending key's owner and key (KNOWN_SQL's too), else NULL: a claimed key is known to be ours.
+    values.update(idempotency.answer_values(claim, 201, body))
+    async with sql.connection() as conn:
+        row = await conn.fetchrow(TRY_BOOK.text, *TRY_BOOK.args(values))
+    if row["seated"]:
+        return Tried(True, False, True)
+    rows = None if row["rows"] is None else [tuple(r) for r in row["rows"]]
+    if not row["seat"] or row["known"] or rows is not None:
+        return Tried(row["seat"], row["known"], False, rows)
+    # The caps passed: either the seat went to another booking meanwhile, or the citizen's sequence moved on.
+    return Tried(True, False, False if row["admitted"] else None)
 
 
 async def book(

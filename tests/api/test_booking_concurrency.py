@@ -354,11 +354,16 @@ async def test_same_citizen_limit_holds_under_repeated_races(
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("settings", [{"booking_max_active": 100}], indirect=True)
 async def test_same_citizen_racing_itself_gets_booking_busy_and_leaks_nothing(
-    client, seeded, fake_clock, make_citizen, admin_headers, monkeypatch
+    client, settings, seeded, fake_clock, make_citizen, admin_headers, monkeypatch
 ):
     """With one attempt per request, a request whose read another booking of the citizen overtook answers
-    409 BOOKING_BUSY; seats, bookings and recorded keys still match one for one."""
+    409 BOOKING_BUSY; seats, bookings and recorded keys still match one for one.
+
+    The cap of active bookings is lifted: a request reads as its statement runs, so a round may book
+    several days (the ones that ran after the winner committed), and the cap is not what this is about.
+    """
     from app.booking import service as booking_service
 
     monkeypatch.setattr(booking_service, "_BOOK_ATTEMPTS", 1)
