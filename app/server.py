@@ -25,7 +25,7 @@ from app.guide.service import GuideDeps
 from app.jobs import Scheduler
 from app.matters.service import CatalogueDeps
 from app.notify import delivery
-from app.observe import AppRequest, configure_logging, install
+from app.observe import AppRequest, configure_logging, flush_request_metrics, install
 from app.settings import Settings
 from app.stats.deps import StatsDeps
 from app.store import Store
@@ -132,6 +132,11 @@ class AppContext:
     @property
     def guide(self) -> GuideDeps:
         return self.services.guide
+
+
+async def _flush_metrics() -> None:
+    """The scheduler's job: this worker's request tallies into the Prometheus metrics."""
+    flush_request_metrics()
 
 
 def create_app(settings: Settings | None = None) -> Sanic:
@@ -249,6 +254,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
         # a job of each worker, not a cluster one.
         deliver = functools.partial(delivery.deliver, services.notify)
         scheduler.add("notify-delivery", 1.0, deliver)
+        scheduler.add("metrics-flush", 1.0, _flush_metrics)
         ctx.scheduler = scheduler
         scheduler.start()
         # What start-up built lives as long as the worker: moved out of the collector's generations, it is no
@@ -265,6 +271,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     @app.after_server_stop
     async def _worker_stop(app: Sanic) -> None:
         await ctx.scheduler.stop()
+        flush_request_metrics()
         await ctx.services.aclose()
         if settings.manage_db:
             await db.close_db()
