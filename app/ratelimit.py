@@ -7,6 +7,7 @@ rather than allowed without a limit.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.errors import DomainError, ServiceUnavailable
@@ -55,6 +56,36 @@ async def peek(store: Store, limit: Limit, key: str) -> tuple[int, int]:
         log.warning("rate limit %s unavailable: refusing (fail closed)", limit.name)
         raise ServiceUnavailable(code="RATE_LIMIT_UNAVAILABLE") from None
     return int(value or 0), max(int(ttl), 1)
+
+
+async def window(
+    store: Store, *, counted: Sequence[tuple[Limit, str]] = (), peeked: Sequence[tuple[Limit, str]] = ()
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """`count` of every (limit, key) in `counted` and `peek` of every one in `peeked`, in one round trip.
+
+    One MULTI/EXEC: what `count` and `peek` answer one by one, for all of a request's limits at once
+    (a request's limits cost one round trip, not one each); 503 when the store is down.
+    """
+    try:
+        async with store.pipeline(transaction=True) as pipe:
+            for limit, key in counted:
+                redis_key = f"rl:{limit.name}:{key}"
+                pipe.incr(redis_key)
+                pipe.expire(redis_key, limit.seconds, nx=True)
+                pipe.ttl(redis_key)
+            for limit, key in peeked:
+                redis_key = f"rl:{limit.name}:{key}"
+                pipe.get(redis_key)
+                pipe.ttl(redis_key)
+            replies = await pipe.execute()
+    except Exception:
+        names = ", ".join(limit.name for limit, _ in (*counted, *peeked))
+        log.warning("rate limits %s unavailable: refusing (fail closed)", names)
+        raise ServiceUnavailable(code="RATE_LIMIT_UNAVAILABLE") from None
+    n = 3 * len(counted)
+    counts = [(int(replies[i]), max(int(replies[i + 2]), 1)) for i in range(0, n, 3)]
+    peeks = [(int(replies[i] or 0), max(int(replies[i + 1]), 1)) for i in range(n, len(replies), 2)]
+    return counts, peeks
 
 
 def refuse(limit: Limit, retry: int, *, code: str | None = None, message: str | None = None) -> TooManyRequests:

@@ -87,6 +87,15 @@ def next_step(case: Case) -> NextStep | None:
     return None
 
 
+def public_timeline(events: list[tuple[str, str, str, dt.datetime]]) -> tuple[TimelineEntry, ...]:
+    """A single case's timeline as the public sees it, from its events' (action, to_status, public_text, created_at)."""
+    out = []
+    for action, to_status, text, at in events:
+        status = CaseStatus(to_status)
+        out.append(TimelineEntry(action, lifecycle.MOVES[action].label, status, STATUS_NAMES[status], text, at))
+    return tuple(out)
+
+
 async def timeline(case: Case, *, internal: bool) -> tuple[TimelineEntry, ...]:
     """The case's events in order (with actors, notes and data for staff).
 
@@ -184,13 +193,16 @@ async def case_view(
     )
 
 
-async def progress_view(cipher: PiiCipher, case: Case) -> ProgressView:
-    """A case as an anonymous query sees it."""
+async def progress_view(
+    cipher: PiiCipher, case: Case, *, events: list[tuple[str, str, str, dt.datetime]] | None = None
+) -> ProgressView:
+    """A case as an anonymous query sees it (`events`: a single case's events when already read with it)."""
     name = _open(cipher, case, "name")
+    steps = public_timeline(events) if events is not None else await timeline(case, internal=False)
     return ProgressView(
         summary(case, clock.today()),
         mask_name(name) if name else "",
-        await timeline(case, internal=False),
+        steps,
         bundle=await bundles.view(case) if case.kind == lifecycle.BUNDLE else None,
     )
 

@@ -22,7 +22,7 @@ from typing import Any
 from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
-from app import clock, workdays
+from app import clock, sql, workdays
 from app.audit import service as audit
 from app.cases import bundles, codes, due, lifecycle, present, read
 from app.cases import sql as case_sql
@@ -66,7 +66,7 @@ from app.jsontext import dumps
 from app.matters import guides
 from app.matters.models import MatterVersion
 from app.notify import service as notify
-from app.ratelimit import Limit, check, count, hit, peek
+from app.ratelimit import Limit, hit, refuse, window
 from app.settings import Settings
 from auth.errors import AssuranceTooLow
 from auth.models import Citizen
@@ -785,21 +785,31 @@ async def query_progress(
     still opens the case: a right answer is not a guess, so the owner is never locked out by others.
     """
     per_minute, fail_hour, fail_day, per_case = _progress_limits(deps.settings)
-    await hit(deps.store, per_minute, client)
     if code:
+        await hit(deps.store, per_minute, client)
         return await progress_by_code(deps, code=code)
-    for limit in (fail_hour, fail_day):
-        await check(deps.store, limit, client)
     number = (case_no or "").strip().upper()[:32]
     pair = Limit("progress-fail-pair-1h", PROGRESS_HOT_PAIR_FAILS, 3600)
-    case_fails, _ = await peek(deps.store, per_case, number)
-    if case_fails >= per_case.count:
-        await check(deps.store, pair, f"{number}|{client}")
+    pair_key = f"{number}|{client}"
+    # One round trip for all of them: the query counted, the budgets read (the pair's too, used only when the
+    # case number is under attack); refused in the order the rules are listed above.
+    (rate,), (hour, day, case_fails, pair_fails) = await window(
+        deps.store,
+        counted=[(per_minute, client)],
+        peeked=[(fail_hour, client), (fail_day, client), (per_case, number), (pair, pair_key)],
+    )
+    if rate[0] > per_minute.count:
+        raise refuse(per_minute, rate[1])
+    for limit, (used, retry) in ((fail_hour, hour), (fail_day, day)):
+        if used >= limit.count:
+            raise refuse(limit, retry)
+    if case_fails[0] >= per_case.count and pair_fails[0] >= pair.count:
+        raise refuse(pair, pair_fails[1])
     try:
         return await progress(deps, case_no=number, query_code=query_code or "")
     except ProgressNotFound:
-        for limit, key in ((fail_hour, client), (fail_day, client), (per_case, number), (pair, f"{number}|{client}")):
-            await count(deps.store, limit, key)
+        counted = [(fail_hour, client), (fail_day, client), (per_case, number), (pair, pair_key)]
+        await window(deps.store, counted=counted)
         raise
 
 
@@ -807,11 +817,15 @@ async def progress(deps: CaseDeps, *, case_no: str, query_code: str) -> Progress
     """A case by its number and query code; one 404 for a wrong number and a wrong code alike."""
     number = case_no.strip().upper()[:32]
     expected = query_code_hash(deps.settings, number, query_code)
-    case = await Case.get_or_none(case_no=number)
+    events = None
+    if sql.is_postgres():
+        case, events = await case_sql.progress_case(number, expected)
+    else:
+        case = await Case.get_or_none(case_no=number)
     stored = case.query_code_hash if case is not None else "0" * 64
     if not hmac.compare_digest(stored, expected) or case is None:
         raise ProgressNotFound()
-    return await read.progress_view(deps.cipher, case)
+    return await read.progress_view(deps.cipher, case, events=events)
 
 
 async def progress_by_code(deps: CaseDeps, *, code: str) -> ProgressView:
