@@ -34,31 +34,14 @@ class Limit:
 
 async def count(store: Store, limit: Limit, key: str) -> tuple[int, int]:
     """Count one event without refusing it: (events in the window so far, seconds left); 503 when the store is down."""
-    redis_key = f"rl:{limit.name}:{key}"
-    try:
-        async with store.pipeline(transaction=True) as pipe:
-            pipe.incr(redis_key)
-            pipe.expire(redis_key, limit.seconds, nx=True)
-            pipe.ttl(redis_key)
-            value, _, ttl = await pipe.execute()
-    except Exception:
-        log.warning("rate limit %s unavailable: refusing (fail closed)", limit.name)
-        raise ServiceUnavailable(code="RATE_LIMIT_UNAVAILABLE") from None
-    return int(value), max(int(ttl), 1)
+    counts, _ = await window(store, counted=[(limit, key)])
+    return counts[0]
 
 
 async def peek(store: Store, limit: Limit, key: str) -> tuple[int, int]:
     """Events counted in the current window and seconds left, counting nothing; 503 when the store is down."""
-    redis_key = f"rl:{limit.name}:{key}"
-    try:
-        async with store.pipeline(transaction=False) as pipe:
-            pipe.get(redis_key)
-            pipe.ttl(redis_key)
-            value, ttl = await pipe.execute()
-    except Exception:
-        log.warning("rate limit %s unavailable: refusing (fail closed)", limit.name)
-        raise ServiceUnavailable(code="RATE_LIMIT_UNAVAILABLE") from None
-    return int(value or 0), max(int(ttl), 1)
+    _, peeks = await window(store, peeked=[(limit, key)])
+    return peeks[0]
 
 
 # `window` in one script: the first ARGV[1] keys are counted (INCR, their window started by the first event,
@@ -98,7 +81,7 @@ async def window(
             replies = await store.eval(_WINDOW_LUA, len(keys), *keys, *args)
     except Exception:
         names = ", ".join(limit.name for limit, _ in (*counted, *peeked))
-        log.warning("rate limits %s unavailable: refusing (fail closed)", names)
+        log.warning("rate limit %s unavailable: refusing (fail closed)", names)
         raise ServiceUnavailable(code="RATE_LIMIT_UNAVAILABLE") from None
     pairs = [(int(replies[i]), max(int(replies[i + 1]), 1)) for i in range(0, len(replies), 2)]
     return pairs[: len(counted)], pairs[len(counted) :]
