@@ -101,11 +101,11 @@ _CASE_COLUMNS = (
     "principal_phone_enc", "form", "delivery", "status", "promised_days", "suspended_days", "query_code_hash",
     "version", "submitted_at", "updated_at",
 )  # fmt: skip
-_RECORD_KEY, _COMPLETE_CLAIM = idempotency.answer_sql("c", at=":submitted_at")
+# A new key is claimed before (CLAIM_NUMBER): the statement only ever completes a claim (idempotency's fragment).
+_, _COMPLETE_CLAIM = idempotency.answer_sql("c", at=":submitted_at")
 
 # A submission in one statement (its own transaction): the case (c), its first event (e), the applicant's
-# notification (n, the outbox's fragment) and the idempotent answer (k: a new key with its answer, or m: a
-# claimed key's answer; idempotency's fragments). A key recorded meanwhile fails k's unique index and undoes all.
+# notification (n, the outbox's fragment) and the claimed key's answer (m).
 SUBMIT = sql.named(f"""
 WITH c AS (
     INSERT INTO case_record ({", ".join(_CASE_COLUMNS)})
@@ -118,8 +118,6 @@ WITH c AS (
         :event_at FROM c
 ), n AS (
     {outbox.pending_insert("c", at=":submitted_at")}
-), k AS (
-    {_RECORD_KEY}
 ), m AS (
     {_COMPLETE_CLAIM}
 )
@@ -128,7 +126,7 @@ SELECT 1
 
 
 async def submit(
-    case: Case, event: dict[str, Any], notification: dict[str, Any], body: Any, claim: Claim | Pending | None
+    case: Case, event: dict[str, Any], notification: dict[str, Any], body: Any, claim: Claim | None
 ) -> None:
     """SUBMIT for a case built in memory, its event's values (`event_*`) and notification (notify.enqueue's)."""
     values: dict[str, Any] = {name: getattr(case, name) for name in _CASE_COLUMNS}
