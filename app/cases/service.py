@@ -96,6 +96,7 @@ async def _next_case_no(prefix: str, day: dt.date) -> str:
 
 
 def _case_no(prefix: str, day: dt.date, seq: int) -> str:
+    """A case number from its prefix, day and sequence."""
     return f"{prefix}{day:%Y%m%d}{seq:06d}"
 
 
