@@ -164,7 +164,7 @@ async def submit(request: Request) -> HTTPResponse:
     body = parse_body(request, CaseIn)
     principal = request.ctx.principal
 
-    async def run(claim: idempotency.Claim | None) -> dict[str, Any]:
+    async def run(claim: idempotency.Claim | idempotency.Pending | None) -> dict[str, Any]:
         result = await service.submit(
             _deps(request),
             principal=principal,
@@ -183,6 +183,8 @@ async def submit(request: Request) -> HTTPResponse:
         payload=body.model_dump(mode="json"),
         replay=lambda text: service.unseal_answer(_deps(request), text),
         run=run,
+        # One read for the key and the citizen; a new key is then recorded with the case, in its transaction.
+        precheck=lambda owner, key: service.submit_precheck(owner=owner, key=key, citizen_id=principal.id),
     )
 
 

@@ -43,14 +43,17 @@ def open_delivery(cipher: PiiCipher, case: Case, *, full: bool) -> DeliveryView:
         address = json.loads(cipher.decrypt(case.delivery["address_enc"], aad=f"case:{case.id}:address"))
     except (PiiDecryptError, ValueError):
         address = {}
-    if not full:
-        address = {
-            "name": mask_name(address.get("name", "")),
-            "phone": mask_phone(address.get("phone", "")),
-            "region": address.get("region", ""),
-            "detail": "****",
-        }
-    return DeliveryView(method, case.tracking_no, address)
+    return DeliveryView(method, case.tracking_no, address if full else masked_address(address))
+
+
+def masked_address(address: dict[str, Any]) -> dict[str, str]:
+    """A postal address as its applicant sees it on screen (name and phone masked, no street)."""
+    return {
+        "name": mask_name(address.get("name", "")),
+        "phone": mask_phone(address.get("phone", "")),
+        "region": address.get("region", ""),
+        "detail": "****",
+    }
 
 
 _PRINCIPAL_COLUMNS = {"name": "principal_name_enc", "id_number": "principal_id_enc", "phone": "principal_phone_enc"}
@@ -85,6 +88,15 @@ def next_step(case: Case) -> NextStep | None:
     if s is CaseStatus.delivered:
         return NextStep("办结", None)
     return None
+
+
+def public_timeline(events: list[tuple[str, str, str, dt.datetime]]) -> tuple[TimelineEntry, ...]:
+    """A single case's timeline as the public sees it, from its events' (action, to_status, public_text, created_at)."""
+    out = []
+    for action, to_status, text, at in events:
+        status = CaseStatus(to_status)
+        out.append(TimelineEntry(action, lifecycle.MOVES[action].label, status, STATUS_NAMES[status], text, at))
+    return tuple(out)
 
 
 async def timeline(case: Case, *, internal: bool) -> tuple[TimelineEntry, ...]:
@@ -184,13 +196,56 @@ async def case_view(
     )
 
 
-async def progress_view(cipher: PiiCipher, case: Case) -> ProgressView:
-    """A case as an anonymous query sees it."""
+def submitted_view(
+    case: Case,
+    party: PartyView,
+    delivery: dict[str, Any],
+    taken: list[tuple[str, Upload]],
+    event: tuple[str, str, str, dt.datetime],
+) -> CaseView:
+    """A case just submitted as its applicant sees it, from what the submission wrote (`party` in clear).
+
+    What case_view reads back from the database and decrypts, built from the values written instead:
+    the same view (tests/api/test_case_submission.py compares the answer with the case's detail).
+    """
+    person = party.kind == "person"
+    address = delivery.get("address") if delivery.get("method") == "ems" else None
+    return CaseView(
+        summary=summary(case, clock.today()),
+        id=case.id,
+        agent=case.agent,
+        principal=PartyView(
+            kind=party.kind,
+            name=mask_name(party.name) if party.name else "",
+            id_number=mask_id_number(party.id_number) if person else "",
+            phone=mask_phone(party.phone) if party.phone else None,
+        ),
+        delivery=DeliveryView(
+            delivery["method"] if address is not None else "window",
+            case.tracking_no,
+            masked_address(address) if address is not None else None,
+        ),
+        correction=case.correction,
+        materials=tuple(
+            MaterialItem(name, 1, row.id, row.filename, row.file_type, row.size, row.sha256) for name, row in taken
+        ),
+        form=case.form,
+        hall=case.hall_code,
+        department=case.department_code,
+        timeline=public_timeline([event]),
+    )
+
+
+async def progress_view(
+    cipher: PiiCipher, case: Case, *, events: list[tuple[str, str, str, dt.datetime]] | None = None
+) -> ProgressView:
+    """A case as an anonymous query sees it (`events`: a single case's events when already read with it)."""
     name = _open(cipher, case, "name")
+    steps = public_timeline(events) if events is not None else await timeline(case, internal=False)
     return ProgressView(
         summary(case, clock.today()),
         mask_name(name) if name else "",
-        await timeline(case, internal=False),
+        steps,
         bundle=await bundles.view(case) if case.kind == lifecycle.BUNDLE else None,
     )
 

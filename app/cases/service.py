@@ -22,7 +22,7 @@ from typing import Any
 from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
-from app import clock, workdays
+from app import clock, idempotency, sql, workdays
 from app.audit import service as audit
 from app.cases import bundles, codes, due, lifecycle, present, read
 from app.cases import sql as case_sql
@@ -53,6 +53,7 @@ from app.cases.types import (
     FeedEvent,
     MaterialFile,
     MaterialSpec,
+    PartyView,
     ProgressView,
     Receipt,
     StaffCasePage,
@@ -60,13 +61,13 @@ from app.cases.types import (
     Submission,
 )
 from app.cases.uploads import check_type, path_of
-from app.errors import InvalidInput, MatterNotFound
-from app.idempotency import Claim
+from app.errors import DomainError, InvalidInput, MatterNotFound
+from app.idempotency import Claim, KeyTaken, Pending, Precheck
 from app.jsontext import dumps
 from app.matters import guides
 from app.matters.models import MatterVersion
 from app.notify import service as notify
-from app.ratelimit import Limit, check, count, hit, peek
+from app.ratelimit import Limit, hit, refuse, window
 from app.settings import Settings
 from auth.errors import AssuranceTooLow
 from auth.models import Citizen
@@ -91,7 +92,12 @@ class Party:
 
 async def _next_case_no(prefix: str, day: dt.date) -> str:
     """`ZJJ20261126000042`: the prefix, the date and that day's sequence (one upsert, inside the transaction)."""
-    return f"{prefix}{day:%Y%m%d}{await case_sql.next_case_sequence(prefix, day):06d}"
+    return _case_no(prefix, day, await case_sql.next_case_sequence(prefix, day))
+
+
+def _case_no(prefix: str, day: dt.date, seq: int) -> str:
+    """A case number from its prefix, day and sequence."""
+    return f"{prefix}{day:%Y%m%d}{seq:06d}"
 
 
 def new_query_code() -> str:
@@ -223,6 +229,19 @@ async def _bind(case: Case, taken: list[tuple[str, Upload]], round_no: int, now:
     )
 
 
+async def submit_precheck(*, owner: str, key: str, citizen_id: str) -> Precheck | None:
+    """On PostgreSQL, whether a submission's Idempotency-Key has a record and the citizen, in one read.
+
+    Refuses nothing. A new key (idempotency.Pending) is then claimed by `submit` itself in the statement
+    that takes the case number (sql.CLAIM_NUMBER), one round trip and one commit less than a claim of its
+    own. Elsewhere (None) the key is claimed as for any idempotent write.
+    """
+    if not sql.is_postgres():
+        return None
+    known, citizen = await case_sql.seen(citizen_id=uuid.UUID(citizen_id), owner=owner, key=key)
+    return Precheck(known=known, seen=citizen)
+
+
 async def submit(
     deps: CaseDeps,
     *,
@@ -232,9 +251,34 @@ async def submit(
     form: dict[str, Any],
     materials: list[dict[str, Any]],
     delivery: dict[str, Any],
-    claim: Claim | None = None,
+    claim: Claim | Pending | None = None,
 ) -> Submission:
     """File an application: the case, its materials, first event, notification and answer commit together."""
+    try:
+        return await _submit(
+            deps, principal=principal, matter_code=matter_code, applicant=applicant, form=form, materials=materials,
+            delivery=delivery, claim=claim,
+        )  # fmt: skip
+    except DomainError:
+        # A new key's request refused (e.g. its uploads in use): a retry of it may have filed the case meanwhile,
+        # and then the answer is that retry's (its replay, or 409 in flight), not this refusal.
+        if isinstance(claim, Pending) and await idempotency.known(owner=claim.owner, key=claim.key):
+            raise KeyTaken() from None
+        raise
+
+
+async def _submit(
+    deps: CaseDeps,
+    *,
+    principal: Principal,
+    matter_code: str,
+    applicant: dict[str, Any],
+    form: dict[str, Any],
+    materials: list[dict[str, Any]],
+    delivery: dict[str, Any],
+    claim: Claim | Pending | None,
+) -> Submission:
+    """`submit`'s checks, the number (with a new key's claim) and the filing."""
     _, _, guide = await guides.guide_document(deps.cache, matter_code, base_url=deps.settings.base_url)
     if guide["status"] != "active":
         raise MatterNotFound(details={"matter_code": matter_code[:64]})
@@ -247,7 +291,8 @@ async def submit(
             details={"required_loa": needed, "current_loa": principal.loa},
         )
     _check_delivery(guide, delivery)
-    citizen = await Citizen.get(id=uuid.UUID(principal.id))
+    seen = claim.seen if isinstance(claim, Pending) else None
+    citizen = seen if isinstance(seen, Citizen) else await Citizen.get(id=uuid.UUID(principal.id))
     now, today = clock.now(), clock.today()
     agent, party = await _principal_party(deps, citizen, applicant, today)
     taken = await _take_uploads(deps, owner_id=principal.id, guide=guide, given=materials, only=None)
@@ -255,44 +300,127 @@ async def submit(
     case_id = uuid.uuid4()
     # The number first, in its own statement: inside the transaction the day's counter row would stay locked
     # until commit and every submission of the city would queue behind it. A failed submission leaves a gap.
-    case_no = await _next_case_no(deps.settings.case_no_prefix, today)
+    prefix = deps.settings.case_no_prefix
+    if isinstance(claim, Pending):
+        # A new key (PostgreSQL): claimed with the number, so a retry running at once takes none (sql.CLAIM_NUMBER).
+        claimed = await case_sql.claim_with_number(prefix, today, claim, now)
+        if claimed is None:
+            raise KeyTaken()  # a retry of this request came first: its answer (replay or 409 in flight)
+        claim, seq = claimed
+        try:
+            return await _file(deps, guide, principal, citizen, agent, party, taken, form, delivery, code, case_id,
+                               _case_no(prefix, today, seq), claim, now)  # fmt: skip
+        except BaseException:
+            await claim.release()  # nothing was filed: the client may retry the key
+            raise
+    case_no = await _next_case_no(prefix, today)
+    return await _file(
+        deps, guide, principal, citizen, agent, party, taken, form, delivery, code, case_id, case_no, claim, now
+    )
+
+
+async def _file(
+    deps: CaseDeps,
+    guide: dict[str, Any],
+    principal: Principal,
+    citizen: Citizen,
+    agent: bool,
+    party: Party,
+    taken: list[tuple[str, Upload]],
+    form: dict[str, Any],
+    delivery: dict[str, Any],
+    code: str,
+    case_id: uuid.UUID,
+    case_no: str,
+    claim: Claim | None,
+    now: dt.datetime,
+) -> Submission:
+    """The case written under its number: in one statement on PostgreSQL, else through the ORM."""
+    case = Case(
+        id=case_id,
+        case_no=case_no,
+        matter_code=guide["code"],
+        matter_name=guide["name"],
+        guide_version=guide["version"],
+        department_code=guide["department"]["code"],
+        hall_code=guide["hall"]["code"],
+        section=guide["section"],
+        kind=lifecycle.BUNDLE if guide.get("bundle") else lifecycle.SINGLE,
+        citizen_id=citizen.id,
+        agent=agent,
+        principal_kind=party.kind,
+        principal_name_enc=deps.cipher.encrypt(party.name, aad=f"case:{case_id}:name"),
+        principal_id_enc=deps.cipher.encrypt(party.id_number, aad=f"case:{case_id}:id_number"),
+        principal_id_bidx=deps.cipher.blind_index(party.id_number, kind="id_number"),
+        principal_phone_enc=deps.cipher.encrypt(party.phone, aad=f"case:{case_id}:phone") if party.phone else None,
+        form=form,
+        delivery=_seal_delivery(deps, case_id, delivery),
+        status=CaseStatus.submitted,
+        promised_days=int(guide["promised_limit_days"]),
+        query_code_hash=query_code_hash(deps.settings, case_no, code),
+        version=1,
+        submitted_at=now,
+        updated_at=now,
+    )
+    if sql.is_postgres() and case.kind == lifecycle.SINGLE:
+        return await _submit_in_one_statement(deps, case, party, delivery, taken, code, principal, claim, now)
     async with in_transaction():
-        case = Case(
-            id=case_id,
-            case_no=case_no,
-            matter_code=guide["code"],
-            matter_name=guide["name"],
-            guide_version=guide["version"],
-            department_code=guide["department"]["code"],
-            hall_code=guide["hall"]["code"],
-            section=guide["section"],
-            kind=lifecycle.BUNDLE if guide.get("bundle") else lifecycle.SINGLE,
-            citizen_id=citizen.id,
-            agent=agent,
-            principal_kind=party.kind,
-            principal_name_enc=deps.cipher.encrypt(party.name, aad=f"case:{case_id}:name"),
-            principal_id_enc=deps.cipher.encrypt(party.id_number, aad=f"case:{case_id}:id_number"),
-            principal_id_bidx=deps.cipher.blind_index(party.id_number, kind="id_number"),
-            principal_phone_enc=deps.cipher.encrypt(party.phone, aad=f"case:{case_id}:phone") if party.phone else None,
-            form=form,
-            delivery=_seal_delivery(deps, case_id, delivery),
-            status=CaseStatus.submitted,
-            promised_days=int(guide["promised_limit_days"]),
-            query_code_hash=query_code_hash(deps.settings, case_no, code),
-            version=1,
-            submitted_at=now,
-            updated_at=now,
-        )
         await case.save(force_create=True)
         await _bind(case, taken, 1, now)
-        await _record(deps, case, "submit", None, ("citizen", principal.id), "申请已提交，等待窗口受理", "", {}, now)
+        await _record(deps, case, "submit", None, ("citizen", principal.id), _SUBMIT_TEXT, "", {}, now)
         # The query code is shown once: the case keeps only its keyed hash.
         result = Submission(await read.case_view(deps.cipher, case), code, await receipt(deps, case))
         if claim is not None:
             # The retry of a lost answer needs the code too: the stored answer holds it encrypted (see unseal_answer).
-            body = present.submission_json(result)
-            sealed = dict(body, query_code=None, query_code_sealed=deps.cipher.encrypt(code, aad=_SEAL_AAD))
-            await claim.complete(201, sealed)
+            await claim.complete(201, _sealed_answer(deps, result))
+    return result
+
+
+_SUBMIT_TEXT = "申请已提交，等待窗口受理"
+
+
+def _sealed_answer(deps: CaseDeps, result: Submission) -> dict[str, Any]:
+    """The answer as stored for a retry: the query code encrypted in it (see unseal_answer)."""
+    body = present.submission_json(result)
+    return dict(body, query_code=None, query_code_sealed=deps.cipher.encrypt(result.query_code, aad=_SEAL_AAD))
+
+
+async def _submit_in_one_statement(
+    deps: CaseDeps,
+    case: Case,
+    party: Party,
+    delivery: dict[str, Any],
+    taken: list[tuple[str, Upload]],
+    code: str,
+    principal: Principal,
+    claim: Claim | None,
+    now: dt.datetime,
+) -> Submission:
+    """PostgreSQL: the answer built from what is written, then case, event, notification and answer in one statement.
+
+    Nothing is read back: the view is the one case_view would read (read.submitted_view). With materials,
+    their uploads are bound in the same transaction (a conditional update: each upload at most once).
+    """
+    rcpt = await receipt(deps, case)
+    at = clock.now()  # the event's time, as late as possible: the feed's lag is measured from here to the commit
+    clear = PartyView(party.kind, party.name, party.id_number, party.phone)
+    view = read.submitted_view(case, clear, delivery, taken, ("submit", case.status.value, _SUBMIT_TEXT, at))
+    result = Submission(view, code, rcpt)
+    event = {
+        "event_action": "submit",
+        "event_actor_kind": "citizen",
+        "event_actor_id": principal.id,
+        "event_text": _SUBMIT_TEXT,
+        "event_at": at,
+    }
+    notification = _notification(case, _SUBMIT_TEXT, rcpt, now)
+    body = _sealed_answer(deps, result) if claim is not None else None
+    if taken:
+        async with in_transaction():
+            await case_sql.submit(case, event, notification, body, claim)
+            await _bind(case, taken, 1, now)
+    else:
+        await case_sql.submit(case, event, notification, body, claim)  # one statement, its own transaction
     return result
 
 
@@ -358,25 +486,29 @@ async def _record(
     )
     if case.kind == lifecycle.PART and action != "request_correction":
         return event
-    await notify.enqueue(
-        kind="case_progress",
-        citizen_id=case.citizen_id,
-        subject_type="case",
-        subject_id=case.case_no,
-        payload={
+    await notify.enqueue(**_notification(case, public_text, await receipt(deps, case), now), fresh=True)
+    return event
+
+
+def _notification(case: Case, public_text: str, rcpt: Receipt, now: dt.datetime) -> dict[str, Any]:
+    """The applicant's notification of a case's step: notify.enqueue's arguments."""
+    return {
+        "kind": "case_progress",
+        "citizen_id": case.citizen_id,
+        "subject_type": "case",
+        "subject_id": case.case_no,
+        "payload": {
             "case_no": case.case_no,
             "matter_name": case.matter_name,
             "status": case.status.value,
             "status_name": STATUS_NAMES[case.status],
             "text": public_text,
             "at": clock.iso(now),
-            "url": (await receipt(deps, case)).progress_url,
+            "url": rcpt.progress_url,
         },
-        dedupe_key=f"case:{case.id}:v{case.version}",
-        send_after=now,
-        fresh=True,
-    )
-    return event
+        "dedupe_key": f"case:{case.id}:v{case.version}",
+        "send_after": now,
+    }
 
 
 # ---------------------------------------------------------------- moves
@@ -785,21 +917,31 @@ async def query_progress(
     still opens the case: a right answer is not a guess, so the owner is never locked out by others.
     """
     per_minute, fail_hour, fail_day, per_case = _progress_limits(deps.settings)
-    await hit(deps.store, per_minute, client)
     if code:
+        await hit(deps.store, per_minute, client)
         return await progress_by_code(deps, code=code)
-    for limit in (fail_hour, fail_day):
-        await check(deps.store, limit, client)
     number = (case_no or "").strip().upper()[:32]
     pair = Limit("progress-fail-pair-1h", PROGRESS_HOT_PAIR_FAILS, 3600)
-    case_fails, _ = await peek(deps.store, per_case, number)
-    if case_fails >= per_case.count:
-        await check(deps.store, pair, f"{number}|{client}")
+    pair_key = f"{number}|{client}"
+    # One round trip for all of them: the query counted, the budgets read (the pair's too, used only when the
+    # case number is under attack); refused in the order the rules are listed above.
+    (rate,), (hour, day, case_fails, pair_fails) = await window(
+        deps.store,
+        counted=[(per_minute, client)],
+        peeked=[(fail_hour, client), (fail_day, client), (per_case, number), (pair, pair_key)],
+    )
+    if rate[0] > per_minute.count:
+        raise refuse(per_minute, rate[1])
+    for limit, (used, retry) in ((fail_hour, hour), (fail_day, day)):
+        if used >= limit.count:
+            raise refuse(limit, retry)
+    if case_fails[0] >= per_case.count and pair_fails[0] >= pair.count:
+        raise refuse(pair, pair_fails[1])
     try:
         return await progress(deps, case_no=number, query_code=query_code or "")
     except ProgressNotFound:
-        for limit, key in ((fail_hour, client), (fail_day, client), (per_case, number), (pair, f"{number}|{client}")):
-            await count(deps.store, limit, key)
+        counted = [(fail_hour, client), (fail_day, client), (per_case, number), (pair, pair_key)]
+        await window(deps.store, counted=counted)
         raise
 
 
@@ -807,11 +949,15 @@ async def progress(deps: CaseDeps, *, case_no: str, query_code: str) -> Progress
     """A case by its number and query code; one 404 for a wrong number and a wrong code alike."""
     number = case_no.strip().upper()[:32]
     expected = query_code_hash(deps.settings, number, query_code)
-    case = await Case.get_or_none(case_no=number)
+    events = None
+    if sql.is_postgres():
+        case, events = await case_sql.progress_case(number, expected)
+    else:
+        case = await Case.get_or_none(case_no=number)
     stored = case.query_code_hash if case is not None else "0" * 64
     if not hmac.compare_digest(stored, expected) or case is None:
         raise ProgressNotFound()
-    return await read.progress_view(deps.cipher, case)
+    return await read.progress_view(deps.cipher, case, events=events)
 
 
 async def progress_by_code(deps: CaseDeps, *, code: str) -> ProgressView:

@@ -613,3 +613,25 @@ async def test_same_uploads_under_ten_keys_at_once_go_to_one_case(seeded, make_c
     r = await post_case(seeded, other, body_for(*await both_uploads(seeded, other)))
     assert r.status_code == 201, r.text
     assert r.json["case_no"] > row.case_no
+
+
+@pytest.mark.parametrize("delivery", [{"method": "window"}, EMS], ids=["window", "ems"])
+@pytest.mark.parametrize("loa", [2, 3], ids=["self", "agent"])
+async def test_the_answer_shows_the_case_as_its_detail_does(seeded, make_citizen, delivery, loa):
+    """The answer is built from what the submission wrote (PostgreSQL reads nothing back): the detail agrees."""
+    _, headers = await make_citizen(loa=loa)
+    pdf, png = await both_uploads(seeded, headers)
+    principal = {"kind": "person", "name": "王五", "id_number": PRINCIPAL_ID, "phone": "13700001111"}
+    overrides = {"delivery": delivery} | ({"applicant": agent(principal)} if loa == 3 else {})
+    r = await post_case(seeded, headers, body_for(pdf, png, **overrides))
+    assert r.status_code == 201, r.text
+    _, detail = await seeded.get(f"{CASES}/{r.json['case_no']}", headers=headers)
+    assert detail.status_code == 200, detail.text
+    answer = dict(r.json)
+    assert answer.pop("query_code")
+    assert answer.pop("receipt") == detail.json["receipt"]
+    assert answer.pop("actions") == []  # as ever: the answer lists no actions, the detail the applicant's
+    shown = {k: v for k, v in detail.json.items() if k not in {"receipt", "actions"}}
+    assert answer == shown
+    assert [m["name"] for m in answer["materials"]] == [FORM_NAME, ID_CARD]
+    assert [e["action"] for e in answer["timeline"]] == ["submit"]
