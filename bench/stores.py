@@ -217,6 +217,11 @@ def case_rows(deadline: Deadline, matter: str, salt: str) -> CaseRows:
     """The cases case_submit created in this run (matter, salt), their events, and the whole table's case numbers."""
 
     async def work(conn: asyncpg.Connection) -> CaseRows:
+        # One snapshot for all five reads: submissions whose clients gave up may still be committing.
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            return await read(conn)
+
+    async def read(conn: asyncpg.Connection) -> CaseRows:
         n = await conn.fetchrow(
             "SELECT count(*) AS total, count(DISTINCT case_no) AS distinct_nos, "
             "count(*) FILTER (WHERE status <> 'submitted') AS not_submitted "
