@@ -95,7 +95,7 @@ class ScanRecorder:
 
     def _today(self) -> dt.date:
         # The local date changes once a day: work it out at most once a second.
-        second = int(clock.now().timestamp())
+        second = int(clock.timestamp())
         if self._day[0] != second:
             self._day = (second, clock.today())
         return self._day[1]

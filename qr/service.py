@@ -131,13 +131,12 @@ class Snapshot:
 
     def check(self, now: float) -> None:
         """Raise the explained 410 when the code does not resolve now."""
-        details = {"slug": self.slug, "phone": self.hall_phone}
         if self.status != CodeStatus.active:
-            raise CodeDisabled(details=details)
+            raise CodeDisabled(details={"slug": self.slug, "phone": self.hall_phone})
         if self.valid_since is not None and now < self.valid_since:
-            raise CodeNotYetValid(details=details)
+            raise CodeNotYetValid(details={"slug": self.slug, "phone": self.hall_phone})
         if self.valid_until is not None and now >= self.valid_until:
-            raise CodeExpired(details=details)
+            raise CodeExpired(details={"slug": self.slug, "phone": self.hall_phone})
 
 
 async def build_snapshot(code: Code, *, base_url: str) -> Snapshot:
@@ -211,7 +210,7 @@ async def snapshot(deps: CodeDeps, *, slug: str) -> Snapshot:
 async def resolve(deps: CodeDeps, *, slug: str, count: bool = True) -> Snapshot:
     """Resolve a scan: the snapshot if the code resolves now, else the explained 4xx/410 error."""
     snap = await snapshot(deps, slug=slug)
-    snap.check(clock.now().timestamp())
+    snap.check(clock.timestamp())
     if snap.max_scans is not None:
         if count:
             # Exact under concurrency: the database admits at most max_scans counted scans.

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True)
 class Origin:
-    """The client address, the request id and the request's context (its `principal`, once a guard set it)."""
+    """The client address, the request id and the request's context (its `principal`, once a guard set it).
 
-    request_id: str = ""
-    holder: Any = None  # the request's ctx namespace: read late, after the sign-in guard ran
-    request: Any = None  # the Sanic request, whose client address is resolved only when a write is audited
+    A plain class with slots, not a frozen dataclass: one is made per request, and a frozen dataclass's
+    `__init__` sets each field through `object.__setattr__`.
+    """
+
+    __slots__ = ("holder", "request", "request_id")
+
+    def __init__(self, request_id: str = "", holder: Any = None, request: Any = None) -> None:
+        self.request_id = request_id
+        self.holder = holder  # the request's ctx namespace: read late, after the sign-in guard ran
+        self.request = request  # the Sanic request, whose client address is resolved only when a write is audited
 
     @property
     def ip(self) -> str:

@@ -18,18 +18,18 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xmltodict
-from wechatpy import parse_message
-from wechatpy.crypto import WeChatCrypto
-from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
-from wechatpy.messages import BaseMessage
 
 from app import clock
 from app.errors import DomainError, Forbidden, ServiceUnavailable
 from app.settings import Settings
 from app.store import Store
+
+if TYPE_CHECKING:  # wechatpy (with requests) is imported on the first message: workers that never get one skip ~7 MiB
+    from wechatpy.crypto import WeChatCrypto
+    from wechatpy.messages import BaseMessage
 
 log = logging.getLogger("app.wechat.callback")
 
@@ -76,7 +76,7 @@ ERRORS = [
 ]
 
 Reply = str | list[dict[str, str]] | None  # text, news articles, or nothing (`success`)
-Responder = Callable[[BaseMessage], Awaitable[Reply]]
+Responder = Callable[["BaseMessage"], Awaitable[Reply]]
 
 
 def _sha1(*parts: str) -> str:
@@ -152,6 +152,9 @@ def verify(settings: Settings, *, query: dict[str, str], body: bytes) -> Incomin
     encrypt = outer.get("Encrypt")
     if not isinstance(encrypt, str) or not _same(query.get("msg_signature"), _sha1(token, timestamp, nonce, encrypt)):
         raise CallbackForbidden()
+    from wechatpy.crypto import WeChatCrypto
+    from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+
     crypto = WeChatCrypto(token, settings.wechat_mp_aes_key, settings.wechat_mp_appid)
     try:
         xml = crypto.decrypt_message(body.decode(), query["msg_signature"], timestamp, nonce)
@@ -168,6 +171,8 @@ def verify(settings: Settings, *, query: dict[str, str], body: bytes) -> Incomin
 
 def parse(xml: str) -> BaseMessage:
     """The message object (an unknown type is wechatpy's UnknownMessage, answered `success`)."""
+    from wechatpy import parse_message
+
     try:
         message = parse_message(xml)
     except Exception:
@@ -195,7 +200,17 @@ class Callback:
         self.settings = settings
         self.store = store
         self.respond = respond
-        self.crypto = WeChatCrypto(settings.wechat_mp_token, settings.wechat_mp_aes_key, settings.wechat_mp_appid)
+        self._crypto: WeChatCrypto | None = None
+
+    @property
+    def crypto(self) -> WeChatCrypto:
+        """wechatpy's crypto for this account's token, key and appid (made on first use)."""
+        if self._crypto is None:
+            from wechatpy.crypto import WeChatCrypto
+
+            settings = self.settings
+            self._crypto = WeChatCrypto(settings.wechat_mp_token, settings.wechat_mp_aes_key, settings.wechat_mp_appid)
+        return self._crypto
 
     async def _remember(self, key: str, value: str | bytes, ttl: int) -> bool:
         """SET NX in the store; 503 when it is down (a nonce or a duplicate cannot be told apart then)."""

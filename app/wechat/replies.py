@@ -11,9 +11,7 @@ import hashlib
 import logging
 import re
 import uuid
-
-from wechatpy import events, messages
-from wechatpy.messages import BaseMessage
+from typing import TYPE_CHECKING
 
 from app import clock
 from app.booking import service as booking_service
@@ -27,6 +25,9 @@ from app.wechat.callback import Reply
 from auth import accounts
 from qr import service as qr_service
 from qr.types import ScanChannel
+
+if TYPE_CHECKING:
+    from wechatpy.messages import BaseMessage
 
 log = logging.getLogger("app.wechat.replies")
 
@@ -60,6 +61,8 @@ class Responder:
 
     async def __call__(self, message: BaseMessage) -> Reply:
         """The answer to a message."""
+        from wechatpy import events, messages  # imported with the first message (see app.wechat.callback)
+
         if isinstance(message, events.SubscribeScanEvent):
             await self._subscription(message.source, subscribed=True)
             return await self._guide(message.source, message.scene_id) or WELCOME
