@@ -330,8 +330,12 @@ async def view_of(
     booking: Booking,
     guide: dict[str, Any] | None = None,
     visits: dict[uuid.UUID, uuid.UUID] | None = None,
+    ticket: bool = True,
 ) -> BookingView:
-    """A booking as the citizen sees it (with its ticket while it admits its holder, its visit once checked in)."""
+    """A booking as the citizen sees it (with its ticket while it admits its holder, its visit once checked in).
+
+    `ticket=False` leaves the signed ticket out (an Ed25519 signature each): for lists that do not show it.
+    """
     if visits is None:
         visits = await _visits([booking])
     if guide is None:
@@ -364,7 +368,7 @@ async def view_of(
         checked_in_at=booking.checked_in_at,
         cancelled_at=booking.cancelled_at,
         created_at=booking.created_at,
-        ticket=await ticket_for(deps, booking) if booking.status is BookingStatus.booked else None,
+        ticket=await ticket_for(deps, booking) if ticket and booking.status is BookingStatus.booked else None,
         url=f"{deps.settings.base_url}/api/v1/bookings/{booking.id}",
         checkin_opens_at=booking.starts_at - dt.timedelta(minutes=config.early_minutes),
         checkin_closes_at=booking.noshow_at,
@@ -587,9 +591,9 @@ async def _own_booking(citizen_id: str, booking_id: str) -> Booking:
 
 
 async def list_bookings(
-    deps: BookingDeps, *, citizen_id: str, status: str | None, page: int, page_size: int
+    deps: BookingDeps, *, citizen_id: str, status: str | None, page: int, page_size: int, tickets: bool = True
 ) -> BookingPage:
-    """The citizen's bookings, the latest slot first."""
+    """The citizen's bookings, the latest slot first (without their signed tickets when `tickets` is false)."""
     query = Booking.filter(citizen_id=uuid.UUID(citizen_id))
     if status:
         query = query.filter(status=status)
@@ -597,7 +601,7 @@ async def list_bookings(
     rows = await query.order_by("-starts_at", "-created_at").offset((page - 1) * page_size).limit(page_size)
     visits = await _visits(rows)
     return BookingPage(
-        items=tuple([await view_of(deps, row, visits=visits) for row in rows]),
+        items=tuple([await view_of(deps, row, visits=visits, ticket=tickets) for row in rows]),
         total=total,
         page=page,
         page_size=page_size,

@@ -316,7 +316,12 @@ async def my_bookings(request: Request) -> HTTPResponse:
     """The citizen's bookings with their status, each leading to its ticket (and its rating once checked in)."""
     q = parse_query(request, ListPageQuery)
     result = await booking.list_bookings(
-        request.app.ctx.booking, citizen_id=request.ctx.principal.id, status=None, page=q.page, page_size=PAGE_SIZE
+        request.app.ctx.booking,
+        citizen_id=request.ctx.principal.id,
+        status=None,
+        page=q.page,
+        page_size=PAGE_SIZE,
+        tickets=False,  # the list links to each ticket's page; it shows none
     )
     pages = max(1, -(-result.total // PAGE_SIZE))
     return page(
