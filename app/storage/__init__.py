@@ -68,7 +68,7 @@ class MaterialStore(Protocol):
         """Remove `key` (nothing happens when it is absent)."""
         ...
 
-    def keys(self) -> AsyncIterator[str]:
+    def iter_keys(self) -> AsyncIterator[str]:
         """Every key in the store (files on their way in excluded)."""
         ...
 

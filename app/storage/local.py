@@ -77,7 +77,7 @@ class LocalMaterialStore:
         """Unlink the file."""
         await asyncio.to_thread(self._path(key).unlink, True)
 
-    async def keys(self) -> AsyncIterator[str]:
+    async def iter_keys(self) -> AsyncIterator[str]:
         """Every stored file's key (the scratch directory left out)."""
         for found in await asyncio.to_thread(self._walk):
             yield found

@@ -117,7 +117,7 @@ class S3MaterialStore:
         """DELETE (S3 answers the same whether or not the object was there)."""
         await obstore.delete_async(self.store, key)
 
-    async def keys(self) -> AsyncIterator[str]:
+    async def iter_keys(self) -> AsyncIterator[str]:
         """Every object's key, listed a thousand at a time."""
         async for batch in obstore.list(self.store, None, chunk_size=1000):
             for meta in batch:
