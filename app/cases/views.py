@@ -122,7 +122,7 @@ async def act(request: Request, case_no: str) -> HTTPResponse:
 @doc(tag=TAG, summary="下载办件材料", secured="bearer",
      errors=[*STAFF_AUTH_ERRORS, ce.CaseNotFound, ce.CaseOutOfScope, ce.UploadNotFound])  # fmt: skip
 @staff
-async def material_file(request: Request, case_no: str, upload_id: str) -> HTTPResponse:
+async def material_file(request: Request, case_no: str, upload_id: str) -> None:
     """A material's file, streamed from the material store through this authorised route."""
     deps = _deps(request)
     found = await service.staff_material(deps, principal=request.ctx.principal, case_no=case_no, upload_id=upload_id)
@@ -130,7 +130,7 @@ async def material_file(request: Request, case_no: str, upload_id: str) -> HTTPR
     media = {"pdf": "application/pdf", "jpg": "image/jpeg", "png": "image/png"}.get(found.file_type)
     name = f"{found.case_no}-{found.upload_id}.{found.file_type}"
     headers = {**PRIVATE, "Content-Disposition": f'attachment; filename="{name}"', "X-Content-Type-Options": "nosniff"}
-    return await stream(request, opened, content_type=media or "application/octet-stream", headers=headers)
+    await stream(request, opened, content_type=media or "application/octet-stream", headers=headers)
 
 
 @bp.get("/admin/cases/feed")

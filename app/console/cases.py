@@ -185,7 +185,7 @@ async def act(request: Request, case_no: str) -> HTTPResponse:
 @doc(tag=TAG, summary="办件材料（预览 inline，download=1 下载）", query=FileQuery,
      errors=[ce.CaseNotFound, ce.CaseOutOfScope, ce.UploadNotFound])  # fmt: skip
 @staff
-async def material(request: Request, case_no: str, upload_id: str) -> HTTPResponse:
+async def material(request: Request, case_no: str, upload_id: str) -> None:
     """A material's file, checked against the scope and streamed with its own type (never sniffed)."""
     q = parse_query(request, FileQuery)
     deps = _deps(request)
@@ -198,5 +198,4 @@ async def material(request: Request, case_no: str, upload_id: str) -> HTTPRespon
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "SAMEORIGIN",  # the case page frames the PDF preview
     }
-    return await stream(request, opened, content_type=MEDIA.get(found.file_type, "application/octet-stream"),
-                        headers=headers)  # fmt: skip
+    await stream(request, opened, content_type=MEDIA.get(found.file_type, "application/octet-stream"), headers=headers)

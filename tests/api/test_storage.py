@@ -146,6 +146,24 @@ async def test_a_refused_upload_leaves_nothing_in_the_store(client, materials, m
         assert not list(materials.scratch_dir().iterdir())
 
 
+async def test_an_upload_over_the_limit_leaves_nothing_in_the_store(client, settings, materials, make_citizen):
+    _, headers = await make_citizen()
+    limit = settings.upload_max_bytes
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.pdf\"\r\n\r\n%PDF-1.7\n"
+        for _ in range(limit // MiB + 2):
+            yield b"%" * MiB
+        yield b"\r\n--b--\r\n"
+
+    multipart = {**headers, "Content-Type": "multipart/form-data; boundary=b"}
+    _, r = await client.post(UPLOADS, headers=multipart, content=body())
+    assert r.status_code == 413 and r.json["error"]["code"] == "UPLOAD_TOO_LARGE", r.text
+    assert await stored_keys(materials) == set() and await Upload.all().count() == 0
+    if materials.backend == "local":
+        assert not list(materials.scratch_dir().iterdir())
+
+
 # -- downloads go through our authorised routes --------------------------------------------------------
 
 
