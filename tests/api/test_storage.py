@@ -151,7 +151,7 @@ async def test_an_upload_over_the_limit_leaves_nothing_in_the_store(client, sett
     limit = settings.upload_max_bytes
 
     async def body() -> AsyncIterator[bytes]:
-        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.pdf\"\r\n\r\n%PDF-1.7\n"
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.pdf"\r\n\r\n%PDF-1.7\n'
         for _ in range(limit // MiB + 2):
             yield b"%" * MiB
         yield b"\r\n--b--\r\n"
