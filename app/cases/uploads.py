@@ -28,7 +28,14 @@ import multipart
 from app import clock
 from app.cache import LocalCache
 from app.cases.deps import CaseDeps
-from app.cases.errors import FileTypeMismatch, MaterialUnknown, UploadInvalid, UploadNotFound, UploadTooLarge
+from app.cases.errors import (
+    FileTypeMismatch,
+    MaterialUnknown,
+    StorageUnavailable,
+    UploadInvalid,
+    UploadNotFound,
+    UploadTooLarge,
+)
 from app.cases.models import Upload
 from app.cases.types import FormUploads, UploadInfo
 from app.errors import DomainError
@@ -239,7 +246,12 @@ async def _store(deps: CaseDeps, owner_id: str, sink: _Sink, filename: str, acce
         expires_at=now + dt.timedelta(hours=settings.upload_keep_hours),
     )
     # After the row: a sweep that removed this content meanwhile sees the row and puts it back (see sweep).
-    await deps.materials.put_file(content_key(sha), sink.tmp)
+    try:
+        await deps.materials.put_file(content_key(sha), sink.tmp)
+    except Exception:  # the object store unreachable or refusing: no row may promise bytes that are not there
+        log.exception("upload content %s… could not be stored in the %s store", sha[:12], deps.materials.backend)
+        await Upload.filter(id=row.id).delete()
+        raise StorageUnavailable() from None
     return upload_info(row)
 
 
@@ -440,6 +452,9 @@ async def open_material(deps: CaseDeps, key: str, upload_id: object) -> Opened:
     except MaterialMissing:
         log.error("material content %s missing from the %s store", key.rsplit("/", 1)[-1][:12], deps.materials.backend)
         raise UploadNotFound(details={"upload_id": str(upload_id)}) from None
+    except Exception:
+        log.exception("material content %s could not be read from the %s store", key[-64:][:12], deps.materials.backend)
+        raise StorageUnavailable() from None
 
 
 async def sweep(deps: CaseDeps, *, batch: int = 500) -> int:

@@ -12,6 +12,7 @@ This module is imported only when `STORAGE_BACKEND=s3`.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
@@ -51,13 +52,15 @@ class S3MaterialStore:
             config["secret_access_key"] = settings.storage_s3_secret_key
         if settings.storage_s3_sse:
             config["server_side_encryption"] = "AES256"  # SSE-S3: the store encrypts each object at rest
-        client = {
+        client: Any = {
             "allow_http": (settings.storage_s3_endpoint or "").startswith("http://"),
             "connect_timeout": "5s",
             # the whole request, body included: a download streams at the pace of the citizen's or clerk's link
             "timeout": "600s",
         }
-        store = S3Store(settings.storage_s3_bucket, config=config, client_options=client)  # type: ignore[arg-type]
+        # A few quick retries (the default keeps trying for three minutes: a request would hang that long)
+        retry: Any = {"max_retries": 3, "retry_timeout": dt.timedelta(seconds=10)}
+        store = S3Store(settings.storage_s3_bucket, config=config, client_options=client, retry_config=retry)
         return cls(store)
 
     def scratch_dir(self) -> Path:

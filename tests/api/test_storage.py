@@ -335,6 +335,24 @@ async def test_a_20_mb_upload_and_its_download_are_streamed_not_held(client, set
     assert biggest <= 1 * MiB and peak < 4 * MiB, f"download chunks {biggest} B, peak {peak / MiB:.1f} MiB"
 
 
+@pytest.mark.parametrize("backend", ["s3"])
+async def test_an_unreachable_store_is_503_and_leaves_no_row(world, settings, s3_server):
+    client = world.client
+    case = await h.submit(client, world.citizen)
+    pdf_id = case["materials"][0]["upload_id"]
+    s3_server.stop()  # the store goes away
+    try:
+        _, r = await client.post(UPLOADS, headers=world.citizen, files={"file": ("a.png", h.PNG + b"x", "image/png")})
+        assert r.status_code == 503 and r.json["error"]["code"] == "STORAGE_UNAVAILABLE", r.text
+        assert await Upload.all().count() == 2  # the case's two; none for the refused file
+        _, r = await client.get(f"/api/v1/staff/cases/{case['case_no']}/materials/{pdf_id}", headers=world.api)
+        assert r.status_code == 503 and r.json["error"]["code"] == "STORAGE_UNAVAILABLE", r.text
+        _, r = await client.get("/readyz")
+        assert r.status == 503 and r.json["checks"]["materials"].startswith("error"), r.text
+    finally:
+        s3_server.start()  # a fresh server (on another port) for the tests after this one
+
+
 # -- S3 only: encryption, readiness --------------------------------------------------------------------
 
 
