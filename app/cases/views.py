@@ -120,7 +120,8 @@ async def act(request: Request, case_no: str) -> HTTPResponse:
 
 @bp.get("/staff/cases/<case_no:str>/materials/<upload_id:str>")
 @doc(tag=TAG, summary="下载办件材料", secured="bearer",
-     errors=[*STAFF_AUTH_ERRORS, ce.CaseNotFound, ce.CaseOutOfScope, ce.UploadNotFound])  # fmt: skip
+     errors=[*STAFF_AUTH_ERRORS, ce.CaseNotFound, ce.CaseOutOfScope, ce.UploadNotFound,
+             ce.StorageUnavailable])  # fmt: skip
 @staff
 async def material_file(request: Request, case_no: str, upload_id: str) -> None:
     """A material's file, streamed from the material store through this authorised route."""

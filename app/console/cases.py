@@ -183,7 +183,8 @@ async def act(request: Request, case_no: str) -> HTTPResponse:
 
 @bp.get("/console/cases/<case_no:str>/materials/<upload_id:str>")
 @doc(tag=TAG, summary="办件材料（预览 inline，download=1 下载）", query=FileQuery,
-     errors=[ce.CaseNotFound, ce.CaseOutOfScope, ce.UploadNotFound])  # fmt: skip
+     errors=[ce.CaseNotFound, ce.CaseOutOfScope, ce.UploadNotFound,
+             ce.StorageUnavailable])  # fmt: skip
 @staff
 async def material(request: Request, case_no: str, upload_id: str) -> None:
     """A material's file, checked against the scope and streamed with its own type (never sniffed)."""
