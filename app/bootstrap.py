@@ -19,6 +19,7 @@ from app.matters.service import CatalogueDeps
 from app.notify.deps import NotifyDeps
 from app.settings import Settings
 from app.stats.deps import StatsDeps
+from app.storage import MaterialStore, make_material_store
 from app.store import Store, make_store
 from app.wechat.client import WeChatClient
 from auth.accounts import PROFILES
@@ -46,6 +47,7 @@ class Services:
     auth: AuthDeps
     booking: BookingDeps
     cases: CaseDeps
+    materials: MaterialStore
     notify: NotifyDeps
     feedback: FeedbackDeps
     stats: StatsDeps
@@ -58,6 +60,7 @@ class Services:
         await self.scans.flush()  # nothing counted is lost on a clean shutdown
         await self.wechat.aclose()
         await self.store.aclose()
+        await self.materials.aclose()
 
 
 def build_services(settings: Settings, *, store: Store | None = None) -> Services:
@@ -68,6 +71,7 @@ def build_services(settings: Settings, *, store: Store | None = None) -> Service
     cipher = PiiCipher.from_settings(settings)
     tokens = TokenAuthority(settings, cipher, cache)
     wechat = WeChatClient(settings, store)
+    materials = make_material_store(settings)
     sms = make_sender(settings)  # one sender: sign-in codes and notifications (tests read its outbox)
     booking = BookingDeps(settings=settings, cache=cache, tokens=tokens, cipher=cipher)
     codes = CodeDeps(cache=cache, base_url=settings.base_url, wechat=wechat, mini_page=settings.wechat_mini_page)
@@ -96,7 +100,8 @@ def build_services(settings: Settings, *, store: Store | None = None) -> Service
             wechat=wechat,
         ),
         booking=booking,
-        cases=CaseDeps(settings=settings, cache=cache, tokens=tokens, cipher=cipher, store=store),
+        cases=CaseDeps(settings=settings, cache=cache, tokens=tokens, cipher=cipher, store=store, materials=materials),
+        materials=materials,
         notify=NotifyDeps(settings=settings, wechat=wechat, sms=sms, cipher=cipher),
         feedback=FeedbackDeps(settings=settings, store=store, cache=cache),
         stats=StatsDeps(settings=settings, store=store),

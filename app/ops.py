@@ -27,11 +27,11 @@ async def healthz(request: Request) -> HTTPResponse:
 @bp.route("/readyz", methods=["GET", "HEAD"])
 @doc(
     tag=TAG,
-    summary="就绪检查（数据库、Redis 与后台任务）",
+    summary="就绪检查（数据库、Redis、对象存储与后台任务）",
     description="启动完成前、依赖不可达或后台任务连续失败时返回 503（status：starting、unavailable、degraded）。",
 )
 async def readyz(request: Request) -> HTTPResponse:
-    """Started, database and store reachable within a second each, and no background job failing."""
+    """Started, database, store (and object store) reachable within a second each, and no background job failing."""
     ctx = request.app.ctx
     if not getattr(ctx, "ready", False):
         return json_response({"status": "starting", "checks": {}}, status=503)
@@ -46,6 +46,13 @@ async def readyz(request: Request) -> HTTPResponse:
         checks["store"] = "ok"
     except Exception as exc:
         checks["store"] = f"error: {type(exc).__name__}"
+    materials = ctx.services.materials
+    if materials.backend != "local":  # an object store is a dependency like the database (the local directory is not)
+        try:
+            await asyncio.wait_for(materials.ping(), timeout=1)
+            checks["materials"] = "ok"
+        except Exception as exc:
+            checks["materials"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     body: dict = {"status": "ok" if ready else "unavailable", "checks": checks}
     scheduler = getattr(ctx, "scheduler", None)

@@ -323,6 +323,16 @@ class Settings(BaseSettings):
     upload_dir: Path = ROOT / "data" / "uploads"
     upload_max_bytes: int = Field(20 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
     upload_keep_hours: int = Field(24, ge=1, le=24 * 30)  # an upload no case uses is deleted after this long
+    # Where material files live (app.storage): `local` is UPLOAD_DIR; `s3` is a bucket of an S3-compatible store
+    storage_backend: Annotated[Literal["local", "s3"], BeforeValidator(_lowercase)] = "local"
+    storage_s3_endpoint: PublicUrl | None = None  # e.g. http://minio:9000; unset means AWS's endpoint of the region
+    storage_s3_bucket: str | None = None
+    storage_s3_region: str = "us-east-1"
+    storage_s3_access_key: str | None = Field(None, repr=False)
+    storage_s3_secret_key: str | None = Field(None, repr=False)
+    storage_s3_sse: bool = True  # ask the store to encrypt each object at rest (SSE-S3, AES256)
+    # path-style URLs (endpoint/bucket/key), as MinIO serves; false for virtual-hosted stores (bucket.endpoint/key)
+    storage_s3_path_style: bool = True
     case_no_prefix: Annotated[str, AfterValidator(_case_prefix)] = "ZJJ"
     # a case turns yellow when this share of its promised time is used
     case_warn_percent: int = Field(80, ge=1, le=100)
@@ -404,6 +414,7 @@ class Settings(BaseSettings):
             problems.append("REALNAME_VERIFIER=dev is for development only")
         if self.realname_verifier == "http" and not self.realname_verifier_url:
             problems.append("REALNAME_VERIFIER=http requires REALNAME_VERIFIER_URL")
+        problems += _storage_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -422,6 +433,18 @@ class Settings(BaseSettings):
     def db_backend(self) -> str:
         """`sqlite` or `postgres`."""
         return "sqlite" if self.database_url.startswith("sqlite") else "postgres"
+
+
+def _storage_problems(s: Settings) -> list[str]:
+    """What the S3 backend lacks: a bucket always; credentials in production (never a machine's ambient ones)."""
+    if s.storage_backend != "s3":
+        return []
+    problems = [] if s.storage_s3_bucket else ["STORAGE_BACKEND=s3 requires STORAGE_S3_BUCKET"]
+    if bool(s.storage_s3_access_key) != bool(s.storage_s3_secret_key):
+        problems.append("STORAGE_S3_ACCESS_KEY and STORAGE_S3_SECRET_KEY go together")
+    elif s.is_production and not s.storage_s3_access_key:
+        problems.append("STORAGE_BACKEND=s3 in production requires STORAGE_S3_ACCESS_KEY and STORAGE_S3_SECRET_KEY")
+    return problems
 
 
 # ---------------------------------------------------------------- production safety

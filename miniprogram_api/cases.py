@@ -94,6 +94,7 @@ def _deps(request: Request) -> service.CaseDeps:
         MatterNotFound,
         TooManyRequests,
         ServiceUnavailable,
+        ce.StorageUnavailable,
     ],
 )
 @citizen_required(loa=2)

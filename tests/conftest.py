@@ -370,3 +370,12 @@ def fake_wechat(base_settings: Settings):
 def wechat_settings(base_settings: Settings, fake_wechat) -> Settings:
     """Test settings whose WeChat API and OAuth pages are the fake."""
     return base_settings.replace(wechat_api_base=fake_wechat.url, wechat_oauth_base=fake_wechat.url)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[object]:
+    """A local S3-compatible server (moto, in server mode) for this test process, started on first use."""
+    from tests.fakes.s3 import LocalS3
+
+    with LocalS3() as server:
+        yield server

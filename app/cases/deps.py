@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.cache import LocalCache
 from app.settings import Settings
+from app.storage import MaterialStore
 from app.store import Store
 from auth.pii import PiiCipher
 from auth.tokens import TokenAuthority
@@ -20,3 +21,4 @@ class CaseDeps:
     tokens: TokenAuthority
     cipher: PiiCipher
     store: Store
+    materials: MaterialStore  # where material files live (local directory or object store)

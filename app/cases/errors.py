@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from app.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, ServiceUnavailable
 
 
 class UploadNotFound(NotFound):
@@ -76,3 +76,7 @@ class ReceiptCodeInvalid(ProgressNotFound):
     """
 
     code, message = "RECEIPT_CODE_INVALID", "回执二维码无效或已失效，请核对回执，或输入办件编号和查询码查询"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    code, message = "STORAGE_UNAVAILABLE", "文件存储暂时不可用，请稍后重试"

@@ -11,7 +11,6 @@ import enum
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from app.errors import DomainError
@@ -337,7 +336,7 @@ class MaterialFile:
     case_no: str
     upload_id: uuid.UUID
     file_type: str
-    path: Path
+    key: str  # in the material store (app.storage)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Uploads: a multipart body streamed to disk with its limit enforced while reading, typed by its bytes.
 
-The file part is hashed as it is written to a temporary file; the finished file moves to its
-content address (`<upload_dir>/ab/cd/abcd…`), so the client's file name never reaches the file
-system. Its type is what its first bytes say (and, for zip containers, what the archive holds),
+The file part is hashed as it is written to a temporary file (on disk, never whole in memory); the
+finished file goes to its content address in the material store (`ab/cd/abcd…`: a file under
+UPLOAD_DIR or an object in a bucket, see app.storage), so the client's file name never reaches storage.
+Its type is what its first bytes say (and, for zip containers, what the archive holds),
 checked against the types the material accepts. An upload belongs to its owner and expires after
 `upload_keep_hours` unless a case takes it.
 """
@@ -13,7 +14,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
-import os
 import re
 import unicodedata
 import uuid
@@ -28,7 +28,14 @@ import multipart
 from app import clock
 from app.cache import LocalCache
 from app.cases.deps import CaseDeps
-from app.cases.errors import FileTypeMismatch, MaterialUnknown, UploadInvalid, UploadNotFound, UploadTooLarge
+from app.cases.errors import (
+    FileTypeMismatch,
+    MaterialUnknown,
+    StorageUnavailable,
+    UploadInvalid,
+    UploadNotFound,
+    UploadTooLarge,
+)
 from app.cases.models import Upload
 from app.cases.types import FormUploads, UploadInfo
 from app.errors import DomainError
@@ -36,6 +43,7 @@ from app.matters import guides
 from app.matters.schemas import FILE_TYPES
 from app.ratelimit import Limit, hit
 from app.settings import Settings
+from app.storage import MaterialMissing, Opened, content_key
 
 log = logging.getLogger("app.cases.uploads")
 
@@ -86,10 +94,6 @@ def check_type(found: set[str], accepted: Iterable[str], *, filename: str) -> st
             details={"filename": filename, "detected": sorted(found), "accepted": allowed},
         )
     return match[0]
-
-
-def _address(root: Path, sha: str) -> Path:
-    return root / sha[:2] / sha[2:4] / sha
 
 
 class _Sink:
@@ -181,7 +185,7 @@ async def receive(
     if not (content_type or "").lower().startswith("multipart/form-data") or match is None:
         raise UploadInvalid(details={"content_type": (content_type or "")[:100]})
     parser = multipart.PushMultipartParser(match.group(1), max_segment_count=8, max_header_size=2048)
-    sink = _Sink(settings.upload_dir / "tmp" / uuid.uuid4().hex, limit)
+    sink = _Sink(deps.materials.scratch_dir() / uuid.uuid4().hex, limit)
     filename: str | None = None
     fields: dict[str, bytearray] = {}
     current: str | None = None
@@ -221,7 +225,7 @@ async def receive(
 
 
 async def _store(deps: CaseDeps, owner_id: str, sink: _Sink, filename: str, accepted: Iterable[str]) -> UploadInfo:
-    """A received file checked (not empty, a type the material accepts), recorded and moved to its address."""
+    """A received file checked (not empty, a type the material accepts), recorded and put at its address."""
     settings = deps.settings
     if sink.size == 0:
         raise UploadInvalid("文件为空")
@@ -242,7 +246,12 @@ async def _store(deps: CaseDeps, owner_id: str, sink: _Sink, filename: str, acce
         expires_at=now + dt.timedelta(hours=settings.upload_keep_hours),
     )
     # After the row: a sweep that removed this content meanwhile sees the row and puts it back (see sweep).
-    await asyncio.to_thread(_place, sink.tmp, _address(settings.upload_dir, sha))
+    try:
+        await deps.materials.put_file(content_key(sha), sink.tmp)
+    except Exception:  # the object store unreachable or refusing: no row may promise bytes that are not there
+        log.exception("upload content %s… could not be stored in the %s store", sha[:12], deps.materials.backend)
+        await Upload.filter(id=row.id).delete()
+        raise StorageUnavailable() from None
     return upload_info(row)
 
 
@@ -312,7 +321,7 @@ async def accept_form(
             except DomainError as exc:
                 errors[material] = exc
                 return
-            sink = _Sink(settings.upload_dir / "tmp" / uuid.uuid4().hex, limit)
+            sink = _Sink(deps.materials.scratch_dir() / uuid.uuid4().hex, limit)
 
     async def close_file() -> None:
         nonlocal sink
@@ -400,11 +409,6 @@ def _open_new(path: Path) -> Any:
     return open(path, "wb")
 
 
-def _place(tmp: Path, final: Path) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, final)  # same content at the same address: replacing is harmless and atomic
-
-
 def upload_info(row: Upload) -> UploadInfo:
     """An upload as its owner sees it."""
     return UploadInfo(
@@ -436,9 +440,21 @@ async def own_upload(owner_id: str, upload_id: str) -> Upload:
     return row
 
 
-def path_of(settings: Settings, row: Upload) -> Path:
-    """Where an upload's bytes are."""
-    return _address(settings.upload_dir, row.sha256)
+def path_of(settings: Settings, row: Upload) -> str:
+    """The key of an upload's bytes in the material store."""
+    return content_key(row.sha256)
+
+
+async def open_material(deps: CaseDeps, key: str, upload_id: object) -> Opened:
+    """Start reading a material's bytes; a row whose content is gone is logged and answered 404."""
+    try:
+        return await deps.materials.open(key)
+    except MaterialMissing:
+        log.error("material content %s missing from the %s store", key.rsplit("/", 1)[-1][:12], deps.materials.backend)
+        raise UploadNotFound(details={"upload_id": str(upload_id)}) from None
+    except Exception:
+        log.exception("material content %s could not be read from the %s store", key[-64:][:12], deps.materials.backend)
+        raise StorageUnavailable() from None
 
 
 async def sweep(deps: CaseDeps, *, batch: int = 500) -> int:
@@ -449,26 +465,26 @@ async def sweep(deps: CaseDeps, *, batch: int = 500) -> int:
         return 0
     await Upload.filter(id__in=[r[0] for r in rows], case_id__isnull=True).delete()
     for sha in {r[1] for r in rows}:
-        await _drop_content(deps.settings, sha)
+        await _drop_content(deps, sha)
     return len(rows)
 
 
-async def _drop_content(settings: Settings, sha: str) -> None:
-    """Remove a content file nobody holds, safe against an upload of the same bytes at this moment.
+async def _drop_content(deps: CaseDeps, sha: str) -> None:
+    """Remove content nobody holds, safe against an upload of the same bytes at this moment.
 
-    The file is moved aside first and the rows checked again: an upload records its row before it
-    places its file, so either we see its row (and move the file back) or it places the file after us.
+    The content is moved aside first (a rename on disk; a server-side copy and a delete in a bucket) and
+    the rows checked again. An upload records its row before it puts its content (and, in a bucket, only
+    then asks whether the object exists), so either we see its row and move the content back, or its
+    put comes after our move and stores the bytes again. Works the same on both backends.
     """
     if await Upload.exists(sha256=sha):
         return
-    final = _address(settings.upload_dir, sha)
-    aside = final.with_name(final.name + ".gone")
-    try:
-        await asyncio.to_thread(os.replace, final, aside)
-    except FileNotFoundError:
+    key = content_key(sha)
+    aside = key + ".gone"
+    if not await deps.materials.move(key, aside):
         return
     if await Upload.exists(sha256=sha):
-        await asyncio.to_thread(os.replace, aside, final)
+        await deps.materials.move(aside, key)
         return
-    await asyncio.to_thread(aside.unlink, True)
+    await deps.materials.delete(aside)
     log.info("upload content %s… removed (expired, unused)", sha[:12])

@@ -7,13 +7,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
-from sanic.response import file_stream
 
 from app.cases import errors as ce
-from app.cases import lifecycle, present, service
+from app.cases import lifecycle, present, service, uploads
 from app.cases.types import CaseStatus
 from app.errors import InvalidInput
 from app.http import doc, json_response, parse_body, parse_query
+from app.storage.views import stream
 from auth.errors import STAFF_AUTH_ERRORS
 from auth.guards import admin_required, staff_required
 
@@ -120,20 +120,18 @@ async def act(request: Request, case_no: str) -> HTTPResponse:
 
 @bp.get("/staff/cases/<case_no:str>/materials/<upload_id:str>")
 @doc(tag=TAG, summary="下载办件材料", secured="bearer",
-     errors=[*STAFF_AUTH_ERRORS, ce.CaseNotFound, ce.CaseOutOfScope, ce.UploadNotFound])  # fmt: skip
+     errors=[*STAFF_AUTH_ERRORS, ce.CaseNotFound, ce.CaseOutOfScope, ce.UploadNotFound,
+             ce.StorageUnavailable])  # fmt: skip
 @staff
-async def material_file(request: Request, case_no: str, upload_id: str) -> HTTPResponse:
-    """A material's file, streamed from storage."""
-    found = await service.staff_material(
-        _deps(request), principal=request.ctx.principal, case_no=case_no, upload_id=upload_id
-    )
+async def material_file(request: Request, case_no: str, upload_id: str) -> None:
+    """A material's file, streamed from the material store through this authorised route."""
+    deps = _deps(request)
+    found = await service.staff_material(deps, principal=request.ctx.principal, case_no=case_no, upload_id=upload_id)
+    opened = await uploads.open_material(deps, found.key, found.upload_id)
     media = {"pdf": "application/pdf", "jpg": "image/jpeg", "png": "image/png"}.get(found.file_type)
-    return await file_stream(
-        found.path,
-        mime_type=media or "application/octet-stream",
-        filename=f"{found.case_no}-{found.upload_id}.{found.file_type}",
-        headers=PRIVATE,
-    )
+    name = f"{found.case_no}-{found.upload_id}.{found.file_type}"
+    headers = {**PRIVATE, "Content-Disposition": f'attachment; filename="{name}"', "X-Content-Type-Options": "nosniff"}
+    await stream(request, opened, content_type=media or "application/octet-stream", headers=headers)
 
 
 @bp.get("/admin/cases/feed")

@@ -11,15 +11,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sanic import Blueprint, HTTPResponse, Request
-from sanic.response import file_stream
 
 from app import clock
 from app.cases import errors as ce
-from app.cases import lifecycle, present, service
+from app.cases import lifecycle, present, service, uploads
 from app.cases.types import StaffCaseView
 from app.console.kit import PRIVATE, page, see_other, staff_page
 from app.errors import InvalidInput
 from app.http import doc, parse_query
+from app.storage.views import stream
 from app.web.kit import read_form
 
 bp = Blueprint("console_cases", url_prefix="")
@@ -183,14 +183,15 @@ async def act(request: Request, case_no: str) -> HTTPResponse:
 
 @bp.get("/console/cases/<case_no:str>/materials/<upload_id:str>")
 @doc(tag=TAG, summary="办件材料（预览 inline，download=1 下载）", query=FileQuery,
-     errors=[ce.CaseNotFound, ce.CaseOutOfScope, ce.UploadNotFound])  # fmt: skip
+     errors=[ce.CaseNotFound, ce.CaseOutOfScope, ce.UploadNotFound,
+             ce.StorageUnavailable])  # fmt: skip
 @staff
-async def material(request: Request, case_no: str, upload_id: str) -> HTTPResponse:
+async def material(request: Request, case_no: str, upload_id: str) -> None:
     """A material's file, checked against the scope and streamed with its own type (never sniffed)."""
     q = parse_query(request, FileQuery)
-    found = await service.staff_material(
-        _deps(request), principal=request.ctx.principal, case_no=case_no, upload_id=upload_id
-    )
+    deps = _deps(request)
+    found = await service.staff_material(deps, principal=request.ctx.principal, case_no=case_no, upload_id=upload_id)
+    opened = await uploads.open_material(deps, found.key, found.upload_id)
     name = f"{found.case_no}-{found.upload_id}.{found.file_type}"
     headers = {
         **PRIVATE,
@@ -198,5 +199,4 @@ async def material(request: Request, case_no: str, upload_id: str) -> HTTPRespon
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "SAMEORIGIN",  # the case page frames the PDF preview
     }
-    return await file_stream(found.path, mime_type=MEDIA.get(found.file_type, "application/octet-stream"),
-                             headers=headers)  # fmt: skip
+    await stream(request, opened, content_type=MEDIA.get(found.file_type, "application/octet-stream"), headers=headers)

@@ -23,6 +23,7 @@ from app.notify import delivery
 from app.notify import service as notify
 from app.notify.deps import NotifyDeps
 from app.notify.models import Notification, NotificationStatus
+from app.storage import make_material_store
 from app.store import make_store
 from app.wechat.client import WeChatClient
 from auth.idcard import make_id_number
@@ -60,6 +61,7 @@ async def deps(wechat_settings, services):
         "tokens": TokenAuthority(wechat_settings, cipher, cache),
         "cipher": cipher,
         "store": store,
+        "materials": make_material_store(wechat_settings),
     }
     await catalogue.import_catalogue(services.catalogue, data=factories.small_catalogue())
     yield service.CaseDeps(**{f.name: parts[f.name] for f in dataclasses.fields(service.CaseDeps)})
