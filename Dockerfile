@@ -23,8 +23,9 @@ COPY auth ./auth
 COPY miniprogram_api ./miniprogram_api
 COPY qr ./qr
 RUN mkdir -p /srv/data/uploads && chown -R app:app /srv/data && chmod 0750 /srv/data /srv/data/uploads
-# Citizens' uploaded materials: a volume (a new named volume starts with this directory's owner, app).
-VOLUME ["/srv/data/uploads"]
+# Citizens' uploaded materials, with the local backend (STORAGE_BACKEND=local): mount a volume here (compose.yaml
+# does; a new named volume starts with this directory's owner, app). No VOLUME line: with STORAGE_BACKEND=s3 the
+# image needs no writable volume at all, and a declared one would be created anyway.
 
 USER app
 EXPOSE 8000
