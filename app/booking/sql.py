@@ -112,17 +112,9 @@ _RECORD_KEY, _COMPLETE_CLAIM = idempotency.answer_sql("b", at=":created_at")
 # same citizen bumped the sequence first: a is empty after its row lock (PostgreSQL re-reads a
 # locked row), nothing is written, and the caller tries again (TRY_BOOK). The caps were checked in Python on
 # what was read, which the sequence proves current.
-BOOK = sql.named(f"""
-WITH a AS (
-    INSERT INTO booking_account AS acc (citizen_id, seq)
-    SELECT :citizen_id, 1 WHERE EXISTS (SELECT 1 FROM booking_slot WHERE id = :slot_id AND booked < capacity)
-    ON CONFLICT (citizen_id) DO UPDATE SET seq = acc.seq + 1 WHERE acc.seq = :seq
-    RETURNING seq
-), s AS (
-    UPDATE booking_slot SET booked = booked + 1
-    WHERE id = :slot_id AND booked < capacity AND EXISTS (SELECT 1 FROM a)
-    RETURNING id
-), b AS (
+# What BOOK and TRY_BOOK write once the seat CTE `s` has taken a seat: the booking, its reminder in the outbox,
+# the key's answer and the claim completed.
+_WRITE_BOOKING = f"""b AS (
     INSERT INTO booking (id, citizen_id, matter_code, hall_code, section, slot_id, day, starts_at, ends_at,
         noshow_at, status, version, created_at, updated_at, ticket_digest)
     SELECT :id, :citizen_id, :matter_code, :hall_code, :section, :slot_id, :day, :starts_at, :ends_at,
@@ -134,7 +126,19 @@ WITH a AS (
     {_RECORD_KEY}
 ), c AS (
     {_COMPLETE_CLAIM}
-)
+)"""  # noqa: S608 - constant fragments
+
+BOOK = sql.named(f"""
+WITH a AS (
+    INSERT INTO booking_account AS acc (citizen_id, seq)
+    SELECT :citizen_id, 1 WHERE EXISTS (SELECT 1 FROM booking_slot WHERE id = :slot_id AND booked < capacity)
+    ON CONFLICT (citizen_id) DO UPDATE SET seq = acc.seq + 1 WHERE acc.seq = :seq
+    RETURNING seq
+), s AS (
+    UPDATE booking_slot SET booked = booked + 1
+    WHERE id = :slot_id AND booked < capacity AND EXISTS (SELECT 1 FROM a)
+    RETURNING id
+), {_WRITE_BOOKING}
 SELECT EXISTS (SELECT 1 FROM s) AS seated, EXISTS (SELECT 1 FROM a) AS admitted,
     EXISTS (SELECT 1 FROM booking_slot WHERE id = :slot_id AND booked < capacity) AS seat_seen
 """)  # noqa: S608 - constant fragments
@@ -179,19 +183,7 @@ WITH v AS (
     SELECT :slot_id, :hall_code, :section, :day, :starts_at, :ends_at, :capacity, 1 FROM a
     ON CONFLICT (id) DO UPDATE SET booked = sl.booked + 1 WHERE sl.booked < sl.capacity
     RETURNING id
-), b AS (
-    INSERT INTO booking (id, citizen_id, matter_code, hall_code, section, slot_id, day, starts_at, ends_at,
-        noshow_at, status, version, created_at, updated_at, ticket_digest)
-    SELECT :id, :citizen_id, :matter_code, :hall_code, :section, :slot_id, :day, :starts_at, :ends_at,
-        :noshow_at, 'booked', 1, :created_at, :created_at, :ticket_digest FROM s
-    RETURNING id
-), n AS (
-    {outbox.pending_insert("b", at=":created_at")}
-), k AS (
-    {_RECORD_KEY}
-), c AS (
-    {_COMPLETE_CLAIM}
-)
+), {_WRITE_BOOKING}
 SELECT v.seat, v.known, EXISTS (SELECT 1 FROM ok) AS capped, EXISTS (SELECT 1 FROM s) AS seated,
     EXISTS (SELECT 1 FROM a) AS admitted,
     CASE WHEN v.seat AND NOT v.known AND NOT EXISTS (SELECT 1 FROM ok) THEN ARRAY(
