@@ -48,15 +48,19 @@ async def prepare(settings: Settings) -> None:
     """Migrate, make sure a signing key exists, load the demo catalogue into an empty database (dev)."""
     from app.matters import demo, service
 
+    if not (settings.auto_migrate or settings.load_demo):
+        return
     services = build_services(settings)
     try:
-        if settings.auto_migrate:
-            async with db.migration_lock(settings):
+        # Under the migration lock, the demo catalogue too: instances started together on an empty database
+        # (two hosts, a compose `up`) would otherwise both see it empty and load it twice.
+        async with db.migration_lock(settings):
+            if settings.auto_migrate:
                 await db.migrate(settings)
                 await services.tokens.ensure_key()
-        if settings.load_demo and await service.catalogue_is_empty():
-            report = await demo.load_demo(services.catalogue)
-            log.info("demo catalogue loaded: %s matters", report.created)
+            if settings.load_demo and await service.catalogue_is_empty():
+                report = await demo.load_demo(services.catalogue)
+                log.info("demo catalogue loaded: %s matters", report.created)
     finally:
         await services.aclose()
 
