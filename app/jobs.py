@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from prometheus_client import Counter
 from tortoise import fields
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
@@ -26,6 +27,8 @@ from tortoise.models import Model
 from app import clock
 
 log = logging.getLogger("app.jobs")
+# Summed over a cluster's instances, a cluster job's count shows it ran once per period, not once per worker.
+JOB_RUNS = Counter("app_job_runs", "Ticks of a cluster-wide job that ran here (under its lease)", ["job"])
 
 
 class JobLease(Model):
@@ -115,6 +118,8 @@ class Scheduler:
         try:
             if not job.cluster or await take_lease(job.name, self.owner, max(job.every * 3, 5)):
                 await job.func()
+                if job.cluster:
+                    JOB_RUNS.labels(job.name).inc()
         except Exception as exc:
             job.failures += 1
             job.last_error = type(exc).__name__
