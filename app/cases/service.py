@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
@@ -232,9 +233,9 @@ async def _bind(case: Case, taken: list[tuple[str, Upload]], round_no: int, now:
 async def submit_precheck(*, owner: str, key: str, citizen_id: str) -> Precheck | None:
     """On PostgreSQL, whether a submission's Idempotency-Key has a record and the citizen, in one read.
 
-    Refuses nothing. A new key (idempotency.Pending) is then claimed by `submit` itself in the statement
-    that takes the case number (sql.CLAIM_NUMBER), one round trip and one commit less than a claim of its
-    own. Elsewhere (None) the key is claimed as for any idempotent write.
+    Refuses nothing. A new key (idempotency.Pending) is then recorded by `submit` itself, with its answer, in
+    the statement that files the case (sql.SUBMIT): no claim of its own to commit first, none left behind by an
+    instance that dies mid-request. Elsewhere (None) the key is claimed as for any idempotent write.
     """
     if not sql.is_postgres():
         return None
@@ -299,24 +300,17 @@ async def _submit(
     code = new_query_code()
     case_id = uuid.uuid4()
     # The number first, in its own statement: inside the transaction the day's counter row would stay locked
-    # until commit and every submission of the city would queue behind it. A failed submission leaves a gap.
-    prefix = deps.settings.case_no_prefix
-    if isinstance(claim, Pending):
-        # A new key (PostgreSQL): claimed with the number, so a retry running at once takes none (sql.CLAIM_NUMBER).
-        claimed = await case_sql.claim_with_number(prefix, today, claim, now)
-        if claimed is None:
-            raise KeyTaken()  # a retry of this request came first: its answer (replay or 409 in flight)
-        claim, seq = claimed
-        try:
-            return await _file(deps, guide, principal, citizen, agent, party, taken, form, delivery, code, case_id,
-                               _case_no(prefix, today, seq), claim, now)  # fmt: skip
-        except BaseException:
-            await claim.release()  # nothing was filed: the client may retry the key
-            raise
-    case_no = await _next_case_no(prefix, today)
-    return await _file(
-        deps, guide, principal, citizen, agent, party, taken, form, delivery, code, case_id, case_no, claim, now
-    )
+    # until commit and every submission of the city would queue behind it. A failed submission leaves a gap (so
+    # does a retry racing its own first attempt: both take a number, one files).
+    case_no = await _next_case_no(deps.settings.case_no_prefix, today)
+    try:
+        return await _file(
+            deps, guide, principal, citizen, agent, party, taken, form, delivery, code, case_id, case_no, claim, now
+        )
+    except IntegrityError as exc:
+        if isinstance(claim, Pending) and getattr(exc.__cause__, "table_name", None) == "idempotency_record":
+            raise KeyTaken() from None  # a retry of this request recorded the key first: its answer is this one's
+        raise
 
 
 async def _file(
@@ -332,7 +326,7 @@ async def _file(
     code: str,
     case_id: uuid.UUID,
     case_no: str,
-    claim: Claim | None,
+    claim: Claim | Pending | None,
     now: dt.datetime,
 ) -> Submission:
     """The case written under its number: in one statement on PostgreSQL, else through the ORM."""
@@ -393,7 +387,7 @@ async def _submit_in_one_statement(
     taken: list[tuple[str, Upload]],
     code: str,
     principal: Principal,
-    claim: Claim | None,
+    claim: Claim | Pending | None,
     now: dt.datetime,
 ) -> Submission:
     """PostgreSQL: the answer built from what is written, then case, event, notification and answer in one statement.

@@ -55,30 +55,6 @@ async def progress_case(case_no: str, code_hash: str) -> tuple[Case | None, list
     return Case._init_from_db(**values), [tuple(e) for e in events] if events is not None else None
 
 
-# A new key's submission claims its key and takes the day's case number in one statement (its own transaction,
-# as the number alone would be): a retry of the request running at once finds the key claimed (after waiting for
-# the claim's commit) and takes no number.
-CLAIM_NUMBER = sql.named("""
-WITH k AS (
-    INSERT INTO idempotency_record (owner, key, fingerprint, claimed_at) VALUES (:owner, :key, :digest, :now)
-    ON CONFLICT (owner, key) DO NOTHING RETURNING id
-), s AS (
-    INSERT INTO case_sequence (prefix, day, issued) SELECT :prefix, :day, 1 FROM k
-    ON CONFLICT (prefix, day) DO UPDATE SET issued = case_sequence.issued + 1 RETURNING issued
-)
-SELECT k.id, s.issued FROM k, s
-""")
-
-
-async def claim_with_number(prefix: str, day: dt.date, pending: Pending, now: dt.datetime) -> tuple[Claim, int] | None:
-    """CLAIM_NUMBER: (the key's claim, the day's next sequence number), or None when the key has a record."""
-    values = {"owner": pending.owner, "key": pending.key, "digest": pending.digest, "now": now, "prefix": prefix}
-    values["day"] = day
-    async with sql.connection() as conn:
-        row = await conn.fetchrow(CLAIM_NUMBER.text, *CLAIM_NUMBER.args(values))
-    return None if row is None else (Claim(row["id"]), int(row["issued"]))
-
-
 # What a submission reads before it writes: whether its idempotency key has a record, and the citizen.
 SEEN = sql.named(f"""
 SELECT {idempotency.KNOWN_SQL} AS idem_known, c.* FROM (SELECT 1) AS one LEFT JOIN citizen c ON c.id = :citizen_id
@@ -101,11 +77,14 @@ _CASE_COLUMNS = (
     "principal_phone_enc", "form", "delivery", "status", "promised_days", "suspended_days", "query_code_hash",
     "version", "submitted_at", "updated_at",
 )  # fmt: skip
-# A new key is claimed before (CLAIM_NUMBER): the statement only ever completes a claim (idempotency's fragment).
-_, _COMPLETE_CLAIM = idempotency.answer_sql("c", at=":submitted_at")
+# A new key (idempotency.Pending) is recorded with its answer by the statement itself (k); a key claimed before
+# (idempotency.Claim, the path of a key seen before) gets its answer (m). Only one of the two applies.
+_RECORD_KEY, _COMPLETE_CLAIM = idempotency.answer_sql("c", at=":submitted_at")
 
 # A submission in one statement (its own transaction): the case (c), its first event (e), the applicant's
-# notification (n, the outbox's fragment) and the claimed key's answer (m).
+# notification (n, the outbox's fragment) and the key's answer (k or m). A new key is never claimed on its own:
+# an instance that dies mid-request leaves no claim for the client's retry to wait out, and a retry running at
+# once waits on the key's row (the unique index), then finds it answered (IntegrityError: KeyTaken, its replay).
 SUBMIT = sql.named(f"""
 WITH c AS (
     INSERT INTO case_record ({", ".join(_CASE_COLUMNS)})
@@ -118,6 +97,8 @@ WITH c AS (
         :event_at FROM c
 ), n AS (
     {outbox.pending_insert("c", at=":submitted_at")}
+), k AS (
+    {_RECORD_KEY}
 ), m AS (
     {_COMPLETE_CLAIM}
 )
@@ -126,7 +107,7 @@ SELECT 1
 
 
 async def submit(
-    case: Case, event: dict[str, Any], notification: dict[str, Any], body: Any, claim: Claim | None
+    case: Case, event: dict[str, Any], notification: dict[str, Any], body: Any, claim: Claim | Pending | None
 ) -> None:
     """SUBMIT for a case built in memory, its event's values (`event_*`) and notification (notify.enqueue's)."""
     values: dict[str, Any] = {name: getattr(case, name) for name in _CASE_COLUMNS}

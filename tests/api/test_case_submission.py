@@ -582,7 +582,8 @@ async def test_same_key_ten_times_at_once_files_one_case(seeded, make_citizen):
     assert await CaseEvent.all().count() == 1
     assert await CaseMaterial.all().count() == 2
     assert await IdempotencyRecord.all().count() == 1
-    assert (await CaseSequence.get(prefix="ZJJ")).issued == 1
+    # Attempts racing the first each took a number before their key met its record: gaps, never two cases.
+    assert 1 <= (await CaseSequence.get(prefix="ZJJ")).issued <= 10
     again = await post_case(seeded, headers, body, key=key)
     assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
     assert again.content == originals[0].content
