@@ -36,11 +36,20 @@ ensure_browser() {
   fi
 }
 
+ensure_nginx() {
+  # The two-instance tests put Debian's nginx in front of the service, as in production.
+  if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    step "installing nginx (Debian) for the two-instance tests"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null) \
+      || echo "warning: nginx could not be installed; the two-instance tests will fail" >&2
+  fi
+}
+
 run_pytest() {
   local label="$1"; shift
   step "pytest on ${label}"
   # Two pytest workers (the machine has two cores); each has its own database and Redis db.
-  env "$@" "$BIN/python" -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-2}" --durations=15
+  env "$@" "$BIN/python" -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadgroup --durations=15
   local rc=$?
   if [ "$rc" -eq 5 ]; then echo "no tests collected on ${label}" >&2; rc=1; fi
   [ "$rc" -eq 0 ] || status=1
@@ -53,6 +62,7 @@ step "layer contracts (import-linter, .importlinter)"
 "$BIN/lint-imports" --no-cache || status=1
 
 ensure_browser
+ensure_nginx
 if ensure_services; then pg_up=1; else pg_up=0; fi
 # The end-to-end tests (real servers, Chromium) run once: in the PostgreSQL + Redis pass when it can run.
 run_pytest "SQLite + in-process store" TEST_DATABASE_URL= TEST_REDIS_URL= TEST_SKIP_E2E="$pg_up"

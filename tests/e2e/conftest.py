@@ -27,10 +27,11 @@ def free_port() -> int:
 class Server:
     """A running service process."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], log: Path, *, port: int | None = None, base_url: str | None = None) -> None:
+        """Start `python -m app run` on a free port (or `port`); BASE_URL is its own address unless given."""
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        full = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(self.port), "BASE_URL": self.url}
+        full = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(self.port), "BASE_URL": base_url or self.url}
         self.log = log
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "app", "run"],
