@@ -4,7 +4,10 @@ Worker jobs run in every worker: cache sync, buffer flushes, and outbox delivery
 parallel because each worker claims its rows with `SELECT … FOR UPDATE SKIP LOCKED`
 (app/notify/delivery.py). Cluster jobs (no-show marking, housekeeping) run in exactly one worker at a
 time: a worker takes a job's lease with a conditional UPDATE, which the database serialises on SQLite
-and PostgreSQL alike.
+and PostgreSQL alike. The lease is short (LEASE_SECONDS) and its holder renews it every LEASE_TICK
+seconds, whatever the job's period: when the holder's host dies, another worker takes over within
+LEASE_SECONDS, and runs the job when it is due by the time it last ran (kept beside the lease), so the
+period holds across owners.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class JobLease(Model):
     name = fields.CharField(max_length=64, primary_key=True)
     owner = fields.CharField(max_length=64, default="")
     until = fields.DatetimeField()
+    last_run = fields.DatetimeField(null=True)  # when a run last started, by whichever owner
 
     class Meta:
         table = "job_lease"
@@ -54,6 +58,20 @@ async def take_lease(name: str, owner: str, seconds: float) -> bool:
         return True
     except IntegrityError:
         return False
+
+
+LEASE_SECONDS = 15.0  # how long a lease outlives its holder's last renewal: the longest a dead host holds a job
+LEASE_TICK = 5.0  # how often the holder renews (and others try): well inside LEASE_SECONDS
+
+
+async def claim_run(name: str, owner: str, every: float) -> bool:
+    """Start a run of a cluster job when it is due (`every` seconds after the last run); True when this owner may.
+
+    One conditional UPDATE: only the lease's holder, and only once per period even if two owners overlapped.
+    """
+    now = clock.now()
+    due = Q(last_run__isnull=True) | Q(last_run__lte=now - dt.timedelta(seconds=every))
+    return bool(await JobLease.filter(Q(name=name) & Q(owner=owner) & due).update(last_run=now))
 
 
 @dataclass
@@ -116,10 +134,13 @@ class Scheduler:
     async def tick(self, job: Job) -> None:
         """Run one tick of a job and keep its record; the log speaks once per change of state."""
         try:
-            if not job.cluster or await take_lease(job.name, self.owner, max(job.every * 3, 5)):
+            if not job.cluster:
                 await job.func()
-                if job.cluster:
-                    JOB_RUNS.labels(job.name).inc()
+            elif await take_lease(job.name, self.owner, LEASE_SECONDS) and await claim_run(
+                job.name, self.owner, job.every
+            ):
+                JOB_RUNS.labels(job.name).inc()  # a run started (a failing one counts: it waits a period too)
+                await job.func()
         except Exception as exc:
             job.failures += 1
             job.last_error = type(exc).__name__
@@ -134,7 +155,9 @@ class Scheduler:
         job.failures, job.failing_since, job.last_error = 0, None, ""
 
     async def _loop(self, job: Job) -> None:
+        # A cluster job ticks at least every LEASE_TICK: its holder renews the lease, the others stand by.
+        period = min(job.every, LEASE_TICK) if job.cluster else job.every
         while not self._stopping.is_set():
             await self.tick(job)
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=job.every)
+                await asyncio.wait_for(self._stopping.wait(), timeout=period)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from app.jobs import JobLease, Scheduler, take_lease
+from app.jobs import LEASE_SECONDS, JobLease, Scheduler, claim_run, take_lease
 
 
 async def test_first_owner_takes_the_lease(fake_clock):
@@ -151,6 +151,51 @@ async def test_a_cluster_job_runs_in_one_worker_only():
     assert runs["a"] >= 1
     assert runs["b"] == 0  # a holds the lease and keeps renewing it
     assert (await JobLease.get(name="no-shows")).owner == a.owner
+
+
+async def test_a_run_is_claimed_by_the_holder_once_per_period(fake_clock):
+    assert await take_lease("housekeeping", "worker-a", LEASE_SECONDS)
+    assert await claim_run("housekeeping", "worker-b", 3600) is False  # not the holder
+    assert await claim_run("housekeeping", "worker-a", 3600) is True
+    fake_clock.advance(seconds=3599)
+    assert await claim_run("housekeeping", "worker-a", 3600) is False  # not due yet
+    fake_clock.advance(seconds=1)
+    assert await claim_run("housekeeping", "worker-a", 3600) is True
+    assert (await JobLease.get(name="housekeeping")).last_run == fake_clock.current
+
+
+async def test_a_dead_holders_job_is_taken_over_within_the_lease_and_keeps_its_period(fake_clock):
+    """The way it was found: the lease lasted three periods, so an hourly job stopped for 3 h with its host."""
+    runs: list[str] = []
+
+    def recorder(name: str):
+        async def job() -> None:
+            runs.append(name)
+
+        return job
+
+    a, b = Scheduler(), Scheduler()
+    a.add("housekeeping", 3600, recorder("a"), cluster=True)
+    b.add("housekeeping", 3600, recorder("b"), cluster=True)
+    (job_a,), (job_b,) = a.jobs, b.jobs
+    await a.tick(job_a)
+    await b.tick(job_b)
+    assert runs == ["a"]
+    fake_clock.advance(seconds=5)
+    await a.tick(job_a)  # the holder renews; not due again
+    await b.tick(job_b)
+    assert runs == ["a"]
+    # a's host dies here: no more renewals. b takes over once the lease has run out, not an hour later...
+    fake_clock.advance(seconds=LEASE_SECONDS + 0.001)
+    await b.tick(job_b)
+    assert (await JobLease.get(name="housekeeping")).owner == b.owner
+    assert runs == ["a"]  # ...and runs the job when it is due by a's last run, not at once
+    fake_clock.advance(seconds=3600 - 5 - LEASE_SECONDS - 1)
+    await b.tick(job_b)
+    assert runs == ["a"]
+    fake_clock.advance(seconds=1)
+    await b.tick(job_b)
+    assert runs == ["a", "b"]
 
 
 async def test_the_app_schedules_the_cache_sync_tick(client, app, settings):
