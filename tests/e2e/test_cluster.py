@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.jobs import LEASE_SECONDS, LEASE_TICK
 from auth.idcard import make_id_number
 from tests.conftest import BACKEND, REDIS_URL, scratch_pg_database
 from tests.e2e import h5
@@ -375,6 +376,16 @@ def test_one_instance_killed_during_load_loses_nothing(cluster: Cluster):
         "victim_probed_until_s": round(max(to_victim, default=killed_at) - killed_at, 2),
         "recovered_after_s": round(max(0.0, last_error - killed_at), 2),
     }
+    # The cluster jobs go on: the survivor's workers hold their leases within LEASE_SECONDS of the last renewal.
+    survivor = cluster.instances[1]
+    pids = subprocess.run(["pgrep", "-P", str(survivor.proc.pid)], capture_output=True, text=True).stdout.split()
+
+    def jobs_on_survivor() -> bool:
+        owners = [owner for _, owner in _psql(cluster, "SELECT name, owner FROM job_lease")]
+        return len(owners) == 2 and all(owner.split("-")[0] in pids for owner in owners)
+
+    _until(jobs_on_survivor, LEASE_SECONDS + 2 * LEASE_TICK)
+    figures["cluster_jobs_on_survivor_after_s"] = round(time.time() - killed_at, 1)
     (cluster.workdir / "failover.json").write_text(json.dumps(figures, indent=2))
     print("failover figures: " + json.dumps(figures, ensure_ascii=False))
     assert figures["answered_by_instance_before_kill"].get(0) and figures["answered_by_instance_before_kill"].get(1)
