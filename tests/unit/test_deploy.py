@@ -102,8 +102,27 @@ def _resolved(dotenv: dict[str, str] = DOTENV) -> dict:
 
 
 def _instance_env(dotenv: dict[str, str] = DOTENV) -> dict[str, str]:
+    """An instance's environment as Compose passes it (paths as the container sees them)."""
     return {k: str(v) for k, v in _resolved(dotenv)["services"]["app1"]["environment"].items()}
 
+
+def _tmpfs(service: dict) -> dict[str, dict[str, str]]:
+    """A service's tmpfs mounts: target -> mount options (`/path:mode=1777,size=...`)."""
+    out = {}
+    for mount in service.get("tmpfs", []):
+        target, _, options = mount.partition(":")
+        out[target] = dict(o.partition("=")[::2] for o in options.split(",") if o)
+    return out
+
+
+def _instance_settings(root: Path, dotenv: dict[str, str] = DOTENV) -> Settings:
+    """The settings an instance starts with, each of its tmpfs mounts standing in as a new directory under root."""
+    env = _instance_env(dotenv)
+    for target in _tmpfs(_resolved(dotenv)["services"]["app1"]):
+        local = root / target.lstrip("/")
+        local.mkdir(parents=True, exist_ok=True)
+        env = {k: str(local) if v == target else v for k, v in env.items()}
+    return Settings.from_env(env)
 
 
 def _our_image() -> str:
@@ -185,14 +204,15 @@ def test_two_instances_run_the_same_image_with_the_same_settings():
     assert ours == list(APPS)
     first, second = (services[name] for name in APPS)
     assert first == second  # one definition (the anchor): image, settings, healthcheck, dependencies
-    assert first["environment"] == services["migrate"]["environment"]  # migrations see the same settings
+    # migrations see the same settings; only the instances have the metrics directory and serve /metrics
+    own = {k: v for k, v in first["environment"].items() if k not in {"PROMETHEUS_MULTIPROC_DIR", "METRICS_TOKEN"}}
+    assert own == services["migrate"]["environment"]
     assert "ports" not in first  # reached through nginx only
     assert "command" not in first  # the image's CMD: `python -m app run`
 
 
-def test_the_instances_production_settings_pass_validation():
-    env = _instance_env()
-    settings = Settings.from_env(env)
+def test_the_instances_production_settings_pass_validation(tmp_path):
+    settings = _instance_settings(tmp_path)
     assert settings.is_production and (settings.load_demo, settings.auto_migrate) == (False, False)
     assert settings.redis_url and settings.redis_url.startswith("redis://redis:")  # shared by both instances
     assert settings.forwarded_secret == DOTENV["FORWARDED_SECRET"]
@@ -209,7 +229,7 @@ def test_the_instances_production_settings_pass_validation():
     )  # fmt: skip
 
 
-def test_compose_requires_every_secret_production_requires_and_an_https_base_url():
+def test_compose_requires_every_secret_production_requires_and_an_https_base_url(tmp_path):
     env = _compose()["services"]["app1"]["environment"]
     required = [
         Settings.variables()[name]
@@ -223,7 +243,7 @@ def test_compose_requires_every_secret_production_requires_and_an_https_base_url
     assert "${POSTGRES_PASSWORD:?" in env["DATABASE_URL"]
     assert env["APP_ENV"] == "production"
     with pytest.raises(SettingsError, match="BASE_URL must start with https://"):
-        Settings.from_env(_instance_env({**DOTENV, "BASE_URL": "http://zwfw.example.gov.cn"}))
+        _instance_settings(tmp_path, {**DOTENV, "BASE_URL": "http://zwfw.example.gov.cn"})
 
 
 @pytest.mark.parametrize("name", sorted(DOTENV))
@@ -276,7 +296,56 @@ def test_every_instance_is_healthy_only_when_readyz_says_ready(readyz):
         assert check["start_period"] and check["retries"] >= 1
 
 
-def test_migrations_run_once_before_both_instances():
+# What one worker of an instance does with its requests' counts (app.observe), in a process of its own.
+_WORKER = """
+from app import observe
+observe._observe("GET", "/api/v1/matters/<code:str>", 200, 0.004)
+observe.flush_request_metrics()
+"""
+
+
+def test_each_instance_sums_its_workers_metrics_in_a_fresh_directory(tmp_path):
+    from app.observe import metrics_payload
+
+    services = _resolved()["services"]
+    (user,) = [a for k, a in _dockerfile() if k == "USER"]
+    assert user != "root"
+    for name in APPS:
+        target = services[name]["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+        mounts = _tmpfs(services[name])
+        assert target in mounts, name  # a tmpfs: empty at each container start, nothing kept on the host
+        mode = int(mounts[target].get("mode", "0"), 8)
+        assert mode & 0o1002 == 0o1002, (name, oct(mode))  # user app may write there, as in /tmp (sticky)
+    # migrate has neither: the settings refuse a directory that is not there
+    assert "tmpfs" not in services["migrate"]
+    assert "PROMETHEUS_MULTIPROC_DIR" not in services["migrate"]["environment"]
+    with pytest.raises(SettingsError, match="PROMETHEUS_MULTIPROC_DIR"):
+        Settings.from_env({**_instance_env(), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "absent")})
+
+    directory = _instance_settings(tmp_path).prometheus_multiproc_dir
+    assert directory is not None and directory.is_dir() and not list(directory.iterdir())
+    # Two workers, each a process started with the instance's variable: prometheus_client reads it at import.
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(directory), "PATH": "/usr/bin:/bin"}
+    workers = [
+        subprocess.Popen([sys.executable, "-c", _WORKER], cwd=ROOT, env=env, stderr=subprocess.PIPE) for _ in range(2)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=60)
+        assert worker.returncode == 0, err.decode()
+    text = metrics_payload(directory).decode()
+    line = 'http_requests_total{method="GET",route="/api/v1/matters/<code:str>",status="200"}'
+    (total,) = [row.split()[-1] for row in text.splitlines() if row.startswith(line + " ")]
+    assert float(total) == 2.0  # both workers' counts in one scrape
+
+
+def test_metrics_are_scraped_with_the_token_from_the_env_file(tmp_path):
+    assert _instance_settings(tmp_path).metrics_token is None  # optional: production then answers /metrics 404
+    token = "7c1e9a4f2b8d6035e4a1c9f7"
+    assert _instance_settings(tmp_path, {**DOTENV, "METRICS_TOKEN": token}).metrics_token == token
+    assert "METRICS_TOKEN" not in _resolved()["services"]["migrate"]["environment"]
+
+
+def test_migrations_run_once_before_both_instances(tmp_path):
     services = _compose()["services"]
     migrate = services["migrate"]
     assert migrate["command"] == ["python", "-m", "app", "migrate"]
@@ -286,7 +355,7 @@ def test_migrations_run_once_before_both_instances():
     assert migrating == ["migrate"]  # one one-shot step; the instances never migrate
     for name in APPS:
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
-    assert Settings.from_env(_instance_env()).auto_migrate is False
+    assert _instance_settings(tmp_path).auto_migrate is False
 
 
 def test_the_instances_wait_for_healthy_redis_database_and_the_bucket():
