@@ -415,6 +415,13 @@ def test_the_forwarded_secret_is_one_value_for_nginx_and_the_instances():
     assert 'secret=\\"${FORWARDED_SECRET}\\"' in _template()  # what nginx adds to every request's Forwarded header
 
 
+async def test_the_balancer_lets_an_idle_connection_go_before_the_instance_closes_it(app):
+    """A request nginx sends on a connection the instance is closing fails; nginx may not send a POST again."""
+    (upstream,) = re.findall(r"^upstream \w+ \{(.*?)^\}", _template(), re.S | re.M)
+    (idle,) = re.findall(r"^\s*keepalive_timeout (\d+)s;", upstream, re.M)
+    assert 0 < int(idle) < app.config.KEEP_ALIVE_TIMEOUT  # the instances' own (Sanic's), app/server.py
+
+
 # ---------------------------------------------------------------- the bucket
 
 
