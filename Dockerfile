@@ -22,10 +22,14 @@ COPY app ./app
 COPY auth ./auth
 COPY miniprogram_api ./miniprogram_api
 COPY qr ./qr
-RUN mkdir -p /srv/data/uploads && chown -R app:app /srv/data && chmod 0750 /srv/data /srv/data/uploads
-# Citizens' uploaded materials, with the local backend (STORAGE_BACKEND=local): mount a volume here (compose.yaml
-# does; a new named volume starts with this directory's owner, app). No VOLUME line: with STORAGE_BACKEND=s3 the
-# image needs no writable volume at all, and a declared one would be created anyway.
+# Citizens' uploaded materials with the local backend (STORAGE_BACKEND=local, one host): mount a volume at
+# UPLOAD_DIR (a new named volume starts with this directory's owner, app; README "Production"). No VOLUME line:
+# compose.yaml runs STORAGE_BACKEND=s3, which needs no volume, and a declared one would be created anyway.
+# With s3 an upload streams to a scratch file in the system temporary directory (Python's tempfile: /tmp, as no
+# TMPDIR is set) and is removed once it is in the bucket; so /tmp must stay writable for user app. The base image
+# makes it 1777 (anyone writes, only the owner deletes): the build stops if a new base image changed that.
+RUN mkdir -p /srv/data/uploads && chown -R app:app /srv/data && chmod 0750 /srv/data /srv/data/uploads \
+ && test "$(stat -c %a /tmp)" = 1777
 
 USER app
 EXPOSE 8000
