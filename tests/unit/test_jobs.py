@@ -198,6 +198,25 @@ async def test_a_dead_holders_job_is_taken_over_within_the_lease_and_keeps_its_p
     assert runs == ["a", "b"]
 
 
+async def test_a_worker_never_runs_a_cluster_job_twice_within_its_period_of_its_own_clock(fake_clock):
+    """The way it was found: a test's fake clock moved a day on, and the 5 s lease tick ran the job again at once."""
+    runs: list[int] = []
+
+    async def job() -> None:
+        runs.append(1)
+
+    scheduler = Scheduler()
+    scheduler.add("booking-no-shows", 60, job, cluster=True)
+    (entry,) = scheduler.jobs
+    await scheduler.tick(entry)
+    fake_clock.advance(days=1)  # the shared time says it is due again; this worker ran it a moment ago
+    await scheduler.tick(entry)
+    assert runs == [1]
+    entry.ran_at -= 60  # a period of this worker's own time later
+    await scheduler.tick(entry)
+    assert runs == [1, 1]
+
+
 async def test_the_app_schedules_the_cache_sync_tick(client, app, settings):
     jobs = {job.name: job for job in app.ctx.scheduler.jobs}
     assert jobs["cache-sync"].every == settings.cache_poll_seconds
