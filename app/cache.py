@@ -39,11 +39,23 @@ class LocalCache:
     def __init__(self, store: Store, *, max_entries: int = 20_000, ttl: float = 300.0) -> None:
         self._store = store
         self._max = max_entries
+        self._limits: dict[str, int] = {}  # namespaces bounded tighter than max_entries (limit())
         self._ttl = ttl
         self._maps: dict[str, OrderedDict[Any, tuple[float, Any]]] = {}
         self._seen: dict[str, bytes | None] = {}
         self._epochs: dict[str, int] = {}
         self._key_seen: dict[str, int] = {}  # per keyed namespace: the last sequence number applied
+
+    def limit(self, namespace: str, max_entries: int) -> None:
+        """Bound one namespace below the cache-wide `max_entries` (its least recently used entries go first)."""
+        self._limits[namespace] = max(min(max_entries, self._max), 1)
+        bucket = self._maps.get(namespace)
+        while bucket is not None and len(bucket) > self._limits[namespace]:
+            bucket.popitem(last=False)
+
+    def size(self, namespace: str) -> int:
+        """How many entries a namespace holds here (expired ones included until they are read or pushed out)."""
+        return len(self._maps.get(namespace, ()))
 
     def epoch(self, namespace: str) -> int:
         """A marker that changes whenever the namespace is dropped here (take it before a read)."""
@@ -71,7 +83,7 @@ class LocalCache:
         bucket = self._maps.setdefault(namespace, OrderedDict())
         bucket[key] = (time.monotonic() + self._ttl, value)
         bucket.move_to_end(key)
-        if len(bucket) > self._max:
+        if len(bucket) > self._limits.get(namespace, self._max):
             bucket.popitem(last=False)
         self._seen.setdefault(namespace, None)
 

@@ -460,14 +460,13 @@ async def introspect(deps: AuthDeps, *, client_id: str, client_secret: str, toke
         principal = await deps.tokens.verify(token or "", audiences=CITIZEN_AUDIENCES | {STAFF_AUDIENCE})
     except (TokenInvalid, TokenRevoked, TokenExpired):
         return INACTIVE
-    claims = principal.claims
     return Introspection(
         active=True,
-        subject=claims["sub"],
-        audience=claims["aud"],
-        issuer=claims["iss"],
-        expires_at=claims["exp"],
-        issued_at=claims["iat"],
+        subject=principal.subject,
+        audience=principal.audience,
+        issuer=deps.settings.jwt_issuer,  # what the token's `iss` was checked against
+        expires_at=principal.expires_at,
+        issued_at=principal.issued_at,
         kind=principal.kind,
         loa=principal.loa,
         role=principal.role,

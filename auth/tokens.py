@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import hmac
 import logging
 import re
@@ -16,7 +17,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -68,13 +69,19 @@ def canonical_jws(token: str) -> bool:
     return True
 
 
+def cache_key(token: str) -> bytes:
+    """The verified-token cache's key: a 128-bit digest of the token, not its ~500 characters."""
+    return hashlib.blake2b(token.encode(), digest_size=16).digest()
+
+
 def public_jwk(kid: str, public: Ed25519PublicKey) -> dict[str, str]:
     """The public JWK of an Ed25519 key (public fields only)."""
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return {"kty": "OKP", "crv": "Ed25519", "x": _b64(raw), "kid": kid, "use": "sig", "alg": ALGORITHM}
 
 
-@dataclass
+# Slotted and without the decoded claims: each worker caches up to TOKEN_CACHE_SIZE of these (bench/README.md).
+@dataclass(slots=True)
 class Principal:
     """Who is calling: a citizen or a staff member, as the verified token says."""
 
@@ -87,7 +94,7 @@ class Principal:
     hall: str | None = None
     departments: tuple[str, ...] = ()
     expires_at: int = 0
-    claims: dict[str, Any] = field(default_factory=dict)
+    issued_at: int = 0
 
     @property
     def subject(self) -> str:
@@ -125,6 +132,8 @@ class TokenAuthority:
         self.settings = settings
         self.cipher = cipher
         self.cache = cache
+        if settings.token_cache_size:
+            cache.limit(CACHE_NAMESPACE, settings.token_cache_size)
         self._signer: tuple[str, Ed25519PrivateKey] | None = None
         self._public: dict[str, Ed25519PublicKey] = {}
         self._last_reload = 0.0
@@ -220,7 +229,8 @@ class TokenAuthority:
             raise TokenInvalid(details={"reason": "malformed"})
         if self.settings.token_cache_size == 0:  # cache disabled (benchmarks of the uncached cost)
             return await self._verify_uncached(token, audiences=audiences)
-        hit = self.cache.get(CACHE_NAMESPACE, token)
+        key = cache_key(token)
+        hit = self.cache.get(CACHE_NAMESPACE, key)
         now = clock.now().timestamp()
         if hit is not None and hit.expires_at > now:
             if hit.audience not in audiences:
@@ -228,7 +238,7 @@ class TokenAuthority:
             return hit
         epoch = self.cache.epoch(CACHE_NAMESPACE)
         principal = await self._verify_uncached(token, audiences=audiences)
-        self.cache.put(CACHE_NAMESPACE, token, principal, epoch=epoch)
+        self.cache.put(CACHE_NAMESPACE, key, principal, epoch=epoch)
         return principal
 
     async def _verify_uncached(self, token: str, *, audiences: frozenset[str]) -> Principal:
@@ -275,7 +285,7 @@ class TokenAuthority:
             hall=claims.get("hall"),
             departments=tuple(claims.get("departments") or ()),
             expires_at=int(claims["exp"]),
-            claims=claims,
+            issued_at=int(claims["iat"]),
         )
 
     def _decode_at(self, token: str, key: Ed25519PublicKey, audiences: frozenset[str]) -> dict[str, Any]:

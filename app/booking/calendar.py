@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sys
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -77,7 +78,8 @@ class ScheduleConfig(BaseModel):
         return self.capacity.get(section, self.default_capacity)  # type: ignore[call-overload]
 
 
-@dataclass(frozen=True)
+# Slotted: a hall calendar memoises every slot of its window (HallCalendar.slots), ~50 a day for 60 days.
+@dataclass(frozen=True, slots=True)
 class SlotTime:
     """One slot of a day, in local time and UTC."""
 
@@ -134,7 +136,7 @@ def day_slots(config: ScheduleConfig, day: dt.date, closed: frozenset[dt.date]) 
             out.append(
                 SlotTime(
                     day=day,
-                    hhmm=f"{minute // 60:02d}:{minute % 60:02d}",
+                    hhmm=sys.intern(f"{minute // 60:02d}:{minute % 60:02d}"),  # one string per time of day
                     starts_at=begins.astimezone(dt.UTC),
                     ends_at=(begins + dt.timedelta(minutes=step)).astimezone(dt.UTC),
                 )

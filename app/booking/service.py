@@ -97,7 +97,17 @@ async def list_slots(
     if end < start or (end - start).days > MAX_RANGE_DAYS:
         raise RangeInvalid(details={"from": start.isoformat(), "to": end.isoformat(), "max_days": MAX_RANGE_DAYS})
     chosen = [d for d in days if start <= d <= end]
-    rows = {r.id: r for r in await Slot.filter(hall_code=hall_code, section=section, day__in=chosen)} if chosen else {}
+    # The seats only, as tuples: up to ~3,000 rows, whose model instances would cost a worker ~1 KB each.
+    rows: dict[str, tuple[int, int]] = (
+        {
+            sid: (capacity, booked)
+            for sid, capacity, booked in await Slot.filter(
+                hall_code=hall_code, section=section, day__in=chosen
+            ).values_list("id", "capacity", "booked")
+        }
+        if chosen
+        else {}
+    )
     now = clock.now()
     cutoff = dt.timedelta(minutes=config.cutoff_minutes)
     seats = config.seats(section)
@@ -107,9 +117,8 @@ async def list_slots(
             if slot.starts_at <= now:
                 continue
             sid = cal.slot_id(hall_code, section, day, slot.hhmm)
-            row = rows.get(sid)
-            capacity = row.capacity if row else seats
-            available = max(capacity - (row.booked if row else 0), 0)
+            capacity, booked = rows.get(sid, (seats, 0))
+            available = max(capacity - booked, 0)
             items.append(
                 SlotView(
                     slot_id=sid, day=day, starts_at=slot.starts_at, ends_at=slot.ends_at, capacity=capacity,

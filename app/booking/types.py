@@ -98,7 +98,7 @@ class BookingDetail:
 BookingPage = Page[BookingView]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a listing holds up to ~3,000 of them at once
 class SlotView:
     """One slot of a hall section with its seats."""
 

@@ -854,6 +854,7 @@ async def test_introspect_active_citizen_token(client, make_citizen, form):
     assert body["active"] is True
     assert (body["sub"], body["aud"], body["exp"], body["loa"]) == (claims["sub"], "h5", claims["exp"], 2)
     assert body["iss"] == claims["iss"] and body["token_type"] == "access_token"
+    assert body["iat"] == claims["iat"]  # kept by the cached principal without the decoded claims
     assert "role" not in body and "sid" not in body and "phone" not in json.dumps(body)
 
 

@@ -153,6 +153,23 @@ def test_lru_bound_is_per_namespace_and_overwrites_do_not_grow():
     assert cache.get(NS, "b") == 4
 
 
+def test_limit_bounds_one_namespace_below_the_cache_wide_bound():
+    cache = LocalCache(store=None, max_entries=5)  # type: ignore[arg-type]
+    for n in range(4):
+        cache.put(NS, n, n)
+    cache.limit(NS, 2)  # an existing namespace is cut down at once, oldest first
+    assert cache.size(NS) == 2 and cache.get(NS, 0) is None and cache.get(NS, 3) == 3
+    for n in range(10, 15):
+        cache.put(NS, n, n)
+        cache.put("other", n, n)
+    assert cache.size(NS) == 2 and [cache.get(NS, k) for k in (13, 14)] == [13, 14]
+    assert cache.size("other") == 5  # the others keep the cache-wide bound
+    cache.limit("other", 50)  # never above the cache-wide bound
+    for n in range(20, 30):
+        cache.put("other", n, n)
+    assert cache.size("other") == 5
+
+
 # ---------------------------------------------------------------- epochs: no stale value cached by a racing read
 
 

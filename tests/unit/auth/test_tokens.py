@@ -30,6 +30,7 @@ from auth.tokens import (
     STAFF_AUDIENCE,
     Principal,
     TokenAuthority,
+    cache_key,
     public_jwk,
     utc_from_ts,
 )
@@ -243,7 +244,41 @@ async def test_failures_are_not_cached(worker):
     for bad in ("x" * 5000, token + "x", "a.b.c"):
         with pytest.raises(TokenInvalid):
             await authority.verify(bad, audiences=APP)
-        assert authority.cache.get("tokens", bad) is None
+        assert authority.cache.get("tokens", cache_key(bad)) is None
+    assert authority.cache.size("tokens") == 0
+
+
+async def test_the_verified_cache_holds_digests_not_tokens(worker):
+    """Each entry is keyed by a 16-byte digest (a token is ~500 characters) and keeps no decoded claims."""
+    authority = worker()
+    _, token = await _citizen(authority)
+    principal = await authority.verify(token, audiences=APP)
+    assert authority.cache.get("tokens", cache_key(token)) is principal
+    assert authority.cache.get("tokens", token) is None
+    assert len(cache_key(token)) == 16 and cache_key(token) != cache_key(token + "x")
+    assert not hasattr(principal, "__dict__") and principal.issued_at == jwt.decode(
+        token, options={"verify_signature": False}
+    )["iat"]
+
+
+async def test_the_verified_cache_is_bounded_by_token_cache_size(worker, monkeypatch):
+    authority = worker(token_cache_size=3)
+    tokens = [(await _citizen(authority))[1] for _ in range(5)]
+    for token in tokens:
+        await authority.verify(token, audiences=APP)
+    assert authority.cache.size("tokens") == 3
+    calls = []
+    original = AuthSession.get_or_none
+
+    async def counting(*args, **kwargs):
+        calls.append(1)
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(AuthSession, "get_or_none", counting)
+    await authority.verify(tokens[-1], audiences=APP)  # among the 3 most recent: cached
+    assert calls == []
+    await authority.verify(tokens[0], audiences=APP)  # pushed out: verified again
+    assert calls == [1] and authority.cache.size("tokens") == 3
 
 
 def _variants(token: str) -> list[str]:
