@@ -95,6 +95,7 @@ class Principal:
     departments: tuple[str, ...] = ()
     expires_at: int = 0
     issued_at: int = 0
+    name: str = ""  # a staff member's display name (the `name` claim): what the audit log records
 
     @property
     def subject(self) -> str:
@@ -286,6 +287,7 @@ class TokenAuthority:
             departments=tuple(claims.get("departments") or ()),
             expires_at=int(claims["exp"]),
             issued_at=int(claims["iat"]),
+            name=str(claims.get("name") or ""),
         )
 
     def _decode_at(self, token: str, key: Ed25519PublicKey, audiences: frozenset[str]) -> dict[str, Any]:

@@ -101,8 +101,7 @@ def _entry(
     who = principal if principal is not None else origin.principal
     if who is not None:
         actor = getattr(who, "subject", "") or "system"
-        claims = getattr(who, "claims", None) or {}
-        name, role = str(claims.get("name") or ""), str(getattr(who, "role", "") or "")
+        name, role = str(getattr(who, "name", "") or ""), str(getattr(who, "role", "") or "")
     else:
         actor, name, role = "system", "", ""
     return {
