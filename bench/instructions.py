@@ -222,7 +222,9 @@ async def drive(names: list[str], n: int, warmup: int, db_file: Path, mode: str)
         if mode == "cprofile":
             profile.disable()
             print(f"== {name}: {path}")
-            pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+            # e.g. PROFILE_SORT=cumulative PROFILE_FILTER='/(app|qr|auth)/' for the app's own functions only
+            stats = pstats.Stats(profile).sort_stats(os.environ.get("PROFILE_SORT", "tottime"))
+            stats.print_stats(os.environ.get("PROFILE_FILTER", ""), 25)
         print(f"{name} {path} statuses={statuses} {elapsed / n * 1e6:.0f} us/request", flush=True)
         if set(statuses) - {200}:
             print(f"  last answer: {driver.body[:300]!r}", flush=True)
@@ -255,7 +257,7 @@ def measure(names: list[str], n: int, warmup: int, db_file: Path, work: Path) ->
     results: dict[str, int] = {}
     for group in _groups(names):
         command = [
-            "valgrind", "--tool=callgrind", f"--dump-before={MARKER}",
+            "valgrind", "--tool=callgrind", f"--dump-before={MARKER}", "--compress-strings=no", "--compress-pos=no",
             f"--callgrind-out-file={work}/callgrind.out.%p", sys.executable, __file__, *group,
             *_child_args(n, warmup, db_file),
         ]  # fmt: skip
