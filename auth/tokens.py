@@ -221,8 +221,7 @@ class TokenAuthority:
         if self.settings.token_cache_size == 0:  # cache disabled (benchmarks of the uncached cost)
             return await self._verify_uncached(token, audiences=audiences)
         hit = self.cache.get(CACHE_NAMESPACE, token)
-        now = clock.now().timestamp()
-        if hit is not None and hit.expires_at > now:
+        if hit is not None and hit.expires_at > clock.timestamp():  # no datetime made per request
             if hit.audience not in audiences:
                 raise TokenInvalid(details={"reason": "audience"})
             return hit
