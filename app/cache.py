@@ -62,6 +62,15 @@ class LocalCache:
         self._seen.setdefault(namespace, None)
         return self._epochs.get(namespace, 0)
 
+    def epochs(self, namespaces: tuple[str, ...]) -> tuple[int, ...]:
+        """`epoch()` of each namespace, in one call (a derived entry's freshness check on every cached read)."""
+        seen = self._seen
+        for namespace in namespaces:
+            if namespace not in seen:
+                seen[namespace] = None
+        get = self._epochs.get
+        return tuple([get(namespace, 0) for namespace in namespaces])
+
     def get(self, namespace: str, key: Any) -> Any | None:
         """The cached value, or None when absent or older than the TTL."""
         bucket = self._maps.get(namespace)

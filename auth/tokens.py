@@ -232,8 +232,7 @@ class TokenAuthority:
             return await self._verify_uncached(token, audiences=audiences)
         key = cache_key(token)
         hit = self.cache.get(CACHE_NAMESPACE, key)
-        now = clock.now().timestamp()
-        if hit is not None and hit.expires_at > now:
+        if hit is not None and hit.expires_at > clock.timestamp():  # no datetime made per request
             if hit.audience not in audiences:
                 raise TokenInvalid(details={"reason": "audience"})
             return hit

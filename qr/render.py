@@ -240,6 +240,16 @@ def cached_render(kind: str, data: str, opts: ImageOptions) -> bytes:
     return renderer(data, opts)
 
 
+@functools.lru_cache(maxsize=2048)
+def cached_image(kind: str, data: str, opts: ImageOptions) -> tuple[bytes, str]:
+    """`cached_render` with its ETag, both memoised: the code images' route answers with both on every request."""
+    content = cached_render(kind, data, opts)
+    return content, etag_of(content)
+
+
+DEFAULT_OPTIONS = ImageOptions()  # an image address without a query string (the printed code's)
+
+
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._\-\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 _STORED = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".zip", ".gz"}  # already compressed

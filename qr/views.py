@@ -106,9 +106,9 @@ async def image(request: Request, slug: str, kind: str) -> HTTPResponse:
     """A code's PNG or SVG image (only issued codes have images: a printed non-code would be a dead end)."""
     await service.snapshot(request.app.ctx.codes, slug=slug)
     opts = _options(request)
-    content = render.cached_render(kind, f"{request.app.ctx.settings.base_url}/q/{slug}", opts)
+    content, etag = render.cached_image(kind, f"{request.app.ctx.settings.base_url}/q/{slug}", opts)
     content_type = "image/png" if kind == "png" else "image/svg+xml"
-    return cached_response(request, content, etag_for(content), content_type=content_type, max_age=IMAGE_MAX_AGE)
+    return cached_response(request, content, etag, content_type=content_type, max_age=IMAGE_MAX_AGE)
 
 
 def scan_notice(snap: service.Snapshot) -> str | None:
@@ -119,6 +119,8 @@ def scan_notice(snap: service.Snapshot) -> str | None:
 
 
 def _options(request: Request) -> render.ImageOptions:
+    if not request.query_string:  # the printed code's own address: the defaults, without a validation per request
+        return render.DEFAULT_OPTIONS
     data = {k: v[0] for k, v in request.args.items()}
     try:
         return render.ImageOptions.model_validate(data)

@@ -31,6 +31,7 @@ NAMESPACE = "guide_view"
 # What an assembled guide is derived from: the catalogue's guides (FAQ publications drop them too), the codes,
 # and the halls' booking schedules (the opening hours it states).
 SOURCES = (catalogue_guides.NAMESPACE, codes.NAMESPACE, calendars.SCHEDULES)
+_STAMPED = (NAMESPACE, *SOURCES)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class GuideDocument:
 
 def _stamp(cache: LocalCache) -> tuple[int, ...]:
     """Marks that change whenever this namespace or one it is derived from is dropped on this worker."""
-    return tuple(cache.epoch(ns) for ns in (NAMESPACE, *SOURCES))
+    return cache.epochs(_STAMPED)
 
 
 def _get(cache: LocalCache, key: tuple[str, str]) -> Any | None:
