@@ -25,40 +25,24 @@ sys.path.insert(0, str(ROOT))
 
 def up() -> int:
     """Start the cluster and wait for Ctrl-C."""
-    import redis
-
-    from tests.conftest import scratch_pg_database
-    from tests.e2e.cluster import Cluster
+    from tests.e2e.cluster import running_cluster
     from tests.e2e.test_cluster import REDIS_DB
-    from tests.fakes.s3 import LocalS3
-    from tests.fakes.sms import FakeSmsGateway
-    from tests.fakes.wechat import FakeWeChat
 
     redis_url = os.environ["TEST_REDIS_URL"].rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    redis.Redis.from_url(redis_url).flushdb()
-    workdir = Path(tempfile.mkdtemp(prefix="zuiduo-cluster-"))
-    with (
-        scratch_pg_database("zuiduo_cluster") as database_url,
-        LocalS3() as s3,
-        FakeSmsGateway() as sms,
-        FakeWeChat() as wechat,
-    ):
-        cluster = Cluster(workdir, database_url, redis_url, s3, s3.new_bucket(), sms, wechat)
-        try:
-            cluster.start()
+    try:
+        with running_cluster(Path(tempfile.mkdtemp(prefix="zuiduo-cluster-")), redis_url) as cluster:
+            assert cluster.nginx is not None
             print(f"balancer:  {cluster.url}/m   (nginx access log: {cluster.nginx.access_log})")
             for i, server in enumerate(cluster.instances):
                 print(f"instance {i}: {server.url}   (log: {server.log})")
-            print(f"database {database_url}, Redis {redis_url}, S3 {s3.url} bucket {cluster.bucket}")
+            print(f"database {cluster.database_url}, Redis {redis_url}, S3 {cluster.s3.url} bucket {cluster.bucket}")
             print("Ctrl-C stops everything.")
             while all(s.proc.poll() is None for s in cluster.instances):
                 time.sleep(1)
             print("an instance exited: stopping", file=sys.stderr)
             return 1
-        except KeyboardInterrupt:
-            return 0
-        finally:
-            cluster.stop()
+    except KeyboardInterrupt:
+        return 0
 
 
 def check() -> int:

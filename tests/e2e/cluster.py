@@ -15,6 +15,8 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,3 +201,24 @@ class Cluster:
             self.nginx.stop()
         for server in self.instances:
             server.stop()
+
+
+@contextmanager
+def running_cluster(workdir: Path, redis_url: str) -> Iterator[Cluster]:
+    """A started cluster: a scratch database, a flushed Redis db, a local S3 server, the fakes; all stopped after."""
+    import redis
+
+    from tests.conftest import scratch_pg_database
+
+    redis.Redis.from_url(redis_url).flushdb()
+    with (
+        scratch_pg_database("zuiduo_cluster") as database_url,
+        LocalS3() as s3,
+        FakeSmsGateway() as sms,
+        FakeWeChat() as wechat,
+    ):
+        cluster = Cluster(workdir, database_url, redis_url, s3, s3.new_bucket(), sms, wechat)
+        try:
+            yield cluster.start()
+        finally:
+            cluster.stop()

@@ -26,14 +26,11 @@ import pytest
 
 from app.jobs import LEASE_SECONDS, LEASE_TICK
 from auth.idcard import make_id_number
-from tests.conftest import BACKEND, REDIS_URL, scratch_pg_database
+from tests.conftest import BACKEND, REDIS_URL
 from tests.e2e import h5
-from tests.e2e.cluster import NGINX, Cluster
+from tests.e2e.cluster import NGINX, Cluster, running_cluster
 from tests.e2e.conftest import ROOT, Server
 from tests.e2e.staff_login import staff_bearer
-from tests.fakes.s3 import LocalS3
-from tests.fakes.sms import FakeSmsGateway
-from tests.fakes.wechat import FakeWeChat
 
 pytestmark = [
     pytest.mark.slow,
@@ -51,22 +48,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
     """The two instances, nginx, the local S3 server and the fakes; stopped after the module."""
     assert Path(NGINX).exists(), "nginx is missing: scripts/test.sh installs Debian's package"
     assert REDIS_URL
-    redis_url = REDIS_URL.rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    import redis
-
-    redis.Redis.from_url(redis_url).flushdb()
-    workdir = tmp_path_factory.mktemp("cluster")
-    with (
-        scratch_pg_database("zuiduo_cluster") as database_url,
-        LocalS3() as s3,
-        FakeSmsGateway() as sms,
-        FakeWeChat() as wechat,
-    ):
-        running = Cluster(workdir, database_url, redis_url, s3, s3.new_bucket(), sms, wechat)
-        try:
-            yield running.start()
-        finally:
-            running.stop()
+    with running_cluster(tmp_path_factory.mktemp("cluster"), REDIS_URL.rsplit("/", 1)[0] + f"/{REDIS_DB}") as running:
+        yield running
 
 
 def _psql(cluster: Cluster, query: str) -> list[list[str]]:
