@@ -11,6 +11,7 @@ the test fakes. Needs Debian's nginx (`make test` installs it). Ctrl-C stops eve
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,8 @@ def up() -> int:
     from tests.e2e.cluster import running_cluster
     from tests.e2e.test_cluster import REDIS_DB
 
+    # A `kill` (SIGTERM) stops everything as Ctrl-C does, so no nginx or instance is left behind.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     redis_url = os.environ["TEST_REDIS_URL"].rsplit("/", 1)[0] + f"/{REDIS_DB}"
     try:
         with running_cluster(Path(tempfile.mkdtemp(prefix="zuiduo-cluster-")), redis_url) as cluster:
